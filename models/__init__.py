@@ -1,0 +1,1 @@
+"""Sequence models composed from engine ops (installed as `tinygrad_seq.models`)."""

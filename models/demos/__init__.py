@@ -1,0 +1,1 @@
+"""Training demos behind the `tinygrad-seq` command line."""

@@ -1,0 +1,240 @@
+"""Autograd state and the backward pass.
+
+Holds the global switches (grad mode, anomaly detection, the name scope that graph nodes record) and
+`run_backward`, the iterative reverse sweep: dependency counts give a topological order without
+recursion; the first gradient reaching a tensor is stored as-is and later ones are added in place
+only into arrays this pass owns (HIPS autograd's "mutable" idea), so an array that another node still
+holds is never mutated.
+"""
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .tensor import Tensor
+
+
+class _State:
+    """Module-level switches; plain class attributes so the hot path reads them with one lookup."""
+    grad_enabled: bool = True
+    anomaly: bool = False
+    # (module path, time step) of the code now running; every graph node records it (see name_scope).
+    scope: tuple[str, Any] = ("", None)
+
+
+STATE = _State
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode (see `no_grad`, `enable_grad`)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._prev: list[bool] = []
+
+    def __enter__(self):
+        self._prev.append(STATE.grad_enabled)
+        STATE.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self._prev.pop()
+        return False
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _GradMode(self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+def no_grad() -> _GradMode:
+    """No graph is recorded inside: results have `requires_grad=False` (context manager or decorator)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Re-enable graph recording, e.g. inside a `no_grad` block."""
+    return _GradMode(True)
+
+
+def set_grad_enabled(mode: bool) -> _GradMode:
+    """Set grad mode (usable as a context manager); `set_grad_enabled(False)` == `no_grad()`."""
+    gm = _GradMode(mode)
+    gm.__enter__()
+    # Used as a plain call it stays set; used in `with` it restores on exit.
+    return gm
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad_enabled
+
+
+class detect_anomaly:
+    """Raise as soon as an op's forward or backward produces NaN/inf, naming the op and its scope."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self._prev = STATE.anomaly
+        STATE.anomaly = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        STATE.anomaly = self._prev
+        return False
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with detect_anomaly(self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class name_scope:
+    """Record `name` as (part of) the module path of every graph node created inside.
+
+    `with name_scope("encoder"): ...` nests: paths join with "/". `step=t` marks the time step
+    (the recurrent layers set it per step), so the visualizer can cluster and fold steps.
+    Cheap: one tuple swapped on enter and exit.
+    """
+    __slots__ = ("name", "step", "_prev")
+
+    def __init__(self, name: str | None = None, step: Any = None):
+        self.name = name
+        self.step = step
+
+    def __enter__(self):
+        prev = self._prev = STATE.scope
+        path = prev[0]
+        if self.name:
+            path = f"{path}/{self.name}" if path else self.name
+        STATE.scope = (path, self.step if self.step is not None else prev[1])
+        return self
+
+    def __exit__(self, *exc):
+        STATE.scope = self._prev
+        return False
+
+
+def time_step(t: int) -> name_scope:
+    """Mark graph nodes created inside as belonging to time step `t` of the current module."""
+    return name_scope(None, t)
+
+
+class _Released:
+    """Stands in for a Function whose saved arrays a backward pass released."""
+    __slots__ = ("op",)
+
+    def __init__(self, op: str):
+        self.op = op
+
+
+def _check_finite(arr: np.ndarray, what: str, fn) -> None:
+    if arr is not None and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        scope = getattr(fn, "scope", ("", None))
+        where = f" (scope {scope[0] or '<root>'}, t={scope[1]})" if scope[0] or scope[1] is not None else ""
+        raise RuntimeError(f"detect_anomaly: {what} of {type(fn).__name__}{where} produced NaN/inf")
+
+
+def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum a broadcast gradient back to `shape`, using the shapes alone."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape) if lead else g
+
+
+def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
+    """Propagate `grad` from `root` to every leaf that requires grad (iterative, no recursion)."""
+    # Pass 1: count, for every tensor in the graph, how many graph edges consume it.
+    deps: dict[int, int] = {id(root): 0}
+    nodes: dict[int, Tensor] = {id(root): root}
+    stack = [root]
+    while stack:
+        t = stack.pop()
+        ctx = t._ctx
+        if ctx is None:
+            continue
+        if type(ctx) is _Released:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time: the saved arrays of {ctx.op} were "
+                "released by the first backward(); call backward(retain_graph=True) the first time")
+        for p in ctx.parents:
+            if not p.requires_grad:
+                continue
+            k = id(p)
+            if k in deps:
+                deps[k] += 1
+            else:
+                deps[k] = 1
+                nodes[k] = p
+                stack.append(p)
+
+    # Pass 2: process tensors whose consumers are all done; gradients accumulate in `grads`.
+    grads: dict[int, np.ndarray] = {id(root): grad}
+    owned: set[int] = set()  # gradient arrays created by this pass, safe to add into in place
+    anomaly = STATE.anomaly
+    ready = [root]
+    while ready:
+        t = ready.pop()
+        k = id(t)
+        g = grads.pop(k)
+        del nodes[k]
+        if t._hooks:
+            for hook in t._hooks:
+                r = hook(_Tensor._wrap(g))
+                if r is not None:
+                    g = r.data if hasattr(r, "data") else np.asarray(r)
+        ctx = t._ctx
+        if ctx is None or t._retain:
+            _store_grad(t, g, k in owned)
+        owned.discard(k)
+        if ctx is None:
+            continue
+        pgrads = ctx.backward(g)
+        parents = ctx.parents
+        if len(parents) == 1:
+            pgrads = (pgrads,)
+        if not retain_graph:
+            t._ctx = _Released(type(ctx).__name__)
+        for p, pg in zip(parents, pgrads):
+            if pg is None or not p.requires_grad:
+                continue
+            if anomaly:
+                _check_finite(pg, "backward", ctx)
+            if pg.shape != p.data.shape:
+                pg = _unbroadcast(pg, p.data.shape)
+            if pg.dtype != p.data.dtype:
+                pg = pg.astype(p.data.dtype)
+            pk = id(p)
+            if pk in grads:
+                if pk in owned:
+                    grads[pk] += pg
+                else:
+                    grads[pk] = grads[pk] + pg
+                    owned.add(pk)
+            else:
+                grads[pk] = pg
+            deps[pk] -= 1
+            if deps[pk] == 0:
+                ready.append(p)
+
+
+_Tensor: Any = None  # set by tensor.py (it imports this module)
+
+
+def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
+    # `.grad` may be scaled in place later (clip_grad_norm_, optimizers), so it must not share its
+    # array with another tensor's gradient: copy unless this pass created the array.
+    if t.grad is None:
+        t.grad = _Tensor._wrap(g if owned else g.copy())
+    else:
+        t.grad = _Tensor._wrap(t.grad.data + g)

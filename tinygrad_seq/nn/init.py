@@ -1,0 +1,1 @@
+"""Parameter initialisers (in place, as torch.nn.init)."""

@@ -1,0 +1,660 @@
+"""`Tensor`: an ndarray plus the graph node that made it. Thin: every op is a `Function` in ops.py."""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import autograd
+from .autograd import STATE, run_backward
+
+DEFAULT_DTYPE = np.float32
+_FLOATS = (np.float16, np.float32, np.float64)
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random draw of the library (randn, rand, init, dropout, sampling)."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def rng() -> np.random.Generator:
+    """The library's random generator (reseeded by `manual_seed`)."""
+    return _rng
+
+
+def _as_array(data: Any, dtype=None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        arr = data.data
+    elif isinstance(data, np.ndarray):
+        arr = data
+    else:
+        arr = np.asarray(data)
+        if dtype is None and arr.dtype.kind == "f":  # Python floats -> float32, as torch.tensor
+            arr = arr.astype(DEFAULT_DTYPE)
+    if dtype is not None:
+        arr = arr.astype(np.dtype(dtype), copy=False)
+    return arr
+
+
+class Tensor:
+    """A multi-dimensional array that records the operations applied to it for reverse-mode autodiff.
+
+    `Tensor(data, requires_grad=False, dtype=None)`: Python floats become float32, a NumPy array keeps
+    its dtype (float64 stays float64). `.grad` is a Tensor after `backward()`.
+    """
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retain", "_hooks", "name", "__weakref__")
+    __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__ instead of looping
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype=None):
+        self.data = _as_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._ctx = None
+        self._retain = False
+        self._hooks: list | None = None
+        self.name: str | None = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _wrap(arr: np.ndarray) -> "Tensor":
+        """Fast constructor for op results: no conversion, no checks."""
+        t = object.__new__(Tensor)
+        t.data = arr
+        t.grad = None
+        t.requires_grad = False
+        t._ctx = None
+        t._retain = False
+        t._hooks = None
+        t.name = None
+        return t
+
+    # ------------------------------------------------------------ basics
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def size(self, dim: int | None = None):
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"Boolean value of a tensor with shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        return int(self.data)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self._ctx is not None:
+            extra = f", grad_fn=<{type(self._ctx).__name__}>"
+        elif self.requires_grad:
+            extra = ", requires_grad=True"
+        dt = "" if self.dtype == DEFAULT_DTYPE else f", dtype={self.dtype}"
+        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
+        return f"tensor({body}{dt}{extra})"
+
+    # ------------------------------------------------------------ autograd API
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and self.data.dtype.kind != "f":
+            raise RuntimeError(
+                f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor._wrap(self.data)
+
+    def retain_grad(self) -> "Tensor":
+        """Keep `.grad` on this non-leaf tensor after backward."""
+        self._retain = True
+        return self
+
+    def register_hook(self, fn: Callable[["Tensor"], "Tensor | None"]):
+        """Call `fn(grad)` when this tensor's gradient is complete; a returned tensor replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(fn)
+
+        class _Handle:
+            def remove(_self):
+                if fn in self._hooks:
+                    self._hooks.remove(fn)
+        return _Handle()
+
+    def backward(self, gradient: "Tensor | np.ndarray | None" = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (vector-Jacobian product with `gradient`)."""
+        if not self.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; backward() on shape {self.shape} "
+                    "needs a `gradient` of the same shape")
+            g = np.ones(self.data.shape, dtype=self.data.dtype)
+        else:
+            g = _as_array(gradient, self.dtype)
+            if g.shape != self.data.shape:
+                raise RuntimeError(f"backward: gradient has shape {g.shape} but the tensor has shape {self.shape}")
+        run_backward(self, g, retain_graph)
+
+    # ------------------------------------------------------------ conversion
+    def _const(self, v) -> "Tensor":
+        """Wrap a Python number or array as a constant in this tensor's float dtype."""
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, np.ndarray):
+            return Tensor._wrap(v)
+        dt = self.data.dtype if self.data.dtype.kind == "f" else (
+            DEFAULT_DTYPE if isinstance(v, float) else self.data.dtype)
+        return Tensor._wrap(np.asarray(v, dtype=dt))
+
+    def to(self, dtype) -> "Tensor":
+        dt = np.dtype(dtype)
+        return self if dt == self.data.dtype else ops.Cast.apply(self, dtype=dt)
+
+    def float(self) -> "Tensor":
+        return self.to(np.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(np.float64)
+
+    def long(self) -> "Tensor":
+        return Tensor._wrap(self.data.astype(np.int64))
+
+    def bool(self) -> "Tensor":
+        return Tensor._wrap(self.data.astype(bool))
+
+    def type(self, dtype) -> "Tensor":
+        return self.to(dtype)
+
+    def contiguous(self) -> "Tensor":
+        return self
+
+    def clone(self) -> "Tensor":
+        return self * 1
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, o): return ops.Add.apply(self, self._const(o))
+    def __radd__(self, o): return ops.Add.apply(self._const(o), self)
+    def __sub__(self, o): return ops.Sub.apply(self, self._const(o))
+    def __rsub__(self, o): return ops.Sub.apply(self._const(o), self)
+    def __mul__(self, o): return ops.Mul.apply(self, self._const(o))
+    def __rmul__(self, o): return ops.Mul.apply(self._const(o), self)
+    def __truediv__(self, o): return ops.Div.apply(self, self._const(o))
+    def __rtruediv__(self, o): return ops.Div.apply(self._const(o), self)
+    def __neg__(self): return ops.Neg.apply(self)
+    def __matmul__(self, o): return ops.MatMul.apply(self, self._const(o))
+    def __rmatmul__(self, o): return ops.MatMul.apply(self._const(o), self)
+
+    def __pow__(self, o):
+        if isinstance(o, numbers.Number):
+            return ops.PowConst.apply(self, c=o)
+        return ops.Pow.apply(self, self._const(o))
+
+    def __rpow__(self, o): return ops.Pow.apply(self._const(o), self)
+
+    add = __add__
+    sub = __sub__
+    mul = __mul__
+    div = __truediv__
+    matmul = __matmul__
+    pow = __pow__
+
+    def neg(self): return ops.Neg.apply(self)
+    def exp(self): return ops.Exp.apply(self)
+    def log(self): return ops.Log.apply(self)
+    def sqrt(self): return ops.Sqrt.apply(self)
+    def abs(self): return ops.Abs.apply(self)
+    def tanh(self): return ops.Tanh.apply(self)
+    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def relu(self): return ops.Relu.apply(self)
+    def gelu(self, approximate: str = "none"): return ops.Gelu.apply(self, approximate=approximate)
+    def square(self): return ops.PowConst.apply(self, c=2)
+    def rsqrt(self): return 1 / self.sqrt()
+    def reciprocal(self): return 1 / self
+
+    def clamp(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min and max must be given")
+        return ops.Clamp.apply(self, lo=min, hi=max)
+
+    clip = clamp
+
+    def maximum(self, o): return ops.Maximum.apply(self, self._const(o))
+    def minimum(self, o): return ops.Minimum.apply(self, self._const(o))
+
+    def masked_fill(self, mask, value: float) -> "Tensor":
+        m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        if m.dtype != bool:
+            raise TypeError(f"masked_fill: mask must be bool, got {m.dtype}")
+        try:
+            np.broadcast_shapes(m.shape, self.shape)
+        except ValueError:
+            raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to {self.shape}") from None
+        if np.broadcast_shapes(m.shape, self.shape) != self.shape:
+            raise ValueError(f"masked_fill: mask of shape {m.shape} would enlarge the tensor of shape {self.shape}")
+        return ops.MaskedFill.apply(self, mask=m, value=value)
+
+    # comparisons give bool tensors with no gradient
+    def _cmp(self, o, f) -> "Tensor":
+        return Tensor._wrap(f(self.data, o.data if isinstance(o, Tensor) else o))
+
+    def __lt__(self, o): return self._cmp(o, np.less)
+    def __le__(self, o): return self._cmp(o, np.less_equal)
+    def __gt__(self, o): return self._cmp(o, np.greater)
+    def __ge__(self, o): return self._cmp(o, np.greater_equal)
+    def __eq__(self, o): return self._cmp(o, np.equal)  # type: ignore[override]
+    def __ne__(self, o): return self._cmp(o, np.not_equal)  # type: ignore[override]
+    def __invert__(self): return Tensor._wrap(~self.data)
+    def __and__(self, o): return self._cmp(o, np.logical_and)
+    def __or__(self, o): return self._cmp(o, np.logical_or)
+
+    def eq(self, o): return self == o
+    def ne(self, o): return self != o
+    def lt(self, o): return self < o
+    def gt(self, o): return self > o
+    def isnan(self): return Tensor._wrap(np.isnan(self.data))
+    def isfinite(self): return Tensor._wrap(np.isfinite(self.data))
+    def argmax(self, dim=None, keepdim=False): return Tensor._wrap(np.argmax(self.data, axis=dim, keepdims=keepdim))
+    def argmin(self, dim=None, keepdim=False): return Tensor._wrap(np.argmin(self.data, axis=dim, keepdims=keepdim))
+    def all(self): return Tensor._wrap(np.all(self.data))
+    def any(self): return Tensor._wrap(np.any(self.data))
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, dim=None, keepdim: bool = False): return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
+    def mean(self, dim=None, keepdim: bool = False): return ops.Mean.apply(self, dim=dim, keepdim=keepdim)
+
+    def max(self, dim=None, keepdim: bool = False):
+        """`max()` -> tensor; `max(dim)` -> (values, indices) as torch.max; `max(other)` -> maximum."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        if dim is None:
+            return ops.Max.apply(self, op=np.max)
+        return _minmax_dim(self, dim, keepdim, np.argmax)
+
+    def min(self, dim=None, keepdim: bool = False):
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if dim is None:
+            return ops.Max.apply(self, op=np.min)
+        return _minmax_dim(self, dim, keepdim, np.argmin)
+
+    def amax(self, dim=None, keepdim: bool = False): return ops.Max.apply(self, dim=dim, keepdim=keepdim, op=np.max)
+    def amin(self, dim=None, keepdim: bool = False): return ops.Max.apply(self, dim=dim, keepdim=keepdim, op=np.min)
+
+    def var(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None):
+        """var = Σ (x - mean)² / (n - correction)"""
+        if unbiased is not None:
+            correction = int(unbiased)
+        axes = ops._axes(dim, self.ndim)
+        n = self.data.size if axes is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axes)]))
+        mu = self.mean(dim, keepdim=True)
+        d = self - mu
+        return (d * d).sum(dim, keepdim=keepdim) / max(n - correction, 0)
+
+    def std(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None):
+        """std = sqrt(var)"""
+        return self.var(dim, keepdim=keepdim, correction=correction, unbiased=unbiased).sqrt()
+
+    def logsumexp(self, dim=None, keepdim: bool = False):
+        return ops.LogSumExp.apply(self, dim=dim, keepdim=keepdim)
+
+    def softmax(self, dim: int = -1): return ops.Softmax.apply(self, dim=dim)
+    def log_softmax(self, dim: int = -1): return ops.LogSoftmax.apply(self, dim=dim)
+
+    # ------------------------------------------------------------ shape
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        try:
+            return ops.Reshape.apply(self, shape=shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {self.shape} into {shape}") from None
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        nd = self.ndim
+        if nd == 0:
+            return self.reshape(1)
+        s, e = start_dim % nd, end_dim % nd
+        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+
+    def permute(self, *order):
+        order = _shape_arg(order)
+        if sorted(o % self.ndim for o in order) != list(range(self.ndim)):
+            raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} dims of shape {self.shape}")
+        return ops.Permute.apply(self, order=tuple(o % self.ndim for o in order))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1):
+        if self.ndim < 2:
+            return self
+        order = list(range(self.ndim))
+        order[dim0], order[dim1] = order[dim1], order[dim0]
+        return ops.Permute.apply(self, order=tuple(order))
+
+    @property
+    def T(self):
+        return ops.Permute.apply(self, order=tuple(range(self.ndim))[::-1]) if self.ndim >= 2 else self
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(tuple(s for s in self.shape if s != 1))
+        dims = [d % self.ndim for d in np.atleast_1d(dim)] if self.ndim else []
+        return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
+
+    def unsqueeze(self, dim: int):
+        d = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def expand(self, *shape):
+        shape = _shape_arg(shape)
+        lead = len(shape) - self.ndim
+        full = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
+        try:
+            np.broadcast_shapes(self.shape, full)
+        except ValueError:
+            raise ValueError(f"expand: shape {self.shape} cannot be expanded to {shape}") from None
+        if np.broadcast_shapes(self.shape, full) != full:
+            raise ValueError(f"expand: shape {self.shape} cannot be expanded to {shape}")
+        return ops.Expand.apply(self, shape=full)
+
+    def broadcast_to(self, *shape):
+        return self.expand(*shape)
+
+    def expand_as(self, other: "Tensor"):
+        return self.expand(other.shape)
+
+    def repeat(self, *reps):
+        reps = _shape_arg(reps)
+        x = self.reshape((1,) * (len(reps) - self.ndim) + self.shape) if len(reps) > self.ndim else self
+        out = x
+        for d, r in enumerate(reps):
+            if r != 1:
+                out = cat([out] * r, dim=d)
+        return out
+
+    def __getitem__(self, index):
+        index = _index_arg(index)
+        return ops.GetItem.apply(self, index=index)
+
+    def split(self, split_size_or_sections, dim: int = 0):
+        n = self.shape[dim]
+        if isinstance(split_size_or_sections, int):
+            sizes = [split_size_or_sections] * (n // split_size_or_sections)
+            if n % split_size_or_sections:
+                sizes.append(n % split_size_or_sections)
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != n:
+                raise ValueError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {self.shape})")
+        out, start = [], 0
+        pre = (slice(None),) * (dim % self.ndim)
+        for s in sizes:
+            out.append(self[pre + (slice(start, start + s),)])
+            start += s
+        return tuple(out)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        n = self.shape[dim]
+        size = -(-n // chunks)
+        return self.split(size, dim)
+
+    def unbind(self, dim: int = 0):
+        pre = (slice(None),) * (dim % self.ndim)
+        return tuple(self[pre + (i,)] for i in range(self.shape[dim]))
+
+    def gather(self, dim: int, index) -> "Tensor":
+        idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+        if idx.ndim != self.ndim:
+            raise ValueError(f"gather: index has {idx.ndim} dims ({idx.shape}) but input has {self.ndim} ({self.shape})")
+        return ops.Gather.apply(self, index=idx, dim=dim)
+
+    def where(self, cond, other):
+        return where(cond, self, other)
+
+    def zero_(self) -> "Tensor":
+        self.data[...] = 0
+        return self
+
+    def fill_(self, v) -> "Tensor":
+        self.data[...] = v
+        return self
+
+    def copy_(self, src) -> "Tensor":
+        self.data[...] = src.data if isinstance(src, Tensor) else src
+        return self
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _index_arg(index):
+    """Turn Tensor indices into arrays and lists into arrays (advanced indexing)."""
+    if isinstance(index, tuple):
+        if any(isinstance(i, (Tensor, list)) for i in index):
+            return tuple(i.data if isinstance(i, Tensor) else (np.asarray(i) if isinstance(i, list) else i)
+                         for i in index)
+        return index
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _minmax_dim(x: Tensor, dim: int, keepdim: bool, argop):
+    from collections import namedtuple
+    vals = ops.MaxDim.apply(x, dim=dim, keepdim=keepdim, op=argop)
+    idx = argop(x.data, axis=dim)
+    if keepdim:
+        idx = np.expand_dims(idx, dim)
+    return _MinMax(vals, Tensor._wrap(idx))
+
+
+class _MinMax(tuple):
+    """(values, indices), as torch.return_types.max"""
+    def __new__(cls, values, indices):
+        return super().__new__(cls, (values, indices))
+
+    @property
+    def values(self): return self[0]
+
+    @property
+    def indices(self): return self[1]
+
+
+# ------------------------------------------------------------ functions on several tensors
+
+def _float_like(v, ref: Tensor) -> Tensor:
+    return ref._const(v) if not isinstance(v, Tensor) else v
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Concatenate along an existing dim; all other dims must match."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    ref = tensors[0]
+    d = dim % ref.ndim
+    for t in tensors[1:]:
+        if t.ndim != ref.ndim or t.shape[:d] + t.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
+            raise ValueError(f"cat: shapes {[tuple(x.shape) for x in tensors]} differ outside dim {dim}")
+    return ops.Cat.apply(*tensors, dim=d)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Stack equal-shaped tensors on a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    if any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"stack: all tensors must have the same shape, got {[tuple(t.shape) for t in tensors]}")
+    return ops.Stack.apply(*tensors, dim=dim)
+
+
+def where(cond, x, y) -> Tensor:
+    """Elementwise `cond ? x : y` (x, y tensors or numbers; cond is not differentiated)."""
+    c = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    if c.dtype != bool:
+        raise TypeError(f"where: condition must be bool, got {c.dtype}")
+    ref = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)
+    x, y = _float_like(x, ref), _float_like(y, ref)
+    try:
+        np.broadcast_shapes(c.shape, x.shape, y.shape)
+    except ValueError:
+        raise ValueError(f"where: condition {c.shape}, x {x.shape} and y {y.shape} do not broadcast") from None
+    return ops.Where.apply(x, y, cond=c)
+
+
+def maximum(x: Tensor, y) -> Tensor:
+    return x.maximum(y)
+
+
+def minimum(x: Tensor, y) -> Tensor:
+    return x.minimum(y)
+
+
+# ------------------------------------------------------------ constructors
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _dt(dtype):
+    return np.dtype(dtype) if dtype is not None else np.dtype(DEFAULT_DTYPE)
+
+
+def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros(_shape_arg(shape), _dt(dtype)), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones(_shape_arg(shape), _dt(dtype)), requires_grad=requires_grad)
+
+
+def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.full(tuple(np.atleast_1d(shape)) if not isinstance(shape, tuple) else shape, fill_value, _dt(dtype)),
+                  requires_grad=requires_grad)
+
+
+def empty(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def randn(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(_rng.standard_normal(_shape_arg(shape)).astype(_dt(dtype)), requires_grad=requires_grad)
+
+
+def rand(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
+    return Tensor(_rng.random(_shape_arg(shape)).astype(_dt(dtype)), requires_grad=requires_grad)
+
+
+def randint(low: int, high: int, size: tuple) -> Tensor:
+    return Tensor(_rng.integers(low, high, size=size))
+
+
+def arange(start, end=None, step=1, dtype=None) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    arr = np.arange(start, end, step)
+    if dtype is not None:
+        arr = arr.astype(dtype)
+    elif arr.dtype.kind == "f":
+        arr = arr.astype(DEFAULT_DTYPE)
+    return Tensor(arr)
+
+
+def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
+    return Tensor(np.eye(n, m, dtype=_dt(dtype)))
+
+
+def zeros_like(t: Tensor, dtype=None) -> Tensor:
+    return Tensor(np.zeros(t.shape, dtype or t.dtype))
+
+
+def ones_like(t: Tensor, dtype=None) -> Tensor:
+    return Tensor(np.ones(t.shape, dtype or t.dtype))
+
+
+def full_like(t: Tensor, v, dtype=None) -> Tensor:
+    return Tensor(np.full(t.shape, v, dtype or t.dtype))
+
+
+def randn_like(t: Tensor) -> Tensor:
+    return randn(*t.shape, dtype=t.dtype)
+
+
+def rand_like(t: Tensor) -> Tensor:
+    return rand(*t.shape, dtype=t.dtype)
+
+
+from . import ops  # noqa: E402  (ops imports Tensor from here)
+
+autograd._Tensor = Tensor
