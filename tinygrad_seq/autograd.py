@@ -152,8 +152,12 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape) if lead else g
 
 
-def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
-    """Propagate `grad` from `root` to every leaf that requires grad (iterative, no recursion)."""
+def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: dict | None = None) -> None:
+    """Propagate `grad` from `root` to every leaf that requires grad (iterative, no recursion).
+
+    With `capture` (a dict), every tensor's complete gradient is stored there under id(tensor) instead
+    of in `.grad` (hooks still run): what `grad()` and the visualizer use.
+    """
     # Pass 1: count, for every tensor in the graph, how many graph edges consume it.
     deps: dict[int, int] = {id(root): 0}
     nodes: dict[int, Tensor] = {id(root): root}
@@ -194,7 +198,9 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
                 if r is not None:
                     g = r.data if hasattr(r, "data") else np.asarray(r)
         ctx = t._ctx
-        if ctx is None or t._retain:
+        if capture is not None:
+            capture[k] = g
+        elif ctx is None or t._retain:
             _store_grad(t, g, k in owned)
         owned.discard(k)
         if ctx is None:
@@ -216,7 +222,7 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool) -> None:
                 pg = pg.astype(p.data.dtype)
             pk = id(p)
             if pk in grads:
-                if pk in owned:
+                if pk in owned and capture is None:
                     grads[pk] += pg
                 else:
                     grads[pk] = grads[pk] + pg
@@ -238,3 +244,31 @@ def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
         t.grad = _Tensor._wrap(g if owned else g.copy())
     else:
         t.grad = _Tensor._wrap(t.grad.data + g)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, allow_unused: bool = False):
+    """d outputs / d inputs as a tuple of Tensors, leaving every `.grad` untouched (as torch.autograd.grad).
+
+    `outputs` is one tensor (scalar unless `grad_outputs` is given); the graph is kept when
+    `retain_graph=True`.
+    """
+    single = not isinstance(inputs, (list, tuple))
+    inputs = [inputs] if single else list(inputs)
+    out = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    if grad_outputs is None:
+        if out.data.size != 1:
+            raise RuntimeError(f"grad: outputs of shape {out.shape} need grad_outputs")
+        g0 = np.ones(out.data.shape, dtype=out.data.dtype)
+    else:
+        go = grad_outputs[0] if isinstance(grad_outputs, (list, tuple)) else grad_outputs
+        g0 = np.asarray(getattr(go, "data", go), dtype=out.data.dtype)
+    captured: dict[int, np.ndarray] = {}
+    run_backward(out, g0, bool(retain_graph), capture=captured)
+    res = []
+    for i, x in enumerate(inputs):
+        g = captured.get(id(x))
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} (shape {x.shape}) is not used in the graph of the outputs; "
+                               "pass allow_unused=True")
+        res.append(None if g is None else _Tensor._wrap(np.array(g)))
+    return res[0] if single else tuple(res)
