@@ -36,7 +36,7 @@ def save_attention_heatmap(weights: np.ndarray, src_tokens: Sequence[str], tgt_t
     fig, ax = plt.subplots(figsize=(max(3.0, 0.28 * len(src_tokens) + 1.5), max(2.5, 0.28 * len(tgt_tokens) + 1.2)))
     im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(w.max())), aspect="auto")
     ax.set_xticks(range(len(src_tokens)))
-    ax.set_xticklabels([repr(t)[1:-1] if t == " " else t for t in src_tokens], fontsize=7,
+    ax.set_xticklabels(["\u2423" if t == " " else t for t in src_tokens], fontsize=7,
                        rotation=90 if max((len(t) for t in src_tokens), default=1) > 1 else 0)
     ax.set_yticks(range(len(tgt_tokens)))
     ax.set_yticklabels(list(tgt_tokens), fontsize=7)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import zlib
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -99,17 +99,6 @@ def make_batch(pairs: Sequence[tuple], src_vocab: Vocab, tgt_vocab: Vocab, index
     src, src_len = pad_batch([src_vocab.encode(s) for s, _ in pairs])
     tgt, _ = pad_batch([tgt_vocab.encode(t, sos=True, eos=True) for _, t in pairs])
     return Batch(src, src_len, tgt[:, :-1], tgt[:, 1:], np.arange(len(pairs)) if index is None else index)
-
-
-def iterate_batches(pairs: Sequence[tuple], src_vocab: Vocab, tgt_vocab: Vocab, batch_size: int,
-                    rng: np.random.Generator | None = None) -> Iterator[Batch]:
-    """Padded batches over `pairs`, shuffled with `rng` (in order when rng is None)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.arange(len(pairs)) if rng is None else rng.permutation(len(pairs))
-    for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
-        yield make_batch([pairs[j] for j in idx], src_vocab, tgt_vocab, idx)
 
 
 # ----------------------------------------------------------------------------------------- dates
