@@ -570,6 +570,262 @@ def erf(x: np.ndarray) -> np.ndarray:
     return out.astype(x.dtype if x.dtype.kind == "f" else np.float64)
 
 
+# ---- nn ops (layer norm, embedding, convolution and pooling via im2col, softplus, BCE)
+
+class LayerNorm(Function):
+    """y = x̂ w + b,  x̂ = (x - μ) / √(σ² + ε), μ and biased σ² over the last `ndim` dims;
+    dx = rstd (ĝ - mean(ĝ) - x̂ mean(ĝ x̂)) with ĝ = g w,  dw = Σ g x̂,  db = Σ g (over the leading dims)"""
+    def forward(self, x, *wb, ndim=1, eps=1e-5, has_w=True, has_b=True):
+        self.axes = tuple(range(x.ndim - ndim, x.ndim))
+        self.lead = tuple(range(x.ndim - ndim))
+        xhat = x - x.mean(axis=self.axes, keepdims=True)
+        var = np.mean(xhat * xhat, axis=self.axes, keepdims=True)
+        self.rstd = 1.0 / np.sqrt(var + eps)
+        xhat *= self.rstd
+        self.xhat = xhat
+        self.w = wb[0] if has_w else None
+        self.has_b = has_b
+        out = xhat * self.w if has_w else xhat.copy()
+        if has_b:
+            out += wb[-1]
+        return out
+
+    def backward(self, g):
+        xhat, w = self.xhat, self.w
+        grads = []
+        if self.needs[0]:
+            gh = g * w if w is not None else g
+            m1 = gh.mean(axis=self.axes, keepdims=True)
+            m2 = (gh * xhat).mean(axis=self.axes, keepdims=True)
+            grads.append(self.rstd * (gh - m1 - xhat * m2))
+        else:
+            grads.append(None)
+        if w is not None:
+            grads.append((g * xhat).sum(axis=self.lead) if self.needs[1] else None)
+        if self.has_b:
+            grads.append(g.sum(axis=self.lead) if self.needs[-1] else None)
+        return tuple(grads) if len(grads) > 1 else grads[0]
+
+
+class Embedding(Function):
+    """z = W[idx];  dW[r] = Σ_{idx = r} g (scatter-add by sort + reduceat; row `padding_idx` gets none)"""
+    def forward(self, w, idx, padding_idx=None):
+        self.idx, self.shape, self.padding_idx = idx, w.shape, padding_idx
+        return w[idx]
+
+    def backward(self, g):
+        flat = self.idx.reshape(-1)
+        g2 = g.reshape(-1, *self.shape[1:])
+        order = np.argsort(flat, kind="stable")
+        rows, starts = np.unique(flat[order], return_index=True)
+        gw = np.zeros(self.shape, dtype=g.dtype)
+        if flat.size:
+            gw[rows] = np.add.reduceat(g2[order], starts, axis=0)
+        if self.padding_idx is not None:
+            gw[self.padding_idx] = 0
+        return gw
+
+
+def _im2col(xp: np.ndarray, ksize: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
+    """Strided view (N, C, *out, *k) of padded input xp (N, C, *spatial): cols[..., p, k] = xp[p*s + k*dil]."""
+    d = len(ksize)
+    ext = tuple(dl * (k - 1) + 1 for k, dl in zip(ksize, dilation))
+    win = np.lib.stride_tricks.sliding_window_view(xp, ext, axis=tuple(range(2, 2 + d)))
+    return win[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
+               + tuple(slice(None, None, dl) for dl in dilation)]
+
+
+def _col2im(gcols: np.ndarray, xp_shape: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
+    """Adjoint of _im2col: scatter-add gcols (N, C, *out, *k) back into an array of shape xp_shape,
+    one vectorised slice per kernel tap (overlapping windows accumulate)."""
+    d = len(stride)
+    out, ksize = gcols.shape[2:2 + d], gcols.shape[2 + d:]
+    gx = np.zeros(xp_shape, dtype=gcols.dtype)
+    lead = (slice(None),) * (2 + d)
+    for tap in np.ndindex(*ksize):
+        sl = tuple(slice(t * dl, t * dl + s * (o - 1) + 1, s) for t, dl, s, o in zip(tap, dilation, stride, out))
+        gx[(slice(None), slice(None)) + sl] += gcols[lead + tap]
+    return gx
+
+
+def _pad_spatial(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray:
+    if not any(padding):
+        return x
+    return np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding], constant_values=value)
+
+
+def _unpad_spatial(g: np.ndarray, padding: tuple, shape: tuple) -> np.ndarray:
+    if not any(padding):
+        return g
+    return g[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, shape[2:]))]
+
+
+class ConvNd(Function):
+    """Cross-correlation (as PyTorch conv1d/conv2d) via im2col, x: (N, C, *S), w: (O, C, *k):
+    y[n,o,p] = b[o] + Σ_{c,k} w[o,c,k] xpad[n, c, p*s + k*dil];
+    dW[o,c,k] = Σ_{n,p} g[n,o,p] xpad[n,c,p*s + k*dil],  db = Σ g,  dx = col2im(Σ_o g[n,o,p] w[o,c,k])"""
+    def forward(self, x, w, b=None, stride=(1,), padding=(0,), dilation=(1,)):
+        d = w.ndim - 2
+        self.stride, self.padding, self.dilation, self.xshape = stride, padding, dilation, x.shape
+        xp = _pad_spatial(x, padding)
+        self.xp_shape, self.w = xp.shape, w
+        self.cols = _im2col(xp, w.shape[2:], stride, dilation)
+        ax = [1] + list(range(2 + d, 2 + 2 * d))
+        out = np.tensordot(self.cols, w, axes=(ax, [1] + list(range(2, 2 + d))))  # (N, *out, O)
+        out = np.ascontiguousarray(np.moveaxis(out, -1, 1))
+        if b is not None:
+            out += b.reshape((-1,) + (1,) * d)
+        return out
+
+    def backward(self, g):
+        d = len(self.stride)
+        sp = list(range(2, 2 + d))
+        gx = gw = gb = None
+        if self.needs[0]:
+            gcols = np.tensordot(g, self.w, axes=([1], [0]))  # (N, *out, C, *k)
+            gcols = np.moveaxis(gcols, 1 + d, 1)
+            gx = _unpad_spatial(_col2im(gcols, self.xp_shape, self.stride, self.dilation), self.padding, self.xshape)
+        if self.needs[1]:
+            gw = np.tensordot(g, self.cols, axes=([0] + sp, [0] + sp))  # (O, C, *k)
+        if len(self.needs) == 3:
+            gb = g.sum(axis=tuple([0] + sp)) if self.needs[2] else None
+            return gx, gw, gb
+        return gx, gw
+
+
+class MaxPoolNd(Function):
+    """y[n,c,p] = max_k xpad[n, c, p*s + k*dil] (padding with -inf);  dx: g routed to the argmax of each
+    window (first maximum on ties), overlapping windows accumulate"""
+    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
+        self.stride, self.padding, self.dilation, self.xshape = stride, padding, dilation, x.shape
+        xp = _pad_spatial(x, padding, -np.inf)
+        self.xp_shape = xp.shape
+        cols = _im2col(xp, kernel_size, stride, dilation)
+        self.cshape = cols.shape
+        flat = cols.reshape(cols.shape[:2 + len(stride)] + (-1,))
+        self.arg = np.argmax(flat, axis=-1)[..., None]
+        return np.take_along_axis(flat, self.arg, axis=-1)[..., 0]
+
+    def backward(self, g):
+        gcols = np.zeros(self.cshape[:2 + len(self.stride)] + (int(np.prod(self.cshape[2 + len(self.stride):])),),
+                         dtype=g.dtype)
+        np.put_along_axis(gcols, self.arg, g[..., None], axis=-1)
+        gx = _col2im(gcols.reshape(self.cshape), self.xp_shape, self.stride, self.dilation)
+        return _unpad_spatial(gx, self.padding, self.xshape)
+
+
+class AvgPoolNd(Function):
+    """y[n,c,p] = Σ_k xpad[n, c, p*s + k] / D, D = kernel volume (count_include_pad) or the number of
+    unpadded elements in the window;  dx = col2im(g / D)"""
+    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), count_include_pad=True):
+        d = len(stride)
+        self.stride, self.padding, self.xshape, self.ksize = stride, padding, x.shape, kernel_size
+        xp = _pad_spatial(x, padding)
+        self.xp_shape = xp.shape
+        ones = (1,) * d
+        axes = tuple(range(2 + d, 2 + 2 * d))
+        s = _im2col(xp, kernel_size, stride, ones).sum(axis=axes)
+        if count_include_pad or not any(padding):
+            self.div = np.asarray(np.prod(kernel_size), dtype=x.dtype)
+        else:
+            mask = _pad_spatial(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding)
+            self.div = _im2col(mask, kernel_size, stride, ones).sum(axis=axes)
+        return s / self.div
+
+    def backward(self, g):
+        d = len(self.stride)
+        gd = (g / self.div).reshape(g.shape + (1,) * d)
+        gcols = np.broadcast_to(gd, g.shape + tuple(self.ksize))
+        gx = _col2im(gcols, self.xp_shape, self.stride, (1,) * d)
+        return _unpad_spatial(gx, self.padding, self.xshape)
+
+
+class Softplus(Function):
+    """z = ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|) (no overflow at any x);  dz/dx = σ(x)"""
+    def forward(self, x):
+        self.x = x
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    def backward(self, g):
+        return g * (0.5 * (1 + np.tanh(0.5 * self.x)))
+
+
+class BinaryCrossEntropy(Function):
+    """ℓ = -(t ln p + (1 - t) ln(1 - p)), each log clamped at -100 (as PyTorch: finite at p ∈ {0, 1});
+    dℓ/dp = (p - t) / max(p (1 - p), 1e-12),  dℓ/dt = ln(1 - p) - ln p (clamped logs)"""
+    def forward(self, p, t):
+        with np.errstate(divide="ignore"):
+            self.lp = np.maximum(np.log(p), -100.0)
+            self.l1p = np.maximum(np.log1p(-p), -100.0)
+        self.p, self.t = p, t
+        return -(t * self.lp + (1 - t) * self.l1p)
+
+    def backward(self, g):
+        p, t = self.p, self.t
+        gp = g * (p - t) / np.maximum(p * (1 - p), 1e-12) if self.needs[0] else None
+        gt = g * (self.l1p - self.lp) if self.needs[1] else None
+        return gp, gt
+
+
+# ---------------------------------------------------------------- attention helpers
+
+def _masked_softmax(x: np.ndarray, mask, axis: int = -1) -> np.ndarray:
+    """softmax over `axis` where True in `mask` (and -inf in x) means "excluded"; a row with nothing
+    left gives all zeros instead of NaN (0/0)."""
+    if mask is not None:
+        x = np.where(mask, -np.inf, x)
+    m = np.max(x, axis=axis, keepdims=True)
+    m[~np.isfinite(m)] = 0  # an all -inf row: exp(-inf - 0) = 0 everywhere, no inf - inf
+    e = np.exp(x - m)
+    s = e.sum(axis=axis, keepdims=True)
+    s[s == 0] = 1
+    e /= s
+    return e
+
+
+class MaskedSoftmax(Function):
+    """y = softmax(x) over the entries not blocked (mask True or x = -inf); blocked entries and fully
+    blocked rows give 0 (PyTorch's softmax gives NaN for a fully -inf row);  dx = y * (g - Σ g y)"""
+    def forward(self, x, mask=None, dim=-1):
+        self.axis = dim
+        self.out = _masked_softmax(x, mask, dim)
+        return self.out
+    def backward(self, g):
+        y = self.out
+        gy = g * y
+        gy -= y * gy.sum(axis=self.axis, keepdims=True)
+        return gy
+
+
+class ScaledDotProductAttention(Function):
+    """o = dropout(softmax(q kᵀ · scale + bias, blocked)) v over the last two dims (batched, broadcast
+    batch dims allowed between q and k/v; bias additive float, blocked bool; fully blocked rows give 0).
+    Backward:  dP = g vᵀ,  dS = P ⊙ (dP - Σ dP ⊙ P) · scale,  dq = dS k,  dk = dSᵀ q,  dv = Pᵀ g
+    (P = the dropped-out weights, with the dropout mask folded into dP). One node instead of ~6."""
+    def forward(self, q, k, v, bias=None, blocked=None, scale=1.0, keep=None):
+        s = q @ np.swapaxes(k, -1, -2)
+        s *= scale
+        if bias is not None:
+            s += bias
+        p = _masked_softmax(s, blocked)
+        self.q, self.k, self.v, self.p, self.scale, self.keep = q, k, v, p, scale, keep
+        pd = p if keep is None else p * keep
+        self.pd = pd
+        return pd @ v
+    def backward(self, g):
+        q, k, v, p, pd = self.q, self.k, self.v, self.p, self.pd
+        gv = np.swapaxes(pd, -1, -2) @ g if self.needs[2] else None
+        dp = g @ np.swapaxes(v, -1, -2)
+        if self.keep is not None:
+            dp *= self.keep
+        dp *= p
+        dp -= p * dp.sum(axis=-1, keepdims=True)
+        dp *= self.scale
+        gq = dp @ k if self.needs[0] else None
+        gk = np.swapaxes(dp, -1, -2) @ q if self.needs[1] else None
+        return gq, gk, gv
+
+
 # The one registry of ops (name -> Function), e.g. for the visualizer's labels and for tests.
 REGISTRY: dict[str, type[Function]] = {}
 
