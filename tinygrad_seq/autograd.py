@@ -52,22 +52,34 @@ class _GradMode:
         return wrapper
 
 
-def no_grad() -> _GradMode:
-    """No graph is recorded inside: results have `requires_grad=False` (context manager or decorator)."""
-    return _GradMode(False)
+def no_grad(fn: Callable | None = None):
+    """No graph is recorded inside: results have `requires_grad=False`.
+
+    `with tg.no_grad():`, `@tg.no_grad()` and `@tg.no_grad` all work.
+    """
+    gm = _GradMode(False)
+    return gm(fn) if callable(fn) else gm
 
 
-def enable_grad() -> _GradMode:
-    """Re-enable graph recording, e.g. inside a `no_grad` block."""
-    return _GradMode(True)
+def enable_grad(fn: Callable | None = None):
+    """Re-enable graph recording, e.g. inside a `no_grad` block (context manager or decorator)."""
+    gm = _GradMode(True)
+    return gm(fn) if callable(fn) else gm
 
 
-def set_grad_enabled(mode: bool) -> _GradMode:
-    """Set grad mode (usable as a context manager); `set_grad_enabled(False)` == `no_grad()`."""
-    gm = _GradMode(mode)
-    gm.__enter__()
-    # Used as a plain call it stays set; used in `with` it restores on exit.
-    return gm
+class set_grad_enabled:
+    """`set_grad_enabled(mode)` sets grad mode at once; used in `with`, the previous mode comes back on exit."""
+
+    def __init__(self, mode: bool):
+        self._prev = STATE.grad_enabled
+        STATE.grad_enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self._prev
+        return False
 
 
 def is_grad_enabled() -> bool:
@@ -160,11 +172,9 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
     """
     # Pass 1: count, for every tensor in the graph, how many graph edges consume it.
     deps: dict[int, int] = {id(root): 0}
-    nodes: dict[int, Tensor] = {id(root): root}
     stack = [root]
     while stack:
-        t = stack.pop()
-        ctx = t._ctx
+        ctx = stack.pop()._ctx
         if ctx is None:
             continue
         if type(ctx) is _Released:
@@ -172,37 +182,39 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
                 f"Trying to backward through the graph a second time: the saved arrays of {ctx.op} were "
                 "released by the first backward(); call backward(retain_graph=True) the first time")
         for p in ctx.parents:
-            if not p.requires_grad:
-                continue
-            k = id(p)
-            if k in deps:
-                deps[k] += 1
-            else:
-                deps[k] = 1
-                nodes[k] = p
-                stack.append(p)
+            if p.requires_grad:
+                k = id(p)
+                if k in deps:
+                    deps[k] += 1
+                else:
+                    deps[k] = 1
+                    stack.append(p)
 
     # Pass 2: process tensors whose consumers are all done; gradients accumulate in `grads`.
+    # A tensor waiting here stays alive through the parents of a consumer not yet processed, so
+    # its id cannot be reused before it is popped.
     grads: dict[int, np.ndarray] = {id(root): grad}
     owned: set[int] = set()  # gradient arrays created by this pass, safe to add into in place
     anomaly = STATE.anomaly
     ready = [root]
+    pop_grad = grads.pop
     while ready:
         t = ready.pop()
         k = id(t)
-        g = grads.pop(k)
-        del nodes[k]
+        g = pop_grad(k)
         if t._hooks:
             for hook in t._hooks:
                 r = hook(_Tensor._wrap(g))
                 if r is not None:
                     g = r.data if hasattr(r, "data") else np.asarray(r)
+                    owned.discard(k)  # the hook may keep the array it returned: never store it uncopied
         ctx = t._ctx
         if capture is not None:
             capture[k] = g
         elif ctx is None or t._retain:
             _store_grad(t, g, k in owned)
-        owned.discard(k)
+        if owned:
+            owned.discard(k)
         if ctx is None:
             continue
         pgrads = ctx.backward(g)
@@ -210,28 +222,41 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
         if len(parents) == 1:
             pgrads = (pgrads,)
         if not retain_graph:
-            t._ctx = _Released(type(ctx).__name__)
+            t._ctx = _released(type(ctx))
         for p, pg in zip(parents, pgrads):
             if pg is None or not p.requires_grad:
                 continue
             if anomaly:
                 _check_finite(pg, "backward", ctx)
-            if pg.shape != p.data.shape:
-                pg = _unbroadcast(pg, p.data.shape)
-            if pg.dtype != p.data.dtype:
-                pg = pg.astype(p.data.dtype)
+            pdata = p.data
+            if pg.shape != pdata.shape:
+                pg = _unbroadcast(pg, pdata.shape)
+            if pg.dtype is not pdata.dtype and pg.dtype != pdata.dtype:
+                pg = pg.astype(pdata.dtype)
             pk = id(p)
             if pk in grads:
-                if pk in owned and capture is None:
+                if pk in owned:
                     grads[pk] += pg
                 else:
                     grads[pk] = grads[pk] + pg
                     owned.add(pk)
             else:
                 grads[pk] = pg
-            deps[pk] -= 1
-            if deps[pk] == 0:
+            n = deps[pk] - 1
+            deps[pk] = n
+            if n == 0:
                 ready.append(p)
+
+
+_RELEASED: dict[type, _Released] = {}
+
+
+def _released(cls: type) -> _Released:
+    """One shared marker per op class (no allocation per node)."""
+    m = _RELEASED.get(cls)
+    if m is None:
+        m = _RELEASED[cls] = _Released(cls.__name__)
+    return m
 
 
 _Tensor: Any = None  # set by tensor.py (it imports this module)
