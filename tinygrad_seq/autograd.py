@@ -217,9 +217,10 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
             owned.discard(k)
         if ctx is None:
             continue
-        pgrads = ctx.backward(g)
+        sl = ctx.slice_index
+        pgrads = (g,) if sl is not None else ctx.backward(g)
         parents = ctx.parents
-        if len(parents) == 1:
+        if len(parents) == 1 and sl is None:
             pgrads = (pgrads,)
         if not retain_graph:
             t._ctx = _released(type(ctx))
@@ -229,6 +230,20 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
             if anomaly:
                 _check_finite(pg, "backward", ctx)
             pdata = p.data
+            if sl is not None:  # a basic-index slice: add it into one zero-initialised buffer this pass owns
+                pk = id(p)
+                if pk not in owned:
+                    buf = np.zeros(pdata.shape, pdata.dtype)
+                    if pk in grads:
+                        buf += grads[pk]
+                    grads[pk] = buf
+                    owned.add(pk)
+                grads[pk][sl] += pg
+                n = deps[pk] - 1
+                deps[pk] = n
+                if n == 0:
+                    ready.append(p)
+                continue
             if pg.shape != pdata.shape:
                 pg = _unbroadcast(pg, pdata.shape)
             if pg.dtype is not pdata.dtype and pg.dtype != pdata.dtype:

@@ -20,6 +20,10 @@ class Function:
     """Base class: `Op.apply(*tensors, **kw)` runs forward and, if needed, records the graph node."""
     __slots__ = ("parents", "needs", "scope", "__dict__")
 
+    # Set by a basic-index GetItem: the backward pass then adds g into one buffer per input
+    # (autograd.run_backward) instead of a dense zeros array per slice (x[t] over T steps: O(T), not O(T^2)).
+    slice_index = None
+
     def forward(self, *args: np.ndarray, **kw: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -410,6 +414,8 @@ class GetItem(Function):
     """z = x[index] (basic and advanced indexing);  dx = zeros with g scattered (repeats accumulate)"""
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        if not _is_advanced(index):
+            self.slice_index = index
         return x[index]
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
@@ -494,9 +500,11 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """z = x Wᵀ + b  (W: out×in; x: ...×in);  dx = g W,  dW = gᵀ x,  db = Σ g"""
+    """z = x Wᵀ + b  (W: out×in; x: ...×in; b: out, or any shape broadcasting to z, e.g. a per-row
+    precomputed input projection in a recurrent step);  dx = g W,  dW = gᵀ x,  db = Σ g"""
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
+        self.bias_vector = b is not None and b.ndim == 1
         out = x @ w.T
         if b is not None:
             out += b
@@ -507,7 +515,8 @@ class Linear(Function):
         gx = g @ w if self.needs[0] else None
         gw = g2.T @ x.reshape(-1, x.shape[-1]) if self.needs[1] else None
         if len(self.needs) == 3:
-            return gx, gw, (g2.sum(0) if self.needs[2] else None)
+            # a non-vector bias gets g as is: the engine sums it back to the bias shape
+            return gx, gw, ((g2.sum(0) if self.bias_vector else g) if self.needs[2] else None)
         return gx, gw
 
 
