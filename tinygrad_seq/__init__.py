@@ -12,6 +12,8 @@ from .tensor import (Tensor, arange, cat, empty, eye, full, full_like, manual_se
                      ones, ones_like, rand, rand_like, randint, randn, randn_like, rng, stack, tensor, where,
                      zeros, zeros_like)
 from . import nn  # noqa: F401,E402
+from . import optim  # noqa: F401,E402
+from .io import load, save  # noqa: F401,E402
 
 float32 = "float32"
 float64 = "float64"
