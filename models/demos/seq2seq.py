@@ -1,0 +1,423 @@
+"""Sequence-to-sequence demos of `tinygrad-seq`: translate, copy, reverse, g2p, caption.
+
+    tinygrad-seq translate --model both      # dates "Tuesday, March 3, 1998" -> "1998-03-03"
+    tinygrad-seq copy                        # Transformer copies a random token sequence
+    tinygrad-seq reverse                     # ... or reverses it
+    tinygrad-seq g2p --model both            # CMUdict letters -> phonemes, RNN+attention vs Transformer
+    tinygrad-seq caption                     # 8x8 digit image -> "seven", CNN + attention decoder
+
+Every demo trains with teacher forcing (cross-entropy over the next target token, padding ignored),
+Adam with a linear-warmup + cosine learning-rate schedule and gradient clipping, and evaluates by
+greedy decoding on held-out data (exact match of the whole output). Conventions shared with the other
+demos (run directory, metrics.jsonl, loss PNG, checkpoint + `--resume`, `--seed`, `--quick`) come from
+`common.py`; with `--model both` each model gets a sub-directory (`OUT/rnn`, `OUT/transformer`) and
+OUT gets a comparison plot and `summary.json`. Attention heatmaps of a few held-out examples are saved
+as `OUT/<model>/attention_*.png`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import tinygrad_seq as tg
+import tinygrad_seq.nn.functional as F
+
+from . import common
+from . import seq2seq_data as D
+
+MODELS = ("rnn", "transformer")
+
+
+# ----------------------------------------------------------------------------------------- tasks
+@dataclass
+class Task:
+    """A data set ready for training: pairs are (source, target) token sequences (or, for captioning,
+    (image, target)); `make_batch(pairs)` turns a list of pairs into a padded `D.Batch`."""
+    name: str
+    src_vocab: D.Vocab | None
+    tgt_vocab: D.Vocab
+    train: list
+    test: list
+    max_out: int                        # greedy decoding stops after this many tokens
+    src_join: str = ""                  # how tokens are joined for display ("" for characters)
+    tgt_join: str = ""
+    make_batch: Callable[[list], D.Batch] | None = None
+    extra_metrics: Callable[[list, list], dict] | None = None   # (hyps, refs) -> metrics
+
+    def batch(self, pairs: list) -> D.Batch:
+        if self.make_batch is not None:
+            return self.make_batch(pairs)
+        return D.make_batch(pairs, self.src_vocab, self.tgt_vocab)
+
+
+def translate_task(n_train: int, n_test: int, seed: int) -> Task:
+    """Dates: training dates and held-out dates are disjoint; each example in a random format."""
+    train_dates, test_dates = D.split_dates(n_test, seed=seed)
+    gen = np.random.default_rng([seed, 2])  # fixed data set, independent of the batch stream
+    sv, tv = D.date_vocabs()
+    return Task("translate", sv, tv, D.date_pairs(train_dates, n_train, gen),
+                D.date_pairs(test_dates, n_test, gen), max_out=12)
+
+
+def token_task(name: str, n_train: int, n_test: int, seed: int, n_tokens: int, min_len: int,
+               max_len: int) -> Task:
+    gen = np.random.default_rng([seed, 2])
+    rev = name == "reverse"
+    pairs = D.token_task_pairs(n_train + n_test, gen, n_tokens, min_len, max_len, reverse=rev)
+    v = D.token_vocab(n_tokens)
+    return Task(name, v, v, pairs[:n_train], pairs[n_train:], max_out=max_len + 1, src_join=" ", tgt_join=" ",
+                extra_metrics=_token_accuracy)
+
+
+def g2p_task(n_train: int, n_test: int, seed: int, max_len: int) -> Task:
+    """CMUdict: deterministic word split (CRC32), then seeded subsets of at most n_train / n_test words."""
+    train, test = D.split_g2p(D.load_cmudict(max_len=max_len))
+    gen = np.random.default_rng([seed, 2])
+    if n_train < len(train):
+        train = [train[i] for i in np.sort(gen.choice(len(train), n_train, replace=False))]
+    if n_test < len(test):
+        test = [test[i] for i in np.sort(gen.choice(len(test), n_test, replace=False))]
+    sv = D.Vocab.from_sequences(w for w, _ in train)
+    tv = D.Vocab.from_sequences(p for _, p in train)
+    return Task("g2p", sv, tv, train, test, max_out=max_len + 4, src_join="", tgt_join=" ",
+                extra_metrics=lambda h, r: {"per": D.phoneme_error_rate(h, r)})
+
+
+def caption_task(seed: int) -> Task:
+    (tr_img, tr_cap, _), (te_img, te_cap, _) = D.load_digit_captions(seed=seed)
+    tv = D.caption_vocab()
+
+    def make_batch(pairs: list) -> D.Batch:
+        tgt, _ = D.pad_batch([tv.encode(c, sos=True, eos=True) for _, c in pairs])
+        images = np.stack([im for im, _ in pairs])
+        return D.Batch(images, None, tgt[:, :-1], tgt[:, 1:], None)
+
+    return Task("caption", None, tv, list(zip(tr_img, tr_cap)), list(zip(te_img, te_cap)), max_out=7,
+                make_batch=make_batch)
+
+
+def _token_accuracy(hyps: list, refs: list) -> dict:
+    """Fraction of reference positions whose token the hypothesis reproduces (position by position)."""
+    hit = sum(sum(a == b for a, b in zip(h, r)) for h, r in zip(hyps, refs))
+    return {"token_accuracy": hit / max(1, sum(len(r) for r in refs))}
+
+
+# ----------------------------------------------------------------------------------------- models
+def build_model(kind: str, task: Task, args: argparse.Namespace) -> tg.nn.Module:
+    """The model for `kind` ("rnn", "transformer" or "caption") sized by args."""
+    from .. import seq2seq as S  # lazy: keeps `tinygrad-seq --help` light
+
+    if kind == "caption":
+        return CaptionModel(len(task.tgt_vocab), hidden=args.hidden, attention=args.attention)
+    if kind == "rnn":
+        return S.RNNSeq2Seq(len(task.src_vocab), len(task.tgt_vocab), emb_size=args.emb, hidden_size=args.hidden,
+                            attention=args.attention, pad_idx=D.PAD_IDX)
+    if kind == "transformer":
+        return S.Seq2SeqTransformer(args.layers, args.layers, args.d_model, args.heads, len(task.src_vocab),
+                                    len(task.tgt_vocab), dim_feedforward=args.ff, dropout=args.dropout,
+                                    batch_first=True)
+    raise ValueError(f"unknown model kind {kind!r}; expected one of {MODELS + ('caption',)}")
+
+
+def _src_padding_mask(batch: D.Batch) -> np.ndarray:
+    return batch.src == D.PAD_IDX
+
+
+def teacher_forced_logits(kind: str, model: tg.nn.Module, batch: D.Batch) -> tg.Tensor:
+    """(B, T, V) logits of every target position given the true previous tokens."""
+    if kind == "caption":
+        return model(tg.Tensor(batch.src), batch.tgt_in)[0]
+    if kind == "rnn":
+        return model(batch.src, batch.tgt_in, src_lengths=batch.src_len)[0]
+    return model(batch.src, batch.tgt_in, src_key_padding_mask=_src_padding_mask(batch))
+
+
+def greedy_decode(kind: str, model: tg.nn.Module, batch: D.Batch, max_len: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Greedy decoding: (B, T) token ids and, where the model exposes it, the (B, T, S) attention weights
+    over source positions (captioning: over feature-grid cells)."""
+    if kind == "caption":
+        return model.greedy_decode(tg.Tensor(batch.src), max_len, D.SOS_IDX, D.EOS_IDX)
+    if kind == "rnn":
+        return model.greedy_decode(batch.src, max_len, D.SOS_IDX, D.EOS_IDX, src_lengths=batch.src_len)
+    return model.greedy_decode(batch.src, max_len, D.SOS_IDX, D.EOS_IDX,
+                               src_key_padding_mask=_src_padding_mask(batch), return_attention=True)
+
+
+# ----------------------------------------------------------------------------------------- captioning
+class CaptionModel(tg.nn.Module):
+    """Show-attend-tell style captioner: CNN annotation vectors a_i (models/cnn.py) and a GRU decoder
+    that attends over them at every step:
+
+        h_0 = tanh(W_init mean_i a_i)
+        c_t = sum_i alpha_ti a_i,   alpha_t = softmax_i(score(h_{t-1}, a_i))      (attention over the grid)
+        h_t = GRUCell([E y_{t-1}; c_t], h_{t-1}),   p(y_t) = softmax(W_out [h_t; c_t])
+    """
+
+    def __init__(self, vocab_size: int, hidden: int = 64, channels: int = 16, features: int = 32,
+                 emb_size: int = 16, attention: str = "bahdanau"):
+        super().__init__()
+        from .. import attention as A
+        from .. import rnn as R
+        from ..cnn import CNNEncoder
+
+        self.encoder = CNNEncoder(1, channels, features)
+        self.init_h = tg.nn.Linear(features, hidden)
+        self.embedding = tg.nn.Embedding(vocab_size, emb_size)
+        self.attention = _make_attention(A, attention, hidden, features)
+        self.cell = R.GRUCell(emb_size + features, hidden)
+        self.out = tg.nn.Linear(hidden + features, vocab_size)
+
+    def _start(self, images: tg.Tensor):
+        feats, grid = self.encoder.features(images)           # (B, N, F)
+        return feats, grid, self.init_h(feats.mean(1)).tanh()
+
+    def _step(self, y_prev: np.ndarray, h: tg.Tensor, feats: tg.Tensor):
+        context, weights = self.attention(h, feats)            # (B, F), (B, N)
+        h = self.cell(tg.cat([self.embedding(y_prev), context], dim=-1), h)
+        return self.out(tg.cat([h, context], dim=-1)), h, weights
+
+    def forward(self, images: tg.Tensor, tgt_in: np.ndarray) -> tuple[tg.Tensor, tg.Tensor]:
+        """Teacher forcing: (B, T, V) logits and (B, T, N) attention weights."""
+        feats, _, h = self._start(images)
+        logits, weights = [], []
+        for t in range(tgt_in.shape[1]):
+            with tg.time_step(t):
+                lo, h, w = self._step(tgt_in[:, t], h, feats)
+            logits.append(lo)
+            weights.append(w)
+        return tg.stack(logits, dim=1), tg.stack(weights, dim=1)
+
+    def greedy_decode(self, images: tg.Tensor, max_len: int, sos_idx: int, eos_idx: int):
+        """(B, T) token ids and (B, T, h, w) attention maps over the feature grid."""
+        feats, (gh, gw), h = self._start(images)
+        y = np.full(images.shape[0], sos_idx, dtype=np.int64)
+        ids, maps = [], []
+        done = np.zeros(images.shape[0], dtype=bool)
+        for _ in range(max_len):
+            lo, h, w = self._step(y, h, feats)
+            y = lo.data.argmax(-1)
+            ids.append(y)
+            maps.append(w.data.reshape(-1, gh, gw))
+            done |= y == eos_idx
+            if done.all():
+                break
+        return np.stack(ids, 1), np.stack(maps, 1)
+
+
+def _make_attention(A, kind: str, query_dim: int, key_dim: int) -> tg.nn.Module:
+    """Soft attention with Bahdanau's additive score vᵀ tanh(W_q q + W_k k) or Luong's general qᵀ W k."""
+    scores = {"bahdanau": "additive", "luong": "general"}
+    if kind not in scores:
+        raise ValueError(f"attention must be one of {sorted(scores)}, got {kind!r}")
+    return A.SoftAttention(scores[kind], query_dim=query_dim, key_dim=key_dim)
+
+
+# ----------------------------------------------------------------------------------------- training
+def _lr_schedule(optimizer, args: argparse.Namespace):
+    warmup = max(1, min(args.warmup, args.steps // 4))
+    return tg.optim.lr_scheduler.WarmupCosineLR(optimizer, warmup_steps=warmup, total_steps=max(args.steps, warmup + 1),
+                                                eta_min=args.lr * 0.02)
+
+
+def evaluate(kind: str, model: tg.nn.Module, task: Task, pairs: list, batch_size: int = 256) -> dict:
+    """Greedy-decode `pairs` and compare with the references: exact match (+ task metrics)."""
+    was_training = model.training
+    model.eval()
+    hyps, refs = [], []
+    with tg.no_grad():
+        for idx in common.minibatches(len(pairs), batch_size):
+            chunk = [pairs[i] for i in idx]
+            ids, _ = greedy_decode(kind, model, task.batch(chunk), task.max_out)
+            hyps += [task.tgt_vocab.decode(row) for row in ids]
+            refs += [list(t) for _, t in chunk]
+    model.train(was_training)
+    out = {"exact_match": float(np.mean([h == r for h, r in zip(hyps, refs)]))}
+    if task.extra_metrics is not None:
+        out.update(task.extra_metrics(hyps, refs))
+    return out
+
+
+def train(kind: str, task: Task, args: argparse.Namespace, out: Path, tag: str | None = None) -> dict:
+    """Train one model on `task` into run directory `out`; returns the final held-out metrics."""
+    data_rng = common.seed_everything(args.seed)
+    model = build_model(kind, task, args)
+    params = list(model.parameters())
+    optimizer = tg.optim.Adam(params, lr=args.lr)
+    scheduler = _lr_schedule(optimizer, args)
+    run = common.RunDir(out)
+    start, _ = run.begin(model, optimizer, {"data": data_rng}, resume=args.resume)
+    if start:  # closed-form schedule: jump to the restored step
+        scheduler.last_epoch = start - 1
+        scheduler.step()
+    n_params = sum(p.numel() for p in params)
+    label = tag or kind
+    print(f"[{task.name}/{label}] {n_params} parameters, {len(task.train)} training / {len(task.test)} "
+          f"held-out examples, steps {start}->{args.steps}", flush=True)
+    val = task.test[:min(len(task.test), args.val_size)]
+    window: list[float] = []
+    model.train()
+    with common.progress(args.steps, desc=f"{task.name}/{label}", initial=start) as bar:
+        for step in range(start + 1, args.steps + 1):
+            idx = data_rng.integers(0, len(task.train), args.batch_size)
+            batch = task.batch([task.train[i] for i in idx])
+            logits = teacher_forced_logits(kind, model, batch)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.tgt_out.reshape(-1),
+                                   ignore_index=D.PAD_IDX)
+            optimizer.zero_grad()
+            loss.backward()
+            grad_norm = tg.nn.utils.clip_grad_norm_(params, args.clip)
+            optimizer.step()
+            scheduler.step()
+            window.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=float(np.mean(window[-20:])))
+            if step % args.log_every == 0 or step == args.steps:
+                run.log(step, "train", loss=float(np.mean(window)), lr=optimizer.param_groups[0]["lr"],
+                        grad_norm=float(grad_norm))
+                window = []
+            if step % args.eval_every == 0 or step == args.steps:
+                run.log(step, "val", **evaluate(kind, model, task, val))
+                run.save_checkpoint(step, model, optimizer, {"data": data_rng})
+    final = evaluate(kind, model, task, task.test)
+    run.log(args.steps, "test", **final)
+    run.plot("loss.png", key="loss", title=f"{task.name} / {label}: training loss")
+    _save_examples(kind, model, task, out, n=args.n_heatmaps)
+    print(f"[{task.name}/{label}] held-out: " + ", ".join(f"{k}={v:.4f}" for k, v in final.items()), flush=True)
+    return {"model": label, "parameters": n_params, **final}
+
+
+def _save_examples(kind: str, model: tg.nn.Module, task: Task, out: Path, n: int) -> None:
+    """Attention heatmaps (and a text file of predictions) for the first `n` held-out examples."""
+    from . import heatmaps
+
+    if n <= 0:
+        return
+    chunk = task.test[:n]
+    model.eval()
+    with tg.no_grad():
+        ids, attn = greedy_decode(kind, model, task.batch(chunk), task.max_out)
+    lines = []
+    for i, (src, ref) in enumerate(chunk):
+        hyp = task.tgt_vocab.decode(ids[i])
+        shown = hyp + [D.EOS]
+        ok = "ok" if hyp == list(ref) else "WRONG"
+        if task.name == "caption":
+            lines.append(f"{' '.join(ref)!s:>8} -> {task.tgt_join.join(hyp)} [{ok}]")
+            if attn is not None:
+                heatmaps.save_image_attention(src, attn[i][:len(shown)], shown, str(out / f"attention_{i}.png"),
+                                              title=f"caption: {''.join(hyp)}")
+            continue
+        src_tokens = list(src) + [D.EOS]
+        lines.append(f"{task.src_join.join(src)} -> {task.tgt_join.join(hyp)} [{ok}]")
+        if attn is not None:
+            heatmaps.save_attention_heatmap(attn[i][:len(shown), :len(src_tokens)], src_tokens, shown,
+                                            str(out / f"attention_{i}.png"),
+                                            title=f"{task.src_join.join(src)} -> {task.tgt_join.join(hyp)}")
+    (out / "examples.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[:5]), flush=True)
+
+
+def run_models(task: Task, args: argparse.Namespace) -> int:
+    kinds = list(MODELS) if args.model == "both" else [args.model]
+    out = Path(args.out)
+    results = []
+    for kind in kinds:
+        sub = out / kind if len(kinds) > 1 else out
+        results.append(train(kind, task, _model_args(args, kind), sub))
+    if len(kinds) > 1:
+        curves = {}
+        for kind in kinds:
+            recs = common.RunDir(out / kind).records("train")
+            curves[kind] = ([r["step"] for r in recs], [r["loss"] for r in recs])
+        common.plot_curves(curves, out / "loss.png", title=f"{task.name}: training loss")
+    (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n")
+    common.print_table(results, title=f"{task.name}: held-out results")
+    return 0
+
+
+def _model_args(args: argparse.Namespace, kind: str) -> argparse.Namespace:
+    """Per-model overrides (`--rnn-lr`, `--transformer-steps`, ...) on top of the shared flags."""
+    ns = argparse.Namespace(**vars(args))
+    for key in ("lr", "steps"):
+        v = getattr(args, f"{kind}_{key}", None)
+        if v is not None:
+            setattr(ns, key, v)
+    return ns
+
+
+# ----------------------------------------------------------------------------------------- CLI
+# Defaults per demo; `quick` entries are the --quick sizes (seconds, used by the tests).
+_SHARED = dict(batch_size=64, lr=2e-3, hidden=128, emb=32, d_model=64, heads=4, layers=2, ff=128, dropout=0.0,
+               attention="bahdanau", clip=1.0, warmup=200, log_every=25, eval_every=500, val_size=256,
+               n_heatmaps=4)
+_QUICK_SHARED = dict(batch_size=32, hidden=32, emb=16, d_model=32, heads=2, layers=1, ff=64, warmup=20,
+                     log_every=5, eval_every=40, val_size=64, n_heatmaps=2)
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "translate": dict(defaults=dict(steps=3000, n_train=50000, n_test=1000, model="both"),
+                      quick=dict(steps=80, n_train=2000, n_test=100, lr=3e-3)),
+    "copy": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
+                               model="transformer"),
+                 quick=dict(steps=80, n_train=2000, n_test=100, max_len=6, lr=3e-3)),
+    "reverse": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
+                                  model="transformer"),
+                    quick=dict(steps=80, n_train=2000, n_test=100, max_len=6, lr=3e-3)),
+    "g2p": dict(defaults=dict(steps=4000, n_train=100000, n_test=2000, max_word=12, model="both"),
+                quick=dict(steps=60, n_train=2000, n_test=100, max_word=6, lr=3e-3)),
+    "caption": dict(defaults=dict(steps=1500, hidden=64, model="caption"),
+                    quick=dict(steps=60, lr=3e-3)),
+}
+
+_HELP = {
+    "translate": "date-format translation ('Tuesday, March 3, 1998' -> '1998-03-03'): RNN+attention vs Transformer",
+    "copy": "Transformer copy task on random token sequences",
+    "reverse": "Transformer reverse task on random token sequences",
+    "g2p": "grapheme-to-phoneme on the CMU Pronouncing Dictionary: RNN+attention vs Transformer",
+    "caption": "caption 8x8 digit images with their names: CNN features + attention GRU decoder",
+}
+
+
+def _run(name: str, args: argparse.Namespace) -> int:
+    common.resolve_args(args)
+    if args.out is None:
+        args.out = Path("runs") / name
+    if name == "translate":
+        task = translate_task(args.n_train, args.n_test, args.seed)
+    elif name in ("copy", "reverse"):
+        task = token_task(name, args.n_train, args.n_test, args.seed, args.n_tokens, args.min_len, args.max_len)
+    elif name == "g2p":
+        task = g2p_task(args.n_train, args.n_test, args.seed, args.max_word)
+    else:
+        task = caption_task(args.seed)
+        return 0 if train("caption", task, args, Path(args.out)) else 1
+    return run_models(task, args)
+
+
+def register(subparsers) -> None:
+    """Add the translate, copy, reverse, g2p and caption subcommands."""
+    for name, cfg in CONFIGS.items():
+        p = subparsers.add_parser(name, help=_HELP[name], description=_HELP[name])
+        defaults = {**_SHARED, **cfg["defaults"]}
+        quick = {**_QUICK_SHARED, **cfg["quick"]}
+        if name != "caption":
+            p.add_argument("--model", choices=list(MODELS) + ["both"], default=None,
+                           help=f"which model(s) to train (default {defaults['model']})")
+            for kind in MODELS:
+                p.add_argument(f"--{kind}-lr", type=float, default=None, help=f"learning rate of the {kind} model")
+                p.add_argument(f"--{kind}-steps", type=int, default=None, help=f"training steps of the {kind} model")
+        p.add_argument("--attention", choices=["bahdanau", "luong"], default=None,
+                       help="RNN attention score: additive (Bahdanau) or general (Luong)")
+        ints = ["emb", "d_model", "heads", "layers", "ff", "warmup", "log_every", "eval_every", "val_size",
+                "n_heatmaps", "n_train", "n_test", "n_tokens", "min_len", "max_len", "max_word"]
+        for key in ints:
+            if key in defaults:
+                p.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=f"(default {defaults[key]})")
+        for key in ("dropout", "clip"):
+            p.add_argument("--" + key, type=float, default=None, help=f"(default {defaults[key]})")
+        common.add_common_args(p, defaults, quick)
+        p.set_defaults(func=lambda a, _n=name: _run(_n, a))
