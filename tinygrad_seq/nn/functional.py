@@ -98,6 +98,8 @@ def _conv(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: in
                          f"{weight.shape} expects {weight.shape[1]}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"{fn}: bias shape {bias.shape} != (out_channels,) = ({weight.shape[0]},)")
+    if isinstance(padding, str):
+        x, padding = _string_padding(fn, x, weight, padding, stride, dilation, d)
     stride, padding, dilation = (_tuple(v, d, n, fn) for v, n in ((stride, "stride"), (padding, "padding"),
                                                                   (dilation, "dilation")))
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
@@ -111,6 +113,25 @@ def _conv(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: in
     args = (x, weight) if bias is None else (x, weight, bias)
     out = ops.ConvNd.apply(*args, stride=stride, padding=padding, dilation=dilation)
     return out[0] if unbatched else out
+
+
+def _string_padding(fn: str, x: Tensor, weight: Tensor, padding: str, stride, dilation, d: int):
+    """padding='valid' (none) or 'same' (output size = input size, stride 1; an odd total pads one more
+    on the right, as PyTorch) -> (possibly padded x, numeric padding)."""
+    if padding == "valid":
+        return x, 0
+    if padding != "same":
+        raise ValueError(f"{fn}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+    if _tuple(stride, d, "stride", fn) != (1,) * d:
+        raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions (stride={stride})")
+    dil = _tuple(dilation, d, "dilation", fn)
+    total = [dl * (k - 1) for dl, k in zip(dil, weight.shape[2:])]
+    if all(t % 2 == 0 for t in total):
+        return x, tuple(t // 2 for t in total)
+    widths = []
+    for t in reversed(total):  # F.pad lists the last dim first
+        widths += [t // 2, t - t // 2]
+    return pad(x, widths), 0
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,

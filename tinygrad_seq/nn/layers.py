@@ -1,28 +1,557 @@
-"""Layers: Linear, Embedding, LayerNorm, Dropout, containers and activation modules."""
+"""Layers with PyTorch's names, arguments, initialisation and reprs: Linear, Embedding, LayerNorm, Dropout,
+Conv1d/Conv2d, pooling, containers (Sequential, ModuleList, ModuleDict), activations and losses.
+
+Every layer's errors name the layer: a bad input shape is a ValueError "Conv2d(3, 8, ...): conv2d: ...".
+"""
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from ..tensor import Tensor, rng
+from ..tensor import Tensor
 from . import functional as F
+from . import init
 from .module import Module, Parameter
 
+__all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
+           "Flatten", "Identity", "Sequential", "ModuleList", "ModuleDict", "ReLU", "GELU", "Tanh", "Sigmoid",
+           "Softplus", "Softmax", "LogSoftmax", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
+           "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiMarginLoss"]
+
+
+def _empty(shape: tuple, dtype) -> Parameter:
+    return Parameter(np.empty(shape, np.dtype(dtype or np.float32)))
+
+
+def _call(layer: Module, fn: Callable, *args, **kwargs):
+    """Run a functional form, prefixing its shape errors with the layer's repr head."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as e:
+        raise ValueError(f"{type(layer).__name__}({layer.extra_repr()}): {e}") from None
+
+
+# ---------------------------------------------------------------- linear, embedding, normalisation
 
 class Linear(Module):
-    """y = x Wᵀ + b, W ~ U(-1/√in, 1/√in) as PyTorch"""
+    """y = x Wᵀ + b;  W, b ~ U(-1/√in, 1/√in) (PyTorch's kaiming_uniform_(a=√5))"""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        k = 1 / math.sqrt(in_features)
-        dt = np.dtype(dtype or np.float32)
-        self.weight = Parameter(rng().uniform(-k, k, (out_features, in_features)).astype(dt))
-        self.bias = Parameter(rng().uniform(-k, k, out_features).astype(dt)) if bias else None
+        self.weight = _empty((out_features, in_features), dtype)
+        self.bias = _empty((out_features,), dtype) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            k = 1 / math.sqrt(self.in_features) if self.in_features else 0
+            init.uniform_(self.bias, -k, k)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return _call(self, F.linear, x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """y = W[idx], W ~ N(0, 1) (row padding_idx zero and never updated)"""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=None):
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings {num_embeddings}")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.weight = _empty((num_embeddings, embedding_dim), dtype)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
+
+    def forward(self, idx) -> Tensor:
+        return _call(self, F.embedding, idx, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+
+
+class LayerNorm(Module):
+    """y = (x - μ) / √(σ² + ε) · γ + β over the trailing normalized_shape dims; γ = 1, β = 0"""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 dtype=None):
+        super().__init__()
+        ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
+        self.normalized_shape = tuple(int(n) for n in ns)
+        self.eps, self.elementwise_affine, self.use_bias = eps, elementwise_affine, bias
+        self.weight = init.ones_(_empty(self.normalized_shape, dtype)) if elementwise_affine else None
+        self.bias = init.zeros_(_empty(self.normalized_shape, dtype)) if elementwise_affine and bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _call(self, F.layer_norm, x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.use_bias}")
+
+
+class Dropout(Module):
+    """y = x · m / (1 - p), m ~ Bernoulli(1 - p) in training mode; identity in eval mode"""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: probability has to be between 0 and 1, but got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace=False"
+
+
+# ---------------------------------------------------------------- convolution and pooling
+
+class _ConvNd(Module):
+    """Shared init of Conv1d/Conv2d: W, b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_channels · Π kernel_size"""
+    _d = 0
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None):
+        super().__init__()
+        name, d = type(self).__name__, self._d
+        if groups != 1:
+            raise NotImplementedError(f"{name}: only groups=1 is supported")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{name}: only padding_mode='zeros' is supported")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = F._tuple(kernel_size, d, "kernel_size", name)
+        self.stride = F._tuple(stride, d, "stride", name)
+        self.padding = padding if isinstance(padding, str) else F._tuple(padding, d, "padding", name)
+        self.dilation = F._tuple(dilation, d, "dilation", name)
+        self.groups = groups
+        self.weight = _empty((out_channels, in_channels) + self.kernel_size, dtype)
+        self.bias = _empty((out_channels,), dtype) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            k = 1 / math.sqrt(fan_in) if fan_in else 0
+            init.uniform_(self.bias, -k, k)
+
+    def extra_repr(self) -> str:
+        d = self._d
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,) * d:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * d:
+            s += f", dilation={self.dilation}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """y[n,o,l] = b[o] + Σ_{c,k} W[o,c,k] xpad[n, c, l·stride + k·dilation]  (x: (N, C_in, L) or (C_in, L))"""
+    _d = 1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _call(self, F.conv1d, x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class Conv2d(_ConvNd):
+    """y[n,o,i,j] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj] xpad[n, c, i·s + ki·dil, j·s + kj·dil]  (x: (N, C_in, H, W))"""
+    _d = 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _call(self, F.conv2d, x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class MaxPool2d(Module):
+    """y[n,c,i,j] = max of the kernel_size window at (i·stride, j·stride) (stride defaults to kernel_size)"""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__()
+        if return_indices or ceil_mode:
+            raise NotImplementedError("MaxPool2d: return_indices and ceil_mode are not supported")
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _call(self, F.max_pool2d, x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(Module):
+    """y[n,c,i,j] = mean of the kernel_size window at (i·stride, j·stride) (zero padding counted if count_include_pad)"""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
+        super().__init__()
+        if ceil_mode:
+            raise NotImplementedError("AvgPool2d: ceil_mode is not supported")
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.count_include_pad = padding, count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _call(self, F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
+                     count_include_pad=self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Flatten(Module):
+    """y = x reshaped with dims start_dim..end_dim merged into one"""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim and not (-x.ndim <= self.start_dim < x.ndim and -x.ndim <= self.end_dim < x.ndim):
+            raise ValueError(f"Flatten({self.extra_repr()}): dims out of range for input shape {x.shape}")
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Identity(Module):
+    """y = x"""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+# ---------------------------------------------------------------- containers
+
+def _index(i: int, n: int, name: str) -> int:
+    if not -n <= i < n:
+        raise IndexError(f"{name}: index {i} is out of range for length {n}")
+    return i % n
+
+
+class Sequential(Module):
+    """y = m_n(... m_2(m_1(x))); children named "0", "1", ... (or by an OrderedDict's keys)"""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            for k, m in modules[0].items():
+                self.add_module(str(k), m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        items = list(self._modules.items())
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(items[i]))
+        return items[_index(i, len(items), "Sequential")][1]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module) -> "Sequential":
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules registered as children "0", "1", ... (so their parameters are found)"""
+
+    def __init__(self, modules: Iterable[Module] | None = None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return ModuleList(mods[i])
+        return mods[_index(i, len(mods), "ModuleList")]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        self.add_module(str(_index(i, len(self), "ModuleList")), module)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules: Iterable[Module]) -> "ModuleList":
+        return self.extend(modules)
+
+    def append(self, module: Module) -> "ModuleList":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList.append: expected a Module, got {type(module).__name__}")
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> "ModuleList":
+        for m in modules:
+            self.append(m)
+        return self
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleList has no forward(): iterate over it")
+
+
+class ModuleDict(Module):
+    """A dict of modules registered as children under their keys"""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict: no module named {key!r} (keys: {list(self._modules)})")
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: expected a Module for key {key!r}, got {type(module).__name__}")
+        self.add_module(key, module)
+
+    def __delitem__(self, key: str) -> None:
+        del self._modules[key]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def update(self, modules) -> None:
+        pairs = modules.items() if isinstance(modules, Mapping) else modules
+        for k, m in pairs:
+            self[k] = m
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleDict has no forward(): index it")
+
+
+# ---------------------------------------------------------------- activations
+
+class ReLU(Module):
+    """y = max(0, x)"""
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu()
+
+
+class GELU(Module):
+    """y = x Φ(x), or its tanh approximation (approximate='tanh')"""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.gelu(self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Tanh(Module):
+    """y = tanh(x)"""
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    """y = 1 / (1 + e^-x)"""
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+class Softplus(Module):
+    """y = ln(1 + e^x)"""
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x)
+
+
+class _DimModule(Module):
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def _check(self, x: Tensor) -> None:
+        if not -max(x.ndim, 1) <= self.dim < max(x.ndim, 1):
+            raise ValueError(f"{type(self).__name__}(dim={self.dim}): dim out of range for input shape {x.shape}")
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_DimModule):
+    """y_i = e^{x_i} / Σ_j e^{x_j} along dim"""
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return x.softmax(self.dim)
+
+
+class LogSoftmax(_DimModule):
+    """y_i = x_i - ln Σ_j e^{x_j} along dim"""
+    def forward(self, x: Tensor) -> Tensor:
+        self._check(x)
+        return x.log_softmax(self.dim)
+
+
+# ---------------------------------------------------------------- losses (forward(input, target))
+
+class _Loss(Module):
+    _fn: Callable = staticmethod(lambda *a, **k: None)
+    _options: tuple[str, ...] = ()
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        kw = {k: getattr(self, k) for k in self._options}
+        return type(self)._fn(input, target, reduction=self.reduction, **kw)
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+class _WeightedLoss(_Loss):
+    """Loss with a per-class `weight`, kept as a buffer (in state_dict, as PyTorch)."""
+
+    def __init__(self, weight=None, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+
+
+class MSELoss(_Loss):
+    """ℓ = (x - y)²"""
+    _fn = staticmethod(F.mse_loss)
+
+
+class L1Loss(_Loss):
+    """ℓ = |x - y|"""
+    _fn = staticmethod(F.l1_loss)
+
+
+class HuberLoss(_Loss):
+    """ℓ = ½ d² if |d| < δ else δ (|d| - ½ δ)"""
+    _fn = staticmethod(F.huber_loss)
+    _options = ("delta",)
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction)
+        self.delta = delta
+
+
+class SmoothL1Loss(_Loss):
+    """ℓ = ½ d² / β if |d| < β else |d| - ½ β"""
+    _fn = staticmethod(F.smooth_l1_loss)
+    _options = ("beta",)
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(reduction)
+        self.beta = beta
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    """ℓ = nll_loss(log_softmax(x, 1), y) (see F.cross_entropy for weights, ignore_index, label smoothing)"""
+    _fn = staticmethod(F.cross_entropy)
+    _options = ("weight", "ignore_index", "label_smoothing")
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(weight, reduction)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+
+class NLLLoss(_WeightedLoss):
+    """ℓ_n = -w[y_n] x[n, y_n] (x: log-probabilities)"""
+    _fn = staticmethod(F.nll_loss)
+    _options = ("weight", "ignore_index")
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(weight, reduction)
+        self.ignore_index = ignore_index
+
+
+class BCELoss(_WeightedLoss):
+    """ℓ = -w (y ln p + (1 - y) ln(1 - p))"""
+    _fn = staticmethod(F.binary_cross_entropy)
+    _options = ("weight",)
+
+
+class BCEWithLogitsLoss(_WeightedLoss):
+    """ℓ = -w [p_w y ln σ(x) + (1 - y) ln(1 - σ(x))], stable for any logit"""
+    _fn = staticmethod(F.binary_cross_entropy_with_logits)
+    _options = ("weight", "pos_weight")
+
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(weight, reduction)
+        self.register_buffer("pos_weight", pos_weight)
+
+
+class KLDivLoss(_Loss):
+    """ℓ = y (ln y - x), or e^y (y - x) with log_target (x: log-probabilities)"""
+    _fn = staticmethod(F.kl_div)
+    _options = ("log_target",)
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False):
+        super().__init__(reduction)
+        self.log_target = log_target
+
+
+class MultiMarginLoss(_WeightedLoss):
+    """ℓ_n = Σ_{j ≠ y_n} w[y_n] max(0, margin - x[n, y_n] + x[n, j])^p / C"""
+    _fn = staticmethod(F.multi_margin_loss)
+    _options = ("p", "margin", "weight")
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight=None, reduction: str = "mean"):
+        super().__init__(weight, reduction)
+        if p not in (1, 2):
+            raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 are supported, got {p}")
+        self.p, self.margin = p, margin
