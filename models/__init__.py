@@ -1,1 +1,7 @@
 """Sequence models composed from engine ops (installed as `tinygrad_seq.models`)."""
+from .attention import (AdditiveScore, DotScore, GeneralScore, GlobalAttention, HardAttention,  # noqa: F401,E402
+                        LocalAttention, MultiheadAttention, ScaledDotScore, SoftAttention, gumbel_softmax,
+                        masked_softmax, scaled_dot_product_attention)
+from .transformer import (PositionalEncoding, TokenEmbedding, Transformer, TransformerDecoder,  # noqa: F401,E402
+                          TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+                          generate_square_subsequent_mask)

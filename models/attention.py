@@ -1,0 +1,515 @@
+"""Attention: score functions, soft/global, local (Luong local-p) and hard (Gumbel-softmax) attention,
+`scaled_dot_product_attention` and PyTorch-compatible `MultiheadAttention`.
+
+General form: score every key against the query, softmax the scores, take the weighted sum of values:
+    α = softmax(score(q, k_1..S)),   c = Σ_s α_s v_s.
+
+Masks. The attention modules here take `mask` as a bool array, True = blocked (the convention of
+PyTorch's `key_padding_mask`/bool `attn_mask`); `scaled_dot_product_attention` follows
+`torch.nn.functional.scaled_dot_product_attention`, where a bool mask is True = may attend.
+A row whose keys are all blocked gets all-zero weights and a zero context (and zero gradients) here;
+PyTorch returns NaN for such rows.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+import tinygrad_seq as tg
+from tinygrad_seq import ops
+from tinygrad_seq.nn import Linear, Module, Parameter
+from tinygrad_seq.nn import functional as F
+from tinygrad_seq.tensor import Tensor
+
+__all__ = ["masked_softmax", "gumbel_softmax", "scaled_dot_product_attention", "DotScore", "ScaledDotScore",
+           "GeneralScore", "AdditiveScore", "make_score", "SoftAttention", "GlobalAttention", "LocalAttention",
+           "HardAttention", "MultiheadAttention"]
+
+
+def _mask_array(mask, name: str = "mask") -> np.ndarray | None:
+    if mask is None:
+        return None
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype != bool:
+        raise TypeError(f"{name} must be a bool array (True = blocked), got dtype {m.dtype}")
+    return m
+
+
+def masked_softmax(scores: Tensor, mask=None, dim: int = -1) -> Tensor:
+    """α_i = exp(s_i) / Σ_{j not blocked} exp(s_j) for unblocked i, 0 for blocked i (mask True or
+    s_i = -inf); a fully blocked row gives all zeros, never NaN, forward and backward."""
+    m = _mask_array(mask)
+    if m is not None:
+        try:
+            np.broadcast_shapes(m.shape, scores.shape)
+        except ValueError:
+            raise ValueError(f"masked_softmax: mask shape {m.shape} does not broadcast to scores {scores.shape}") from None
+    return ops.MaskedSoftmax.apply(scores, mask=m, dim=dim)
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: int = -1, mask=None) -> Tensor:
+    """y = softmax((logits + g) / τ), g = -log(-log u), u ~ U(0,1) from tg.rng(). hard=True: the
+    straight-through estimator y_hard - sg(y) + y (one-hot forward, the soft gradient backward)."""
+    if tau <= 0:
+        raise ValueError(f"gumbel_softmax: tau must be > 0, got {tau}")
+    u = tg.rng().random(logits.shape)
+    g = -np.log(-np.log(np.clip(u, 1e-20, 1 - 1e-12)))
+    y = masked_softmax((logits + g.astype(logits.dtype)) / tau, mask, dim)
+    if not hard:
+        return y
+    return _one_hot_argmax(y, dim) - y.detach() + y
+
+
+def _one_hot_argmax(y: Tensor, dim: int) -> Tensor:
+    """one-hot of argmax along dim (all zeros where the row is all zeros: a fully blocked row)"""
+    idx = np.expand_dims(np.argmax(y.data, axis=dim), dim)
+    out = np.zeros_like(y.data)
+    np.put_along_axis(out, idx, 1, axis=dim)
+    out *= y.data.sum(axis=dim, keepdims=True) > 0
+    return Tensor(out)
+
+
+def _weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
+    """c_t = Σ_s α_ts v_s:  (B, T, S) @ (B, S, Dv) -> (B, T, Dv)"""
+    return weights @ values
+
+
+# ---------------------------------------------------------------- score functions
+# Each takes query (B, T, Dq) and keys (B, S, Dk) and returns scores (B, T, S).
+
+class DotScore(Module):
+    """score(q, k) = qᵀk (Luong "dot"; needs Dq = Dk)"""
+
+    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
+        _check_dims("DotScore", query, keys, same=True)
+        return query @ keys.transpose(-1, -2)
+
+
+class ScaledDotScore(Module):
+    """score(q, k) = qᵀk / √d_k (Vaswani et al.)"""
+
+    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
+        _check_dims("ScaledDotScore", query, keys, same=True)
+        return (query * (1.0 / math.sqrt(keys.shape[-1]))) @ keys.transpose(-1, -2)
+
+
+class GeneralScore(Module):
+    """score(q, k) = qᵀ W k (Luong "general", bilinear); W: (query_dim, key_dim)"""
+
+    def __init__(self, query_dim: int, key_dim: int | None = None):
+        super().__init__()
+        key_dim = query_dim if key_dim is None else key_dim
+        self.query_dim, self.key_dim = query_dim, key_dim
+        # W k as a bias-free Linear(key_dim -> query_dim): its weight is exactly W
+        self.W = Linear(key_dim, query_dim, bias=False)
+
+    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
+        _check_dims("GeneralScore", query, keys, dq=self.query_dim, dk=self.key_dim)
+        return query @ self.W(keys).transpose(-1, -2)
+
+    def extra_repr(self) -> str:
+        return f"query_dim={self.query_dim}, key_dim={self.key_dim}"
+
+
+class AdditiveScore(Module):
+    """score(q, k) = vᵀ tanh(W [q; k] + b) (Bahdanau "concat"), computed as vᵀ tanh(W_q q + W_k k + b)
+    with W = [W_q, W_k] split by columns so the (T × S) pairs are never concatenated."""
+
+    def __init__(self, query_dim: int, key_dim: int, attn_dim: int | None = None):
+        super().__init__()
+        attn_dim = attn_dim or key_dim
+        self.query_dim, self.key_dim, self.attn_dim = query_dim, key_dim, attn_dim
+        self.W_q = Linear(query_dim, attn_dim, bias=False)
+        self.W_k = Linear(key_dim, attn_dim)
+        self.v = Linear(attn_dim, 1, bias=False)
+
+    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
+        _check_dims("AdditiveScore", query, keys, dq=self.query_dim, dk=self.key_dim)
+        h = (self.W_q(query).unsqueeze(2) + self.W_k(keys).unsqueeze(1)).tanh()  # (B, T, S, A)
+        return self.v(h).squeeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"query_dim={self.query_dim}, key_dim={self.key_dim}, attn_dim={self.attn_dim}"
+
+
+def _check_dims(name: str, query: Tensor, keys: Tensor, same: bool = False, dq=None, dk=None) -> None:
+    if query.ndim != 3 or keys.ndim != 3 or query.shape[0] != keys.shape[0]:
+        raise ValueError(f"{name}: expected query (B, T, Dq) and keys (B, S, Dk), got {query.shape} and {keys.shape}")
+    if same and query.shape[-1] != keys.shape[-1]:
+        raise ValueError(f"{name}: query dim {query.shape[-1]} != key dim {keys.shape[-1]} (use 'general' or 'additive')")
+    if dq is not None and query.shape[-1] != dq:
+        raise ValueError(f"{name}: query shape {query.shape} does not end with query_dim={dq}")
+    if dk is not None and keys.shape[-1] != dk:
+        raise ValueError(f"{name}: keys shape {keys.shape} does not end with key_dim={dk}")
+
+
+_SCORES = {"dot": DotScore, "scaled_dot": ScaledDotScore, "general": GeneralScore, "bilinear": GeneralScore,
+           "additive": AdditiveScore, "concat": AdditiveScore}
+
+
+def make_score(score: str | Module, query_dim: int | None = None, key_dim: int | None = None,
+               attn_dim: int | None = None) -> Module:
+    """A score module by name: dot | scaled_dot | general (= bilinear) | additive (= concat), or a Module."""
+    if isinstance(score, Module):
+        return score
+    if score not in _SCORES:
+        raise ValueError(f"unknown score {score!r}: expected one of {sorted(_SCORES)} or a Module")
+    cls = _SCORES[score]
+    if cls is GeneralScore:
+        if query_dim is None:
+            raise ValueError("score='general' needs query_dim")
+        return GeneralScore(query_dim, key_dim)
+    if cls is AdditiveScore:
+        if query_dim is None or key_dim is None:
+            raise ValueError("score='additive' needs query_dim and key_dim")
+        return AdditiveScore(query_dim, key_dim, attn_dim)
+    return cls()
+
+
+# ---------------------------------------------------------------- attention by area
+
+class _Attention(Module):
+    """Shared plumbing: a (B, Dq) query is one step (T = 1, squeezed back); mask is (B, S) or
+    broadcastable to (B, T, S), True = blocked; values default to the keys."""
+
+    def __init__(self, score: str | Module = "dot", query_dim: int | None = None, key_dim: int | None = None,
+                 attn_dim: int | None = None):
+        super().__init__()
+        self.score = make_score(score, query_dim, key_dim, attn_dim)
+
+    def _prepare(self, query: Tensor, keys: Tensor, values: Tensor | None, mask):
+        single = query.ndim == 2
+        q = query.unsqueeze(1) if single else query
+        values = keys if values is None else values
+        if keys.ndim != 3 or values.ndim != 3 or keys.shape[:2] != values.shape[:2]:
+            raise ValueError(f"{type(self).__name__}: keys (B, S, Dk) and values (B, S, Dv) must agree, "
+                             f"got {keys.shape} and {values.shape}")
+        m = _mask_array(mask)
+        if m is not None:
+            if m.ndim == 2:
+                m = m[:, None, :]
+            try:
+                if np.broadcast_shapes(m.shape, (q.shape[0], q.shape[1], keys.shape[1])) != (q.shape[0], q.shape[1], keys.shape[1]):
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}: mask shape {np.shape(mask)} does not fit (B, S) = "
+                                 f"{(keys.shape[0], keys.shape[1])} or (B, T, S)") from None
+        return single, q, values, m
+
+    @staticmethod
+    def _finish(single: bool, context: Tensor, weights: Tensor):
+        if single:
+            return context.squeeze(1), weights.squeeze(1)
+        return context, weights
+
+
+class SoftAttention(_Attention):
+    """Soft/global attention: α = softmax(score(q, k_s)) over all unblocked keys, c = Σ_s α_s v_s.
+    forward(query (B, Dq) or (B, T, Dq), keys (B, S, Dk), values=None, mask=None) -> (context, weights)."""
+
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None, mask=None):
+        single, q, values, m = self._prepare(query, keys, values, mask)
+        w = masked_softmax(self.score(q, keys), m)
+        return self._finish(single, _weighted_sum(w, values), w)
+
+
+GlobalAttention = SoftAttention
+
+
+class LocalAttention(_Attention):
+    """Luong local-p attention. Predicted centre p_t = S · σ(v_pᵀ tanh(W_p h_t)) (S = the unblocked source
+    length of each example), a window |s - p_t| <= D, and Gaussian-weighted alignment
+        a_t(s) = softmax_{s in window}(score(h_t, h̄_s)) · exp(-(s - p_t)² / (2σ²)),  σ = D/2,
+    c_t = Σ_s a_t(s) h̄_s (not renormalised, as in the paper). `position` (B,) or (B, T) given instead
+    gives local-m (monotonic) attention with that fixed centre."""
+
+    def __init__(self, query_dim: int, window: int, score: str | Module = "general", key_dim: int | None = None,
+                 attn_dim: int | None = None):
+        super().__init__(score, query_dim, key_dim if key_dim is not None else query_dim, attn_dim)
+        if window < 0:
+            raise ValueError(f"LocalAttention: window D must be >= 0, got {window}")
+        self.D, self.query_dim = window, query_dim
+        hid = attn_dim or query_dim
+        self.W_p = Linear(query_dim, hid, bias=False)
+        self.v_p = Linear(hid, 1, bias=False)
+
+    def predict_position(self, q: Tensor, src_len: np.ndarray) -> Tensor:
+        """p_t = S · σ(v_pᵀ tanh(W_p h_t)):  (B, T, Dq) -> (B, T)"""
+        return self.v_p(self.W_p(q).tanh()).squeeze(-1).sigmoid() * src_len.astype(q.dtype)[:, None]
+
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None, mask=None, position=None):
+        single, q, values, m = self._prepare(query, keys, values, mask)
+        B, T, S = q.shape[0], q.shape[1], keys.shape[1]
+        pad = m[:, 0, :] if m is not None and m.shape[1] == 1 else (m.all(1) if m is not None else None)
+        src_len = np.full(B, S) if pad is None else (~np.broadcast_to(pad, (B, S))).sum(1)
+        if position is None:
+            p = self.predict_position(q, src_len)
+        else:
+            pa = position.data if isinstance(position, Tensor) else np.asarray(position)
+            p = Tensor(np.broadcast_to(pa.reshape(B, -1), (B, T)).astype(q.dtype))
+        s_idx = np.arange(S, dtype=q.dtype)
+        dist = Tensor(s_idx)[None, None, :] - p.unsqueeze(-1)  # (B, T, S)
+        outside = np.abs(dist.data) > self.D
+        blocked = outside if m is None else (outside | m)
+        align = masked_softmax(self.score(q, keys), blocked)
+        sigma = self.D / 2 if self.D > 0 else 0.5
+        w = align * (dist * dist * (-1.0 / (2 * sigma * sigma))).exp()
+        ctx, w = self._finish(single, _weighted_sum(w, values), w)
+        self.last_position = p.squeeze(1) if single else p
+        return ctx, w
+
+    def extra_repr(self) -> str:
+        return f"query_dim={self.query_dim}, window={self.D}"
+
+
+class HardAttention(_Attention):
+    """Hard attention: pick one key. Training: Gumbel-softmax α = softmax((score + g)/τ) (differentiable
+    relaxation); straight_through=True makes α one-hot in the forward pass with the relaxed gradient.
+    Eval: α = one_hot(argmax score) (deterministic). Returns (context, weights) like the others."""
+
+    def __init__(self, score: str | Module = "dot", query_dim: int | None = None, key_dim: int | None = None,
+                 tau: float = 1.0, straight_through: bool = True, attn_dim: int | None = None):
+        super().__init__(score, query_dim, key_dim, attn_dim)
+        if tau <= 0:
+            raise ValueError(f"HardAttention: tau must be > 0, got {tau}")
+        self.tau, self.straight_through = tau, straight_through
+
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None, mask=None):
+        single, q, values, m = self._prepare(query, keys, values, mask)
+        scores = self.score(q, keys)
+        if self.training:
+            w = gumbel_softmax(scores, self.tau, self.straight_through, -1, m)
+        else:
+            w = _one_hot_argmax(masked_softmax(scores.detach(), m), -1)
+        return self._finish(single, _weighted_sum(w, values), w)
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, straight_through={self.straight_through}"
+
+
+# ---------------------------------------------------------------- scaled dot-product and multi-head
+
+def _attend(q: Tensor, k: Tensor, v: Tensor, bias: np.ndarray | None, blocked: np.ndarray | None,
+            dropout_p: float, training: bool, need_weights: bool, scale: float):
+    """softmax(q kᵀ·scale + bias, blocked) (dropped out) @ v on (..., L, D) tensors -> (out, weights|None).
+    Without weights it is one fused node; with weights the same maths from separate nodes so the
+    returned weights are part of the graph."""
+    keep = None
+    if dropout_p > 0 and training:
+        shape = q.shape[:-1] + (k.shape[-2],)
+        shape = np.broadcast_shapes(shape, k.shape[:-2] + (1, 1))
+        keep = (tg.rng().random(shape) >= dropout_p).astype(q.dtype) * (1.0 / (1.0 - dropout_p))
+    if not need_weights:
+        return ops.ScaledDotProductAttention.apply(q, k, v, bias=bias, blocked=blocked, scale=scale, keep=keep), None
+    s = (q * scale) @ k.transpose(-1, -2)
+    if bias is not None:
+        s = s + Tensor(bias)
+    w = ops.MaskedSoftmax.apply(s, mask=blocked, dim=-1)
+    if keep is not None:
+        w = w * Tensor(keep)
+    return w @ v, w
+
+
+def _split_mask(mask, dtype, name: str):
+    """A bool (True = blocked) or float (additive) mask -> (additive float array | None, blocked bool | None)."""
+    if mask is None:
+        return None, None
+    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    if m.dtype == bool:
+        return None, m
+    if m.dtype.kind != "f":
+        raise TypeError(f"{name} must be bool or float, got dtype {m.dtype}")
+    return m.astype(dtype, copy=False), None
+
+
+def _merge(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a | b if a.dtype == bool else a + b
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
+    """Attention(Q, K, V) = softmax(Q Kᵀ/√d_k + M) V, as torch.nn.functional.scaled_dot_product_attention:
+    q (..., L, E), k (..., S, E), v (..., S, Ev); a bool attn_mask is True = MAY attend, a float one is
+    added; is_causal masks j > i. Fully masked rows give 0 (PyTorch: NaN). Dropout is always applied
+    when dropout_p > 0 (as torch's functional form)."""
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape}, value {value.shape} "
+                         "do not fit (..., L, E), (..., S, E), (..., S, Ev)")
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
+    L, S = query.shape[-2], key.shape[-2]
+    bias = blocked = None
+    if is_causal:
+        blocked = np.triu(np.ones((L, S), dtype=bool), 1)
+    elif attn_mask is not None:
+        m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        bias, blocked = _split_mask(~m if m.dtype == bool else m, query.dtype, "attn_mask")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    return _attend(query, key, value, bias, blocked, dropout_p, True, False, scale)[0]
+
+
+class MultiheadAttention(Module):
+    """MultiHead(Q, K, V) = Concat(head_1..head_h) W^O,  head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V),
+    as torch.nn.MultiheadAttention (same arguments, parameter names, init and masks). forward(query,
+    key, value, key_padding_mask=None, need_weights=True, attn_mask=None, average_attn_weights=True,
+    is_causal=False) -> (attn_output, attn_weights | None). Shapes (L, N, E) or with batch_first
+    (N, L, E), or unbatched (L, E). Masks: bool True = blocked, float = added; attn_mask (L, S) or
+    (N·num_heads, L, S); key_padding_mask (N, S). Rows with every key blocked give zeros (torch: NaN).
+    is_causal with no attn_mask builds the causal mask (torch requires attn_mask then)."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
+                 vdim: int | None = None, batch_first: bool = False, device=None, dtype=None):
+        super().__init__()
+        if add_bias_kv or add_zero_attn:
+            raise NotImplementedError("MultiheadAttention: add_bias_kv=True / add_zero_attn=True are not supported")
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be > 0, got {embed_dim} and {num_heads}")
+        if embed_dim % num_heads:
+            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
+        self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
+        self.kdim = kdim if kdim is not None else embed_dim
+        self.vdim = vdim if vdim is not None else embed_dim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        self.head_dim = embed_dim // num_heads
+        dt = np.dtype(dtype or np.float32)
+        xavier = tg.nn.init.xavier_uniform_
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = Parameter(np.empty((3 * embed_dim, embed_dim), dt))
+            self.register_parameter("q_proj_weight", None)
+            self.register_parameter("k_proj_weight", None)
+            self.register_parameter("v_proj_weight", None)
+            xavier(self.in_proj_weight)
+        else:
+            self.q_proj_weight = Parameter(np.empty((embed_dim, embed_dim), dt))
+            self.k_proj_weight = Parameter(np.empty((embed_dim, self.kdim), dt))
+            self.v_proj_weight = Parameter(np.empty((embed_dim, self.vdim), dt))
+            self.register_parameter("in_proj_weight", None)
+            for w in (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight):
+                xavier(w)
+        if bias:
+            self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, dt))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dt)
+        if bias:
+            self.out_proj.bias.data[...] = 0
+
+    # ------------------------------------------------------------ projections
+    def _bias(self, i: int):
+        b = self.in_proj_bias
+        if b is None:
+            return None
+        E = self.embed_dim
+        return b[i * E:(i + 1) * E]
+
+    def _proj(self, x: Tensor, i: int) -> Tensor:
+        """x W_iᵀ + b_i for i = 0 (q), 1 (k), 2 (v)"""
+        if self._qkv_same_embed_dim:
+            E = self.embed_dim
+            w = self.in_proj_weight[i * E:(i + 1) * E]
+        else:
+            w = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)[i]
+        return F.linear(x, w, self._bias(i))
+
+    def project(self, query: Tensor, key: Tensor, value: Tensor):
+        """(q, k, v) projections, each (N, L|S, E), batch-first; one fused matmul when query is key is value."""
+        if self._qkv_same_embed_dim and query is key and key is value:
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
+            return qkv.chunk(3, dim=-1)
+        return self._proj(query, 0), self._proj(key, 1), self._proj(value, 2)
+
+    def heads(self, x: Tensor) -> Tensor:
+        """(N, L, E) -> (N, h, L, E/h)"""
+        N, L = x.shape[0], x.shape[1]
+        return x.reshape(N, L, self.num_heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def merge_heads(self, o: Tensor) -> Tensor:
+        """(N, h, L, E/h) -> (N, L, E) -> out_proj"""
+        N, _, L, _ = o.shape
+        return self.out_proj(o.permute(0, 2, 1, 3).reshape(N, L, self.embed_dim))
+
+    # ------------------------------------------------------------ masks
+    def _masks(self, N: int, L: int, S: int, key_padding_mask, attn_mask, is_causal: bool, dtype):
+        """-> (additive float (N|1, h|1, L|1, S) | None, blocked bool (same) | None), validated."""
+        h = self.num_heads
+        if is_causal and attn_mask is None:
+            attn_mask = np.triu(np.ones((L, S), dtype=bool), 1)
+        ab, ablk = _split_mask(attn_mask, dtype, "attn_mask")
+        a = ab if ab is not None else ablk
+        if a is not None:
+            if a.ndim == 2:
+                if a.shape != (L, S):
+                    raise RuntimeError(f"MultiheadAttention: the shape of the 2D attn_mask is {a.shape}, "
+                                       f"but should be {(L, S)}")
+                a = a[None, None]
+            elif a.ndim == 3:
+                if a.shape != (N * h, L, S):
+                    raise RuntimeError(f"MultiheadAttention: the shape of the 3D attn_mask is {a.shape}, "
+                                       f"but should be {(N * h, L, S)}")
+                a = a.reshape(N, h, L, S)
+            else:
+                raise RuntimeError(f"MultiheadAttention: attn_mask must be 2-D or 3-D, got shape {a.shape}")
+            ab, ablk = (None, a) if a.dtype == bool else (a, None)
+        kb, kblk = _split_mask(key_padding_mask, dtype, "key_padding_mask")
+        k = kb if kb is not None else kblk
+        if k is not None:
+            if k.shape != (N, S):
+                raise RuntimeError(f"MultiheadAttention: expected key_padding_mask of shape {(N, S)}, got {k.shape}")
+            k = k[:, None, None, :]
+            kb, kblk = (None, k) if k.dtype == bool else (k, None)
+        return _merge(ab, kb), _merge(ablk, kblk)
+
+    # ------------------------------------------------------------ forward
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask=None, need_weights: bool = True,
+                attn_mask=None, average_attn_weights: bool = True, is_causal: bool = False):
+        unbatched = query.ndim == 2
+        if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
+            raise ValueError(f"MultiheadAttention: query, key, value must all be 3-D (batched) or 2-D (unbatched), "
+                             f"got {query.shape}, {key.shape}, {value.shape}")
+        same_qk, same_kv = query is key, key is value
+
+        def to_batch_first(x: Tensor) -> Tensor:  # (L, N, E) or unbatched (L, E) -> (N, L, E)
+            return x.unsqueeze(0) if unbatched else (x if self.batch_first else x.transpose(0, 1))
+
+        query = to_batch_first(query)
+        key = query if same_qk else to_batch_first(key)
+        value = key if same_kv else to_batch_first(value)
+        if unbatched and key_padding_mask is not None:
+            kp = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
+            key_padding_mask = kp[None]
+        E = self.embed_dim
+        if query.shape[-1] != E or key.shape[-1] != self.kdim or value.shape[-1] != self.vdim:
+            raise ValueError(f"MultiheadAttention: expected query/key/value feature sizes {E}/{self.kdim}/{self.vdim}, "
+                             f"got {query.shape[-1]}/{key.shape[-1]}/{value.shape[-1]}")
+        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
+            raise ValueError(f"MultiheadAttention: batch/source sizes disagree: query {query.shape}, key {key.shape}, "
+                             f"value {value.shape} (batch-first view)")
+        N, L, S = query.shape[0], query.shape[1], key.shape[1]
+        bias, blocked = self._masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
+        q, k, v = self.project(query, key, value)
+        o, w = _attend(self.heads(q), self.heads(k), self.heads(v), bias, blocked,
+                       self.dropout, self.training, need_weights, 1.0 / math.sqrt(self.head_dim))
+        out = self.merge_heads(o)
+        if unbatched:
+            out = out.squeeze(0)
+        elif not self.batch_first:
+            out = out.transpose(0, 1)
+        if w is not None:
+            if average_attn_weights:
+                w = w.mean(1)
+            if unbatched:
+                w = w.squeeze(0)
+        return out, w
+
+    def extra_repr(self) -> str:
+        return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
+                f"kdim={self.kdim}, vdim={self.vdim}, batch_first={self.batch_first}")
