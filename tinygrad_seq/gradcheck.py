@@ -14,10 +14,10 @@ def numerical_grads(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: fl
     w = np.random.default_rng(0).standard_normal(out.shape)
     grads = []
     for x in inputs:
-        g = np.zeros_like(x.data)
+        g = np.zeros(x.data.shape, x.data.dtype)  # C order, like .flat
         if x.requires_grad:
-            flat, gflat = x.data.reshape(-1), g.reshape(-1)
-            for i in range(flat.size):
+            flat, gflat = x.data.flat, g.reshape(-1)  # .flat writes through even for non-contiguous data
+            for i in range(x.data.size):
                 old = flat[i]
                 flat[i] = old + eps
                 fp = float((fn(*inputs).data * w).sum())

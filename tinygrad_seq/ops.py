@@ -32,24 +32,47 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors, **kw):
+        # The hot path of every op: unrolled for one and two inputs (a generic loop costs ~40% more
+        # per call at small sizes), no reflection, the output Tensor built in place.
         ctx = cls()
+        n = len(tensors)
         try:
-            out = Tensor._wrap(ctx.forward(*[t.data for t in tensors], **kw))
+            if n == 2:
+                x, y = tensors
+                data = ctx.forward(x.data, y.data, **kw)
+                needs = (x.requires_grad, y.requires_grad) if STATE.grad_enabled else _NO_GRAD
+            elif n == 1:
+                x = tensors[0]
+                data = ctx.forward(x.data, **kw)
+                needs = (x.requires_grad,) if STATE.grad_enabled else _NO_GRAD
+            else:
+                data = ctx.forward(*[t.data for t in tensors], **kw)
+                needs = tuple([t.requires_grad for t in tensors]) if STATE.grad_enabled else _NO_GRAD
         except ValueError as e:  # name the op and every input shape (NumPy's message names neither)
             shapes = ", ".join(str(tuple(t.data.shape)) for t in tensors)
             raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
-        if STATE.grad_enabled:
-            for t in tensors:
-                if t.requires_grad:
-                    ctx.parents = tensors
-                    ctx.needs = tuple(p.requires_grad for p in tensors)
-                    ctx.scope = STATE.scope
-                    out.requires_grad = True
-                    out._ctx = ctx
-                    break
+        out = _new(Tensor)
+        out.data = data
+        out.grad = None
+        out._retain = False
+        out._hooks = None
+        out.name = None
+        if True in needs:
+            ctx.parents = tensors
+            ctx.needs = needs
+            ctx.scope = STATE.scope
+            out.requires_grad = True
+            out._ctx = ctx
+        else:
+            out.requires_grad = False
+            out._ctx = None
         if STATE.anomaly:
-            _check_finite(out.data, "forward", ctx)
+            _check_finite(data, "forward", ctx)
         return out
+
+
+_NO_GRAD = (False,)
+_new = object.__new__
 
 
 # ---------------------------------------------------------------- elementwise, binary (broadcasting)
@@ -119,9 +142,9 @@ class Maximum(Function):
         self.x, self.y = x, y
         return np.maximum(x, y)
     def backward(self, g):
-        x, y = self.x, self.y
-        w = (x > y) + 0.5 * (x == y)
-        return g * w, g * (1 - w)
+        # w in g's dtype: a float64 weight would silently promote float32 gradients
+        gx = g * ((self.x > self.y) + (self.x == self.y) * g.dtype.type(0.5))
+        return gx, (g - gx if self.needs[1] else None)
 
 
 class Minimum(Function):
@@ -130,9 +153,8 @@ class Minimum(Function):
         self.x, self.y = x, y
         return np.minimum(x, y)
     def backward(self, g):
-        x, y = self.x, self.y
-        w = (x < y) + 0.5 * (x == y)
-        return g * w, g * (1 - w)
+        gx = g * ((self.x < self.y) + (self.x == self.y) * g.dtype.type(0.5))
+        return gx, (g - gx if self.needs[1] else None)
 
 
 class Where(Function):
@@ -271,6 +293,13 @@ def _axes(dim, ndim):
     return dim % ndim if ndim else 0
 
 
+def _reduced_size(shape, axis) -> int:
+    """How many elements each output of a reduction over `axis` (None, int or tuple) combines."""
+    if axis is None:
+        return math.prod(shape)
+    return math.prod(shape[a] for a in axis) if isinstance(axis, tuple) else shape[axis]
+
+
 def _expand_reduced(g, shape, axis, keepdim):
     """Put the reduced axes back (size 1) so g broadcasts against the input shape."""
     if keepdim or axis is None:
@@ -299,6 +328,25 @@ class Mean(Function):
         return np.broadcast_to(g, self.shape)
 
 
+class Var(Function):
+    """z = Σ (x - μ)² / max(n - correction, 0) over dim;  dz/dx = 2 (x - μ) / max(n - correction, 0)"""
+    def forward(self, x, dim=None, keepdim=False, correction=1):
+        self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
+        d = x - x.mean(axis=self.axis, keepdims=True)
+        self.d, self.denom = d, max(_reduced_size(x.shape, self.axis) - correction, 0)
+        ss = np.asarray((d * d).sum(axis=self.axis, keepdims=keepdim))
+        if self.denom:
+            return np.asarray(ss / self.denom)
+        with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction: inf/NaN, as PyTorch
+            return np.asarray(ss / 0)
+    def backward(self, g):
+        g = _expand_reduced(g, self.shape, self.axis, self.keepdim)
+        if self.denom:
+            return g * self.d * (2 / self.denom)
+        with np.errstate(invalid="ignore"):
+            return g * self.d * np.inf
+
+
 class Max(Function):
     """z = max x over dim (all tied maxima share the gradient evenly, as torch.amax)"""
     def forward(self, x, dim=None, keepdim=False, op=np.max):
@@ -310,14 +358,14 @@ class Max(Function):
     def backward(self, g):
         g = _expand_reduced(g, self.x.shape, self.axis, self.keepdim)
         hit = self.x == self.out
-        return g * hit / hit.sum(axis=self.axis, keepdims=True)
+        return (g / hit.sum(axis=self.axis, keepdims=True).astype(g.dtype)) * hit
 
 
 class MaxDim(Function):
-    """values of max/min along one dim; the gradient goes to the returned index (as torch.max(dim))"""
-    def forward(self, x, dim, keepdim=False, op=np.argmax):
-        self.shape, self.axis, self.keepdim = x.shape, dim % x.ndim, keepdim
-        self.idx = np.expand_dims(op(x, axis=self.axis), self.axis)
+    """values of max/min along one dim at `idx` (argmax/argmin, keepdim shape); the gradient goes to
+    that index (as torch.max(dim))"""
+    def forward(self, x, idx, dim, keepdim=False):
+        self.shape, self.axis, self.keepdim, self.idx = x.shape, dim % x.ndim, keepdim, idx
         out = np.take_along_axis(x, self.idx, axis=self.axis)
         return out if keepdim else np.squeeze(out, self.axis)
     def backward(self, g):
@@ -328,29 +376,48 @@ class MaxDim(Function):
         return full
 
 
+def _exp_shifted(x, axis):
+    """(e, s, m0, m): e = exp(x - m0), s = Σ e over `axis`, m = max x, m0 = m where finite.
+
+    Stable at any finite x (e <= 1, s >= 1). Rows whose max is not finite take a path that never warns:
+    a row of only -inf (fully masked) gets e = 0, s = 1; a row with +inf puts e = 1 on its +inf
+    entries (the limit); a NaN row stays NaN. `m` is None when every row is finite.
+    """
+    m = np.max(x, axis=axis, keepdims=True)
+    fin = np.isfinite(m)
+    if fin.all():
+        e = np.exp(x - m)
+        return e, e.sum(axis=axis, keepdims=True), m, None
+    m0 = np.where(fin, m, 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = np.exp(x - m0)
+    e = np.where(fin, e, np.where(np.isnan(m), x.dtype.type(np.nan), x == np.inf))
+    s = e.sum(axis=axis, keepdims=True)
+    return e, np.where(s == 0, 1, s), m0, m
+
+
 class LogSumExp(Function):
-    """z = m + ln Σ e^(x - m), m = max x (stable for any finite x);  dz/dx = softmax(x)"""
+    """z = m + ln Σ e^(x - m), m = max x (stable for any finite x; ±inf rows give ±inf);  dz/dx = softmax(x)"""
     def forward(self, x, dim=None, keepdim=False):
-        self.x, self.axis, self.keepdim = x, _axes(dim, x.ndim), keepdim
-        m = np.max(x, axis=self.axis, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
-        with np.errstate(divide="ignore"):
-            self.out = np.log(np.sum(np.exp(x - m), axis=self.axis, keepdims=True)) + m
-        out = self.out
+        self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
+        self.e, self.s, m0, m = _exp_shifted(x, self.axis)
+        out = np.log(self.s) + m0
+        if m is not None:
+            out = np.where(np.isfinite(m), out, m)
         if not keepdim:
             out = out.reshape(()) if self.axis is None else np.squeeze(out, axis=self.axis)
         return out
     def backward(self, g):
-        g = _expand_reduced(g, self.x.shape, self.axis, self.keepdim)
-        return g * np.exp(self.x - self.out)
+        g = _expand_reduced(g, self.shape, self.axis, self.keepdim)
+        return g * (self.e / self.s)
 
 
 class Softmax(Function):
-    """y_i = e^(x_i - m) / Σ_j e^(x_j - m);  dx = y * (g - Σ g y)"""
+    """y_i = e^(x_i - m) / Σ_j e^(x_j - m) (a fully masked row of -inf gives zeros);  dx = y * (g - Σ g y)"""
     def forward(self, x, dim=-1):
         self.axis = dim
-        e = np.exp(x - np.max(x, axis=dim, keepdims=True))
-        e /= e.sum(axis=dim, keepdims=True)
+        e, s, _, _ = _exp_shifted(x, dim)
+        e /= s
         self.out = e
         return e
     def backward(self, g):
@@ -361,15 +428,13 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """y = x - logsumexp(x);  dx = g - softmax(x) Σ g"""
+    """y = x - m - ln Σ e^(x - m) (= x - logsumexp x; a fully masked row stays -inf);  dx = g - softmax(x) Σ g"""
     def forward(self, x, dim=-1):
         self.axis = dim
-        s = x - np.max(x, axis=dim, keepdims=True)
-        s -= np.log(np.exp(s).sum(axis=dim, keepdims=True))
-        self.out = s
-        return s
+        self.e, self.s, m0, _ = _exp_shifted(x, dim)
+        return x - (m0 + np.log(self.s))
     def backward(self, g):
-        return g - np.exp(self.out) * g.sum(axis=self.axis, keepdims=True)
+        return g - (self.e / self.s) * g.sum(axis=self.axis, keepdims=True)
 
 
 # ---------------------------------------------------------------- shape

@@ -274,8 +274,12 @@ class Tensor:
     def reciprocal(self): return 1 / self
 
     def clamp(self, min=None, max=None):
+        """min(max(x, min), max); tensor bounds go through maximum/minimum (and get gradients)"""
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            out = self if min is None else self.maximum(min)
+            return out if max is None else out.minimum(max)
         return ops.Clamp.apply(self, lo=min, hi=max)
 
     clip = clamp
@@ -346,11 +350,7 @@ class Tensor:
         """var = Σ (x - mean)² / (n - correction)"""
         if unbiased is not None:
             correction = int(unbiased)
-        axes = ops._axes(dim, self.ndim)
-        n = self.data.size if axes is None else int(np.prod([self.shape[a] for a in np.atleast_1d(axes)]))
-        mu = self.mean(dim, keepdim=True)
-        d = self - mu
-        return (d * d).sum(dim, keepdim=keepdim) / max(n - correction, 0)
+        return ops.Var.apply(self, dim=dim, keepdim=keepdim, correction=correction)
 
     def std(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None):
         """std = sqrt(var)"""
@@ -454,7 +454,7 @@ class Tensor:
         out, start = [], 0
         pre = (slice(None),) * (dim % self.ndim)
         for s in sizes:
-            out.append(self[pre + (slice(start, start + s),)])
+            out.append(ops.GetItem.apply(self, index=pre + (slice(start, start + s),)))
             start += s
         return tuple(out)
 
@@ -465,7 +465,7 @@ class Tensor:
 
     def unbind(self, dim: int = 0):
         pre = (slice(None),) * (dim % self.ndim)
-        return tuple(self[pre + (i,)] for i in range(self.shape[dim]))
+        return tuple(ops.GetItem.apply(self, index=pre + (i,)) for i in range(self.shape[dim]))
 
     def gather(self, dim: int, index) -> "Tensor":
         idx = index.data if isinstance(index, Tensor) else np.asarray(index)
@@ -510,12 +510,11 @@ def _index_arg(index):
 
 
 def _minmax_dim(x: Tensor, dim: int, keepdim: bool, argop):
-    from collections import namedtuple
-    vals = ops.MaxDim.apply(x, dim=dim, keepdim=keepdim, op=argop)
-    idx = argop(x.data, axis=dim)
-    if keepdim:
-        idx = np.expand_dims(idx, dim)
-    return _MinMax(vals, Tensor._wrap(idx))
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"max/min: dim must be an int, got {dim!r} (use amax/amin for several dims)")
+    idx = np.expand_dims(argop(x.data, axis=dim), dim)
+    vals = ops.MaxDim.apply(x, idx=idx, dim=dim, keepdim=keepdim)
+    return _MinMax(vals, Tensor._wrap(idx if keepdim else np.squeeze(idx, dim)))
 
 
 class _MinMax(tuple):
@@ -571,6 +570,24 @@ def where(cond, x, y) -> Tensor:
     except ValueError:
         raise ValueError(f"where: condition {c.shape}, x {x.shape} and y {y.shape} do not broadcast") from None
     return ops.Where.apply(x, y, cond=c)
+
+
+def pad(x: Tensor, pad: Sequence[int], value: float = 0.0) -> Tensor:
+    """Constant padding in PyTorch's F.pad convention: `pad` = (left, right) for the last dim, then
+    (left, right) for the one before, ...; negative amounts crop."""
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: {pad} must hold (left, right) pairs for at most {x.ndim} dims (input shape {x.shape})")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    for (lo, hi), n in zip(widths, x.shape):
+        if n + lo + hi < 0:
+            raise ValueError(f"pad: {pad} crops more than the input shape {x.shape} holds")
+    if any(lo < 0 or hi < 0 for lo, hi in widths):
+        x = x[tuple(slice(max(-lo, 0), n - max(-hi, 0)) for (lo, hi), n in zip(widths, x.shape))]
+        widths = [(max(lo, 0), max(hi, 0)) for lo, hi in widths]
+    return ops.Pad.apply(x, widths=tuple(widths), value=value)
 
 
 def maximum(x: Tensor, y) -> Tensor:
