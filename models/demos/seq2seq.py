@@ -261,8 +261,9 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path, tag: str |
     val = task.test[:min(len(task.test), args.val_size)]
     window: list[float] = []
     model.train()
+    stop = args.steps if args.stop_after is None else min(args.steps, start + args.stop_after)
     with common.progress(args.steps, desc=f"{task.name}/{label}", initial=start) as bar:
-        for step in range(start + 1, args.steps + 1):
+        for step in range(start + 1, stop + 1):
             idx = data_rng.integers(0, len(task.train), args.batch_size)
             batch = task.batch([task.train[i] for i in idx])
             logits = teacher_forced_logits(kind, model, batch)
@@ -282,7 +283,11 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path, tag: str |
                 window = []
             if step % args.eval_every == 0 or step == args.steps:
                 run.log(step, "val", **evaluate(kind, model, task, val))
+            if step % args.eval_every == 0 or step == stop:
                 run.save_checkpoint(step, model, optimizer, {"data": data_rng})
+    if stop < args.steps:
+        print(f"[{task.name}/{label}] stopped at step {stop} (--stop-after); continue with --resume", flush=True)
+        return {"model": label, "parameters": n_params, "stopped_at": stop}
     final = evaluate(kind, model, task, task.test)
     run.log(args.steps, "test", **final)
     run.plot("loss.png", key="loss", title=f"{task.name} / {label}: training loss")
@@ -417,6 +422,8 @@ def register(subparsers) -> None:
         for key in ints:
             if key in defaults:
                 p.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=f"(default {defaults[key]})")
+        p.add_argument("--stop-after", type=int, default=None,
+                       help="stop after this many steps of this invocation (checkpointed; continue with --resume)")
         for key in ("dropout", "clip"):
             p.add_argument("--" + key, type=float, default=None, help=f"(default {defaults[key]})")
         common.add_common_args(p, defaults, quick)

