@@ -148,7 +148,41 @@ class _Released:
         self.op = op
 
 
+class OuterSum:
+    """A weight gradient Σ_k A_kᵀ B_k kept as its factors until it is needed.
+
+    A weight shared by T steps (W_hh of an RNN) gets T gradients g_tᵀ h_{t-1}; adding T dense matrices
+    costs T passes over the weight, while one matmul over the stacked factors is what a hand-written
+    BPTT does. Linear/MatMul return this for the weight; the backward pass appends later ones and
+    materialises the sum once (`value()`), when the weight's gradient is complete.
+    """
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.a, self.b = [a], [b]
+
+    def extend(self, other: "OuterSum") -> None:
+        self.a += other.a
+        self.b += other.b
+
+    def value(self) -> np.ndarray:
+        if len(self.a) == 1:
+            return self.a[0].T @ self.b[0]
+        return np.concatenate(self.a).T @ np.concatenate(self.b)
+
+    def __array__(self, dtype=None, copy=None):
+        v = self.value()
+        return v if dtype is None else v.astype(dtype)
+
+    def __add__(self, other):
+        return self.value() + other
+
+    __radd__ = __add__
+
+
 def _check_finite(arr: np.ndarray, what: str, fn) -> None:
+    if type(arr) is OuterSum:
+        arr = arr.value()
     if arr is not None and arr.dtype.kind == "f" and not np.isfinite(arr).all():
         scope = getattr(fn, "scope", ("", None))
         where = f" (scope {scope[0] or '<root>'}, t={scope[1]})" if scope[0] or scope[1] is not None else ""
@@ -202,6 +236,9 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
         t = ready.pop()
         k = id(t)
         g = pop_grad(k)
+        if type(g) is OuterSum:
+            g = g.value()
+            owned.add(k)
         if t._hooks:
             for hook in t._hooks:
                 r = hook(_Tensor._wrap(g))
@@ -230,6 +267,23 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
             if anomaly:
                 _check_finite(pg, "backward", ctx)
             pdata = p.data
+            if type(pg) is OuterSum:  # a shared weight's gradient: keep the factors, one matmul at the end
+                pk = id(p)
+                prev = grads.get(pk)
+                if prev is None:
+                    grads[pk] = pg
+                elif type(prev) is OuterSum:
+                    prev.extend(pg)
+                elif pk in owned:
+                    prev += pg.value()
+                else:
+                    grads[pk] = prev + pg.value()
+                    owned.add(pk)
+                n = deps[pk] - 1
+                deps[pk] = n
+                if n == 0:
+                    ready.append(p)
+                continue
             if sl is not None:  # a basic-index slice: add it into one zero-initialised buffer this pass owns
                 pk = id(p)
                 if pk not in owned:

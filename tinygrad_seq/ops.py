@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import STATE, _check_finite
+from .autograd import STATE, OuterSum, _check_finite
 
 
 class Function:
@@ -578,7 +578,7 @@ class Linear(Function):
         x, w = self.x, self.w
         g2 = g.reshape(-1, g.shape[-1])
         gx = g @ w if self.needs[0] else None
-        gw = g2.T @ x.reshape(-1, x.shape[-1]) if self.needs[1] else None
+        gw = OuterSum(g2, x.reshape(-1, x.shape[-1])) if self.needs[1] else None  # = g2ᵀ x, summed lazily
         if len(self.needs) == 3:
             # a non-vector bias gets g as is: the engine sums it back to the bias shape
             return gx, gw, ((g2.sum(0) if self.bias_vector else g) if self.needs[2] else None)
@@ -821,7 +821,8 @@ class Softplus(Function):
         return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
     def backward(self, g):
-        return g * (0.5 * (1 + np.tanh(0.5 * self.x)))
+        e = np.exp(-np.abs(self.x))  # σ(x) = 1/(1+e) for x >= 0, e/(1+e) below: accurate in both tails
+        return g * np.where(self.x >= 0, 1, e) / (1 + e)
 
 
 class BinaryCrossEntropy(Function):
