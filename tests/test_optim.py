@@ -342,7 +342,6 @@ def test_warmup_cosine_matches_torch_sequential():
 
 
 def test_scheduler_state_dict_resume():
-    torch = pytest.importorskip("torch")  # noqa: F841 (torch not used; keeps the file's skip policy uniform)
     opt = tg.optim.Adam([Parameter(np.ones(2))], lr=0.1)
     sched = tg.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
     ref = _lrs(sched, opt, 12)

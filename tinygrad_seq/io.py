@@ -4,7 +4,8 @@ Every array is one `.npy` entry of the zip, named after its place in the structu
 the entry "manifest" holds JSON describing the structure, so a checkpoint can be read back without
 pickle (`np.load(..., allow_pickle=False)`) and is also readable by plain NumPy. Writing is atomic: a
 temporary file in the same directory, fsync, then `os.replace`, so a crash leaves the old file intact.
-Tensors are stored as their arrays and load back as ndarrays.
+Tensors are stored as their arrays and load back as ndarrays; dicts (OrderedDict included) load back as
+plain dicts with the same key order and key types (str or int), tuples as tuples.
 """
 from __future__ import annotations
 
