@@ -93,7 +93,7 @@ class LayerNorm(Module):
         super().__init__()
         ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
         self.normalized_shape = tuple(int(n) for n in ns)
-        self.eps, self.elementwise_affine, self.use_bias = eps, elementwise_affine, bias
+        self.eps, self.elementwise_affine, self.use_bias = eps, elementwise_affine, elementwise_affine and bias
         self.weight = init.ones_(_empty(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = init.zeros_(_empty(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 

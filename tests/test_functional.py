@@ -1,0 +1,271 @@
+"""tg.nn.functional: gradchecks (float64 finite differences) and PyTorch comparisons of every layer function.
+
+`torch_check` is shared with test_losses.py and test_nn.py.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as tg
+import tinygrad_seq.nn.functional as F
+
+R = np.random.default_rng(0)
+
+
+def torch_check(tg_fn, torch_fn, *arrays, atol=1e-10, rtol=1e-7, grad_of=None):
+    """Run tg_fn and torch_fn on copies of `arrays` (float arrays become leaves requiring grad unless
+    grad_of names which ones); compare outputs and the gradients of sum(out * w) for a random w."""
+    torch = pytest.importorskip("torch")
+    grad_of = grad_of if grad_of is not None else [a.dtype.kind == "f" for a in arrays]
+    ts = [tg.Tensor(a.copy(), requires_grad=g) for a, g in zip(arrays, grad_of)]
+    ps = [torch.tensor(a.copy(), requires_grad=g) for a, g in zip(arrays, grad_of)]
+    out, ref = tg_fn(*ts), torch_fn(*ps)
+    np.testing.assert_allclose(out.data, ref.detach().numpy(), atol=atol, rtol=rtol)
+    assert out.shape == tuple(ref.shape)
+    w = np.random.default_rng(1).standard_normal(ref.shape)
+    (out * tg.Tensor(w)).sum().backward()
+    (ref * torch.tensor(w)).sum().backward()
+    for i, (t, p) in enumerate(zip(ts, ps)):
+        if p.grad is not None:
+            assert t.grad is not None, f"input {i} got no gradient"
+            np.testing.assert_allclose(t.grad.data, p.grad.numpy(), atol=atol, rtol=rtol, err_msg=f"grad of input {i}")
+    return out
+
+
+def leaf(*shape, scale=1.0):
+    return tg.Tensor(R.standard_normal(shape) * scale, requires_grad=True)
+
+
+# ---------------------------------------------------------------- gradchecks
+
+CONV_CASES = [dict(), dict(stride=2), dict(padding=1), dict(dilation=2), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+              dict(padding="same"), dict(padding="same", dilation=(1, 2))]
+
+
+@pytest.mark.parametrize("kw", CONV_CASES)
+def test_conv2d_gradcheck(kw):
+    x, w, b = leaf(2, 2, 5, 6), leaf(3, 2, 2, 3), leaf(3)
+    assert tg.gradcheck(lambda x, w, b: F.conv2d(x, w, b, **kw), [x, w, b])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(dilation=2, padding=2), dict(padding="same")])
+def test_conv1d_gradcheck(kw):
+    x, w, b = leaf(2, 3, 7), leaf(4, 3, 3), leaf(4)
+    assert tg.gradcheck(lambda x, w, b: F.conv1d(x, w, b, **kw), [x, w, b])
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=(2, 3), stride=1), dict(kernel_size=2, stride=1, dilation=2)])
+def test_max_pool2d_gradcheck(kw):
+    x = tg.Tensor(R.permutation(2 * 2 * 6 * 5).reshape(2, 2, 6, 5) * 0.1, requires_grad=True)  # distinct values: no ties
+    assert tg.gradcheck(lambda x: F.max_pool2d(x, **kw), [x])
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+                                dict(kernel_size=(2, 3), stride=1)])
+def test_avg_pool2d_gradcheck(kw):
+    assert tg.gradcheck(lambda x: F.avg_pool2d(x, **kw), [leaf(2, 2, 6, 5)])
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("shape", [(4, 5), (2, 3, 4)])
+def test_layer_norm_gradcheck(shape, affine):
+    ns = shape[1:]
+    args = [leaf(*shape)] + ([leaf(*ns), leaf(*ns)] if affine else [])
+    fn = (lambda x, w, b: F.layer_norm(x, ns, w, b)) if affine else (lambda x: F.layer_norm(x, ns))
+    assert tg.gradcheck(fn, args)
+
+
+def test_layer_norm_weight_only_gradcheck():
+    assert tg.gradcheck(lambda x, w: F.layer_norm(x, 5, w), [leaf(3, 5), leaf(5)])
+
+
+def test_embedding_gradcheck():
+    idx = np.array([[0, 2, 2], [4, 0, 1]])
+    assert tg.gradcheck(lambda w: F.embedding(idx, w), [leaf(5, 3)])
+
+
+def test_embedding_padding_idx_gets_no_gradient():
+    w = leaf(5, 3)
+    F.embedding(np.array([1, 1, 3, 2]), w, padding_idx=1).sum().backward()
+    assert np.all(w.grad.data[1] == 0)
+    np.testing.assert_allclose(w.grad.data[[2, 3]], 1.0)
+    np.testing.assert_allclose(w.grad.data[[0, 4]], 0.0)
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("relu", F.relu), ("gelu", F.gelu), ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh")),
+    ("tanh", F.tanh), ("sigmoid", F.sigmoid), ("softplus", F.softplus),
+    ("softmax", lambda x: F.softmax(x, dim=1)), ("log_softmax", lambda x: F.log_softmax(x, dim=0)),
+    ("pad", lambda x: F.pad(x, (1, 2, 0, 1), value=0.5)),
+    ("dropout_eval", lambda x: F.dropout(x, 0.5, training=False)),
+])
+def test_activation_gradcheck(name, fn):
+    x = tg.Tensor(R.standard_normal((3, 4)), requires_grad=True)
+    x.data[np.abs(x.data) < 0.05] = 0.3  # off relu's kink at 0
+    assert tg.gradcheck(fn, [x])
+
+
+def test_dropout_gradcheck_with_fixed_mask():
+    x = leaf(4, 6)
+
+    def fn(x):
+        tg.manual_seed(3)  # the same mask on every evaluation
+        return F.dropout(x, 0.4, training=True)
+    assert tg.gradcheck(fn, [x])
+
+
+# ---------------------------------------------------------------- against PyTorch (float64, copied values)
+
+@pytest.mark.parametrize("kw", CONV_CASES)
+def test_conv2d_matches_torch(kw):
+    torch = pytest.importorskip("torch")
+    arrays = R.standard_normal((2, 3, 7, 6)), R.standard_normal((4, 3, 3, 2)), R.standard_normal(4)
+    with warnings.catch_warnings():  # torch warns that its own "same" padding copies the input
+        warnings.simplefilter("ignore", UserWarning)
+        torch_check(lambda x, w, b: F.conv2d(x, w, b, **kw), lambda x, w, b: torch.nn.functional.conv2d(x, w, b, **kw),
+                    *arrays)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=2, dilation=2), dict(padding="same"), dict(padding="valid")])
+def test_conv1d_matches_torch(kw):
+    torch = pytest.importorskip("torch")
+    arrays = R.standard_normal((2, 3, 9)), R.standard_normal((5, 3, 4))
+    torch_check(lambda x, w: F.conv1d(x, w, **kw), lambda x, w: torch.nn.functional.conv1d(x, w, **kw), *arrays)
+
+
+def test_conv2d_unbatched_matches_torch():
+    torch = pytest.importorskip("torch")
+    arrays = R.standard_normal((3, 5, 5)), R.standard_normal((2, 3, 3, 3))
+    torch_check(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: torch.nn.functional.conv2d(x, w, padding=1), *arrays)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 0)), dict(kernel_size=2, stride=1, dilation=2)])
+def test_max_pool2d_matches_torch(kw):
+    torch = pytest.importorskip("torch")
+    torch_check(lambda x: F.max_pool2d(x, **kw), lambda x: torch.nn.functional.max_pool2d(x, **kw),
+                R.standard_normal((2, 3, 7, 6)))
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+                                dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 0))])
+def test_avg_pool2d_matches_torch(kw):
+    torch = pytest.importorskip("torch")
+    torch_check(lambda x: F.avg_pool2d(x, **kw), lambda x: torch.nn.functional.avg_pool2d(x, **kw),
+                R.standard_normal((2, 3, 7, 6)))
+
+
+def test_layer_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    arrays = R.standard_normal((2, 3, 4, 5)) * 3 + 1, R.standard_normal((4, 5)), R.standard_normal((4, 5))
+    torch_check(lambda x, w, b: F.layer_norm(x, (4, 5), w, b, eps=1e-3),
+                lambda x, w, b: torch.nn.functional.layer_norm(x, (4, 5), w, b, eps=1e-3), *arrays)
+
+
+def test_embedding_matches_torch():
+    torch = pytest.importorskip("torch")
+    idx = R.integers(0, 7, (3, 4))
+    torch_check(lambda w: F.embedding(idx, w, padding_idx=2),
+                lambda w: torch.nn.functional.embedding(torch.tensor(idx), w, padding_idx=2), R.standard_normal((7, 3)))
+
+
+@pytest.mark.parametrize("pad", [(1, 2), (0, 1, 2, 3), (1, 1, 1, 1, 1, 1)])
+def test_pad_matches_torch(pad):
+    torch = pytest.importorskip("torch")
+    torch_check(lambda x: F.pad(x, pad, value=-1.5), lambda x: torch.nn.functional.pad(x, pad, value=-1.5),
+                R.standard_normal((2, 3, 4)))
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "softplus", "softmax", "log_softmax"])
+def test_activations_match_torch(name):
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    pairs = {"relu": (F.relu, tf.relu), "gelu": (F.gelu, tf.gelu),
+             "gelu_tanh": (lambda x: F.gelu(x, "tanh"), lambda x: tf.gelu(x, approximate="tanh")),
+             "tanh": (F.tanh, torch.tanh), "sigmoid": (F.sigmoid, torch.sigmoid), "softplus": (F.softplus, tf.softplus),
+             "softmax": (lambda x: F.softmax(x, 1), lambda x: tf.softmax(x, 1)),
+             "log_softmax": (lambda x: F.log_softmax(x, 0), lambda x: tf.log_softmax(x, 0))}
+    torch_check(*pairs[name], R.standard_normal((4, 5)) * 3)
+
+
+def test_softplus_stable_at_extremes():
+    x = tg.Tensor(np.array([-1e4, -50.0, 0.0, 50.0, 1e4]), requires_grad=True)
+    y = F.softplus(x)
+    y.sum().backward()
+    np.testing.assert_allclose(y.data, [0.0, np.exp(-50.0), np.log(2), 50.0, 1e4], rtol=1e-12)
+    np.testing.assert_allclose(x.grad.data, [0.0, np.exp(-50.0), 0.5, 1.0, 1.0], rtol=1e-12)
+
+
+# ---------------------------------------------------------------- dropout
+
+def test_dropout_scaling_and_rate():
+    tg.manual_seed(0)
+    x = tg.ones(200, 500)
+    y = F.dropout(x, 0.3, training=True)
+    kept = y.data != 0
+    np.testing.assert_allclose(y.data[kept], 1 / 0.7, rtol=1e-6)  # inverted dropout: kept values scaled
+    assert abs(kept.mean() - 0.7) < 0.01
+    assert y.dtype == np.float32
+
+
+def test_dropout_reproducible_with_manual_seed_and_identity_in_eval():
+    x = tg.randn(10, 10)
+    tg.manual_seed(5)
+    a = F.dropout(x, 0.5).data
+    tg.manual_seed(5)
+    b = F.dropout(x, 0.5).data
+    np.testing.assert_array_equal(a, b)
+    assert F.dropout(x, 0.5, training=False) is x
+    assert np.all(F.dropout(x, 1.0).data == 0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        F.dropout(x, 1.5)
+
+
+def test_dropout_gradient_follows_mask():
+    x = tg.Tensor(np.ones((20, 20)), requires_grad=True)
+    y = F.dropout(x, 0.5)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, y.data)  # d(x·m/(1-p))/dx = m/(1-p) = y at x = 1
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_conv_errors_name_shapes():
+    x, w = tg.randn(2, 3, 5, 5), tg.randn(4, 2, 3, 3)
+    with pytest.raises(ValueError, match=r"conv2d: input shape \(2, 3, 5, 5\) has 3 channels"):
+        F.conv2d(x, w)
+    with pytest.raises(ValueError, match="smaller than the dilated kernel"):
+        F.conv2d(tg.randn(1, 2, 2, 2), w)
+    with pytest.raises(ValueError, match="4-D"):
+        F.conv2d(tg.randn(5, 5), w)
+    with pytest.raises(ValueError, match="stride"):
+        F.conv2d(tg.randn(1, 2, 5, 5), w, stride=0)
+    with pytest.raises(ValueError, match="bias shape"):
+        F.conv2d(tg.randn(1, 2, 5, 5), w, tg.randn(3))
+    with pytest.raises(ValueError, match="'same' is not supported for strided"):
+        F.conv1d(tg.randn(1, 2, 5), tg.randn(1, 2, 3), stride=2, padding="same")
+
+
+def test_pool_pad_layer_norm_embedding_errors():
+    with pytest.raises(ValueError, match="at most half of kernel_size"):
+        F.max_pool2d(tg.randn(1, 1, 4, 4), 2, padding=2)
+    with pytest.raises(ValueError, match="smaller than kernel_size"):
+        F.avg_pool2d(tg.randn(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match="pad"):
+        F.pad(tg.randn(2, 2), (1, 1, 1))
+    with pytest.raises(ValueError, match=r"layer_norm: input shape \(3, 4\) does not end with normalized_shape \(5,\)"):
+        F.layer_norm(tg.randn(3, 4), 5)
+    with pytest.raises(ValueError, match="weight shape"):
+        F.layer_norm(tg.randn(3, 4), 4, tg.ones(3))
+    with pytest.raises(TypeError, match="integers"):
+        F.embedding(tg.Tensor([0.0, 1.0]), tg.randn(3, 2))
+    with pytest.raises(IndexError, match="out of range"):
+        F.embedding(np.array([0, 3]), tg.randn(3, 2))
+    with pytest.raises(ValueError, match="linear"):
+        F.linear(tg.randn(2, 3), tg.randn(4, 5))
+    with pytest.raises(ValueError, match="approximate"):
+        F.gelu(tg.randn(2), approximate="fast")
