@@ -371,3 +371,23 @@ def test_scheduler_resume_from_last_epoch_and_errors():
                 lambda: tg.optim.lr_scheduler.LambdaLR(opt, [lambda e: 1.0] * 2)):
         with pytest.raises(ValueError):
             bad()
+
+
+def test_load_torch_state_dict_and_continue():
+    """A torch.optim.Adam state_dict (tensors) loads into tg.optim.Adam and training continues identically."""
+    torch = pytest.importorskip("torch")
+    init = _init()
+    theirs = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+    topt = torch.optim.Adam(theirs, lr=0.02, amsgrad=True)
+    _torch_run(torch, theirs, topt, 3)
+    ours = [Parameter(q.detach().numpy().copy()) for q in theirs]
+    opt = tg.optim.Adam(ours, lr=0.02, amsgrad=True)
+    opt.load_state_dict(topt.state_dict())
+    assert opt.state[ours[0]]["step"] == 3
+    _tg_run(ours, opt, 3, start=3)
+    for k in range(3, 6):
+        for i, p in enumerate(theirs):
+            p.grad = torch.from_numpy(_grad(p.detach().numpy(), k, i))
+        topt.step()
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
