@@ -173,7 +173,7 @@ def test_embedding_matches_torch():
                 lambda w: torch.nn.functional.embedding(torch.tensor(idx), w, padding_idx=2), R.standard_normal((7, 3)))
 
 
-@pytest.mark.parametrize("pad", [(1, 2), (0, 1, 2, 3), (1, 1, 1, 1, 1, 1)])
+@pytest.mark.parametrize("pad", [(1, 2), (0, 1, 2, 3), (1, 1, 1, 1, 1, 1), (-1, 2, 1, -1)])
 def test_pad_matches_torch(pad):
     torch = pytest.importorskip("torch")
     torch_check(lambda x: F.pad(x, pad, value=-1.5), lambda x: torch.nn.functional.pad(x, pad, value=-1.5),

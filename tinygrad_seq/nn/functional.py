@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import ops
 from ..tensor import Tensor, rng
+from ..tensor import pad as _tensor_pad
 from ..losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
                       huber_loss, kl_div, l1_loss, mse_loss, multi_margin_loss, nll_loss, smooth_l1_loss)
 
@@ -186,18 +187,10 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
 
 def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
     """Constant padding, PyTorch's convention: `pad` = (left, right) for the last dim, then the one
-    before it, ... e.g. (1, 1, 2, 0) pads W by 1 each side and H by 2 at the top."""
+    before it, ... e.g. (1, 1, 2, 0) pads W by 1 each side and H by 2 at the top; negative amounts crop."""
     if mode != "constant":
         raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
-    pad = tuple(int(v) for v in pad)
-    if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ValueError(f"pad: padding {pad} must have an even length <= 2 * ndim for input shape {x.shape}")
-    if min(pad, default=0) < 0:
-        raise ValueError(f"pad: negative padding {pad} is not supported")
-    widths = [(0, 0)] * x.ndim
-    for i in range(len(pad) // 2):
-        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
-    return ops.Pad.apply(x, widths=tuple(widths), value=value)
+    return _tensor_pad(x, pad, value)
 
 
 # ---------------------------------------------------------------- activations
