@@ -5,3 +5,4 @@ from .attention import (AdditiveScore, DotScore, GeneralScore, GlobalAttention, 
 from .transformer import (PositionalEncoding, TokenEmbedding, Transformer, TransformerDecoder,  # noqa: F401,E402
                           TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
                           generate_square_subsequent_mask)
+from .seq2seq import RNNSeq2Seq, Seq2SeqTransformer, beam_search  # noqa: F401,E402

@@ -156,6 +156,8 @@ class TransformerDecoderLayer(Module):
         self.dropout2 = Dropout(dropout)
         self.dropout3 = Dropout(dropout)
         self.activation = _activation(activation)
+        # step(): keep the cross-attention weights (N, 1, S), averaged over heads, when asked (heatmaps)
+        self.store_attention, self.last_attention = False, None
         if dtype is not None:
             self.to(dtype)
 
@@ -207,8 +209,9 @@ class TransformerDecoderLayer(Module):
                     bias, blocked = ca._masks(memory.shape[0], 1, memory.shape[1], memory_key_padding_mask,
                                               None, False, memory.dtype)
                     cache["mem_bias"], cache["mem_blocked"] = bias, blocked
-            o = _attend(ca.heads(ca._proj(h, 0)), cache["mem_k"], cache["mem_v"], cache["mem_bias"],
-                        cache["mem_blocked"], 0.0, False, False, scale)[0]
+            o, w = _attend(ca.heads(ca._proj(h, 0)), cache["mem_k"], cache["mem_v"], cache["mem_bias"],
+                           cache["mem_blocked"], 0.0, False, self.store_attention, scale)
+            self.last_attention = None if w is None else w.data.mean(1)
             return ca.merge_heads(o)
 
         if self.norm_first:
