@@ -140,14 +140,9 @@ def test_digit_captions():
 
 # ----------------------------------------------------------------------------------------- demos (--quick)
 def _cli(*argv) -> int:
-    """Run one seq2seq subcommand through its argparse provider (as `tinygrad-seq` does)."""
-    import argparse
-
+    """Run one subcommand through the seq2seq provider's argparse (as `tinygrad-seq` does)."""
     from tinygrad_seq.models.demos import seq2seq
-    parser = argparse.ArgumentParser()
-    seq2seq.register(parser.add_subparsers())
-    args = parser.parse_args([str(a) for a in argv])
-    return args.func(args)
+    return seq2seq.main(argv)
 
 
 def _records(path, split):

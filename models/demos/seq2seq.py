@@ -110,10 +110,9 @@ def _token_accuracy(hyps: list, refs: list) -> dict:
 # ----------------------------------------------------------------------------------------- models
 def build_model(kind: str, task: Task, args: argparse.Namespace) -> tg.nn.Module:
     """The model for `kind` ("rnn", "transformer" or "caption") sized by args."""
-    from .. import seq2seq as S  # lazy: keeps `tinygrad-seq --help` light
-
     if kind == "caption":
         return CaptionModel(len(task.tgt_vocab), hidden=args.hidden, attention=args.attention)
+    from .. import seq2seq as S  # lazy: keeps `tinygrad-seq --help` light
     if kind == "rnn":
         return S.RNNSeq2Seq(len(task.src_vocab), len(task.tgt_vocab), emb_size=args.emb, hidden_size=args.hidden,
                             attention=args.attention, pad_idx=D.PAD_IDX)
@@ -162,14 +161,14 @@ class CaptionModel(tg.nn.Module):
                  emb_size: int = 16, attention: str = "bahdanau"):
         super().__init__()
         from .. import attention as A
-        from .. import rnn as R
+        from ..cells import GRUCell
         from ..cnn import CNNEncoder
 
         self.encoder = CNNEncoder(1, channels, features)
         self.init_h = tg.nn.Linear(features, hidden)
         self.embedding = tg.nn.Embedding(vocab_size, emb_size)
         self.attention = _make_attention(A, attention, hidden, features)
-        self.cell = R.GRUCell(emb_size + features, hidden)
+        self.cell = GRUCell(emb_size + features, hidden)
         self.out = tg.nn.Linear(hidden + features, vocab_size)
 
     def _start(self, images: tg.Tensor):
@@ -312,7 +311,7 @@ def _save_examples(kind: str, model: tg.nn.Module, task: Task, out: Path, n: int
         shown = hyp + [D.EOS]
         ok = "ok" if hyp == list(ref) else "WRONG"
         if task.name == "caption":
-            lines.append(f"{' '.join(ref)!s:>8} -> {task.tgt_join.join(hyp)} [{ok}]")
+            lines.append(f"{''.join(ref):>6} -> {''.join(hyp)} [{ok}]")
             if attn is not None:
                 heatmaps.save_image_attention(src, attn[i][:len(shown)], shown, str(out / f"attention_{i}.png"),
                                               title=f"caption: {''.join(hyp)}")
@@ -374,8 +373,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
                     quick=dict(steps=80, n_train=2000, n_test=100, max_len=6, lr=3e-3)),
     "g2p": dict(defaults=dict(steps=4000, n_train=100000, n_test=2000, max_word=12, model="both"),
                 quick=dict(steps=60, n_train=2000, n_test=100, max_word=6, lr=3e-3)),
-    "caption": dict(defaults=dict(steps=1500, hidden=64, model="caption"),
-                    quick=dict(steps=60, lr=3e-3)),
+    "caption": dict(defaults=dict(steps=1500, hidden=64, lr=5e-3, model="caption"),
+                    quick=dict(steps=60, lr=1e-2)),
 }
 
 _HELP = {
@@ -428,3 +427,15 @@ def register(subparsers) -> None:
             p.add_argument("--" + key, type=float, default=None, help=f"(default {defaults[key]})")
         common.add_common_args(p, defaults, quick)
         p.set_defaults(func=lambda a, _n=name: _run(_n, a))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tinygrad_seq.models.demos.seq2seq COMMAND ...`: these subcommands without the others."""
+    parser = argparse.ArgumentParser(prog="python -m tinygrad_seq.models.demos.seq2seq", description=__doc__.splitlines()[0])
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
