@@ -26,11 +26,10 @@ def _check_nonneg(hparams: dict, *names: str) -> None:
             raise ValueError(f"Invalid {name} value: {v!r} (must be a number >= 0)")
 
 
-def _check_fraction(name: str, value: Any, upper_inclusive: bool = False) -> None:
-    """ValueError naming `name` unless 0 <= value < 1 (or <= 1)."""
-    ok = isinstance(value, (int, float, np.number)) and (0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0)
-    if not ok:
-        raise ValueError(f"Invalid {name} value: {value!r} (must be in [0, 1{']' if upper_inclusive else ')'})")
+def _check_fraction(name: str, value: Any) -> None:
+    """ValueError naming `name` unless 0 <= value < 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"Invalid {name} value: {value!r} (must be in [0, 1))")
 
 
 class Optimizer:
