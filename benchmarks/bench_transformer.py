@@ -1,0 +1,109 @@
+"""Time one TransformerEncoderLayer training step (forward + backward, float32) in tinygrad_seq and in
+torch.nn.TransformerEncoderLayer, in the same run, with the same weights and dropout 0.
+
+    python benchmarks/bench_transformer.py [--threads 1] [--repeats 30]
+
+Threads: NumPy's BLAS (OpenBLAS) is limited to --threads through the OPENBLAS/OMP/MKL environment
+variables, set before NumPy is imported, and torch.set_num_threads(--threads) is called, so both sides
+use the same number of threads (default 1: the numbers are then not at the mercy of other processes
+on a shared machine). Reported: the median and best time of `--repeats` steps after warm-up, and the
+ratio tinygrad_seq / torch (median; < 1 means tinygrad_seq is faster).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1, help="BLAS / torch intra-op threads (default 1)")
+    p.add_argument("--repeats", type=int, default=30, help="timed steps per configuration")
+    p.add_argument("--warmup", type=int, default=5)
+    return p.parse_args()
+
+
+ARGS = _parse() if __name__ == "__main__" else None
+if ARGS is not None:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(ARGS.threads)
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+CONFIGS = [  # (B, L, E, heads, ff)
+    (16, 64, 128, 4, 512),
+    (4, 16, 32, 2, 64),
+]
+
+
+def _timeit(fn, repeats: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return np.array(ts)
+
+
+def bench(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: int) -> dict:
+    import torch
+
+    import tinygrad_seq as tg
+    from tinygrad_seq.models import TransformerEncoderLayer
+
+    torch.manual_seed(0)
+    tl = torch.nn.TransformerEncoderLayer(E, H, FF, dropout=0.0, batch_first=True)
+    ml = TransformerEncoderLayer(E, H, FF, dropout=0.0, batch_first=True)
+    ml.load_state_dict({k: v.detach().numpy() for k, v in tl.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((B, L, E)).astype(np.float32)
+    g = np.random.default_rng(1).standard_normal((B, L, E)).astype(np.float32)
+    tx, tg_ = torch.tensor(x, requires_grad=True), torch.tensor(g)
+    mx = tg.Tensor(x, requires_grad=True)
+
+    def torch_step():
+        tl.zero_grad(set_to_none=True)
+        tx.grad = None
+        tl(tx).backward(tg_)
+
+    def tg_step():
+        ml.zero_grad()
+        mx.grad = None
+        ml(mx).backward(g)
+
+    # same numbers before timing anything
+    torch_step()
+    tg_step()
+    err = np.abs(tx.grad.numpy() - mx.grad.data).max()
+    # alternate blocks of torch and tinygrad_seq steps so both see the same machine load
+    rounds = 3
+    tt, tm = [], []
+    for r in range(rounds):
+        tt.append(_timeit(torch_step, max(1, repeats // rounds), warmup if r == 0 else 1))
+        tm.append(_timeit(tg_step, max(1, repeats // rounds), warmup if r == 0 else 1))
+    t_torch, t_tg = np.concatenate(tt), np.concatenate(tm)
+    return {"config": f"B={B} L={L} E={E} heads={H} ff={FF}", "torch_ms": 1e3 * np.median(t_torch),
+            "tg_ms": 1e3 * np.median(t_tg), "torch_best_ms": 1e3 * t_torch.min(), "tg_best_ms": 1e3 * t_tg.min(),
+            "ratio": np.median(t_tg) / np.median(t_torch), "max_grad_diff": err}
+
+
+def main() -> int:
+    import torch
+    args = ARGS or _parse()
+    torch.set_num_threads(args.threads)
+    print(f"TransformerEncoderLayer training step (fwd+bwd, float32, dropout 0), {args.threads} thread(s), "
+          f"torch {torch.__version__}, numpy {np.__version__}")
+    print(f"{'config':34s} {'torch ms':>9s} {'tg ms':>9s} {'torch best':>10s} {'tg best':>9s} {'ratio':>7s}")
+    for cfg in CONFIGS:
+        r = bench(*cfg, repeats=args.repeats, warmup=args.warmup)
+        print(f"{r['config']:34s} {r['torch_ms']:9.3f} {r['tg_ms']:9.3f} {r['torch_best_ms']:10.3f} "
+              f"{r['tg_best_ms']:9.3f} {r['ratio']:7.2f}   (max |dx| diff {r['max_grad_diff']:.1e})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
