@@ -470,9 +470,17 @@ class Expand(Function):
     def backward(self, g): return g
 
 
+_ADVANCED = (np.ndarray, list)
+
+
 def _is_advanced(index) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(i, (np.ndarray, list)) for i in items)
+    # a plain loop: this runs for every slice of every recurrent step (a generator costs 2x)
+    if type(index) is tuple:
+        for i in index:
+            if isinstance(i, _ADVANCED):
+                return True
+        return False
+    return isinstance(index, _ADVANCED)
 
 
 class GetItem(Function):

@@ -497,10 +497,11 @@ def _shape_arg(shape) -> tuple:
 
 def _index_arg(index):
     """Turn Tensor indices into arrays and lists into arrays (advanced indexing)."""
-    if isinstance(index, tuple):
-        if any(isinstance(i, (Tensor, list)) for i in index):
-            return tuple(i.data if isinstance(i, Tensor) else (np.asarray(i) if isinstance(i, list) else i)
-                         for i in index)
+    if type(index) is tuple:
+        for i in index:
+            if isinstance(i, (Tensor, list)):
+                return tuple(j.data if isinstance(j, Tensor) else (np.asarray(j) if isinstance(j, list) else j)
+                             for j in index)
         return index
     if isinstance(index, Tensor):
         return index.data
