@@ -506,7 +506,8 @@ class Cat(Function):
         self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
         return np.concatenate(xs, axis=self.axis)
     def backward(self, g):
-        return tuple(np.split(g, self.bounds, axis=self.axis))
+        parts = tuple(np.split(g, self.bounds, axis=self.axis))
+        return parts if len(parts) > 1 else parts[0]  # one input: one array, as every single-input op
 
 
 class Stack(Function):
@@ -515,7 +516,8 @@ class Stack(Function):
         self.axis = dim % (xs[0].ndim + 1)
         return np.stack(xs, axis=self.axis)
     def backward(self, g):
-        return tuple(np.moveaxis(g, self.axis, 0))
+        parts = tuple(np.moveaxis(g, self.axis, 0))
+        return parts if len(parts) > 1 else parts[0]  # one input: one array, as every single-input op
 
 
 class Gather(Function):
