@@ -1,0 +1,546 @@
+"""`draw_graph`: the unrolled computation graph behind a loss, clustered by module and time step,
+with long runs of identical steps folded, and every tensor coloured by ||dL/dv||.
+
+Reads only what the engine records on each node (`_ctx`, `.parents`, `.scope` = (module path, time
+step), `.name`); traversal is iterative, so 5,000-step graphs draw without recursion.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import style
+from .grads import Chain, capture_grads, consumers, edge_grad_norms, find_chains, norm, topo_order
+
+_SeqGraph: Any = None
+_VIEW_OPS = {"Permute", "Reshape", "Cast", "Expand"}
+_LAYER_SCOPE = re.compile(r"^l\d+(_reverse)?$")
+INSTALL_HINT = "install Graphviz: sudo apt-get install graphviz (macOS: brew install graphviz)"
+
+
+def _graph_class():
+    """graphviz.Digraph plus `.stats`, `.write(path)` and a Jupyter display that survives a missing `dot`."""
+    global _SeqGraph
+    if _SeqGraph is None:
+        import graphviz
+
+        class SeqGraph(graphviz.Digraph):
+            """A graphviz.Digraph; `.stats` holds the measured numbers behind the picture."""
+            stats: dict
+
+            def _repr_mimebundle_(self, include=None, exclude=None, **kw):
+                try:
+                    return super()._repr_mimebundle_(include, exclude, **kw)
+                except (graphviz.ExecutableNotFound, graphviz.CalledProcessError) as e:
+                    note = f"dot not available ({type(e).__name__}); {INSTALL_HINT}. DOT source:\n"
+                    return {"text/plain": note + self.source,
+                            "text/html": f"<p><i>{escape(note)}</i></p><pre>{escape(self.source)}</pre>"}
+
+            def write(self, path: str | Path, format: str | None = None) -> Path:
+                return render(self, path, format)
+
+        _SeqGraph = SeqGraph
+    return _SeqGraph
+
+
+def render(graph, path: str | Path, format: str | None = None, quiet: bool = False) -> Path:
+    """Write `graph` to `path` as svg/png/pdf (format from the suffix if not given); returns the file.
+
+    Without the `dot` program (or if it fails) the DOT source is written to `<path>.dot` instead and
+    one line says how to install Graphviz; never raises for a missing `dot`.
+    """
+    import graphviz
+
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".") or "svg").lower()
+    if fmt not in ("svg", "png", "pdf"):
+        raise ValueError(f"render: format must be svg, png or pdf, got {fmt!r}")
+    out = path if path.suffix.lstrip(".").lower() == fmt else path.with_name(path.name + "." + fmt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data = graph.pipe(format=fmt)
+    except (graphviz.ExecutableNotFound, graphviz.CalledProcessError, OSError) as e:
+        dot = out.with_suffix(".dot")
+        dot.write_text(graph.source)
+        why = "dot not found" if isinstance(e, graphviz.ExecutableNotFound) or shutil.which("dot") is None \
+            else f"dot failed ({type(e).__name__})"
+        if not quiet:
+            print(f"{why}: wrote {dot}; {INSTALL_HINT}")
+        return dot
+    out.write_bytes(data)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+def _shape(t) -> str:
+    s = t.data.shape
+    return "scalar" if not s else "×".join(str(d) for d in s)
+
+
+def _param_label(p, path: str, names: dict[int, str]) -> str:
+    """`lstm.weight_hh_l0`: the model's own name if given, else the consuming module path + attribute."""
+    if id(p) in names:
+        return names[id(p)]
+    parts = [q for q in path.split("/") if q and not _LAYER_SCOPE.match(q)]
+    # PyTorch names start below the root module; a bare root module gets its lower-cased class name
+    mod = ".".join(parts[1:]) if len(parts) > 1 else (parts[0].lower() if parts else "")
+    return f"{mod}.{p.name}" if mod else (p.name or "param")
+
+
+def _is_param(t) -> bool:
+    return t._ctx is None and t.requires_grad and getattr(t, "name", None) is not None \
+        and type(t).__name__ == "Parameter"
+
+
+# ---------------------------------------------------------------------------------------------- builder
+
+class _Builder:
+    def __init__(self, root, fold: bool, keep_steps: int, show_grads: bool, names: dict[int, str],
+                 strip: bool, legend: bool, max_strip_cells: int, title: str | None):
+        if keep_steps < 0:
+            raise ValueError(f"draw_graph: keep_steps must be >= 0, got {keep_steps}")
+        self.root = root
+        self.order = topo_order(root, "draw_graph")
+        self.grads = capture_grads(root, "draw_graph") if show_grads else {}
+        self.show_grads = show_grads
+        self.cons = consumers(self.order)
+        self.names = names
+        self.fold, self.keep = fold, keep_steps
+        self.strip, self.legend, self.max_cells, self.title = strip, legend, max_strip_cells, title
+        self._norms: dict[int, float | None] = {}
+
+    def gnorm(self, t) -> float | None:
+        k = id(t)
+        if k not in self._norms:
+            self._norms[k] = norm(self.grads.get(k))
+        return self._norms[k]
+
+    # ----------------------------------------------------------------- placement
+    def place(self) -> None:
+        """Cluster key (module path, time step) for every drawn tensor; hides scalar constants.
+
+        Parameters (and views of them such as W.T) get no single place: one copy is drawn in every
+        cluster that uses them (see `disp`), which keeps each time step self-contained on the page
+        and makes the edge width show that step's contribution to dL/dW.
+        """
+        self.cluster: dict[int, tuple[str, Any]] = {}
+        self.alias: dict[int, Any] = {}  # id(param or view of param) -> the parameter
+        for t in self.order:
+            ctx = t._ctx
+            if ctx is not None:
+                ps = ctx.parents
+                if type(ctx).__name__ in _VIEW_OPS and len(ps) == 1 and id(ps[0]) in self.alias:
+                    self.alias[id(t)] = self.alias[id(ps[0])]
+                    continue
+                self.cluster[id(t)] = tuple(getattr(ctx, "scope", ("", None)))
+                continue
+            if _is_param(t):
+                self.alias[id(t)] = t
+                continue
+            users = self.cons.get(id(t), [])
+            if not users:  # the root itself is a leaf
+                self.cluster[id(t)] = ("", None)
+                continue
+            if not t.requires_grad and t.data.size <= 1 and t.name is None:
+                continue  # a Python number turned constant: part of its op, not worth a node
+            keys = {tuple(getattr(u._ctx, "scope", ("", None))) for u in users}
+            first = tuple(getattr(users[0]._ctx, "scope", ("", None)))
+            self.cluster[id(t)] = first if len(keys) == 1 else (first[0], None)
+
+    # ----------------------------------------------------------------- folding
+    def fold_steps(self) -> None:
+        """Fold runs of structurally identical steps (same ops and shapes) in each module path."""
+        sig: dict[tuple, list] = {}
+        first_seen: dict[str, list] = {}
+        for t in self.order:
+            key = self.cluster.get(id(t))
+            if key is None or key[1] is None:
+                continue
+            if key not in sig:
+                sig[key] = []
+                first_seen.setdefault(key[0], []).append(key[1])
+            if t._ctx is not None:
+                sig[key].append((type(t._ctx).__name__, t.data.shape, t.name))
+        self.steps = first_seen
+        self.folded: dict[tuple, str] = {}   # (path, step) -> fold node id
+        self.folds: list[dict] = []
+        if not self.fold:
+            return
+        for path, steps in first_seen.items():
+            sigs = [tuple(sorted(sig[(path, s)], key=repr)) for s in steps]
+            i = 0
+            while i < len(steps):
+                j = i
+                while j + 1 < len(steps) and sigs[j + 1] == sigs[i]:
+                    j += 1
+                run = steps[i:j + 1]
+                if len(run) - 2 * self.keep >= 2:
+                    mid = run[self.keep:len(run) - self.keep]
+                    fid = f"fold{len(self.folds)}"
+                    for s in mid:
+                        self.folded[(path, s)] = fid
+                    self.folds.append({"id": fid, "path": path, "steps": mid, "n": len(mid)})
+                i = j + 1
+
+    def disp(self, t, user=None) -> str | None:
+        """Node id that stands for tensor `t` (as seen from consumer `user`): its own node, the fold
+        node of its step, a per-cluster parameter copy, or None (not drawn)."""
+        k = id(t)
+        p = self.alias.get(k)
+        if p is not None:
+            if user is None:
+                return None
+            ukey = self.cluster.get(id(user))
+            if ukey is None or ukey in self.folded:
+                return None
+            cid = f"{self.nid[id(p)]}@{len(self.copies)}"
+            cid = self.copies.setdefault((id(p), ukey), (cid, p))[0]
+            return cid
+        key = self.cluster.get(k)
+        if key is None:
+            return None
+        f = self.folded.get(key)
+        return f if f is not None else self.nid[k]
+
+    # ----------------------------------------------------------------- drawing
+    def build(self):
+        Digraph = _graph_class()
+        self.place()
+        self.fold_steps()
+        self.chains: list[Chain] = find_chains(self.order, self.grads if self.show_grads else None, self.cons)
+        state_ids = {id(s): ch for ch in self.chains for s in ch.states}
+        self.nid = {id(t): f"n{i}" for i, t in enumerate(self.order)}
+
+        g = Digraph("computation_graph")
+        g.attr(rankdir="TB", fontname="Helvetica", nodesep="0.22", ranksep="0.32", newrank="true",
+               bgcolor="white", labelloc="t", fontsize="16", label=self.title or "")
+        g.attr("node", fontname="Helvetica", fontsize="10", height="0.3", margin="0.08,0.03")
+        g.attr("edge", color=style.EDGE, arrowsize="0.5", fontname="Helvetica", fontsize="9")
+
+        # cluster bodies: key (path, step) -> list of node statements (emitted into subgraphs at the end)
+        bodies: dict[tuple, list] = {}
+        n_nodes = 0
+        for t in self.order:
+            key = self.cluster.get(id(t))
+            if key is None or key in self.folded:
+                continue
+            attrs = self.node_attrs(t, key, state_ids.get(id(t)))
+            bodies.setdefault(key, []).append((self.nid[id(t)], attrs))
+            n_nodes += 1
+        for f in self.folds:
+            bodies.setdefault((f["path"], None), []).append((f["id"], self.fold_attrs(f)))
+            n_nodes += 1
+        self.copies: dict[tuple, tuple[str, Any]] = {}
+        self.edge_style = self.chain_edge_styles()
+        edges = self.collect_edges()
+        for (pid, key), (cid, prm) in self.copies.items():
+            bodies.setdefault(key, []).append((cid, self.param_attrs(prm, key)))
+            n_nodes += 1
+
+        self.emit_clusters(g, bodies)
+        for (src, dst), fl in edges.items():
+            attrs = {"penwidth": str(style.edge_width(fl)),
+                     "tooltip": f"gradient flowing back: {style.fmt(fl)}" if fl is not None else "no gradient"}
+            attrs.update(self.edge_style.get((src, dst), {}))
+            g.edge(src, dst, **attrs)
+        n_edges = len(edges)
+        extra = self.emit_strip_and_legend(g)
+        g.stats = {
+            "nodes": n_nodes + extra, "graph_nodes": n_nodes, "edges": n_edges, "tensors": len(self.order),
+            "folds": [{k: v for k, v in f.items() if k != "id"} | {"per_step": f.get("per_step")} for f in self.folds],
+            "chains": [self.chain_stats(ch) for ch in self.chains],
+        }
+        return g
+
+    def node_attrs(self, t, key, chain: Chain | None) -> dict:
+        nrm = self.gnorm(t) if self.show_grads else None
+        fill = style.grad_color(nrm) if (self.show_grads and t.requires_grad) else (
+            style.NO_GRAD if self.show_grads else "#eef1f5")
+        shape = _shape(t)
+        where = f"{key[0] or '<root>'}" + (f", t={key[1]}" if key[1] is not None else "")
+        tip = f"{shape} @ {where}" + (f"; ‖∂L/∂v‖ = {style.fmt(nrm)}" if nrm is not None else "")
+        a = {"style": "filled", "fillcolor": fill, "fontcolor": style.font_color(fill), "tooltip": tip}
+        ctx = t._ctx
+        if ctx is None:
+            label = f"{t.name or ('leaf' if t.requires_grad else 'input')}\n{shape}"
+            a.update(shape="ellipse", color="#777777")
+        else:
+            op = type(ctx).__name__
+            if chain is not None:
+                label = f"{t.name}  (t={key[1]})\n{op} → {shape}"
+                if nrm is not None:
+                    label += f"\n‖∂L/∂{t.name}‖ {style.fmt(nrm)}"
+                lane = chain.kind in ("lstm-cell", "gru-carry")
+                a.update(shape="ellipse", penwidth="2.2", color=style.LANE_EDGE if lane else style.STATE_EDGE)
+            else:
+                label = f"{op}\n{shape}"
+                a.update(shape="box", style="filled,rounded", color="#8a8a8a", fontsize="9")
+            if t is self.root:
+                label = f"L = {op}\n{shape}"
+                a.update(penwidth="2.5", color="#000000", fontsize="11")
+        a["label"] = label
+        a["tooltip"] = f"{label.splitlines()[0]}: {tip}"
+        return a
+
+    def param_attrs(self, p, key) -> dict:
+        nrm = self.gnorm(p) if self.show_grads else None
+        fill = style.grad_color(nrm) if self.show_grads else "#eef1f5"
+        label = _param_label(p, key[0], self.names)
+        return {"label": f"{label}\n{_shape(p)}", "shape": "box", "style": "filled", "fillcolor": fill,
+                "fontcolor": style.font_color(fill), "color": "#444444", "fontsize": "8", "height": "0.25",
+                "tooltip": f"parameter {label} {_shape(p)}; total ‖∂L/∂W‖ = {style.fmt(nrm)} "
+                           "(one copy per cluster that uses it; edge width = this cluster's share)"}
+
+    def fold_attrs(self, f: dict) -> dict:
+        steps = f["steps"]
+        path, lines = f["path"], [f"⋯  ×{f['n']} steps (t={steps[0]}…{steps[-1]})  ⋯"]
+        per_step, logs = None, []
+        for ch in self.chains:
+            if ch.path != path or not ch.norms:
+                continue
+            idx = [k for k, s in enumerate(ch.steps) if (path, s) in self.folded and self.folded[(path, s)] == f["id"]]
+            if not idx:
+                continue
+            lo, hi = max(idx[0] - 1, 0), min(idx[-1] + 1, len(ch.states) - 1)
+            r = _geo_rate(ch.norms[lo], ch.norms[hi], hi - lo)
+            logs += [math.log10(n) for k, n in enumerate(ch.norms) if k in idx and n]
+            what = "gradient" if ch.name == "h" else f"∂L/∂{ch.name}"
+            if r is not None:
+                lines.append(f"{what} ×{r:.3g} per step")
+                if per_step is None:
+                    per_step = r
+            if ch.gates:
+                gate = "f" if ch.kind == "lstm-cell" else "z"
+                lines.append(f"mean {gate} = {np.mean([ch.gates[k - 1] for k in idx if k >= 1] or ch.gates):.3g}")
+        if per_step is None and self.show_grads:  # no named state: follow the largest gradient per step
+            rep = self.step_representatives(path, steps)
+            if len(rep) >= 2 and rep[0] and rep[-1]:
+                per_step = _geo_rate(rep[0], rep[-1], len(rep) - 1)
+                if per_step is not None:
+                    lines.append(f"gradient ×{per_step:.3g} per step")
+            logs = [math.log10(x) for x in rep if x]
+        f["per_step"] = per_step
+        fill = style.grad_color(10 ** float(np.mean(logs))) if logs else "#eef1f5"
+        return {"label": "\n".join(lines), "shape": "box", "style": "filled,dashed,bold", "fillcolor": fill,
+                "fontcolor": style.font_color(fill), "color": "#555555", "fontsize": "11",
+                "tooltip": f"{f['n']} structurally identical steps folded (keep_steps={self.keep})"}
+
+    def step_representatives(self, path: str, steps: list) -> list[float | None]:
+        want = set(steps)
+        best: dict[Any, float] = {}
+        for t in self.order:
+            key = self.cluster.get(id(t))
+            if key and key[0] == path and key[1] in want and t._ctx is not None:
+                n = self.gnorm(t)
+                if n is not None and n > best.get(key[1], 0.0):
+                    best[key[1]] = n
+        return [best.get(s) for s in steps]
+
+    def emit_clusters(self, g, bodies: dict) -> None:
+        """Module clusters nested by path, one "t=k" cluster per kept step inside its module."""
+        Digraph = type(g)
+        import graphviz
+        paths = {p for p, _ in bodies} - {""}
+        for p in list(paths):
+            parts = p.split("/")
+            paths.update("/".join(parts[:i]) for i in range(1, len(parts)))
+        subs: dict[str, Any] = {}
+        for p in sorted(paths):
+            sg = graphviz.Digraph(name=f"cluster_{p}")
+            sg.attr(label=p.split("/")[-1], tooltip=p, style="rounded", color=style.CLUSTER_MODULE,
+                    fontsize="12", fontname="Helvetica-Bold", labeljust="l")
+            subs[p] = sg
+        for (p, step), items in bodies.items():
+            if step is None:
+                target = subs[p] if p else g
+            else:
+                target = graphviz.Digraph(name=f"cluster_{p}@t={step}")
+                target.attr(label=f"t={step}", style="rounded,filled", color="#c9ccd3",
+                            fillcolor=style.CLUSTER_STEP_BG, fontsize="10", fontname="Helvetica", labeljust="r")
+            for nid, attrs in items:
+                target.node(nid, **attrs)
+            if step is not None:
+                (subs[p] if p else g).subgraph(target)
+        for p in sorted(paths, key=lambda q: -q.count("/")):  # deepest first, then attach to parents
+            parent = p.rsplit("/", 1)[0] if "/" in p else ""
+            (subs[parent] if parent else g).subgraph(subs[p])
+        del Digraph
+
+    def collect_edges(self) -> dict[tuple[str, str], float | None]:
+        """(src, dst) -> ||gradient flowing along the edge|| (max over merged edges)."""
+        seen: dict[tuple[str, str], float | None] = {}
+        for t in self.order:
+            ctx = t._ctx
+            if ctx is None or id(t) in self.alias:
+                continue
+            dst = self.disp(t)
+            if dst is None:
+                continue
+            folded_dst = dst.startswith("fold")
+            flows = edge_grad_norms(t, self.grads.get(id(t))) if (self.show_grads and not folded_dst) \
+                else [self.gnorm(p) if self.show_grads else None for p in ctx.parents]
+            for p, fl in zip(ctx.parents, flows):
+                src = self.disp(p, t)
+                if src is None or src == dst:
+                    continue
+                k = (src, dst)
+                if k not in seen or (fl is not None and (seen[k] is None or fl > seen[k])):
+                    seen[k] = fl
+        return seen
+
+    def chain_path(self, a, b) -> list | None:
+        """Shortest forward path of tensors a -> ... -> b (BFS over consumers, bounded)."""
+        prev = {id(a): None}
+        frontier, byid = [a], {id(a): a}
+        for _ in range(16):
+            nf = []
+            for t in frontier:
+                for c in self.cons.get(id(t), ()):
+                    if id(c) in prev:
+                        continue
+                    prev[id(c)] = t
+                    byid[id(c)] = c
+                    if c is b:
+                        path, cur = [b], t
+                        while cur is not None:
+                            path.append(cur)
+                            cur = prev[id(cur)]
+                        return path[::-1]
+                    nf.append(c)
+            frontier = nf
+        return None
+
+    def chain_edge_styles(self) -> dict[tuple[str, str], dict]:
+        """State edges: the first edge of the path h_k -> h_(k+1) is labeled ∇×ratio; the LSTM cell
+        and GRU carry paths are drawn as a thick green lane."""
+        styles: dict[tuple[str, str], dict] = {}
+        for ch in self.chains:
+            lane = ch.kind in ("lstm-cell", "gru-carry")
+            colour = style.LANE_EDGE if lane else style.STATE_EDGE
+            gate = "f" if ch.kind == "lstm-cell" else "z"
+            for k in range(len(ch.states) - 1):
+                path = self.chain_path(ch.states[k], ch.states[k + 1])
+                if not path:
+                    continue
+                for i, (u, v) in enumerate(zip(path, path[1:])):
+                    src, dst = self.disp(u, v), self.disp(v)
+                    if src is None or dst is None or src == dst:
+                        continue
+                    st = styles.setdefault((src, dst), {})
+                    if lane:
+                        st.update(color=colour, penwidth="3.5", arrowsize="0.7")
+                    elif i == 0:
+                        st.update(color=colour, style="bold")
+                    if i == 0 and ch.ratios and ch.ratios[k] is not None and not (
+                            src.startswith("fold") or dst.startswith("fold")):
+                        lab = f"∇×{ch.ratios[k]:.3g}" + (f" {gate}̄={ch.gates[k]:.2f}" if lane else "")
+                        st.update(label=lab, fontcolor=colour)
+                    if not lane:
+                        break
+        return styles
+
+    def emit_strip_and_legend(self, g) -> int:
+        """The per-step strip of ||dL/dh_t|| cells and the legend, under the graph (invisible edges)."""
+        anchor, n = self.nid[id(self.root)], 0
+        if self.strip and self.show_grads and any(ch.norms for ch in self.chains):
+            rows = [(f"{ch.path} ‖∂L/∂{ch.name}_t‖", self.strip_cells(ch)) for ch in self.chains if ch.norms]
+            g.node("strip", label=style.strip_html(rows), shape="plaintext", margin="0")
+            g.edge(anchor, "strip", style="invis")
+            anchor, n = "strip", n + 1
+        if self.legend:
+            g.node("legend", label=style.legend_html(self.legend_lines()), shape="plaintext", margin="0")
+            g.edge(anchor, "legend", style="invis")
+            n += 1
+        return n
+
+    def strip_cells(self, ch: Chain) -> list[tuple[str, float | None]]:
+        T = len(ch.states)
+        if T <= self.max_cells:
+            return [(f"t={s}", v) for s, v in zip(ch.steps, ch.norms)]
+        cells = []
+        for idx in np.array_split(np.arange(T), self.max_cells):
+            vals = [ch.norms[i] for i in idx if ch.norms[i]]
+            v = 10 ** float(np.mean(np.log10(vals))) if vals else None
+            cells.append((f"t={ch.steps[idx[0]]}–{ch.steps[idx[-1]]}", v))
+        return cells
+
+    def legend_lines(self) -> list[tuple[str, str]]:
+        lines = []
+        if self.root.data.size != 1:
+            lines.append(("L = sum of the root tensor (it is not a scalar)", "#444444"))
+        if self.folds:
+            total = sum(f["n"] for f in self.folds)
+            lines.append((f"dashed boxes: {total} structurally identical time steps folded "
+                          f"(first and last {self.keep} kept)", "#444444"))
+        if any(not ch.kind.startswith(("lstm", "gru")) for ch in self.chains) and self.show_grads:
+            lines.append(("- - ∇×r on a state edge: measured ‖∂L/∂h_k‖ / ‖∂L/∂h_(k+1)‖", style.STATE_EDGE))
+        for ch in self.chains:
+            if not ch.norms:
+                continue
+            where = escape(f"{ch.path} {ch.name}")
+            if ch.kind == "rnn":
+                viol = ch.violations
+                bad = f"<B>{len(viol)} step(s) break it</B>: t = {', '.join(str(ch.steps[k]) for k in viol[:8])}" \
+                    if viol else "no step breaks it"
+                mx = max((r for r in ch.ratios if r is not None), default=None)
+                lines.append((f"theory (Pascanu, Mikolov &amp; Bengio 2013), {where}: ‖∂L/∂h_k‖/‖∂L/∂h_(k+1)‖ ≤ "
+                              f"σ_max(W_hh)·γ = {ch.sigma_max:.3g}·{ch.gamma:g} ({ch.activation.lower()}) = "
+                              f"{ch.bound:.3g}", "#222222"))
+                lines.append((f"measured: geometric mean {style.fmt(ch.mean_ratio)}, max {style.fmt(mx)} per step; "
+                              f"{bad}", "#b2182b" if viol else "#1a6b30"))
+            elif ch.kind in ("lstm-cell", "gru-carry"):
+                gate, what = ("f", "cell path (LSTM)") if ch.kind == "lstm-cell" else ("z", "carry path (GRU)")
+                hl = ch.half_life
+                hl_s = "∞" if hl == math.inf else style.fmt(hl)
+                lines.append((f"━ {where}: {what}: mean carry gate {gate}̄ = {ch.mean_gate:.3g} → half-life "
+                              f"ln 0.5 / ln {gate}̄ = {hl_s} steps; measured ∇ ×{style.fmt(ch.mean_ratio)} per step",
+                              style.LANE_EDGE))
+            else:
+                lines.append((f"{where}: measured ∇ ×{style.fmt(ch.mean_ratio)} per step (geometric mean)", "#444444"))
+        return lines
+
+    def chain_stats(self, ch: Chain) -> dict:
+        return {"path": ch.path, "name": ch.name, "kind": ch.kind, "steps": list(ch.steps), "norms": ch.norms,
+                "ratios": ch.ratios, "mean_ratio": ch.mean_ratio, "sigma_max": ch.sigma_max, "gamma": ch.gamma,
+                "bound": ch.bound, "violations": [ch.steps[k] for k in ch.violations],
+                "gates": ch.gates, "mean_gate": ch.mean_gate, "half_life": ch.half_life}
+
+
+def _geo_rate(first: float | None, last: float | None, n: int) -> float | None:
+    """Per-step factor r with first = r^n · last (gradient ratio going one step back in time)."""
+    if not first or not last or n <= 0:
+        return None
+    return float((first / last) ** (1.0 / n))
+
+
+def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool = True, model=None,
+               params: dict | None = None, strip: bool = True, legend: bool = True, max_strip_cells: int = 24,
+               title: str | None = None):
+    """The computation graph behind `root` (a loss) as a `graphviz.Digraph`.
+
+    - op nodes (rounded boxes: op and output shape), tensor nodes (ellipses: inputs, named states
+      h/c; boxes: parameters, labeled `lstm.weight_hh_l0` from `model`/`params` or the module path);
+    - clusters per module and, inside, per time step ("t=17"); with `fold`, runs of structurally
+      identical steps keep their first and last `keep_steps` and become one summary node
+      ("×94 steps, gradient ×0.71 per step");
+    - with `show_grads`: fill = log10 ||dL/dv|| on the shared scale (style.py), edge width = the
+      gradient flowing along the edge, state edges h_k → h_{k+1} labeled ||dL/dh_k|| / ||dL/dh_{k+1}||,
+      the LSTM cell / GRU carry lane with its mean gate and half-life ln 0.5 / ln f̄, a strip of
+      per-step ||dL/dh_t|| under the graph, and a legend with the Pascanu bound σ_max(W_hh)·γ.
+    Gradients come from a capture-mode backward with retain_graph=True: `.grad` is untouched and
+    `root.backward()` still works afterwards. `.stats` on the result holds the measured numbers.
+    """
+    if not hasattr(root, "_ctx") or not hasattr(root, "data"):
+        raise TypeError(f"draw_graph: root must be a tinygrad_seq Tensor, got {type(root).__name__}")
+    if model is not None and params is None:
+        params = dict(model.named_parameters())
+    names = {id(p): n for n, p in (params or {}).items()}
+    b = _Builder(root, fold, keep_steps, show_grads, names, strip, legend, max_strip_cells, title)
+    return b.build()
