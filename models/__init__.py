@@ -1,4 +1,5 @@
 """Sequence models composed from engine ops (installed as `tinygrad_seq.models`)."""
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
 from .attention import (AdditiveScore, DotScore, GeneralScore, GlobalAttention, HardAttention,  # noqa: F401,E402
                         LocalAttention, MultiheadAttention, ScaledDotScore, SoftAttention, gumbel_softmax,
                         masked_softmax, scaled_dot_product_attention)
