@@ -257,7 +257,7 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
         sl = ctx.slice_index
         pgrads = (g,) if sl is not None else ctx.backward(g)
         parents = ctx.parents
-        if len(parents) == 1 and sl is None:
+        if len(parents) == 1 and sl is None and not isinstance(pgrads, tuple):  # Cat/Stack of one tensor give (g,)
             pgrads = (pgrads,)
         if not retain_graph:
             t._ctx = _released(type(ctx))
