@@ -246,7 +246,7 @@ class RNNSeq2Seq(Module):
                  cell: str = "gru", bidirectional: bool = True, num_layers: int = 1, attention: str = "bahdanau",
                  dropout: float = 0.0, pad_idx: int | None = None, teacher_forcing_ratio: float = 1.0):
         super().__init__()
-        from . import rnn as R  # the recurrent layers (models/rnn.py)
+        from . import cells as C, rnn as R  # the recurrent layers (models/rnn.py, models/cells.py)
         if cell not in ("gru", "lstm"):
             raise ValueError(f"RNNSeq2Seq: cell must be 'gru' or 'lstm', got {cell!r}")
         if attention not in _ATTN:
@@ -268,7 +268,7 @@ class RNNSeq2Seq(Module):
         if cell == "lstm":
             self.bridge_c = Linear(key_dim, hidden_size)
         self.attention = SoftAttention(score, query_dim=hidden_size, key_dim=key_dim)
-        cell_cls = R.GRUCell if cell == "gru" else R.LSTMCell
+        cell_cls = C.GRUCell if cell == "gru" else C.LSTMCell
         feed = hidden_size if self.luong else key_dim
         self.decoder_cell = cell_cls(emb_size + feed, hidden_size)
         if self.luong:
@@ -299,7 +299,7 @@ class RNNSeq2Seq(Module):
         out, hn = self.encoder(x, lengths=lengths)
         hn = hn[0] if isinstance(hn, tuple) else hn  # LSTM: (h_n, c_n)
         top = hn[(self.num_layers - 1) * self.dirs:]  # last layer's final state of each direction
-        final = tg.cat(list(top.unbind(0)), dim=-1)
+        final = top.permute(1, 0, 2).reshape(src.shape[0], -1)  # [h_fwd; h_bwd] (B, dirs·H)
         state = {"h": out, "mask": mask, "s": self.bridge(final).tanh()}
         if self.cell_type == "lstm":
             state["c"] = self.bridge_c(final).tanh()
