@@ -238,6 +238,8 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
         g = pop_grad(k)
         if type(g) is OuterSum:
             g = g.value()
+            if g.dtype != t.data.dtype:  # factors of another dtype (mixed-precision inputs)
+                g = g.astype(t.data.dtype)
             owned.add(k)
         if t._hooks:
             for hook in t._hooks:

@@ -376,34 +376,33 @@ class MaxDim(Function):
         return full
 
 
-def _exp_shifted(x, axis):
-    """(e, s, m0, m): e = exp(x - m0), s = Σ e over `axis`, m = max x, m0 = m where finite.
+def _exp_shifted(x, axis, keep_shifted=False):
+    """(e, s, d, m): m = max x over `axis`, d = x - m, e = e^d, s = Σ e (keepdims shapes).
 
-    Stable at any finite x (e <= 1, s >= 1). Rows whose max is not finite take a path that never warns:
-    a row of only -inf (fully masked) gets e = 0, s = 1; a row with +inf puts e = 1 on its +inf
-    entries (the limit); a NaN row stays NaN. `m` is None when every row is finite.
+    Stable at any finite x (e <= 1, s >= 1); without `keep_shifted`, d's buffer is reused for e.
+    Rows whose max is not finite take a path that never warns: a row of only -inf (fully masked)
+    gets d = -inf, e = 0, s = 1; a row with +inf puts e = 1 on its +inf entries (the limit); NaN stays NaN.
     """
     m = np.max(x, axis=axis, keepdims=True)
     fin = np.isfinite(m)
     if fin.all():
-        e = np.exp(x - m)
-        return e, e.sum(axis=axis, keepdims=True), m, None
-    m0 = np.where(fin, m, 0)
+        d = x - m
+        e = np.exp(d) if keep_shifted else np.exp(d, out=d)
+        return e, e.sum(axis=axis, keepdims=True), d, m
     with np.errstate(invalid="ignore", over="ignore"):
-        e = np.exp(x - m0)
+        d = x - np.where(fin, m, 0)
+        e = np.exp(d)
     e = np.where(fin, e, np.where(np.isnan(m), x.dtype.type(np.nan), x == np.inf))
     s = e.sum(axis=axis, keepdims=True)
-    return e, np.where(s == 0, 1, s), m0, m
+    return e, np.where(s == 0, 1, s), d, m
 
 
 class LogSumExp(Function):
     """z = m + ln Σ e^(x - m), m = max x (stable for any finite x; ±inf rows give ±inf);  dz/dx = softmax(x)"""
     def forward(self, x, dim=None, keepdim=False):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
-        self.e, self.s, m0, m = _exp_shifted(x, self.axis)
-        out = np.log(self.s) + m0
-        if m is not None:
-            out = np.where(np.isfinite(m), out, m)
+        self.e, self.s, _, m = _exp_shifted(x, self.axis)
+        out = np.log(self.s) + m
         if not keepdim:
             out = out.reshape(()) if self.axis is None else np.squeeze(out, axis=self.axis)
         return out
@@ -428,11 +427,12 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """y = x - m - ln Σ e^(x - m) (= x - logsumexp x; a fully masked row stays -inf);  dx = g - softmax(x) Σ g"""
+    """y = (x - m) - ln Σ e^(x - m) (= x - logsumexp x; a fully masked row stays -inf);  dx = g - softmax(x) Σ g"""
     def forward(self, x, dim=-1):
         self.axis = dim
-        self.e, self.s, m0, _ = _exp_shifted(x, dim)
-        return x - (m0 + np.log(self.s))
+        self.e, self.s, d, _ = _exp_shifted(x, dim, keep_shifted=True)
+        d -= np.log(self.s)  # subtract from the shifted values: x - (m + ln s) loses digits at |x| ~ 1e4
+        return d
     def backward(self, g):
         return g - (self.e / self.s) * g.sum(axis=self.axis, keepdims=True)
 
@@ -553,6 +553,8 @@ class MatMul(Function):
         x, y = self.x, self.y
         if x.ndim == 2 and y.ndim == 2:
             return (g @ y.T if self.needs[0] else None), (x.T @ g if self.needs[1] else None)
+        if x.ndim == 1 and y.ndim == 1:  # dot product: g is a scalar
+            return (g * y if self.needs[0] else None), (g * x if self.needs[1] else None)
         x2 = x[None, :] if x.ndim == 1 else x
         y2 = y[:, None] if y.ndim == 1 else y
         if x.ndim == 1:
