@@ -85,6 +85,7 @@ def edge_grad_norms(t, g: np.ndarray | None) -> list[float | None]:
         if pg is None or not p.requires_grad:
             res.append(None)
         else:
+            pg = np.asarray(pg)  # lazily summed weight gradients (autograd.OuterSum) materialise here
             res.append(norm(_unbroadcast(pg, p.data.shape) if pg.shape != p.data.shape else pg))
     return res
 

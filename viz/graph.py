@@ -19,7 +19,7 @@ from . import style
 from .grads import Chain, capture_grads, consumers, edge_grad_norms, find_chains, norm, topo_order
 
 _SeqGraph: Any = None
-_VIEW_OPS = {"Permute", "Reshape", "Cast", "Expand"}
+_VIEW_OPS = {"Permute", "Reshape", "Cast", "Expand", "GetItem"}
 _LAYER_SCOPE = re.compile(r"^l\d+(_reverse)?$")
 INSTALL_HINT = "install Graphviz: sudo apt-get install graphviz (macOS: brew install graphviz)"
 
@@ -245,9 +245,15 @@ class _Builder:
             n_nodes += 1
 
         self.emit_clusters(g, bodies)
+        in_step = {nid for (p, step), items in bodies.items() for nid, _ in items if step is not None}
+        in_step.update(f["id"] for f in self.folds)
         for (src, dst), fl in edges.items():
             attrs = {"penwidth": str(style.edge_width(fl)),
                      "tooltip": f"gradient flowing back: {style.fmt(fl)}" if fl is not None else "no gradient"}
+            if dst in in_step and src not in in_step:
+                # inputs shared by all steps (x projected once, W) must not stretch every step's
+                # cluster up to their rank: steps then stack by the recurrence alone
+                attrs["constraint"] = "false"
             attrs.update(self.edge_style.get((src, dst), {}))
             g.edge(src, dst, **attrs)
         n_edges = len(edges)
