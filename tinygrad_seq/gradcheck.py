@@ -5,6 +5,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .autograd import grad
 from .tensor import Tensor
 
 
@@ -40,12 +41,13 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     for i, x in enumerate(inputs):
         if x.requires_grad and x.dtype != np.float64:
             raise TypeError(f"gradcheck: input {i} is {x.dtype}; use float64 inputs for finite differences")
-    for x in inputs:
-        x.grad = None
     out = fn(*inputs)
     w = np.random.default_rng(0).standard_normal(out.shape)
-    (out * Tensor(w)).sum().backward()
-    analytic = [x.grad.data.copy() if x.grad is not None else np.zeros_like(x.data) for x in inputs]
+    wrt = [x for x in inputs if x.requires_grad]
+    # autograd.grad, not backward(): the inputs' .grad stay as they were
+    got = iter(grad(out, wrt, grad_outputs=w, allow_unused=True))
+    analytic = [(next(got) if x.requires_grad else None) for x in inputs]
+    analytic = [np.zeros_like(x.data) if a is None else a.data for a, x in zip(analytic, inputs)]
     numeric = numerical_grads(fn, inputs, eps)
     for i, (a, n, x) in enumerate(zip(analytic, numeric, inputs)):
         if not x.requires_grad:
