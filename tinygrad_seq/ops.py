@@ -748,34 +748,37 @@ def _unpad_spatial(g: np.ndarray, padding: tuple, shape: tuple) -> np.ndarray:
 
 class ConvNd(Function):
     """Cross-correlation (as PyTorch conv1d/conv2d) via im2col, x: (N, C, *S), w: (O, C, *k):
-    y[n,o,p] = b[o] + Σ_{c,k} w[o,c,k] xpad[n, c, p*s + k*dil];
-    dW[o,c,k] = Σ_{n,p} g[n,o,p] xpad[n,c,p*s + k*dil],  db = Σ g,  dx = col2im(Σ_o g[n,o,p] w[o,c,k])"""
+    y[n,o,p] = b[o] + Σ_{c,k} w[o,c,k] xpad[n, c, p*s + k*dil]  (one GEMM: cols (N·P, C·K) @ Wᵀ);
+    dW = gᵀ cols,  db = Σ g,  dx = col2im(g W)  (scatter each kernel tap back)"""
     def forward(self, x, w, b=None, stride=(1,), padding=(0,), dilation=(1,)):
         d = w.ndim - 2
-        self.stride, self.padding, self.dilation, self.xshape = stride, padding, dilation, x.shape
+        self.stride, self.padding, self.dilation, self.xshape, self.wshape = stride, padding, dilation, x.shape, w.shape
         xp = _pad_spatial(x, padding)
-        self.xp_shape, self.w = xp.shape, w
-        self.cols = _im2col(xp, w.shape[2:], stride, dilation)
-        ax = [1] + list(range(2 + d, 2 + 2 * d))
-        out = np.tensordot(self.cols, w, axes=(ax, [1] + list(range(2, 2 + d))))  # (N, *out, O)
-        out = np.ascontiguousarray(np.moveaxis(out, -1, 1))
+        self.xp_shape = xp.shape
+        cols = _im2col(xp, w.shape[2:], stride, dilation)  # (N, C, *out, *k) view
+        n, out = x.shape[0], cols.shape[2:2 + d]
+        self.out = out
+        order = (0,) + tuple(range(2, 2 + d)) + (1,) + tuple(range(2 + d, 2 + 2 * d))
+        self.cols = np.ascontiguousarray(cols.transpose(order)).reshape(n * int(np.prod(out)), -1)
+        self.w2 = w.reshape(w.shape[0], -1)
+        y = self.cols @ self.w2.T  # (N·P, O)
         if b is not None:
-            out += b.reshape((-1,) + (1,) * d)
-        return out
+            y += b
+        return np.ascontiguousarray(np.moveaxis(y.reshape((n,) + out + (w.shape[0],)), -1, 1))
 
     def backward(self, g):
         d = len(self.stride)
-        sp = list(range(2, 2 + d))
-        gx = gw = gb = None
+        g2 = np.moveaxis(g, 1, -1).reshape(-1, g.shape[1])  # (N·P, O)
+        gx = gw = None
         if self.needs[0]:
-            gcols = np.tensordot(g, self.w, axes=([1], [0]))  # (N, *out, C, *k)
-            gcols = np.moveaxis(gcols, 1 + d, 1)
+            n, c, k = self.xshape[0], self.wshape[1], self.wshape[2:]
+            gcols = (g2 @ self.w2).reshape((n,) + self.out + (c,) + k)
+            gcols = np.moveaxis(gcols, 1 + d, 1)  # (N, C, *out, *k) view
             gx = _unpad_spatial(_col2im(gcols, self.xp_shape, self.stride, self.dilation), self.padding, self.xshape)
         if self.needs[1]:
-            gw = np.tensordot(g, self.cols, axes=([0] + sp, [0] + sp))  # (O, C, *k)
+            gw = (g2.T @ self.cols).reshape(self.wshape)
         if len(self.needs) == 3:
-            gb = g.sum(axis=tuple([0] + sp)) if self.needs[2] else None
-            return gx, gw, gb
+            return gx, gw, (g2.sum(0) if self.needs[2] else None)
         return gx, gw
 
 
