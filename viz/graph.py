@@ -360,7 +360,9 @@ class _Builder:
         subs: dict[str, Any] = {}
         for p in sorted(paths):
             sg = graphviz.Digraph(name=f"cluster_{p}")
-            sg.attr(label=p.split("/")[-1], tooltip=p, style="rounded", color=style.CLUSTER_MODULE,
+            parts = p.split("/")
+            name = ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]  # layers.0
+            sg.attr(label=name, tooltip=p, style="rounded", color=style.CLUSTER_MODULE,
                     fontsize="12", fontname="Helvetica-Bold", labeljust="l")
             subs[p] = sg
         for (p, step), items in bodies.items():

@@ -1,0 +1,179 @@
+"""`tinygrad-seq vanishing` (RNN vs LSTM vs GRU gradient pictures) and `tinygrad-seq graph` (draw any model)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+GRAPH_MODELS = ("rnn", "lstm", "gru", "attention", "transformer")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("vanishing", help="pictures of gradients vanishing through time: RNN vs LSTM vs GRU",
+                              description=run_vanishing.__doc__)
+    p.add_argument("--steps", type=int, default=100, help="sequence length T (default 100)")
+    p.add_argument("--hidden", type=int, default=32, help="hidden size (default 32)")
+    p.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated subset of rnn,lstm,gru")
+    p.add_argument("--train", type=int, default=0, metavar="N",
+                   help="train N Adam steps on the adding problem first and show before/after")
+    p.add_argument("--batch", type=int, default=8, help="sequences in the measured batch (default 8)")
+    p.add_argument("--forget-bias", type=float, default=1.0, help="LSTM forget-gate bias at init (default 1)")
+    p.add_argument("--keep-steps", type=int, default=3, help="time steps kept at each end of a folded run")
+    p.add_argument("--out", default="out/vanishing", help="output directory (default out/vanishing)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="short sequences and small sweeps (for tests)")
+    p.set_defaults(func=run_vanishing)
+
+    g = subparsers.add_parser("graph", help="draw the computation graph of a small model, coloured by gradient")
+    g.add_argument("--model", choices=GRAPH_MODELS, default="lstm")
+    g.add_argument("--steps", type=int, default=20, help="sequence length (default 20)")
+    g.add_argument("--hidden", type=int, default=16, help="hidden / model size (default 16)")
+    g.add_argument("--keep-steps", type=int, default=3)
+    g.add_argument("--no-fold", action="store_true", help="draw every time step")
+    g.add_argument("--format", default="svg,png", help="comma-separated: svg, png, pdf")
+    g.add_argument("--out", default="out/graph", help="output directory (default out/graph)")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=run_graph)
+
+
+def _cells(spec: str) -> list[str]:
+    from .experiments import CELL_NAMES
+    cells = [c.strip().lower() for c in spec.split(",") if c.strip()]
+    bad = [c for c in cells if c not in CELL_NAMES]
+    if not cells or bad:
+        raise SystemExit(f"--cells: expected a comma-separated subset of {','.join(CELL_NAMES)}, got {spec!r}")
+    return cells
+
+
+def _theory(m) -> str:
+    from .style import fmt
+    if m.bound is not None:
+        v = f", {len(m.violations)} steps break it" if m.violations else ""
+        return f"σ_max(W_hh)·γ = {m.bound:.3g}{v}"
+    if m.mean_gate is not None:
+        g = "f̄" if m.cell == "lstm" else "z̄"
+        return f"{g} = {m.mean_gate:.3g}, half-life {fmt(m.half_life)} steps"
+    return ""
+
+
+def run_vanishing(args: argparse.Namespace) -> int:
+    """Measure ||dL/dh_t|| through T steps of a tanh RNN, an LSTM and a GRU (loss on the last step of
+    the adding problem), print a table with the measured per-step decay and the theory, and write
+    rnn.svg, lstm.svg, gru.svg (+ .png), gradient_flow.png, the sweep plots and index.html to --out."""
+    import tinygrad_seq as tg
+    from . import experiments as E
+    from .graph import draw_graph, render
+    from .plots import plot_gradient_flow
+    from .report import write_index
+    from .style import fmt
+
+    t_start = time.time()
+    cells = _cells(args.cells)
+    T, H = (min(args.steps, 30), min(args.hidden, 16)) if args.quick else (args.steps, args.hidden)
+    if T < 2 or H < 1 or args.batch < 1 or args.train < 0 or args.keep_steps < 0:
+        raise SystemExit("vanishing: need --steps >= 2, --hidden >= 1, --batch >= 1, --train >= 0, --keep-steps >= 0")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = E.adding_problem(args.batch, T, np.random.default_rng(args.seed))
+    back = [k for k in (0, 10, 25, 50, T - 1) if k < T]
+    header = ["cell"] + [f"t={T - 1 - k}" for k in back] + ["per step (measured)", "theory"]
+    table, curves, styles, graphs = [], {}, {}, []
+    for cell in cells:
+        tg.manual_seed(args.seed)
+        kw = {"forget_bias": args.forget_bias} if cell == "lstm" else {}
+        model = E.Probe(cell, H, **kw)
+        name = cell.upper() + (f" (forget bias {args.forget_bias:g})" if cell == "lstm" and args.forget_bias else "")
+        runs = [("", model)]
+        if args.train:
+            before = E.measure(model, x, y)
+            table.append(_row(f"{name}, before training", before, back, fmt))
+            curves[f"{cell.upper()} before training"] = before.h
+            styles[f"{cell.upper()} before training"] = {"ls": ":", "lw": 1.5}
+            losses = E.train(model, args.train, T, seed=args.seed)
+            print(f"{cell}: trained {args.train} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+            runs = [(f", after {args.train} steps", model)]
+        for suffix, m in runs:
+            meas = E.measure(m, x, y)
+            table.append(_row(name + suffix, meas, back, fmt))
+            curves[cell.upper() + suffix] = meas.h
+        loss, _ = E.probe_loss(model, x, y)
+        g = draw_graph(loss, model=model, keep_steps=args.keep_steps,
+                       title=f"{name}: T={T}, loss on the last step{', after training' if args.train else ''}")
+        for fmt_ in ("svg", "png"):
+            render(g, out / f"{cell}.{fmt_}")
+        graphs.append((name, f"{cell}.svg"))
+
+    plot_gradient_flow(curves, styles=styles, path=out / "gradient_flow.png",
+                       title=f"‖∂L/∂h_t‖, adding problem, loss on the last step (T={T}, H={H})")
+    sweep_T = T
+    fb = E.sweep_forget_bias(T=sweep_T, hidden=H, seed=args.seed)
+    plot_gradient_flow(fb, path=out / "sweep_forget_bias.png", title=f"LSTM: forget-gate bias b_f (T={sweep_T})")
+    sc, sb = E.sweep_sigma(T=sweep_T, hidden=H, seed=args.seed)
+    plot_gradient_flow(sc, bounds=sb, path=out / "sweep_sigma.png",
+                       title=f"tanh RNN: W_hh = σ·orthogonal (T={sweep_T}); dashed = Pascanu bound")
+    cmd = "tinygrad-seq vanishing " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "tinygrad-seq vanishing"
+    index = write_index(out, graphs, [("gradient flow", "gradient_flow.png"),
+                                      ("forget-bias sweep", "sweep_forget_bias.png"),
+                                      ("σ_max sweep", "sweep_sigma.png")], table, header, cmd)
+    _print_table(header, table)
+    print(f"wrote {', '.join(f for _, f in graphs)} (+ .png), gradient_flow.png, sweep_forget_bias.png, "
+          f"sweep_sigma.png and {index} in {time.time() - t_start:.1f} s")
+    return 0
+
+
+def _row(name: str, m, back: list[int], fmt) -> list[str]:
+    T = len(m.h)
+    return [name] + [fmt(float(m.h[T - 1 - k])) for k in back] + [f"×{fmt(m.mean_ratio)}", _theory(m)]
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    w = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    for r in [header, ["-" * x for x in w]] + rows:
+        print("  ".join(c.ljust(w[i]) if i == 0 or i == len(w) - 1 else c.rjust(w[i]) for i, c in enumerate(r)))
+
+
+def build_graph_model(kind: str, steps: int, hidden: int, seed: int = 0):
+    """(loss, model, title) for a small model of `kind` on random data."""
+    import tinygrad_seq as tg
+    from tinygrad_seq import models
+
+    if kind not in GRAPH_MODELS:
+        raise ValueError(f"model must be one of {GRAPH_MODELS}, got {kind!r}")
+    tg.manual_seed(seed)
+    if kind in ("rnn", "lstm", "gru"):
+        from .experiments import Probe, adding_problem, probe_loss
+        model = Probe(kind, hidden)
+        x, y = adding_problem(4, steps, np.random.default_rng(seed))
+        loss, _ = probe_loss(model, x, y)
+        return loss, model, f"{kind.upper()}, T={steps}, loss on the last step"
+    d = max(4, hidden - hidden % 2)
+    if kind == "attention":
+        model = models.MultiheadAttention(d, 2)
+        x = tg.randn(min(steps, 8), 2, d)
+        out, _ = model(x, x, x)
+        return (out * out).mean(), model, f"multi-head self-attention (2 heads, d={d})"
+    model = models.Transformer(d_model=d, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
+                               dim_feedforward=2 * d, dropout=0.0)
+    src, tgt = tg.randn(min(steps, 6), 2, d), tg.randn(min(steps, 5), 2, d)
+    out = model(src, tgt, tgt_mask=models.generate_square_subsequent_mask(tgt.shape[0]))
+    return (out * out).mean(), model, f"Transformer (2+2 layers, 2 heads, d={d})"
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    from .graph import draw_graph, render
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in ("svg", "png", "pdf")]
+    if not formats or bad:
+        raise SystemExit(f"--format: expected svg, png and/or pdf, got {args.format!r}")
+    if args.steps < 1 or args.hidden < 1:
+        raise SystemExit("graph: --steps and --hidden must be >= 1")
+    loss, model, title = build_graph_model(args.model, args.steps, args.hidden, args.seed)
+    g = draw_graph(loss, model=model, fold=not args.no_fold, keep_steps=args.keep_steps, title=title)
+    out = Path(args.out)
+    written = [render(g, out / f"{args.model}.{f}") for f in formats]
+    print(f"{title}: {g.stats['nodes']} nodes; wrote {', '.join(str(w) for w in written)}")
+    return 0

@@ -1,0 +1,160 @@
+"""The vanishing-gradient experiment behind `tinygrad-seq vanishing` and the sweep plots.
+
+A probe = one recurrent layer (models.RNN / LSTM / GRU) and a linear head on the last state,
+ŷ = W h_T + b, with L = mean (ŷ - y)² on the adding problem (Hochreiter & Schmidhuber 1997). The loss
+sees only h_T, so ||dL/dh_t|| for t < T measures how much gradient survives T-1-t steps of BPTT.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import tinygrad_seq as tg
+from tinygrad_seq.nn import Linear, Module
+
+from .grads import capture_grads, find_chains, norm, topo_order
+
+CELL_NAMES = ("rnn", "lstm", "gru")
+
+
+def adding_problem(n: int, T: int, rng: np.random.Generator, dtype=np.float64):
+    """x: (n, T, 2) = (value ~ U[0,1], marker); two markers (one per half); y = sum of marked values."""
+    try:
+        from tinygrad_seq.models.demos.data import adding_problem as shared
+    except ImportError:  # demos not installed: the same generator, locally
+        shared = None
+    if shared is not None:
+        return shared(n, T, rng, dtype)
+    values = rng.random((n, T))
+    rows = np.arange(n)
+    first, second = rng.integers(0, T // 2, n), rng.integers(T // 2, T, n)
+    markers = np.zeros((n, T))
+    markers[rows, first] = markers[rows, second] = 1.0
+    return np.stack([values, markers], -1).astype(dtype), (values[rows, first] + values[rows, second])[:, None].astype(dtype)
+
+
+class Probe(Module):
+    """`cell` layer (batch_first) + head: ŷ = W h_T + b. Attribute named after the cell ("lstm"), so
+    parameters read `lstm.weight_hh_l0` as in PyTorch."""
+
+    def __init__(self, cell: str, hidden: int, input_size: int = 2, dtype=np.float64, **cell_kw):
+        super().__init__()
+        from tinygrad_seq.models import GRU, LSTM, RNN
+        classes = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+        if cell not in classes:
+            raise ValueError(f"cell must be one of {sorted(classes)}, got {cell!r}")
+        self.cell = cell
+        setattr(self, cell, classes[cell](input_size, hidden, batch_first=True, dtype=dtype, **cell_kw))
+        self.head = Linear(hidden, 1, dtype=dtype)
+
+    @property
+    def layer(self):
+        return getattr(self, self.cell)
+
+    def forward(self, x):
+        out, _, states = self.layer(x, return_states=True)
+        return self.head(out[:, -1]), states
+
+
+def probe_loss(model: Probe, x, y):
+    """(L = mean (ŷ - y)², per-step states dict from return_states=True)"""
+    pred, states = model(tg.Tensor(x) if not isinstance(x, tg.Tensor) else x)
+    d = pred - tg.Tensor(y)
+    return (d * d).mean(), states
+
+
+@dataclass
+class Measurement:
+    """||dL/dh_t|| (and ||dL/dc_t||) of one probe on one batch, with the chain's theory numbers."""
+    cell: str
+    loss: float
+    h: np.ndarray
+    c: np.ndarray | None = None
+    bound: float | None = None          # RNN: σ_max(W_hh)·γ
+    mean_ratio: float | None = None     # geometric-mean per-step ratio on the h chain
+    mean_gate: float | None = None      # LSTM: mean forget gate; GRU: mean z (carry)
+    half_life: float | None = None
+    violations: list = field(default_factory=list)
+
+    def decay(self) -> float | None:
+        """Per-step factor fitted end to end: (||dL/dh_0|| / ||dL/dh_(T-1)||)^(1/(T-1))."""
+        h = self.h
+        if len(h) < 2 or not h[0] > 0 or not h[-1] > 0:
+            return None
+        return float((h[0] / h[-1]) ** (1 / (len(h) - 1)))
+
+
+def measure(model: Probe, x, y) -> Measurement:
+    """Gradients at every step via a capture-mode backward (no `.grad` touched)."""
+    loss, states = probe_loss(model, x, y)
+    cap = capture_grads(loss, "measure")
+    hs = states["h"][0]
+    m = Measurement(model.cell, float(loss.item()), np.array([norm(cap.get(id(s))) or 0.0 for s in hs]))
+    if "c" in states:
+        m.c = np.array([norm(cap.get(id(s))) or 0.0 for s in states["c"][0]])
+    for ch in find_chains(topo_order(loss, "measure"), cap):
+        if ch.name == "h" and ch.kind == "rnn":
+            m.bound, m.violations = ch.bound, [ch.steps[k] for k in ch.violations]
+        if ch.name == "h":
+            m.mean_ratio = ch.mean_ratio
+        if ch.kind in ("lstm-cell", "gru-carry"):
+            m.mean_gate, m.half_life = ch.mean_gate, ch.half_life
+    return m
+
+
+def train(model: Probe, steps: int, T: int, batch: int = 32, lr: float = 1e-2, seed: int = 0,
+          clip: float = 1.0) -> list[float]:
+    """Adam on fresh adding-problem batches; returns the loss per step."""
+    rng = np.random.default_rng(seed + 1)
+    opt = tg.optim.Adam(list(model.parameters()), lr=lr)
+    losses = []
+    for _ in range(steps):
+        x, y = adding_problem(batch, T, rng, model.head.weight.dtype)
+        loss, _ = probe_loss(model, x, y)
+        opt.zero_grad()
+        loss.backward()
+        tg.nn.utils.clip_grad_norm_(list(model.parameters()), clip)
+        opt.step()
+        losses.append(float(loss.item()))
+    return losses
+
+
+def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random orthogonal matrix (QR of a Gaussian, signs fixed): every singular value is 1."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def sweep_forget_bias(biases=(0.0, 1.0, 3.0, 5.0), T: int = 100, hidden: int = 32, batch: int = 8,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """||dL/dh_t|| of an LSTM probe for each forget-gate bias b_f (b_ih[H:2H] = b_f, b_hh[H:2H] = 0)."""
+    x, y = adding_problem(batch, T, np.random.default_rng(seed))
+    out = {}
+    for b in biases:
+        tg.manual_seed(seed)
+        m = Probe("lstm", hidden)
+        H = hidden
+        m.lstm.bias_ih_l0.data[H:2 * H] = b
+        m.lstm.bias_hh_l0.data[H:2 * H] = 0.0
+        out[f"LSTM, forget bias {b:g} (σ(b)={1 / (1 + math.exp(-b)):.2f})"] = measure(m, x, y).h
+    return out
+
+
+def sweep_sigma(sigmas=(0.5, 0.9, 1.0, 1.5), T: int = 100, hidden: int = 32, batch: int = 8,
+                seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """||dL/dh_t|| of a tanh RNN probe with W_hh = σ · (orthogonal), for each σ = σ_max(W_hh).
+
+    Returns (curves, bounds) where bounds[label] = σ·γ, the Pascanu per-step bound (γ = 1 for tanh).
+    """
+    x, y = adding_problem(batch, T, np.random.default_rng(seed))
+    curves, bounds = {}, {}
+    for s in sigmas:
+        tg.manual_seed(seed)
+        m = Probe("rnn", hidden)
+        m.rnn.weight_hh_l0.data[...] = s * orthogonal(hidden, np.random.default_rng(seed + 7))
+        meas = measure(m, x, y)
+        label = f"RNN, σ_max(W_hh) = {s:g}"
+        curves[label], bounds[label] = meas.h, s * 1.0
+    return curves, bounds

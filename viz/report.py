@@ -1,0 +1,56 @@
+"""index.html for `tinygrad-seq vanishing`: the three graphs side by side, the plots, the table and
+a short explanation of why gradients vanish."""
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+EXPLANATION = """
+<p>Backpropagation through time multiplies one Jacobian per step:
+<code>∂L/∂h<sub>k</sub> = (∏<sub>j=k+1..T</sub> ∂h<sub>j</sub>/∂h<sub>j-1</sub>)<sup>T</sup> ∂L/∂h<sub>T</sub></code>.
+For a plain RNN, <code>h<sub>j</sub> = tanh(W<sub>hh</sub> h<sub>j-1</sub> + U x<sub>j</sub> + b)</code>, so each factor
+is <code>diag(tanh′)·W<sub>hh</sub></code> with norm at most <code>σ<sub>max</sub>(W<sub>hh</sub>)·γ</code>
+(γ = 1 for tanh, ¼ for sigmoid). When that bound is below 1 the gradient shrinks geometrically with the
+distance to the loss: the network cannot learn long-range dependencies (Pascanu, Mikolov &amp; Bengio, 2013,
+<i>On the difficulty of training recurrent neural networks</i>). The legend of each graph prints the bound
+next to the measured per-step ratio.</p>
+<p>The LSTM adds a second path, the cell state <code>c<sub>t</sub> = f<sub>t</sub> ∗ c<sub>t-1</sub> + i<sub>t</sub> ∗ g<sub>t</sub></code>
+(the green lane). Along it the Jacobian is just <code>diag(f<sub>t</sub>)</code>: no weight matrix, no squashing
+derivative, so the gradient decays like the product of forget gates, with half-life
+<code>ln 0.5 / ln f̄</code> steps, and a forget gate near 1 (bias 1 to 5) carries it over long distances
+(Hochreiter &amp; Schmidhuber, 1997; Gers et al., 2000). The GRU's update gate plays the same role:
+<code>h<sub>t</sub> = (1 − z<sub>t</sub>) ∗ n<sub>t</sub> + z<sub>t</sub> ∗ h<sub>t-1</sub></code>.</p>
+<p>Colours use one fixed log scale in every picture (cream ≤ 10<sup>-8</sup>, dark red ≥ 1), so the three
+graphs compare directly. Folded boxes stand for runs of identical time steps and give the measured gradient
+factor per step. The strip under each graph shows ‖∂L/∂h<sub>t</sub>‖ for every step.</p>
+"""
+
+_CSS = """body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1600px}
+.row{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}.col{flex:1;min-width:320px}
+.col img{width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}code{background:#f6f6f6}
+.plots img{max-width:48%;border:1px solid #eee}"""
+
+
+def write_index(out: Path, graphs: list[tuple[str, str]], plots: list[tuple[str, str]], table: list[list[str]],
+                header: list[str], command: str) -> Path:
+    """`graphs`/`plots`: (title, file name relative to `out`). Returns the path of index.html."""
+    out = Path(out)
+    cols = "".join(f'<div class="col"><h3>{escape(t)}</h3><a href="{escape(f)}"><img src="{escape(f)}" '
+                   f'alt="{escape(t)}"></a></div>' for t, f in graphs)
+    pl = "".join(f'<a href="{escape(f)}"><img src="{escape(f)}" alt="{escape(t)}" title="{escape(t)}"></a>'
+                 for t, f in plots)
+    rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in table)
+    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Vanishing gradients: RNN vs LSTM vs GRU</title>
+<style>{_CSS}</style></head><body>
+<h1>Vanishing gradients through time: RNN vs LSTM vs GRU</h1>
+<p><code>{escape(command)}</code></p>
+<h2>‖∂L/∂h<sub>t</sub>‖ for a loss on the last step</h2>
+<table><tr>{''.join(f'<th>{escape(h)}</th>' for h in header)}</tr>{rows}</table>
+<div class="plots">{pl}</div>
+<h2>Why gradients vanish</h2>{EXPLANATION}
+<h2>The unrolled computation graphs</h2><div class="row">{cols}</div>
+</body></html>"""
+    path = out / "index.html"
+    path.write_text(html, encoding="utf-8")
+    return path
