@@ -48,9 +48,10 @@ class Function:
             else:
                 data = ctx.forward(*[t.data for t in tensors], **kw)
                 needs = tuple([t.requires_grad for t in tensors]) if STATE.grad_enabled else _NO_GRAD
-        except ValueError as e:  # name the op and every input shape (NumPy's message names neither)
+        except (ValueError, IndexError) as e:  # name the op and every input shape (NumPy's message names neither)
             shapes = ", ".join(str(tuple(t.data.shape)) for t in tensors)
-            raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from None
+            kind = ValueError if isinstance(e, ValueError) else IndexError
+            raise kind(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         out = _new(Tensor)
         out.data = data
         out.grad = None
@@ -227,12 +228,11 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """z = σ(x) = 1/(1+e^-x), computed as (1 + tanh(x/2))/2: no overflow at any x;  dz/dx = z(1-z)"""
+    """z = σ(x) = 1/(1+e^-x), computed as 0.5 tanh(x/2) + 0.5: no overflow at any x;  dz/dx = z(1-z)"""
     def forward(self, x):
-        out = np.multiply(x, 0.5)
-        np.tanh(out, out=out)
-        out += 1
+        out = np.tanh(x * 0.5)
         out *= 0.5
+        out += 0.5
         self.out = out
         return out
     def backward(self, g):
@@ -285,12 +285,22 @@ class Clamp(Function):
 
 # ---------------------------------------------------------------- reductions
 
+def _dim(d: int, ndim: int, op: str = "") -> int:
+    """`d` as a non-negative dim of an `ndim`-d tensor; out of range raises (as PyTorch, not wrapped
+    around). A 0-d tensor accepts 0 and -1."""
+    n = ndim or 1
+    if not -n <= d < n:
+        raise IndexError(f"{op + ': ' if op else ''}dim {d} is out of range for a {ndim}-d tensor "
+                         f"(expected {-n} to {n - 1})")
+    return d % n if ndim else 0
+
+
 def _axes(dim, ndim):
     if dim is None:
         return None
     if isinstance(dim, (tuple, list)):
-        return tuple(d % ndim if ndim else 0 for d in dim)
-    return dim % ndim if ndim else 0
+        return tuple(_dim(d, ndim) for d in dim)
+    return _dim(dim, ndim)
 
 
 def _reduced_size(shape, axis) -> int:
@@ -365,7 +375,7 @@ class MaxDim(Function):
     """values of max/min along one dim at `idx` (argmax/argmin, keepdim shape); the gradient goes to
     that index (as torch.max(dim))"""
     def forward(self, x, idx, dim, keepdim=False):
-        self.shape, self.axis, self.keepdim, self.idx = x.shape, dim % x.ndim, keepdim, idx
+        self.shape, self.axis, self.keepdim, self.idx = x.shape, _dim(dim, x.ndim), keepdim, idx
         out = np.take_along_axis(x, self.idx, axis=self.axis)
         return out if keepdim else np.squeeze(out, self.axis)
     def backward(self, g):
@@ -502,7 +512,7 @@ class GetItem(Function):
 class Cat(Function):
     """z = [x_1, ..., x_n] along dim;  dx_i = the matching slice of g"""
     def forward(self, *xs, dim=0):
-        self.axis = dim % xs[0].ndim
+        self.axis = _dim(dim, xs[0].ndim)
         self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
         return np.concatenate(xs, axis=self.axis)
     def backward(self, g):
@@ -513,7 +523,7 @@ class Cat(Function):
 class Stack(Function):
     """z = stack(x_1, ..., x_n) on a new dim;  dx_i = g[..., i, ...]"""
     def forward(self, *xs, dim=0):
-        self.axis = dim % (xs[0].ndim + 1)
+        self.axis = _dim(dim, xs[0].ndim + 1)
         return np.stack(xs, axis=self.axis)
     def backward(self, g):
         parts = tuple(np.moveaxis(g, self.axis, 0))
@@ -523,7 +533,7 @@ class Stack(Function):
 class Gather(Function):
     """z[i][j] = x[i][index[i][j]] along dim (as torch.gather);  dx = scatter-add of g"""
     def forward(self, x, index, dim):
-        self.shape, self.index, self.axis = x.shape, index, dim % x.ndim
+        self.shape, self.index, self.axis = x.shape, index, _dim(dim, x.ndim)
         return np.take_along_axis(x, index, axis=self.axis)
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
@@ -914,6 +924,37 @@ class ScaledDotProductAttention(Function):
         gq = dp @ k if self.needs[0] else None
         gk = np.swapaxes(dp, -1, -2) @ q if self.needs[1] else None
         return gq, gk, gv
+
+
+class CrossEntropy(Function):
+    """Per-element cross-entropy with class indices (class dim 1), weights and label smoothing ε:
+    ℓ_n = v_n [(1 - ε) w_{t_n} (-log p_{n,t_n}) + ε/C Σ_c w_c (-log p_{n,c})],  p = softmax(x, 1), v_n = [t_n not ignored];
+    dℓ_n/dx_{n,j} = v_n [p_j ((1 - ε) w_{t_n} + ε/C Σ_c w_c) - (1 - ε) w_{t_n} δ_{j,t_n} - ε/C w_j]"""
+    def forward(self, x, target, valid, wt, weight=None, label_smoothing=0.0):
+        C, eps = x.shape[1], label_smoothing
+        m = np.max(x, axis=1, keepdims=True)
+        lp = x - np.where(np.isfinite(m), m, 0)
+        lp -= np.log(np.exp(lp).sum(axis=1, keepdims=True))
+        self.lp, self.t, self.valid, self.wt, self.eps = lp, np.expand_dims(target, 1), valid, wt, eps
+        self.wc = None if weight is None else weight.reshape((1, C) + (1,) * (x.ndim - 2))
+        loss = -(1 - eps) * wt * np.take_along_axis(lp, self.t, axis=1)[:, 0]
+        if eps:
+            smooth = lp.sum(axis=1) if self.wc is None else (lp * self.wc).sum(axis=1)
+            loss -= (eps / C) * smooth * valid
+        return loss
+
+    def backward(self, g):
+        C, eps = self.lp.shape[1], self.eps
+        wsum = C if self.wc is None else float(self.wc.sum())
+        gv = g * self.valid
+        a = (1 - eps) * g * self.wt + (eps / C) * wsum * gv
+        gx = np.exp(self.lp)
+        gx *= np.expand_dims(a, 1)
+        hit = np.take_along_axis(gx, self.t, axis=1) - (1 - eps) * np.expand_dims(g * self.wt, 1)
+        np.put_along_axis(gx, self.t, hit, axis=1)
+        if eps:
+            gx -= (eps / C) * (1 if self.wc is None else self.wc) * np.expand_dims(gv, 1)
+        return gx
 
 
 # The one registry of ops (name -> Function), e.g. for the visualizer's labels and for tests.
