@@ -135,27 +135,23 @@ def _class_input(fn: str, input: Tensor, target, prob_ok: bool):
     return x, t, is_prob, unbatched
 
 
-def _pick(fn: str, logp: Tensor, t: np.ndarray, w: np.ndarray | None, ignore_index: int):
-    """-w[t] logp[n, t, ...] per element (0 where t == ignore_index) and the per-element weights."""
-    C = logp.shape[1]
+def _index_weights(fn: str, t: np.ndarray, C: int, w: np.ndarray | None, ignore_index: int, dtype):
+    """Validate class indices; returns (safe indices, valid mask, per-element weight w[t]·valid)."""
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= C))
     if bad.any():
         raise ValueError(f"{fn}: target {t[bad][0]} is out of bounds for {C} classes "
                          f"(ignore_index={ignore_index})")
     ts = np.where(valid, t, 0)
-    wt = (w[ts] if w is not None else np.ones(ts.shape, logp.dtype)) * valid
-    picked = logp.gather(1, np.expand_dims(ts, 1)).squeeze(1)
-    return -(picked * wt.astype(logp.dtype, copy=False)), wt
+    wt = (w[ts] * valid if w is not None else valid).astype(dtype)
+    return ts, valid, wt
 
 
-def _nll(fn, logp, t, w, ignore_index, reduction) -> Tensor:
-    loss, wt = _pick(fn, logp, t, w, ignore_index)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return _weighted_mean(loss.sum(), wt.sum())
+def _reduce_weighted(loss: Tensor, wt: np.ndarray, reduction: str) -> Tensor:
+    """'mean' = Σ ℓ / Σ w[t] over non-ignored targets (PyTorch's weighted mean)."""
+    if reduction == "mean":
+        return _weighted_mean(loss.sum(), wt.sum())
+    return _reduce(loss, reduction)
 
 
 def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
@@ -164,7 +160,8 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
     _check_reduction("nll_loss", reduction)
     x, t, _, unbatched = _class_input("nll_loss", input, target, prob_ok=False)
     w = _class_weight("nll_loss", weight, x.shape[1], x)
-    out = _nll("nll_loss", x, t.data, w, ignore_index, reduction)
+    ts, _, wt = _index_weights("nll_loss", t.data, x.shape[1], w, ignore_index, x.dtype)
+    out = _reduce_weighted(-(x.gather(1, np.expand_dims(ts, 1)).squeeze(1) * wt), wt, reduction)
     return out.reshape(()) if unbatched and reduction == "none" else out
 
 
@@ -180,30 +177,19 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     x, t, is_prob, unbatched = _class_input(fn, input, target, prob_ok=True)
     C = x.shape[1]
     w = _class_weight(fn, weight, C, x)
-    wc = None if w is None else w.reshape((1, C) + (1,) * (x.ndim - 2))
-    logp = x.log_softmax(dim=1)
-    if is_prob:
+    if not is_prob:  # one fused op: log_softmax, pick, weights and smoothing
+        ts, valid, wt = _index_weights(fn, t.data, C, w, ignore_index, x.dtype)
+        loss = ops.CrossEntropy.apply(x, target=ts, valid=valid, wt=wt, weight=w, label_smoothing=label_smoothing)
+        out = _reduce_weighted(loss, wt, reduction)
+    else:
         if t.dtype != x.dtype:
             t = t.to(x.dtype) if t.requires_grad else Tensor._wrap(t.data.astype(x.dtype))
         if label_smoothing > 0:
             t = t * (1 - label_smoothing) + label_smoothing / C
-        prod = logp * t if wc is None else logp * t * wc
-        loss = -prod.sum(1)
-        if reduction == "mean":
-            out = _weighted_mean(loss.sum(), x.data.size // C)
-        else:
-            out = _reduce(loss, reduction)
-    else:
-        out = _nll(fn, logp, t.data, w, ignore_index, reduction)
-        if label_smoothing > 0:
-            valid = t.data != ignore_index
-            smooth = -(logp.sum(1) if wc is None else (logp * wc).sum(1)) * valid.astype(x.dtype)
-            if reduction == "mean":
-                denom = w[np.where(valid, t.data, 0)][valid].sum() if w is not None else valid.sum()
-                smooth = _weighted_mean(smooth.sum(), denom)
-            else:
-                smooth = _reduce(smooth, reduction)
-            out = (1 - label_smoothing) * out + (label_smoothing / C) * smooth
+        logp = x.log_softmax(dim=1)
+        wc = None if w is None else w.reshape((1, C) + (1,) * (x.ndim - 2))
+        loss = -(logp * t if wc is None else logp * t * wc).sum(1)
+        out = _weighted_mean(loss.sum(), x.data.size // C) if reduction == "mean" else _reduce(loss, reduction)
     return out.reshape(()) if unbatched and reduction == "none" else out
 
 
