@@ -267,10 +267,12 @@ def test_module_list_and_dict():
     assert x.shape == (4, 1)
     ml[0] = nn.Linear(2, 2, bias=False)
     assert "0.bias" not in dict(ml.named_parameters())
+    assert [n for n, _ in ml.named_children()] == ["0", "1", "2", "3", "4"]  # replaced in place, order kept
     with pytest.raises(TypeError):
         ml.append(lambda x: x)
     md = nn.ModuleDict({"a": nn.Linear(2, 2)})
     md["b"] = nn.ReLU()
+    md["a"] = nn.Linear(2, 2)
     assert list(md) == ["a", "b"] and len(md) == 2 and "a" in md and list(md.keys()) == ["a", "b"]
     assert [n for n, _ in md.named_parameters()] == ["a.weight", "a.bias"]
     del md["a"]
@@ -293,8 +295,11 @@ def test_layer_shape_errors_name_layer_and_shapes():
     for layer, x, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
             layer(x)
-    with pytest.raises(IndexError, match="out of range"):
-        nn.Embedding(3, 2)(np.array([3]))
+    for bad in ([3], [-1]):
+        with pytest.raises(IndexError, match="out of range"):
+            nn.Embedding(3, 2)(np.array(bad))
+    with pytest.raises(ValueError, match=r"MSELoss\(\): mse_loss: input shape \(3, 1\) and target shape \(3,\)"):
+        nn.MSELoss()(tg.randn(3, 1), tg.randn(3))
     with pytest.raises(TypeError, match="integers"):
         nn.Embedding(3, 2)(tg.Tensor([1.0]))
     with pytest.raises(ValueError, match="padding_idx"):

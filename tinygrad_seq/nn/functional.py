@@ -46,7 +46,7 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got {weight.shape}")
     n = weight.shape[0]
-    if idx.size and (idx.min() < -n or idx.max() >= n):
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise IndexError(f"embedding: index out of range [0, {n}) (min {idx.min()}, max {idx.max()})")
     if padding_idx is not None:
         if not -n <= padding_idx < n:

@@ -245,6 +245,12 @@ class Identity(Module):
 
 # ---------------------------------------------------------------- containers
 
+def _set_child(container: Module, key: str, module: Module) -> None:
+    """Register `module` under `key`, keeping the key's position when it already exists (as PyTorch)."""
+    object.__setattr__(module, "_scope_name", key)
+    container._modules[key] = module
+
+
 def _index(i: int, n: int, name: str) -> int:
     if not -n <= i < n:
         raise IndexError(f"{name}: index {i} is out of range for length {n}")
@@ -300,7 +306,9 @@ class ModuleList(Module):
         return mods[_index(i, len(mods), "ModuleList")]
 
     def __setitem__(self, i: int, module: Module) -> None:
-        self.add_module(str(_index(i, len(self), "ModuleList")), module)
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: expected a Module, got {type(module).__name__}")
+        _set_child(self, str(_index(i, len(self), "ModuleList")), module)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -342,7 +350,7 @@ class ModuleDict(Module):
     def __setitem__(self, key: str, module: Module) -> None:
         if not isinstance(module, Module):
             raise TypeError(f"ModuleDict: expected a Module for key {key!r}, got {type(module).__name__}")
-        self.add_module(key, module)
+        _set_child(self, key, module)
 
     def __delitem__(self, key: str) -> None:
         del self._modules[key]
@@ -455,7 +463,7 @@ class _Loss(Module):
 
     def forward(self, input: Tensor, target) -> Tensor:
         kw = {k: getattr(self, k) for k in self._options}
-        return type(self)._fn(input, target, reduction=self.reduction, **kw)
+        return _call(self, type(self)._fn, input, target, reduction=self.reduction, **kw)
 
     def extra_repr(self) -> str:
         return ""
