@@ -269,3 +269,48 @@ def test_pool_pad_layer_norm_embedding_errors():
         F.linear(tg.randn(2, 3), tg.randn(4, 5))
     with pytest.raises(ValueError, match="approximate"):
         F.gelu(tg.randn(2), approximate="fast")
+
+
+# ---------------------------------------------------------------- random configurations and dtypes
+
+def test_conv_and_pool_random_configs_match_torch():
+    torch = pytest.importorskip("torch")
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=25, deadline=None)
+    @hypothesis.given(n=st.integers(1, 2), c=st.integers(1, 3), o=st.integers(1, 3), h=st.integers(3, 7),
+                      w=st.integers(3, 7), k=st.integers(1, 3), s=st.integers(1, 3), p=st.integers(0, 1),
+                      d=st.integers(1, 2), seed=st.integers(0, 99))
+    def check(n, c, o, h, w, k, s, p, d, seed):
+        hypothesis.assume(h + 2 * p >= d * (k - 1) + 1 and w + 2 * p >= d * (k - 1) + 1)
+        r = np.random.default_rng(seed)
+        x, wt, b = r.standard_normal((n, c, h, w)), r.standard_normal((o, c, k, k)), r.standard_normal(o)
+        kw = dict(stride=s, padding=p, dilation=d)
+        torch_check(lambda x, wt, b: F.conv2d(x, wt, b, **kw), lambda x, wt, b: torch.nn.functional.conv2d(x, wt, b, **kw),
+                    x, wt, b)
+        torch_check(lambda x, wt: F.conv1d(x, wt, **kw), lambda x, wt: torch.nn.functional.conv1d(x, wt, **kw),
+                    x[:, :, 0], wt[:, :, 0])
+        if 2 * p <= k and h + 2 * p >= k and w + 2 * p >= k:
+            pk = dict(kernel_size=k, stride=s, padding=p)
+            torch_check(lambda x: F.avg_pool2d(x, **pk), lambda x: torch.nn.functional.avg_pool2d(x, **pk), x)
+            torch_check(lambda x: F.max_pool2d(x, **pk), lambda x: torch.nn.functional.max_pool2d(x, **pk), x)
+    check()
+
+
+@pytest.mark.parametrize("name, fn", [
+    ("conv2d", lambda x: F.conv2d(x, tg.ones(2, 3, 2, 2), tg.zeros(2), padding=1)),
+    ("conv1d", lambda x: F.conv1d(x[0], tg.ones(2, 4, 3))),
+    ("max_pool2d", lambda x: F.max_pool2d(x, 2)), ("avg_pool2d", lambda x: F.avg_pool2d(x, 2, padding=1)),
+    ("layer_norm", lambda x: F.layer_norm(x, 5, tg.ones(5), tg.zeros(5))),
+    ("embedding", lambda x: F.embedding(np.array([0, 1]), x[0, 0])), ("dropout", lambda x: F.dropout(x, 0.2)),
+    ("pad", lambda x: F.pad(x, (1, 1))), ("softplus", F.softplus),
+    ("cross_entropy", lambda x: F.cross_entropy(x, np.zeros((2, 4, 5), np.int64), label_smoothing=0.1)),
+    ("bce_logits", lambda x: F.binary_cross_entropy_with_logits(x, tg.zeros(2, 3, 4, 5))),
+])
+def test_float32_stays_float32(name, fn):
+    x = tg.randn(2, 3, 4, 5, requires_grad=True)
+    out = fn(x)
+    assert out.dtype == np.float32, name
+    out.sum().backward()
+    assert x.grad.dtype == np.float32, name
