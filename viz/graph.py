@@ -181,8 +181,12 @@ class _Builder:
                 while j + 1 < len(steps) and sigs[j + 1] == sigs[i]:
                     j += 1
                 run = steps[i:j + 1]
-                if len(run) - 2 * self.keep >= 2:
-                    mid = run[self.keep:len(run) - self.keep]
+                # keep_steps counts from the ends of the sequence (a distinct first step, e.g. h_0 = 0,
+                # counts as kept), but a run always keeps one step of context on each side
+                head = max(self.keep - i, min(self.keep, 1))
+                tail = max(self.keep - (len(steps) - 1 - j), min(self.keep, 1))
+                if len(run) - head - tail >= 2:
+                    mid = run[head:len(run) - tail]
                     fid = f"fold{len(self.folds)}"
                     for s in mid:
                         self.folded[(path, s)] = fid
@@ -253,7 +257,8 @@ class _Builder:
             if dst in in_step and src not in in_step:
                 # inputs shared by all steps (x projected once, W) must not stretch every step's
                 # cluster up to their rank: steps then stack by the recurrence alone
-                attrs["constraint"] = "false"
+                attrs.update(constraint="false", color=style.SHARED_EDGE,
+                             penwidth=str(round(0.5 + (style.edge_width(fl) - 0.5) / 2, 2)))
             attrs.update(self.edge_style.get((src, dst), {}))
             g.edge(src, dst, **attrs)
         n_edges = len(edges)

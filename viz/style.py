@@ -15,6 +15,7 @@ LOG10_MAX = 0.0   # norms at or above 1 share the darkest colour
 STOPS = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026", "#800026")
 NO_GRAD = "#ffffff"     # tensors that need no gradient (data, constants)
 EDGE = "#6b6b6b"
+SHARED_EDGE = "#c4c4c4"  # from a tensor shared by all steps (x projected once) into one step
 STATE_EDGE = "#1f5fa8"  # recurrent chain h_k -> h_{k+1}
 LANE_EDGE = "#1a9850"   # LSTM cell path / GRU carry path
 CLUSTER_MODULE = "#8c8c8c"

@@ -1,0 +1,259 @@
+"""draw_graph: DOT structure, folding, colours, gradients (values and theory), rendering and fallbacks."""
+import math
+import re
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as tg
+from tinygrad_seq.models import LSTM, RNN
+from tinygrad_seq.nn import Module, Parameter
+
+pytest.importorskip("graphviz")
+from tinygrad_seq.viz import draw_graph, render, style  # noqa: E402
+from tinygrad_seq.viz.experiments import Probe, orthogonal  # noqa: E402
+
+HAS_DOT = shutil.which("dot") is not None
+
+
+class SigmoidRNN(Module):
+    """h_t = σ(W_hh h_{t-1} + W_ih x_t), composed from engine ops, following the recurrent contract
+    (name scope "l0", tg.time_step(t), `.name = "h"`). torch.nn.RNN has no sigmoid variant."""
+
+    def __init__(self, I, H, w_hh):
+        super().__init__()
+        self.weight_ih_l0 = Parameter(tg.rng().uniform(-1, 1, (H, I)))
+        self.weight_hh_l0 = Parameter(w_hh)
+
+    def forward(self, x):
+        h = tg.Tensor(np.zeros((x.shape[1], self.weight_hh_l0.shape[0])))
+        hs = []
+        with tg.name_scope("l0"):
+            for t in range(x.shape[0]):
+                with tg.time_step(t):
+                    h = (x[t] @ self.weight_ih_l0.T + h @ self.weight_hh_l0.T).sigmoid()
+                    h.name = "h"
+                    hs.append(h)
+        return hs
+
+
+def lstm_loss(T=20, H=8, B=3, seed=0, **kw):
+    tg.manual_seed(seed)
+    m = LSTM(2, H, dtype=np.float64, **kw)
+    x = tg.randn(T, B, 2, dtype=np.float64)
+    out, _ = m(x)
+    return (out[-1] ** 2).mean(), m
+
+
+def step_clusters(src: str) -> set:
+    return set(re.findall(r"cluster_[^\s\"]*@t=(\d+)", src))
+
+
+def test_dot_structure_clusters_fold_legend_labels():
+    loss, m = lstm_loss(T=20)
+    g = draw_graph(loss, keep_steps=2)
+    src = g.source
+    assert step_clusters(src) == {"0", "1", "18", "19"}  # first and last keep_steps steps kept
+    assert "cluster_LSTM" in src and "cluster_LSTM/l0" in src
+    assert len(g.stats["folds"]) == 1 and g.stats["folds"][0]["n"] == 16
+    assert "×16 steps (t=2…17)" in src and "gradient ×" in src
+    assert "legend" in src and "shared by every picture" in src and "strip" in src
+    assert "lstm.weight_hh_l0" in src and "lstm.weight_ih_l0" in src  # module path + attribute
+    assert re.search(r"label=\"c  \(t=19\)", src) and re.search(r"label=\"h  \(t=0\)", src)
+    assert "3×8" in src and "3×32" in src  # tensor shapes (B×H, B×4H)
+    # the model's own names win when given
+    tg.manual_seed(0)
+    p = Probe("lstm", 8)
+    from tinygrad_seq.viz.experiments import adding_problem, probe_loss
+    x, y = adding_problem(2, 12, np.random.default_rng(0))
+    loss2, _ = probe_loss(p, x, y)
+    src2 = draw_graph(loss2, model=p).source
+    assert "lstm.weight_hh_l0" in src2 and "head.weight" in src2
+
+
+def test_no_fold_draws_every_step_and_short_runs_stay():
+    loss, _ = lstm_loss(T=9)
+    g = draw_graph(loss, fold=False)
+    assert step_clusters(g.source) == {str(t) for t in range(9)} and not g.stats["folds"]
+    g = draw_graph(loss, keep_steps=4)  # 9 steps: steps 1..8 identical, 8 - 2*4 < 2 -> nothing to fold
+    assert not g.stats["folds"]
+    with pytest.raises(ValueError, match="keep_steps"):
+        draw_graph(loss, keep_steps=-1)
+    with pytest.raises(TypeError, match="root"):
+        draw_graph(np.ones(3))
+
+
+def test_colour_monotone_in_gradient_norm():
+    norms = 10.0 ** np.linspace(-10, 2, 121)
+    lum = [style.luminance(style.grad_color(n)) for n in norms]
+    assert all(a >= b for a, b in zip(lum, lum[1:]))           # darker as the norm grows
+    inside = [style.luminance(style.grad_color(10.0 ** e)) for e in range(-8, 1)]
+    assert all(a > b for a, b in zip(inside, inside[1:]))        # strictly, decade by decade
+    assert style.grad_color(1e-12) == style.grad_color(1e-8) and style.grad_color(None) == style.NO_GRAD
+    w = [style.edge_width(n) for n in norms]
+    assert all(a <= b for a, b in zip(w, w[1:])) and w[0] < w[-1]
+    # in a graph: the fill of each h node is the colour of its measured norm, darker near the loss
+    loss, _ = lstm_loss(T=6)
+    g = draw_graph(loss, fold=False)
+    ch = next(c for c in g.stats["chains"] if c["name"] == "h")
+    for t, n in zip(ch["steps"], ch["norms"]):
+        assert re.search(rf'label="h  \(t={t}\)[^\]]*fillcolor="{style.grad_color(n)}"', g.source) or \
+            re.search(rf'fillcolor="{style.grad_color(n)}"[^\]]*label="h  \(t={t}\)', g.source)
+    assert ch["norms"][-1] > ch["norms"][0]
+
+
+def test_node_norms_match_autograd_grad():
+    loss, m = lstm_loss(T=5)
+    g = draw_graph(loss, fold=False)
+    ch = next(c for c in g.stats["chains"] if c["name"] == "c")
+    # the same tensors' gradients through the public API
+    tg.manual_seed(0)
+    m2 = LSTM(2, 8, dtype=np.float64)
+    x = tg.randn(5, 3, 2, dtype=np.float64)
+    out, _, st = m2(x, return_states=True)
+    l2 = (out[-1] ** 2).mean()
+    gs = tg.autograd.grad(l2, st["c"][0], retain_graph=True)
+    np.testing.assert_allclose(ch["norms"], [np.linalg.norm(gg.data) for gg in gs], rtol=1e-10)
+
+
+def test_user_grad_untouched_and_backward_still_works():
+    loss, m = lstm_loss(T=8)
+    w = m.weight_hh_l0
+    w.grad = tg.Tensor(np.full(w.shape, 7.0))
+    before = {n: (None if p.grad is None else p.grad.data.copy()) for n, p in m.named_parameters()}
+    draw_graph(loss)
+    for n, p in m.named_parameters():
+        if before[n] is None:
+            assert p.grad is None
+        else:
+            np.testing.assert_array_equal(p.grad.data, before[n])
+    expected = tg.autograd.grad(loss, [w], retain_graph=True)[0].data
+    loss.backward()
+    np.testing.assert_allclose(w.grad.data, 7.0 + expected, rtol=1e-12)
+
+
+def test_released_graph_raises_clear_error():
+    loss, _ = lstm_loss(T=3)
+    loss.backward()
+    with pytest.raises(RuntimeError, match="before backward\\(\\), or call backward\\(retain_graph=True\\)"):
+        draw_graph(loss)
+
+
+def test_no_recursion_on_5000_steps():
+    tg.manual_seed(0)
+    m = RNN(1, 2, dtype=np.float64)
+    x = tg.randn(5000, 1, 1, dtype=np.float64)
+    out, _ = m(x)
+    loss = out[-1].sum()
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)  # any recursion over the 5000 steps would overflow this
+    try:
+        g = draw_graph(loss)
+    finally:
+        sys.setrecursionlimit(old)
+    assert g.stats["folds"][0]["n"] >= 4990 and g.stats["nodes"] < 100
+    assert len(g.stats["chains"][0]["norms"]) == 5000
+
+
+@pytest.mark.slow
+def test_1000_step_lstm_fits_500_nodes():
+    tg.manual_seed(0)
+    m = LSTM(4, 16)
+    out, _ = m(tg.randn(1000, 2, 4))
+    g = draw_graph((out[-1] ** 2).mean(), model=m)
+    n_src = len(re.findall(r"^\s*\"?(n\d+(@\d+)?|fold\d+|strip|legend)\"? \[", g.source, flags=re.M))
+    assert n_src == g.stats["nodes"] <= 500
+    assert "×994 steps" in g.source
+    assert g.source.count("t=") >= 24  # the strip bins 1000 steps into cells labelled t=a–b
+
+
+def test_rnn_theory_orthogonal_sigma_09_never_breaks_bound():
+    tg.manual_seed(1)
+    H, T = 16, 40
+    m = RNN(3, H, dtype=np.float64)
+    m.weight_hh_l0.data[...] = 0.9 * orthogonal(H, np.random.default_rng(3))
+    out, _ = m(tg.randn(T, 4, 3, dtype=np.float64))
+    g = draw_graph(out[-1].sum())  # loss on h_T only: every other h gets gradient through the chain
+    ch = g.stats["chains"][0]
+    assert ch["kind"] == "rnn" and ch["gamma"] == 1.0
+    assert ch["sigma_max"] == pytest.approx(0.9, rel=1e-10) and ch["bound"] == pytest.approx(0.9)
+    assert len(ch["ratios"]) == T - 1 and all(0 < r <= 0.9 * (1 + 1e-9) for r in ch["ratios"])
+    assert not ch["violations"] and ch["mean_ratio"] < 0.9
+    assert "no step breaks it" in g.source and "σ_max(W_hh)·γ = 0.9·1 (tanh)" in g.source
+
+
+def test_sigmoid_rnn_gamma_quarter_and_violations_flagged():
+    tg.manual_seed(2)
+    H = 6
+    w = 2.0 * orthogonal(H, np.random.default_rng(0))
+    m = SigmoidRNN(2, H, w)
+    hs = m(tg.randn(15, 3, 2, dtype=np.float64))
+    g = draw_graph(hs[-1].sum(), fold=False)
+    ch = g.stats["chains"][0]
+    assert ch["gamma"] == 0.25 and ch["bound"] == pytest.approx(0.5)
+    assert all(r <= 0.5 * (1 + 1e-9) for r in ch["ratios"]) and not ch["violations"]
+    # a loss on every step adds direct gradient to each h: the chain bound no longer holds, and is flagged
+    g2 = draw_graph(tg.stack(hs).sum(), fold=False)
+    ch2 = g2.stats["chains"][0]
+    bad = [t for t, r in zip(ch2["steps"], ch2["ratios"]) if r > 0.5]
+    assert bad and ch2["violations"] == bad and "break it" in g2.source
+
+
+def test_lstm_cell_path_decays_like_product_of_forget_gates():
+    tg.manual_seed(3)
+    H, T, B = 5, 12, 2
+    m = LSTM(2, H, dtype=np.float64)
+    m.weight_hh_l0.data[...] = 0.0  # no path through h: the cell path carries all of dL/dc
+    x = tg.randn(T, B, 2, dtype=np.float64)
+    out, (h_n, c_n) = m(x)
+    g = draw_graph(c_n.sum(), fold=False)
+    ch = next(c for c in g.stats["chains"] if c["name"] == "c")
+    assert ch["kind"] == "lstm-cell"
+    a = x.data @ m.weight_ih_l0.data.T + m.bias_ih_l0.data + m.bias_hh_l0.data
+    f = 1 / (1 + np.exp(-a[..., H:2 * H]))  # (T, B, H) forget gates
+    for k in range(T):
+        expect = np.linalg.norm(np.prod(f[k + 1:], axis=0)) if k < T - 1 else np.sqrt(B * H)
+        assert ch["norms"][k] == pytest.approx(expect, rel=1e-10)
+    assert ch["mean_gate"] == pytest.approx(f[1:].mean(), rel=1e-10)
+    assert ch["half_life"] == pytest.approx(math.log(0.5) / math.log(f[1:].mean()))
+    assert "half-life" in g.source and "cell path (LSTM)" in g.source
+
+
+def test_attention_and_transformer_graphs_cluster_layers():
+    from tinygrad_seq.viz.cli import build_graph_model
+    loss, model, _ = build_graph_model("transformer", 4, 8)
+    src = draw_graph(loss, model=model).source
+    clusters = set(re.findall(r'subgraph "?(cluster_[^\s"{]*)', src))
+    layers = {c for c in clusters if re.fullmatch(r"cluster_Transformer/(encoder|decoder)(/layers)?/\d", c)}
+    assert len(layers) == 4  # 2 encoder + 2 decoder layers, each a cluster
+    assert any(c.endswith("/self_attn") for c in clusters) and any(c.endswith("/multihead_attn") for c in clusters)
+    assert "encoder.layers.0.self_attn.in_proj_weight" in src
+    loss, model, _ = build_graph_model("attention", 4, 8)
+    g = draw_graph(loss, model=model)
+    assert "in_proj_weight" in g.source and g.stats["nodes"] > 5
+
+
+@pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` not installed")
+def test_svg_rendering_and_jupyter(tmp_path):
+    loss, m = lstm_loss(T=10)
+    g = draw_graph(loss, model=m)
+    p = render(g, tmp_path / "g.svg")
+    assert p == tmp_path / "g.svg" and "<svg" in p.read_text()
+    assert g.write(tmp_path / "g2.png").read_bytes()[:4] == b"\x89PNG"
+    assert "image/svg+xml" in g._repr_mimebundle_()
+    with pytest.raises(ValueError, match="format"):
+        render(g, tmp_path / "g.gif")
+
+
+def test_fallback_without_dot(tmp_path, monkeypatch, capsys):
+    loss, m = lstm_loss(T=6)
+    g = draw_graph(loss)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` anywhere
+    p = render(g, tmp_path / "out" / "g.svg")
+    assert p.suffix == ".dot" and p.read_text() == g.source
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dot not found: wrote") and "install Graphviz" in lines[0]
+    bundle = g._repr_mimebundle_()
+    assert "digraph" in bundle["text/plain"] and "install Graphviz" in bundle["text/plain"]
