@@ -119,7 +119,7 @@ def build_model(kind: str, task: Task, args: argparse.Namespace) -> tg.nn.Module
     if kind == "transformer":
         return S.Seq2SeqTransformer(args.layers, args.layers, args.d_model, args.heads, len(task.src_vocab),
                                     len(task.tgt_vocab), dim_feedforward=args.ff, dropout=args.dropout,
-                                    batch_first=True)
+                                    batch_first=True, pad_idx=D.PAD_IDX)
     raise ValueError(f"unknown model kind {kind!r}; expected one of {MODELS + ('caption',)}")
 
 
@@ -308,7 +308,7 @@ def _save_examples(kind: str, model: tg.nn.Module, task: Task, out: Path, n: int
     lines = []
     for i, (src, ref) in enumerate(chunk):
         hyp = task.tgt_vocab.decode(ids[i])
-        shown = hyp + [D.EOS]
+        shown = _emitted_tokens(task.tgt_vocab, ids[i])
         ok = "ok" if hyp == list(ref) else "WRONG"
         if task.name == "caption":
             lines.append(f"{''.join(ref):>6} -> {''.join(hyp)} [{ok}]")
@@ -324,6 +324,16 @@ def _save_examples(kind: str, model: tg.nn.Module, task: Task, out: Path, n: int
                                             title=f"{task.src_join.join(src)} -> {task.tgt_join.join(hyp)}")
     (out / "examples.txt").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:5]), flush=True)
+
+
+def _emitted_tokens(vocab: D.Vocab, ids: np.ndarray) -> list[str]:
+    """The decoded steps as tokens, up to and including the first <eos> (one per attention row)."""
+    out = []
+    for i in ids:
+        out.append(vocab.itos[int(i)])
+        if int(i) == D.EOS_IDX:
+            break
+    return out
 
 
 def run_models(task: Task, args: argparse.Namespace) -> int:
@@ -364,7 +374,7 @@ _QUICK_SHARED = dict(batch_size=32, hidden=32, emb=16, d_model=32, heads=2, laye
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "translate": dict(defaults=dict(steps=3000, n_train=50000, n_test=1000, model="both"),
-                      quick=dict(steps=80, n_train=2000, n_test=100, lr=3e-3)),
+                      quick=dict(steps=60, n_train=2000, n_test=100, lr=1e-2)),
     "copy": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
                                model="transformer"),
                  quick=dict(steps=80, n_train=2000, n_test=100, max_len=6, lr=3e-3)),
