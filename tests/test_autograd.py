@@ -178,6 +178,7 @@ def test_grad_arrays_of_two_leaves_never_alias():
     z = (y + c).reshape(1, 2).expand(3, 2)     # pass-through ops and a broadcast
     z.sum().backward()
     grads = [a.grad.data, b.grad.data, c.grad.data]
+    assert all(type(g) is np.ndarray and g.flags.writeable for g in grads)  # 0-d c too: no NumPy scalar
     for i, g in enumerate(grads):
         before = [h.copy() for h in grads]
         g *= 10.0

@@ -362,6 +362,26 @@ def test_shape_errors_name_the_op_and_shapes(fn, parts):
         assert p in str(exc.value), f"{p!r} missing from: {exc.value}"
 
 
+@pytest.mark.parametrize("fn, parts", [
+    (lambda: tg.ones(2, 3).sum(2), ["Sum", "dim 2", "(2, 3)"]),
+    (lambda: tg.ones(2, 3).mean((0, -3)), ["Mean", "dim -3", "(2, 3)"]),
+    (lambda: tg.ones(2, 3).softmax(2), ["Softmax", "(2, 3)"]),
+    (lambda: tg.ones(2, 3).max(2), ["max", "dim 2", "(2, 3)"]),
+    (lambda: tg.ones(2, 3).unsqueeze(3), ["unsqueeze", "dim 3", "(2, 3)"]),
+    (lambda: tg.ones(2, 3).transpose(0, 2), ["transpose", "dim 2", "(2, 3)"]),
+    (lambda: tg.ones(2, 3).split(1, dim=-3), ["split", "dim -3", "(2, 3)"]),
+    (lambda: tg.cat([tg.ones(2), tg.ones(2)], dim=1), ["cat", "dim 1", "(2,)"]),
+    (lambda: tg.stack([tg.ones(2), tg.ones(2)], dim=3), ["Stack", "dim 3", "(2,)"]),
+    (lambda: tg.ones(2, 3)[2], ["GetItem", "index 2", "(2, 3)"]),
+])
+def test_out_of_range_dims_and_indices_raise_index_error(fn, parts):
+    """Like PyTorch: never silently wrapped around (dim 2 of a 2-d tensor is not dim 0)."""
+    with pytest.raises(IndexError) as exc:
+        fn()
+    for p in parts:
+        assert p in str(exc.value), f"{p!r} missing from: {exc.value}"
+
+
 def test_bad_masks_and_conditions_are_type_errors():
     with pytest.raises(TypeError, match="bool"):
         tg.ones(2).masked_fill(tg.ones(2), 0.0)

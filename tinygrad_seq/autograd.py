@@ -336,10 +336,11 @@ _Tensor: Any = None  # set by tensor.py (it imports this module)
 def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
     # `.grad` may be scaled in place later (clip_grad_norm_, optimizers), so it must not share its
     # array with another tensor's gradient: copy unless this pass created the array.
+    # np.array (not .copy()) also turns a NumPy scalar (0-d results) into a writable 0-d array.
     if t.grad is None:
-        t.grad = _Tensor._wrap(g if owned else g.copy())
+        t.grad = _Tensor._wrap(g if owned and type(g) is np.ndarray else np.array(g))
     else:
-        t.grad = _Tensor._wrap(t.grad.data + g)
+        t.grad = _Tensor._wrap(np.asarray(t.grad.data + g))
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, allow_unused: bool = False):

@@ -50,7 +50,7 @@ class Function:
                 needs = tuple([t.requires_grad for t in tensors]) if STATE.grad_enabled else _NO_GRAD
         except (ValueError, IndexError) as e:  # name the op and every input shape (NumPy's message names neither)
             shapes = ", ".join(str(tuple(t.data.shape)) for t in tensors)
-            kind = ValueError if isinstance(e, ValueError) else IndexError
+            kind = IndexError if isinstance(e, IndexError) else ValueError  # NumPy's AxisError is both
             raise kind(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         out = _new(Tensor)
         out.data = data
@@ -285,13 +285,13 @@ class Clamp(Function):
 
 # ---------------------------------------------------------------- reductions
 
-def _dim(d: int, ndim: int, op: str = "") -> int:
-    """`d` as a non-negative dim of an `ndim`-d tensor; out of range raises (as PyTorch, not wrapped
+def _dim(d: int, ndim: int, op: str = "", shape: tuple | None = None) -> int:
+    """`d` as a non-negative index into `ndim` dims; out of range raises (as PyTorch, not wrapped
     around). A 0-d tensor accepts 0 and -1."""
     n = ndim or 1
     if not -n <= d < n:
-        raise IndexError(f"{op + ': ' if op else ''}dim {d} is out of range for a {ndim}-d tensor "
-                         f"(expected {-n} to {n - 1})")
+        raise IndexError(f"{op + ': ' if op else ''}dim {d} is out of range (expected {-n} to {n - 1})"
+                         + (f" for input shape {tuple(shape)}" if shape is not None else ""))
     return d % n if ndim else 0
 
 

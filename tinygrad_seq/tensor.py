@@ -376,19 +376,21 @@ class Tensor:
         nd = self.ndim
         if nd == 0:
             return self.reshape(1)
-        s, e = start_dim % nd, end_dim % nd
+        s, e = (ops._dim(d, nd, "flatten", self.shape) for d in (start_dim, end_dim))
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def permute(self, *order):
         order = _shape_arg(order)
-        if sorted(o % self.ndim for o in order) != list(range(self.ndim)):
+        norm = tuple(ops._dim(o, self.ndim, "permute", self.shape) for o in order)
+        if sorted(norm) != list(range(self.ndim)):
             raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} dims of shape {self.shape}")
-        return ops.Permute.apply(self, order=tuple(o % self.ndim for o in order))
+        return ops.Permute.apply(self, order=norm)
 
     def transpose(self, dim0: int = -2, dim1: int = -1):
         if self.ndim < 2:
             return self
         order = list(range(self.ndim))
+        dim0, dim1 = (ops._dim(d, self.ndim, "transpose", self.shape) for d in (dim0, dim1))
         order[dim0], order[dim1] = order[dim1], order[dim0]
         return ops.Permute.apply(self, order=tuple(order))
 
@@ -403,11 +405,11 @@ class Tensor:
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(s for s in self.shape if s != 1))
-        dims = [d % self.ndim for d in np.atleast_1d(dim)] if self.ndim else []
+        dims = [ops._dim(int(d), self.ndim, "squeeze", self.shape) for d in np.atleast_1d(dim)] if self.ndim else []
         return self.reshape(tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1)))
 
     def unsqueeze(self, dim: int):
-        d = dim % (self.ndim + 1)
+        d = ops._dim(dim, self.ndim + 1, "unsqueeze", self.shape)
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
     def expand(self, *shape):
@@ -442,6 +444,7 @@ class Tensor:
         return ops.GetItem.apply(self, index=index)
 
     def split(self, split_size_or_sections, dim: int = 0):
+        dim = ops._dim(dim, self.ndim, "split", self.shape)
         n = self.shape[dim]
         if isinstance(split_size_or_sections, int):
             sizes = [split_size_or_sections] * (n // split_size_or_sections)
@@ -452,7 +455,7 @@ class Tensor:
             if sum(sizes) != n:
                 raise ValueError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {self.shape})")
         out, start = [], 0
-        pre = (slice(None),) * (dim % self.ndim)
+        pre = (slice(None),) * dim
         for s in sizes:
             out.append(ops.GetItem.apply(self, index=pre + (slice(start, start + s),)))
             start += s
@@ -464,7 +467,8 @@ class Tensor:
         return self.split(size, dim)
 
     def unbind(self, dim: int = 0):
-        pre = (slice(None),) * (dim % self.ndim)
+        dim = ops._dim(dim, self.ndim, "unbind", self.shape)
+        pre = (slice(None),) * dim
         return tuple(ops.GetItem.apply(self, index=pre + (i,)) for i in range(self.shape[dim]))
 
     def gather(self, dim: int, index) -> "Tensor":
@@ -513,6 +517,7 @@ def _index_arg(index):
 def _minmax_dim(x: Tensor, dim: int, keepdim: bool, argop):
     if not isinstance(dim, (int, np.integer)):
         raise TypeError(f"max/min: dim must be an int, got {dim!r} (use amax/amin for several dims)")
+    dim = ops._dim(dim, x.ndim, "max/min", x.shape)
     idx = np.expand_dims(argop(x.data, axis=dim), dim)
     vals = ops.MaxDim.apply(x, idx=idx, dim=dim, keepdim=keepdim)
     return _MinMax(vals, Tensor._wrap(idx if keepdim else np.squeeze(idx, dim)))
@@ -542,7 +547,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
     ref = tensors[0]
-    d = dim % ref.ndim
+    d = ops._dim(dim, ref.ndim, "cat", ref.shape)
     for t in tensors[1:]:
         if t.ndim != ref.ndim or t.shape[:d] + t.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
             raise ValueError(f"cat: shapes {[tuple(x.shape) for x in tensors]} differ outside dim {dim}")
