@@ -63,7 +63,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1.0:
         return x * 0.0
-    mask = (rng().random(x.shape) >= p).astype(x.dtype)
+    mask = (rng().random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
     mask *= 1.0 / (1.0 - p)
     return x * mask
 
