@@ -460,3 +460,59 @@ def test_mixed_precision_grads_come_back_in_each_inputs_dtype():
     ty = torch.tensor(b, requires_grad=True)
     (tx * ty).sum().backward()
     np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- reductions over random shapes and dims
+
+REDUCTIONS = {
+    "sum": lambda M, x, dim, keepdim: x.sum(dim, keepdim=keepdim),
+    "mean": lambda M, x, dim, keepdim: x.mean(dim, keepdim=keepdim),
+    "var": lambda M, x, dim, keepdim: x.var(dim, keepdim=keepdim, correction=0),
+    "std": lambda M, x, dim, keepdim: x.std(dim, keepdim=keepdim),
+    "amax": lambda M, x, dim, keepdim: x.amax(dim, keepdim=keepdim),
+    "logsumexp": lambda M, x, dim, keepdim: x.logsumexp(dim, keepdim=keepdim),
+}
+
+
+@pytest.mark.parametrize("op", list(REDUCTIONS))
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(2, 3), min_size=1, max_size=3), data=st.data(), keepdim=st.booleans(),
+       seed=st.integers(0, 2 ** 16))
+def test_reductions_random_dims_gradcheck_and_torch(op, shape, data, keepdim, seed):
+    nd = len(shape)
+    dims = data.draw(st.lists(st.integers(-nd, nd - 1), min_size=1, max_size=nd,
+                              unique_by=lambda d: d % nd))
+    dim = dims[0] if len(dims) == 1 else tuple(dims)
+    fn = REDUCTIONS[op]
+    a = np.random.default_rng(seed).standard_normal(shape)
+    assert tg.gradcheck(lambda x: fn(tg, x, dim, keepdim), [tg.Tensor(a.copy(), requires_grad=True)])
+    torch = pytest.importorskip("torch")
+    x, tx = tg.Tensor(a.copy(), requires_grad=True), torch.tensor(a, requires_grad=True)
+    out, tout = fn(tg, x, dim, keepdim), fn(torch, tx, dim, keepdim)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    w = np.random.default_rng(seed + 1).standard_normal(out.shape)
+    (out * tg.Tensor(w)).sum().backward()
+    (tout * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- every core Function is exercised above
+
+CORE_OPS = {"Abs", "Add", "Cat", "Clamp", "Div", "Exp", "Expand", "Gather", "Gelu", "GetItem", "Log",
+            "LogSoftmax", "LogSumExp", "MaskedFill", "MatMul", "Max", "MaxDim", "Maximum", "Mean", "Minimum",
+            "Mul", "Neg", "Pad", "Permute", "Pow", "PowConst", "Relu", "Reshape", "Sigmoid", "Softmax", "Sqrt",
+            "Stack", "Sub", "Sum", "Tanh", "Var", "Where"}
+
+
+def test_every_core_op_is_covered_by_the_cases():
+    from tinygrad_seq import ops
+    assert CORE_OPS <= set(ops.REGISTRY), CORE_OPS - set(ops.REGISTRY)
+    seen = set()
+    for case in CASES:
+        stack = [case.fn(tg, *_tg_inputs(case))]
+        while stack:
+            t = stack.pop()
+            if t._ctx is not None:
+                seen.add(type(t._ctx).__name__)
+                stack.extend(t._ctx.parents)
+    assert CORE_OPS <= seen, f"ops without a test case: {sorted(CORE_OPS - seen)}"
