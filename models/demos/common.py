@@ -38,7 +38,7 @@ progress(total, desc="", initial=0) -> bar
 minibatches(n, batch_size, rng=None, drop_last=False) -> iterator of index arrays
     A random permutation per call when `rng` is given, else in order.
 print_table(rows, columns=None, title=None, file=None) -> str
-    Aligned text table from a list of dicts (floats with 4 decimals); returns and prints it.
+    Aligned text table from a list of dicts (floats with 4 significant digits); returns and prints it.
 """
 from __future__ import annotations
 
@@ -312,7 +312,7 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None,
 # ------------------------------------------------------------------------------------------ tables
 def _fmt(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
-        return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+        return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.4g}"
     return str(v)
 
 

@@ -1,0 +1,423 @@
+"""`tinygrad-seq adding | digits | charlm`: training demos of the recurrent layers (RNN, LSTM, GRU).
+
+- adding: the adding problem (values U[0,1], one marker in each half, target = sum of the marked
+  values) at sequence length `--steps T`; held-out MSE per cell against the 1/6 of predicting 1.
+  The tanh RNN's gradient through T steps is a product of T Jacobians and vanishes, so it stays at
+  the baseline; the LSTM's cell path and the GRU's update gate carry it.
+- digits: scikit-learn's 8x8 digits read one pixel per step (64 steps); test accuracy per cell.
+- charlm: character-level language model (Embedding + recurrent layer + Linear) with truncated BPTT,
+  detached states carried across windows, gradient clipping and temperature sampling; bits per
+  character on held-out text against the unigram baseline.
+
+Every demo writes `<out>/<cell>/metrics.jsonl`, `loss.png` and `checkpoint.npz` (see common.py) and
+continues with `--resume`; `--quick` shrinks everything to seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tinygrad_seq as tg
+from tinygrad_seq import optim
+from tinygrad_seq.nn import functional as F
+from tinygrad_seq.nn.utils import clip_grad_norm_
+
+from .common import RunDir, add_common_args, minibatches, plot_curves, print_table, progress, resolve_args, seed_everything
+from .data import (ADDING_BASELINE_MSE, CharCorpus, adding_problem, bptt_streams, bptt_window,
+                   load_digits_sequences, read_corpus)
+
+CELLS = ("rnn", "lstm", "gru")
+
+
+def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1) -> tg.nn.Module:
+    """models.RNN (tanh) / models.LSTM / models.GRU with batch_first=True."""
+    from tinygrad_seq import models  # the layers live in models/, imported when a demo runs
+
+    classes = {"rnn": models.RNN, "lstm": models.LSTM, "gru": models.GRU}
+    if cell not in classes:
+        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+    return classes[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True)
+
+
+class LastStateModel(tg.nn.Module):
+    """ŷ = W h_T + b: a recurrent layer read out through its last hidden state (regression or logits)."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, out_features: int):
+        super().__init__()
+        self.rnn = make_recurrent(cell, input_size, hidden_size)
+        self.head = tg.nn.Linear(hidden_size, out_features)
+
+    def forward(self, x: tg.Tensor) -> tg.Tensor:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+def _train_step(model: tg.nn.Module, opt: optim.Optimizer, loss: tg.Tensor, clip: float) -> float:
+    opt.zero_grad()
+    loss.backward()
+    if clip > 0:
+        clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return loss.item()
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    for n in names:
+        if getattr(args, n) <= 0:
+            raise ValueError(f"--{n.replace('_', '-')} must be positive, got {getattr(args, n)}")
+
+
+def _check_cells(cells: list[str]) -> None:
+    bad = [c for c in cells if c not in CELLS]
+    if bad:
+        raise ValueError(f"--cells: unknown cell(s) {bad}; choose from {CELLS}")
+
+
+# ============================================================================================ adding
+ADDING_DEFAULTS = dict(out="runs/adding", steps=100, iters=3000, lr=3e-3, hidden=64, batch_size=32,
+                       clip=1.0, eval_every=100, test_size=1000)
+ADDING_QUICK = dict(steps=10, iters=300, lr=1e-2, hidden=32, eval_every=50, test_size=256)
+
+
+def train_adding(cell: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one cell on the adding problem; returns its row of the results table."""
+    data_rng = seed_everything(args.seed)
+    model = LastStateModel(cell, 2, args.hidden, 1)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    run = RunDir(args.out / cell)
+    step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume)
+    # the held-out set has its own generator: identical for every cell, run and resume
+    x_test, y_test = adding_problem(args.test_size, args.steps, np.random.default_rng([args.seed, 2]))
+    x_test, y_test = tg.Tensor(x_test), tg.Tensor(y_test)
+
+    def test_mse() -> float:
+        model.eval()
+        with tg.no_grad():
+            mse = F.mse_loss(model(x_test), y_test).item()
+        model.train()
+        return mse
+
+    log_every = max(1, args.eval_every // 5)
+    window: list[float] = []
+    t0 = time.perf_counter()
+    with progress(args.iters, desc=f"adding {cell} T={args.steps}", initial=step) as bar:
+        while step < args.iters:
+            x, y = adding_problem(args.batch_size, args.steps, data_rng)
+            window.append(_train_step(model, opt, F.mse_loss(model(tg.Tensor(x)), tg.Tensor(y)), args.clip))
+            step += 1
+            bar.update(1)
+            if step % log_every == 0 or step == args.iters:
+                run.log(step, "train", loss=float(np.mean(window)))
+                bar.set_postfix(loss=float(np.mean(window)))
+                window = []
+            if step % args.eval_every == 0 or step == args.iters:
+                run.log(step, "test", loss=test_mse())
+                run.save_checkpoint(step, model, opt, {"data": data_rng})
+    run.plot(title=f"adding problem, {cell.upper()}, T={args.steps}", logy=True, baseline=ADDING_BASELINE_MSE)
+    return {"cell": cell, "T": args.steps, "test MSE": test_mse(), "baseline": ADDING_BASELINE_MSE,
+            "iters": step, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_adding(args: argparse.Namespace) -> int:
+    args = resolve_args(args)
+    _check_positive(args, "iters", "lr", "hidden", "batch_size", "eval_every", "test_size")
+    _check_cells(args.cells)
+    if args.steps < 2:
+        raise ValueError(f"--steps (sequence length T) must be >= 2, got {args.steps}")
+    rows = [train_adding(cell, args) for cell in args.cells]
+    curves = {}
+    for cell in args.cells:
+        recs = RunDir(args.out / cell).records("test")
+        curves[cell.upper()] = ([r["step"] for r in recs], [r["loss"] for r in recs])
+    plot_curves(curves, args.out / "adding.png", title=f"adding problem, T={args.steps}: held-out MSE",
+                xlabel="iteration", ylabel="test MSE", logy=True, baseline=ADDING_BASELINE_MSE)
+    print_table(rows, title=f"adding problem, T={args.steps} (predicting 1 gives MSE {ADDING_BASELINE_MSE:.3f})")
+    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+# ============================================================================================ digits
+DIGITS_DEFAULTS = dict(out="runs/digits", epochs=20, lr=1e-3, hidden=64, batch_size=32, clip=1.0)
+DIGITS_QUICK = dict(epochs=3, hidden=32, lr=5e-3, train_size=360)
+
+
+def train_digits(cell: str, args: argparse.Namespace, data: tuple) -> dict[str, Any]:
+    """Train one cell on pixel-by-pixel digits; returns its row of the results table."""
+    x_tr, y_tr, x_te, y_te = data
+    data_rng = seed_everything(args.seed)
+    model = LastStateModel(cell, 1, args.hidden, 10)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    run = RunDir(args.out / cell)
+    step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume)
+    per_epoch = math.ceil(len(x_tr) / args.batch_size)
+    if step % per_epoch:
+        raise RuntimeError(f"{run.checkpoint_path}: step {step} is not at an epoch boundary of "
+                           f"{per_epoch} batches (was --batch-size changed?)")
+    x_te_t = tg.Tensor(x_te)
+
+    def evaluate() -> tuple[float, float]:
+        model.eval()
+        with tg.no_grad():
+            logits = model(x_te_t)
+            loss = F.cross_entropy(logits, y_te).item()
+        model.train()
+        return loss, float((logits.data.argmax(-1) == y_te).mean())
+
+    t0 = time.perf_counter()
+    with progress(args.epochs * per_epoch, desc=f"digits {cell}", initial=step) as bar:
+        for epoch in range(step // per_epoch, args.epochs):
+            losses = []
+            for idx in minibatches(len(x_tr), args.batch_size, data_rng):
+                logits = model(tg.Tensor(x_tr[idx]))
+                losses.append(_train_step(model, opt, F.cross_entropy(logits, y_tr[idx]), args.clip))
+                step += 1
+                bar.update(1)
+            test_loss, acc = evaluate()
+            run.log(step, "train", loss=float(np.mean(losses)), epoch=epoch + 1)
+            run.log(step, "test", loss=test_loss, accuracy=acc, epoch=epoch + 1)
+            bar.set_postfix(loss=float(np.mean(losses)), test_acc=acc)
+            run.save_checkpoint(step, model, opt, {"data": data_rng})
+    run.plot(title=f"digits pixel by pixel, {cell.upper()}", baseline=math.log(10))
+    run.plot("accuracy.png", key="accuracy", title=f"digits pixel by pixel, {cell.upper()}", baseline=0.1)
+    test_loss, acc = evaluate()
+    return {"cell": cell, "test accuracy": acc, "test loss": test_loss, "epochs": step // per_epoch,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_digits(args: argparse.Namespace) -> int:
+    args = resolve_args(args)
+    _check_positive(args, "epochs", "lr", "hidden", "batch_size")
+    _check_cells(args.cells)
+    x_tr, y_tr, x_te, y_te = load_digits_sequences()
+    if args.train_size:
+        x_tr, y_tr = x_tr[:args.train_size], y_tr[:args.train_size]
+    rows = [train_digits(cell, args, (x_tr, y_tr, x_te, y_te)) for cell in args.cells]
+    curves = {}
+    for cell in args.cells:
+        recs = RunDir(args.out / cell).records("test")
+        curves[cell.upper()] = ([r["epoch"] for r in recs], [r["accuracy"] for r in recs])
+    plot_curves(curves, args.out / "digits.png", title="8x8 digits read pixel by pixel: test accuracy",
+                xlabel="epoch", ylabel="test accuracy", baseline=0.1)
+    print_table(rows, title=f"digits, 64 steps of 1 pixel, hidden {args.hidden} "
+                            f"({len(x_tr)} train / {len(x_te)} test images, chance 0.1)")
+    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+# ============================================================================================ charlm
+CHARLM_DEFAULTS = dict(out="runs/charlm", steps=4000, lr=2e-3, hidden=256, batch_size=32, clip=1.0,
+                       cell="lstm", layers=1, emb=64, bptt=64, max_bytes=1_000_000, eval_every=250,
+                       eval_chars=40_000, temperature=0.8, sample_len=400, prompt="def ")
+CHARLM_QUICK = dict(steps=150, hidden=64, emb=16, bptt=32, batch_size=16, lr=1e-2, max_bytes=40_000,
+                    eval_every=50, eval_chars=4000, sample_len=80)
+# what fixes the model's shape: saved beside the checkpoint so --sample-only needs no corpus
+_CHARLM_SHAPE = ("cell", "layers", "emb", "hidden")
+
+
+class CharLM(tg.nn.Module):
+    """p(x_{t+1} | x_{≤t}) = softmax(W h_t + b), h_t = cell(E[x_t], h_{t-1})"""
+
+    def __init__(self, vocab_size: int, emb: int, hidden: int, num_layers: int = 1, cell: str = "lstm"):
+        super().__init__()
+        self.embed = tg.nn.Embedding(vocab_size, emb)
+        self.rnn = make_recurrent(cell, emb, hidden, num_layers)
+        self.head = tg.nn.Linear(hidden, vocab_size)
+
+    def forward(self, ids: np.ndarray, hx: Any = None) -> tuple[tg.Tensor, Any]:
+        """ids (B, T) ints -> logits (B, T, V) and the final state (h_n, or (h_n, c_n) for the LSTM)."""
+        out, hn = self.rnn(self.embed(tg.Tensor(ids)), hx)
+        return self.head(out), hn
+
+
+def _detach_state(hn: Any) -> Any:
+    return tuple(h.detach() for h in hn) if isinstance(hn, tuple) else hn.detach()
+
+
+def _state_arrays(hn: Any) -> dict[str, np.ndarray]:
+    if hn is None:
+        return {}
+    return {"h": hn[0].data, "c": hn[1].data} if isinstance(hn, tuple) else {"h": hn.data}
+
+
+def _state_from_arrays(extra: dict) -> Any:
+    if "h" not in extra:
+        return None
+    h = tg.Tensor(np.asarray(extra["h"]))
+    return (h, tg.Tensor(np.asarray(extra["c"]))) if "c" in extra else h
+
+
+def charlm_bpc(model: CharLM, ids: np.ndarray, batch_size: int, bptt: int) -> float:
+    """Bits per character of `ids` under the model: mean next-character cross-entropy / ln 2, with the
+    state carried across windows of `bptt` characters in `batch_size` parallel streams."""
+    streams = bptt_streams(ids, min(batch_size, max(1, (len(ids) - 1) // (bptt + 1))))
+    model.eval()
+    total, count, hx = 0.0, 0, None
+    with tg.no_grad():
+        for s in range(0, streams.shape[1] - 1, bptt):
+            x, y = streams[:, s:s + bptt], streams[:, s + 1:s + 1 + bptt]
+            x = x[:, :y.shape[1]]
+            logits, hx = model(x, hx)
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
+            count += y.size
+    model.train()
+    return total / count / math.log(2)
+
+
+def sample(model: CharLM, corpus_itos: list[str], prompt: str, length: int, temperature: float,
+           rng: np.random.Generator) -> str:
+    """Feed the prompt, then draw each next character from softmax(logits / temperature)."""
+    if temperature <= 0:
+        raise ValueError(f"--temperature must be positive, got {temperature}")
+    lut = {c: i for i, c in enumerate(corpus_itos)}
+    unknown = sorted(set(prompt) - set(lut))
+    if unknown:
+        raise ValueError(f"--prompt has characters {unknown!r} that are not in the vocabulary")
+    ids = [lut[c] for c in prompt] or [lut.get("\n", 0)]
+    out, hx = [], None
+    model.eval()
+    with tg.no_grad():
+        x = np.array([ids])
+        for _ in range(length):
+            logits, hx = model(x, hx)
+            z = logits.data[0, -1].astype(np.float64) / temperature
+            p = np.exp(z - z.max())
+            nxt = int(rng.choice(len(p), p=p / p.sum()))
+            out.append(nxt)
+            x = np.array([[nxt]])
+    model.train()
+    return prompt + "".join(corpus_itos[i] for i in out)
+
+
+def _charlm_config(run: RunDir, args: argparse.Namespace, itos: list[str] | None) -> list[str]:
+    """On a fresh run, write config.json (model shape + vocabulary); on resume, take the model shape
+    from it (the checkpoint's arrays must fit) and return the saved vocabulary."""
+    path = run.path / "config.json"
+    if args.resume and path.exists():
+        cfg = json.loads(path.read_text())
+        for k in _CHARLM_SHAPE:
+            setattr(args, k, cfg[k])
+        if itos is not None and cfg["itos"] != itos:
+            raise RuntimeError(f"--resume: the corpus vocabulary differs from the one in {path}")
+        return cfg["itos"]
+    if itos is None:
+        raise RuntimeError(f"--sample-only needs a trained run: no {path} (train first, or check --out)")
+    path.write_text(json.dumps({**{k: getattr(args, k) for k in _CHARLM_SHAPE}, "itos": itos}))
+    return itos
+
+
+def run_charlm(args: argparse.Namespace) -> int:
+    args = resolve_args(args)
+    _check_positive(args, "steps", "lr", "hidden", "batch_size", "layers", "emb", "bptt", "eval_every",
+                    "eval_chars", "temperature", "max_bytes")
+    _check_cells([args.cell])
+    run = RunDir(args.out)
+    sample_rng = np.random.default_rng([args.seed, 3])
+    if args.sample_only:
+        if not (run.has_checkpoint() and (run.path / "config.json").exists()):
+            raise RuntimeError(f"--sample-only: no trained model in {run.path} (expected checkpoint.npz and config.json)")
+        args.resume = True
+        itos = _charlm_config(run, args, None)
+        seed_everything(args.seed)
+        model = CharLM(len(itos), args.emb, args.hidden, args.layers, args.cell)
+        step, _ = run.load_checkpoint(model, None)
+        print(f"[{run.checkpoint_path}, step {step}, temperature {args.temperature}]")
+        print(sample(model, itos, args.prompt, args.sample_len, args.temperature, sample_rng))
+        return 0
+
+    corpus = CharCorpus.from_text(read_corpus(args.corpus, args.max_bytes))
+    itos = _charlm_config(run, args, corpus.itos)
+    data_rng = seed_everything(args.seed)
+    model = CharLM(len(itos), args.emb, args.hidden, args.layers, args.cell)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    step, extra = run.begin(model, opt, {"data": data_rng}, resume=args.resume)
+    hx = _state_from_arrays(extra)
+    streams = bptt_streams(corpus.train, args.batch_size)
+    valid = corpus.valid[:args.eval_chars]
+    baseline = corpus.unigram_bpc()
+    print(f"corpus: {len(corpus.train)} train / {len(corpus.valid)} held-out characters, vocabulary "
+          f"{corpus.vocab_size}, unigram baseline {baseline:.3f} bits/char; model {args.cell.upper()} "
+          f"layers={args.layers} hidden={args.hidden} emb={args.emb}, {sum(p.size for p in model.parameters())} parameters")
+
+    window: list[float] = []
+    log_every = max(1, args.eval_every // 5)
+    t0 = time.perf_counter()
+    with progress(args.steps, desc=f"charlm {args.cell}", initial=step) as bar:
+        while step < args.steps:
+            x, y, new_pass = bptt_window(streams, step, args.bptt)
+            if new_pass:
+                hx = None  # the streams wrap around: the carried state belongs to other text
+            logits, hn = model(x, hx)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            window.append(_train_step(model, opt, loss, args.clip))
+            hx = _detach_state(hn)  # truncated BPTT: carry the value, cut the graph
+            step += 1
+            bar.update(1)
+            if step % log_every == 0 or step == args.steps:
+                bpc = float(np.mean(window)) / math.log(2)
+                run.log(step, "train", loss=bpc)
+                bar.set_postfix(bpc=bpc)
+                window = []
+            if step % args.eval_every == 0 or step == args.steps:
+                run.log(step, "valid", loss=charlm_bpc(model, valid, args.batch_size, args.bptt))
+                run.save_checkpoint(step, model, opt, {"data": data_rng}, **_state_arrays(hx))
+    run.plot(title=f"char LM ({args.cell.upper()}): bits per character", baseline=baseline)
+    bpc = charlm_bpc(model, corpus.valid, args.batch_size, args.bptt)
+    rows = [{"model": f"{args.cell.upper()} h={args.hidden}", "held-out bpc": bpc, "steps": step,
+             "seconds": round(time.perf_counter() - t0, 1)},
+            {"model": "unigram baseline", "held-out bpc": baseline, "steps": "", "seconds": ""}]
+    print_table(rows, title=f"character LM, {len(corpus.valid)} held-out characters")
+    text = sample(model, itos, args.prompt, args.sample_len, args.temperature, sample_rng)
+    print(f"--- sample (temperature {args.temperature}) ---\n{text}\n---")
+    (run.path / "results.json").write_text(json.dumps({"bpc": bpc, "unigram_bpc": baseline, "steps": step,
+                                                       "sample": text}, indent=1))
+    return 0
+
+
+# ============================================================================================ CLI
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `adding`, `digits` and `charlm` subcommands."""
+    p = subparsers.add_parser("adding", help="adding problem: RNN vs LSTM vs GRU at sequence length T",
+                              description=__doc__.split("\n\n")[1].split("- digits")[0].strip())
+    add_common_args(p, ADDING_DEFAULTS, ADDING_QUICK, {"steps": "sequence length T",
+                                                      "iters": "training iterations (batches) per cell"})
+    p.add_argument("--cells", nargs="+", default=list(CELLS), help=f"cells to train (default {' '.join(CELLS)})")
+    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping, 0 disables (default 1.0)")
+    p.add_argument("--eval-every", type=int, default=None, help="iterations between held-out evaluations "
+                                                                "and checkpoints (default 100)")
+    p.add_argument("--test-size", type=int, default=None, help="held-out sequences (default 1000)")
+    p.set_defaults(func=run_adding)
+
+    p = subparsers.add_parser("digits", help="8x8 digits read pixel by pixel: RNN vs LSTM vs GRU")
+    add_common_args(p, {**DIGITS_DEFAULTS, "train_size": 0}, DIGITS_QUICK)
+    p.add_argument("--cells", nargs="+", default=list(CELLS), help=f"cells to train (default {' '.join(CELLS)})")
+    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping, 0 disables (default 1.0)")
+    p.add_argument("--train-size", type=int, default=None, help="use only the first N training images "
+                                                                "(default all 1437)")
+    p.set_defaults(func=run_digits)
+
+    p = subparsers.add_parser("charlm", help="character-level language model with truncated BPTT")
+    add_common_args(p, {**CHARLM_DEFAULTS, "corpus": None}, CHARLM_QUICK,
+                    {"steps": "training steps (windows of --bptt characters)"})
+    p.add_argument("--corpus", type=Path, default=None, help="text file or directory (default: Python "
+                                                             "standard-library sources on this machine)")
+    p.add_argument("--max-bytes", type=int, default=None, help="characters of corpus to use (default 1000000)")
+    p.add_argument("--cell", choices=CELLS, default=None, help="recurrent cell (default lstm)")
+    p.add_argument("--layers", type=int, default=None, help="stacked recurrent layers (default 1)")
+    p.add_argument("--emb", type=int, default=None, help="character embedding size (default 64)")
+    p.add_argument("--bptt", type=int, default=None, help="truncated-BPTT window length (default 64)")
+    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping, 0 disables (default 1.0)")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between held-out evaluations and "
+                                                                "checkpoints (default 250)")
+    p.add_argument("--eval-chars", type=int, default=None, help="held-out characters scored during training "
+                                                                "(default 40000; the final score uses all)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0.8)")
+    p.add_argument("--sample-len", type=int, default=None, help="characters to sample (default 400)")
+    p.add_argument("--prompt", default=None, help="text the sample starts from (default 'def ')")
+    p.add_argument("--sample-only", action="store_true", help="load the checkpoint in --out and only sample")
+    p.set_defaults(func=run_charlm)
