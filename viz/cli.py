@@ -21,7 +21,7 @@ def register(subparsers) -> None:
                    help="train N Adam steps on the adding problem first and show before/after")
     p.add_argument("--batch", type=int, default=8, help="sequences in the measured batch (default 8)")
     p.add_argument("--forget-bias", type=float, default=1.0, help="LSTM forget-gate bias at init (default 1)")
-    p.add_argument("--keep-steps", type=int, default=3, help="time steps kept at each end of a folded run")
+    p.add_argument("--keep-steps", type=int, default=2, help="time steps kept at each end of a folded run (default 2)")
     p.add_argument("--out", default="out/vanishing", help="output directory (default out/vanishing)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="short sequences and small sweeps (for tests)")

@@ -84,6 +84,26 @@ def _shape(t) -> str:
     return "scalar" if not s else "×".join(str(d) for d in s)
 
 
+def _index_repr(ctx) -> str:
+    """` [:, 32:64]` for a basic-index GetItem (which gate slice, which time step), else ''."""
+    if type(ctx).__name__ != "GetItem":
+        return ""
+    idx = getattr(ctx, "index", None)
+    items = idx if isinstance(idx, tuple) else (idx,)
+    parts = []
+    for it in items:
+        if isinstance(it, slice) and it.step is None:
+            parts.append(":" if it.start is None and it.stop is None else
+                         f"{'' if it.start is None else it.start}:{'' if it.stop is None else it.stop}")
+        elif isinstance(it, (int, np.integer)):
+            parts.append(str(int(it)))
+        elif it is Ellipsis:
+            parts.append("…")
+        else:
+            return ""
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
 def _param_label(p, path: str, names: dict[int, str]) -> str:
     """`lstm.weight_hh_l0`: the model's own name if given, else the consuming module path + attribute."""
     if id(p) in names:
@@ -291,7 +311,7 @@ class _Builder:
                 lane = chain.kind in ("lstm-cell", "gru-carry")
                 a.update(shape="ellipse", penwidth="2.2", color=style.LANE_EDGE if lane else style.STATE_EDGE)
             else:
-                label = f"{op}\n{shape}"
+                label = f"{op}{_index_repr(ctx)}\n{shape}"
                 a.update(shape="box", style="filled,rounded", color="#8a8a8a", fontsize="9")
             if t is self.root:
                 label = f"L = {op}\n{shape}"
