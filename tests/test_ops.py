@@ -105,6 +105,7 @@ CASES = [
     Case("where_scalar", lambda M, x: M.where(x > 0, x, 0.5), ((3, 4),), avoid=(0.0,)),
     Case("masked_fill", lambda M, x: x.masked_fill(_idx(M, MASK), -3.0), ((3, 4),)),
     Case("masked_fill_broadcast", lambda M, x: x.masked_fill(_idx(M, MASK[0]), 0.0), ((2, 3, 4),)),
+    Case("masked_fill_tensor_value", lambda M, x: x.masked_fill(_idx(M, MASK), M.tensor(2.5)), ((3, 4),)),
     # ---- reductions
     Case("sum_all", lambda M, x: x.sum(), ((3, 4),)),
     Case("sum_dim", lambda M, x: x.sum(1), ((2, 3, 4),)),
@@ -345,6 +346,8 @@ def test_masked_rows_in_softmax_family():
     (lambda: tg.ones(2, 3, 4) @ tg.ones(2, 5, 6), ["MatMul", "(2, 3, 4)", "(2, 5, 6)"]),
     (lambda: tg.ones(2, 3).reshape(4, 2), ["reshape", "(2, 3)", "(4, 2)"]),
     (lambda: tg.ones(2, 3).expand(4, 3), ["expand", "(2, 3)"]),
+    (lambda: tg.ones(2, 3).expand(3), ["expand", "(2, 3)", "(3,)"]),
+    (lambda: tg.ones(2, 1).expand(-1, 2, 1), ["expand", "(2, 1)", "(-1, 2, 1)"]),
     (lambda: tg.cat([tg.ones(2, 3), tg.ones(3, 3)], dim=1), ["cat", "(2, 3)", "(3, 3)"]),
     (lambda: tg.stack([tg.ones(2, 3), tg.ones(3, 2)]), ["stack", "(2, 3)", "(3, 2)"]),
     (lambda: tg.ones(2, 3).masked_fill(tg.ones(4).bool(), 0.0), ["masked_fill", "(4,)", "(2, 3)"]),

@@ -291,12 +291,16 @@ class Tensor:
         m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         if m.dtype != bool:
             raise TypeError(f"masked_fill: mask must be bool, got {m.dtype}")
-        try:
-            np.broadcast_shapes(m.shape, self.shape)
-        except ValueError:
-            raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to {self.shape}") from None
-        if np.broadcast_shapes(m.shape, self.shape) != self.shape:
-            raise ValueError(f"masked_fill: mask of shape {m.shape} would enlarge the tensor of shape {self.shape}")
+        if m.shape != self.shape:
+            try:
+                full = np.broadcast_shapes(m.shape, self.shape)
+            except ValueError:
+                full = None
+            if full != self.shape:  # the mask may broadcast, but never enlarge the tensor
+                raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to the tensor's "
+                                 f"shape {self.shape}")
+        if isinstance(value, Tensor):
+            value = value.item()
         return ops.MaskedFill.apply(self, mask=m, value=value)
 
     # comparisons give bool tensors with no gradient
@@ -415,12 +419,9 @@ class Tensor:
     def expand(self, *shape):
         shape = _shape_arg(shape)
         lead = len(shape) - self.ndim
-        full = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
-        try:
-            np.broadcast_shapes(self.shape, full)
-        except ValueError:
-            raise ValueError(f"expand: shape {self.shape} cannot be expanded to {shape}") from None
-        if np.broadcast_shapes(self.shape, full) != full:
+        # -1 keeps an existing dim; new leading dims need explicit sizes; a dim of size 1 may grow
+        full = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+        if lead < 0 or any(s < 0 for s in full) or any(d != 1 and d != f for d, f in zip(self.shape, full[lead:])):
             raise ValueError(f"expand: shape {self.shape} cannot be expanded to {shape}")
         return ops.Expand.apply(self, shape=full)
 
