@@ -421,11 +421,13 @@ class MultiheadAttention(Module):
         return F.linear(x, w, self._bias(i))
 
     def project(self, query: Tensor, key: Tensor, value: Tensor):
-        """(q, k, v) projections, each (N, L|S, E), batch-first; one fused matmul when query is key is value."""
+        """(q, k, v) projections split into heads, each (N, h, L|S, E/h), from batch-first inputs; self-
+        attention (query is key is value) is one matmul and one reshape/permute for all three."""
         if self._qkv_same_embed_dim and query is key and key is value:
+            N, L = query.shape[0], query.shape[1]
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
-            return qkv.chunk(3, dim=-1)
-        return self._proj(query, 0), self._proj(key, 1), self._proj(value, 2)
+            return qkv.reshape(N, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.heads(self._proj(query, 0)), self.heads(self._proj(key, 1)), self.heads(self._proj(value, 2))
 
     def heads(self, x: Tensor) -> Tensor:
         """(N, L, E) -> (N, h, L, E/h)"""
@@ -496,7 +498,7 @@ class MultiheadAttention(Module):
         N, L, S = query.shape[0], query.shape[1], key.shape[1]
         bias, blocked = self._masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
         q, k, v = self.project(query, key, value)
-        o, w = _attend(self.heads(q), self.heads(k), self.heads(v), bias, blocked,
+        o, w = _attend(q, k, v, bias, blocked,
                        self.dropout, self.training, need_weights, 1.0 / math.sqrt(self.head_dim))
         out = self.merge_heads(o)
         if unbatched:

@@ -194,11 +194,10 @@ class TransformerDecoderLayer(Module):
 
         def self_attention(h):
             q, k, v = sa.project(h, h, h)
-            k, v = sa.heads(k), sa.heads(v)
             if "k" in cache:
                 k, v = tg.cat([cache["k"], k], dim=2), tg.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-            return sa.merge_heads(_attend(sa.heads(q), k, v, None, None, 0.0, False, False, scale)[0])
+            return sa.merge_heads(_attend(q, k, v, None, None, 0.0, False, False, scale)[0])
 
         def cross_attention(h):
             if "mem_k" not in cache:
