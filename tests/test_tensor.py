@@ -161,3 +161,16 @@ def test_tensor_is_hashable_and_eq_is_elementwise():
     a = tg.ones(2)
     assert {a: 1}[a] == 1
     assert (a == tg.ones(2)).tolist() == [True, True]
+
+
+def test_setitem_writes_in_place_only_outside_the_graph():
+    t = tg.zeros(2, 3)
+    t[0, 1:] = 5.0
+    t[tg.tensor([1])] = tg.ones(3)
+    np.testing.assert_array_equal(t.data, [[0, 5, 5], [1, 1, 1]])
+    p = tg.Tensor(np.zeros(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"requires grad.*no_grad"):
+        p[0] = 1.0
+    with tg.no_grad():
+        p[0] = 1.0
+    np.testing.assert_array_equal(p.data, [1, 0, 0])

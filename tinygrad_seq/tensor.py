@@ -440,6 +440,14 @@ class Tensor:
                 out = cat([out] * r, dim=d)
         return out
 
+    def __setitem__(self, index, value) -> None:
+        """x[index] = value, in place on the data; only outside the graph (under no_grad, or for a
+        tensor that does not require grad): the graph holds no record of in-place writes."""
+        if self.requires_grad and STATE.grad_enabled:
+            raise RuntimeError(f"in-place assignment into a tensor of shape {self.shape} that requires grad: "
+                               "wrap it in tg.no_grad(), or build a new tensor (tg.where, masked_fill, cat)")
+        self.data[_index_arg(index)] = value.data if isinstance(value, Tensor) else value
+
     def __getitem__(self, index):
         index = _index_arg(index)
         return ops.GetItem.apply(self, index=index)
