@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -114,7 +113,8 @@ def run_vanishing(args: argparse.Namespace) -> int:
     sc, sb = E.sweep_sigma(T=sweep_T, hidden=H, seed=args.seed)
     plot_gradient_flow(sc, bounds=sb, path=out / "sweep_sigma.png",
                        title=f"tanh RNN: W_hh = σ·orthogonal (T={sweep_T}); dashed = Pascanu bound")
-    cmd = "tinygrad-seq vanishing " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "tinygrad-seq vanishing"
+    cmd = (f"tinygrad-seq vanishing --steps {T} --hidden {H} --cells {','.join(cells)} --train {args.train} "
+           f"--batch {args.batch} --forget-bias {args.forget_bias:g} --seed {args.seed}")
     index = write_index(out, graphs, [("gradient flow", "gradient_flow.png"),
                                       ("forget-bias sweep", "sweep_forget_bias.png"),
                                       ("σ_max sweep", "sweep_sigma.png")], table, header, cmd)

@@ -349,7 +349,9 @@ class _Builder:
                     per_step = r
             if ch.gates:
                 gate = "f" if ch.kind == "lstm-cell" else "z"
-                lines.append(f"mean {gate} = {np.mean([ch.gates[k - 1] for k in idx if k >= 1] or ch.gates):.3g}")
+                fm = float(np.mean([ch.gates[k - 1] for k in idx if k >= 1] or ch.gates))
+                hl = f", half-life {math.log(0.5) / math.log(fm):.3g} steps" if 0 < fm < 1 else ""
+                lines.append(f"mean {gate} = {fm:.3g}{hl}")
         if per_step is None and self.show_grads:  # no named state: follow the largest gradient per step
             rep = self.step_representatives(path, steps)
             if len(rep) >= 2 and rep[0] and rep[-1]:
@@ -458,6 +460,7 @@ class _Builder:
             lane = ch.kind in ("lstm-cell", "gru-carry")
             colour = style.LANE_EDGE if lane else style.STATE_EDGE
             gate = "f" if ch.kind == "lstm-cell" else "z"
+            broken = set(ch.violations)
             for k in range(len(ch.states) - 1):
                 path = self.chain_path(ch.states[k], ch.states[k + 1])
                 if not path:
@@ -474,7 +477,9 @@ class _Builder:
                     if i == 0 and ch.ratios and ch.ratios[k] is not None and not (
                             src.startswith("fold") or dst.startswith("fold")):
                         lab = f"∇×{ch.ratios[k]:.3g}" + (f" {gate}̄={ch.gates[k]:.2f}" if lane else "")
-                        st.update(label=lab, fontcolor=colour)
+                        if k in broken:  # breaks the Pascanu bound: say so on the edge itself
+                            lab += f" > {ch.bound:.3g}!"
+                        st.update(label=lab, fontcolor="#b2182b" if k in broken else colour)
                     if not lane:
                         break
         return styles
