@@ -1,9 +1,11 @@
 """Recurrent cells (RNN, LSTM incl. peephole, GRU in PyTorch's and Cho's form), composed from engine ops.
 
-Each kind has a *kernel*: `project(x)` maps inputs (any leading dims) to the input part of every gate in
-ONE matmul, `x W_ihᵀ + b` (with the hidden biases that are not gated folded in), and `step(xs_t, state)`
-does one time step with the recurrent matmul and the gate math only. The layers (models/recurrent.py)
-project a whole (T, B, D) sequence at once and call `step` per t; the cells below project one step.
+Each kind has a *kernel* (project, step, cols): `project(x)` maps inputs (any leading dims) to the input
+part of every gate in ONE matmul, `x W_ihᵀ + b` (with the hidden biases that are not gated folded in);
+`step(xs_t, state)` does one time step with the recurrent matmul and the gate math only, where xs_t holds
+the column blocks `cols` of that step's projection (sliced straight from the projection, so the backward
+pass writes each step's gradient into one buffer). The layers (models/rnn.py) project a whole (T, B, D)
+sequence at once and call `step` per t; the cells below project one step.
 
 Gate order and parameter layout are PyTorch's (LSTM rows i, f, g, o; GRU rows r, z, n), so copying a
 torch module's `state_dict()` reproduces its outputs and gradients.
@@ -23,6 +25,17 @@ from tinygrad_seq.tensor import Tensor
 State = tuple  # (h,) for RNN/GRU, (h, c) for LSTM; None entries stand for a zero initial state
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+ALL = (slice(None),)  # `cols` of a kernel that uses its whole projection
+# LSTM gates: one sigmoid over all 4H columns (fewest ops: best while per-op overhead dominates), or from
+# batch * hidden >= this, a sigmoid per gate (no wasted quarter, no gradient buffer for the sigmoid's output)
+LSTM_SPLIT_MIN = 1024
+
+
+def step_inputs(xw: Tensor, cols: tuple, t: int | None = None) -> tuple:
+    """The column blocks `cols` of step t of a projection (T, B, G) (t=None: xw is one step (B, G))."""
+    if t is None:
+        return (xw,) if cols is ALL else tuple(ops.GetItem.apply(xw, index=(Ellipsis, c)) for c in cols)
+    return tuple(ops.GetItem.apply(xw, index=(t, Ellipsis, c)) for c in cols)
 
 
 def _lin(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -37,23 +50,23 @@ def _cols(lo: int, hi: int) -> tuple:
 # ------------------------------------------------------------------------------------------ kernels
 
 def rnn_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-               nonlinearity: str = "tanh") -> tuple[Callable, Callable]:
+               nonlinearity: str = "tanh") -> tuple[Callable, Callable, tuple]:
     """h_t = act(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh),  act = tanh or relu"""
     b = _fold(b_ih, b_hh)
     act = ops.Tanh.apply if nonlinearity == "tanh" else ops.Relu.apply
 
-    def project(x: Tensor) -> tuple:
-        return (_lin(x, w_ih, b),)
+    def project(x: Tensor) -> Tensor:
+        return _lin(x, w_ih, b)
 
     def step(xs: tuple, state: State) -> State:
         h = state[0]
         pre = xs[0] if h is None else ops.Linear.apply(h, w_hh, xs[0])
         return (act(pre),)
-    return project, step
+    return project, step, ALL
 
 
 def lstm_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-                w_hr: Tensor | None = None, peephole: Sequence[Tensor] | None = None) -> tuple[Callable, Callable]:
+                w_hr: Tensor | None = None, peephole: Sequence[Tensor] | None = None) -> tuple[Callable, Callable, tuple]:
     """i, f, g, o = σ, σ, tanh, σ of the slices of  a_t = x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh;
     c_t = f_t * c_{t-1} + i_t * g_t,  h_t = o_t * tanh(c_t)  (with proj_size: h_t = W_hr (o_t * tanh(c_t))).
 
@@ -65,15 +78,17 @@ def lstm_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | 
     I, F, G, O = _cols(0, H), _cols(H, 2 * H), _cols(2 * H, 3 * H), _cols(3 * H, 4 * H)
     sigmoid, tanh, mul, add, sl = ops.Sigmoid.apply, ops.Tanh.apply, ops.Mul.apply, ops.Add.apply, ops.GetItem.apply
 
-    def project(x: Tensor) -> tuple:
-        return (_lin(x, w_ih, b),)
+    def project(x: Tensor) -> Tensor:
+        return _lin(x, w_ih, b)
 
     def step(xs: tuple, state: State) -> State:
         h, c = state
         a = xs[0] if h is None else ops.Linear.apply(h, w_hh, xs[0])
         g = tanh(sl(a, index=G))
-        if peephole is None:
-            # one sigmoid over all four slices (g's quarter is wasted) costs less than slicing i, f, o out first
+        if peephole is None and a.data.shape[0] * H >= LSTM_SPLIT_MIN:
+            i, o = sigmoid(sl(a, index=I)), sigmoid(sl(a, index=O))
+            c_new = mul(i, g) if c is None else add(mul(sigmoid(sl(a, index=F)), c), mul(i, g))
+        elif peephole is None:
             s = sigmoid(a)
             i, o = sl(s, index=I), sl(s, index=O)
             c_new = mul(i, g) if c is None else add(mul(sl(s, index=F), c), mul(i, g))
@@ -90,18 +105,18 @@ def lstm_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | 
         if w_hr is not None:
             h_new = ops.Linear.apply(h_new, w_hr)
         return h_new, c_new
-    return project, step
+    return project, step, ALL
 
 
 def gru_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-               variant: str = "pytorch") -> tuple[Callable, Callable]:
+               variant: str = "pytorch") -> tuple[Callable, Callable, tuple]:
     """r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr),  z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz),
     PyTorch:  n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
     Cho:      n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)   (reset before the matmul)
     h_t = (1 - z_t) * n_t + z_t * h_{t-1}  = n_t + z_t * (h_{t-1} - n_t).
     """
     H = w_hh.shape[0] // 3
-    RZ, N, R, Z = (Ellipsis, slice(0, 2 * H)), (Ellipsis, slice(2 * H, 3 * H)), _cols(0, H), _cols(H, 2 * H)
+    R, Z = _cols(0, H), _cols(H, 2 * H)
     sl = ops.GetItem.apply
     cho = variant == "cho"
     # b_hn sits inside r_t * (...) in PyTorch's form, so only b_hr, b_hz fold into the input projection there
@@ -114,9 +129,8 @@ def gru_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | N
     w_hrz, w_hn = sl(w_hh, index=slice(0, 2 * H)), sl(w_hh, index=slice(2 * H, 3 * H))
     sigmoid, tanh, mul, add, sub = ops.Sigmoid.apply, ops.Tanh.apply, ops.Mul.apply, ops.Add.apply, ops.Sub.apply
 
-    def project(x: Tensor) -> tuple:
-        xw = _lin(x, w_ih, b)
-        return sl(xw, index=RZ), sl(xw, index=N)
+    def project(x: Tensor) -> Tensor:
+        return _lin(x, w_ih, b)
 
     def step(xs: tuple, state: State) -> State:
         x_rz, x_n = xs
@@ -133,7 +147,7 @@ def gru_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | N
         if h is None:
             return (sub(n, mul(z, n)),)
         return (add(n, mul(z, sub(h, n))),)
-    return project, step
+    return project, step, (slice(0, 2 * H), slice(2 * H, 3 * H))
 
 
 def _fold(b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor | None:
@@ -244,8 +258,8 @@ class _CellBase(Module):
         state = self._state(x, hx, n, unbatched)
         if unbatched:
             x = x.unsqueeze(0)
-        project, step = self._kernel()
-        state = name_state(step(project(x), state))
+        project, step, cols = self._kernel()
+        state = name_state(step(step_inputs(project(x), cols), state))
         if unbatched:
             state = tuple(s.squeeze(0) for s in state)
         return state

@@ -21,7 +21,7 @@ from tinygrad_seq.nn import Module, functional as F
 from tinygrad_seq.tensor import Tensor
 
 from .cells import (GATES, GRUCell, LSTMCell, RNNCell, State, check_sizes, gru_kernel,  # noqa: F401
-                    init_forget_bias, lstm_kernel, name_state, rnn_kernel, uniform_param, validate_input)
+                    init_forget_bias, lstm_kernel, name_state, rnn_kernel, step_inputs, uniform_param, validate_input)
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -174,15 +174,15 @@ class _RNNBase(Module):
     def _run_direction(self, inp: Tensor, k: int, state: State, reverse: bool, valid: np.ndarray | None):
         """The time loop of one layer/direction: returns (stacked outputs (T, B, H_out), final state,
         per-step state lists indexed by t)."""
-        project, step = self._kernel(k)
-        P = project(inp)  # ONE matmul for all T steps
+        project, step, cols = self._kernel(k)
+        xw = project(inp)  # ONE matmul for all T steps
         T = inp.shape[0]
         lo = T if valid is None else int(valid[..., 0].all(axis=1).sum())  # first step with a padded sequence
         hist = [[None] * T for _ in range(self.n_state)]
-        getitem, where = ops.GetItem.apply, tg.where
+        where = tg.where
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             with tg.time_step(t):
-                new = step(tuple(getitem(p, index=t) for p in P), state)
+                new = step(step_inputs(xw, cols, t), state)
                 if t >= lo:  # padded sequences keep their state (forward) / their initial state (reverse)
                     v = valid[t]
                     new = tuple(where(v, n, 0.0 if o is None else o) for n, o in zip(new, state))
