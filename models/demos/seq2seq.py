@@ -396,7 +396,25 @@ _HELP = {
 }
 
 
+def _limit_blas_threads(n: int):
+    """Cap BLAS threads (via threadpoolctl when installed): these models multiply small matrices, where
+    extra BLAS threads only spin, several times slower on a shared machine. Returns a context manager."""
+    import contextlib
+    if n <= 0:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 def _run(name: str, args: argparse.Namespace) -> int:
+    with _limit_blas_threads(args.blas_threads):
+        return _run_task(name, args)
+
+
+def _run_task(name: str, args: argparse.Namespace) -> int:
     common.resolve_args(args)
     if args.out is None:
         args.out = Path("runs") / name
@@ -431,6 +449,8 @@ def register(subparsers) -> None:
         for key in ints:
             if key in defaults:
                 p.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=f"(default {defaults[key]})")
+        p.add_argument("--blas-threads", type=int, default=1,
+                       help="BLAS threads (default 1: faster for these small matrices; 0 = leave as is)")
         p.add_argument("--stop-after", type=int, default=None,
                        help="stop after this many steps of this invocation (checkpointed; continue with --resume)")
         for key in ("dropout", "clip"):
