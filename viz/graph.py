@@ -271,6 +271,9 @@ class _Builder:
         self.emit_clusters(g, bodies)
         in_step = {nid for (p, step), items in bodies.items() for nid, _ in items if step is not None}
         in_step.update(f["id"] for f in self.folds)
+        last = {p: steps[-1] for p, steps in self.steps.items()}
+        early = {nid for (p, step), items in bodies.items() for nid, _ in items
+                 if step is not None and step != last.get(p)} | {f["id"] for f in self.folds}
         for (src, dst), fl in edges.items():
             attrs = {"penwidth": str(style.edge_width(fl)),
                      "tooltip": f"gradient flowing back: {style.fmt(fl)}" if fl is not None else "no gradient"}
@@ -279,6 +282,10 @@ class _Builder:
                 # cluster up to their rank: steps then stack by the recurrence alone
                 attrs.update(constraint="false", color=style.SHARED_EDGE,
                              penwidth=str(round(0.5 + (style.edge_width(fl) - 0.5) / 2, 2)))
+            elif src in early and dst not in in_step:
+                # every step's output collected after the loop (stack of h_t): the last step alone
+                # places the collector, so earlier steps are not pulled sideways into a staircase
+                attrs["constraint"] = "false"
             attrs.update(self.edge_style.get((src, dst), {}))
             g.edge(src, dst, **attrs)
         n_edges = len(edges)
