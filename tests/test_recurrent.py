@@ -214,3 +214,54 @@ def test_lengths_states_carry_and_repr():
     np.testing.assert_array_equal(h.data[0, 1], st["h"][0][2].data[1])
     # reverse direction: h_n is its state at t=0
     np.testing.assert_array_equal(h.data[1], st["h"][1][0].data)
+
+
+# ------------------------------------------------------------------------------------------ formulas by hand
+
+def _sig(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def test_peephole_lstm_and_cho_gru_follow_their_formulas():
+    """The two variants PyTorch lacks, against the formulas written out in NumPy."""
+    tg.manual_seed(0)
+    rng = np.random.default_rng(11)
+    x, h, c = rng.standard_normal((2, D)), rng.standard_normal((2, H)), rng.standard_normal((2, H))
+
+    cell = models.LSTMCell(D, H, peephole=True, dtype=np.float64)
+    p = {k: v.data for k, v in cell.named_parameters()}
+    a = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+    ai, af, ag, ao = np.split(a, 4, axis=1)
+    i, f = _sig(ai + p["weight_ci"] * c), _sig(af + p["weight_cf"] * c)
+    c_ref = f * c + i * np.tanh(ag)
+    h_ref = _sig(ao + p["weight_co"] * c_ref) * np.tanh(c_ref)
+    h1, c1 = cell(tg.Tensor(x), (tg.Tensor(h), tg.Tensor(c)))
+    np.testing.assert_allclose(c1.data, c_ref, rtol=1e-12)
+    np.testing.assert_allclose(h1.data, h_ref, rtol=1e-12)
+
+    cell = models.GRUCell(D, H, variant="cho", dtype=np.float64)
+    p = {k: v.data for k, v in cell.named_parameters()}
+    wi, wh, bi, bh = (np.split(p[k], 3, axis=0) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    r = _sig(x @ wi[0].T + bi[0] + h @ wh[0].T + bh[0])
+    z = _sig(x @ wi[1].T + bi[1] + h @ wh[1].T + bh[1])
+    n = np.tanh(x @ wi[2].T + bi[2] + (r * h) @ wh[2].T + bh[2])
+    np.testing.assert_allclose(cell(tg.Tensor(x), tg.Tensor(h)).data, (1 - z) * n + z * h, rtol=1e-12)
+    # the same weights in PyTorch's form differ (r applied after the matmul)
+    torch_form = models.GRUCell(D, H, dtype=np.float64)
+    torch_form.load_state_dict(cell.state_dict())
+    assert not np.allclose(torch_form(tg.Tensor(x), tg.Tensor(h)).data, (1 - z) * n + z * h)
+
+
+def test_benchmark_floors_agree_with_the_layers():
+    """benchmarks/bench_recurrent.py's hand-written NumPy BPTT (LSTM, GRU) gives our gradients."""
+    import os
+    import sys
+    bench = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
+    if not os.path.isfile(os.path.join(bench, "bench_recurrent.py")):
+        pytest.skip("benchmarks/ not present")
+    sys.path.insert(0, bench)
+    try:
+        import bench_recurrent
+    finally:
+        sys.path.remove(bench)
+    bench_recurrent.check_floors()
