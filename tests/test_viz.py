@@ -257,3 +257,18 @@ def test_fallback_without_dot(tmp_path, monkeypatch, capsys):
     assert len(lines) == 1 and lines[0].startswith("dot not found: wrote") and "install Graphviz" in lines[0]
     bundle = g._repr_mimebundle_()
     assert "digraph" in bundle["text/plain"] and "install Graphviz" in bundle["text/plain"]
+
+
+def test_bidirectional_two_layer_chains_follow_computation_order():
+    tg.manual_seed(4)
+    m = RNN(2, 3, num_layers=2, bidirectional=True, dtype=np.float64)
+    out, _, st = m(tg.randn(7, 2, 2, dtype=np.float64), return_states=True)
+    loss = out.sum()
+    g = draw_graph(loss, model=m)
+    chains = {c["path"]: c for c in g.stats["chains"]}
+    assert set(chains) == {"RNN/l0", "RNN/l0_reverse", "RNN/l1", "RNN/l1_reverse"}
+    assert chains["RNN/l0"]["steps"] == list(range(7)) and chains["RNN/l1_reverse"]["steps"] == list(range(6, -1, -1))
+    gs = tg.autograd.grad(loss, st["h"][1], retain_graph=True)  # layer 0, reverse direction, indexed by t
+    np.testing.assert_allclose(chains["RNN/l0_reverse"]["norms"][::-1], [np.linalg.norm(x.data) for x in gs],
+                               rtol=1e-10)
+    assert "weight_hh_l1_reverse" in g.source
