@@ -80,7 +80,7 @@ def _check_cells(cells: list[str]) -> None:
 
 
 # ============================================================================================ adding
-ADDING_DEFAULTS = dict(out="runs/adding", steps=100, iters=3000, lr=3e-3, hidden=64, batch_size=32,
+ADDING_DEFAULTS = dict(out="runs/adding", steps=100, iters=4000, lr=3e-3, hidden=64, batch_size=32,
                        clip=1.0, eval_every=100, test_size=1000)
 ADDING_QUICK = dict(steps=10, iters=300, lr=1e-2, hidden=32, eval_every=50, test_size=256)
 
