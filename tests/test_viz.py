@@ -255,6 +255,9 @@ def test_fallback_without_dot(tmp_path, monkeypatch, capsys):
     assert p.suffix == ".dot" and p.read_text() == g.source
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dot not found: wrote") and "install Graphviz" in lines[0]
+    src = g.render(str(tmp_path / "graphviz_style"), format="png")  # graphviz's own API, same fallback
+    assert src.endswith("graphviz_style") and "digraph" in open(src).read()
+    assert capsys.readouterr().out.count("\n") == 1
     bundle = g._repr_mimebundle_()
     assert "digraph" in bundle["text/plain"] and "install Graphviz" in bundle["text/plain"]
 

@@ -43,7 +43,18 @@ def _graph_class():
                             "text/html": f"<p><i>{escape(note)}</i></p><pre>{escape(self.source)}</pre>"}
 
             def write(self, path: str | Path, format: str | None = None) -> Path:
+                """`render(self, path, format)`: svg/png/pdf by suffix, DOT fallback without `dot`."""
                 return render(self, path, format)
+
+            def render(self, filename=None, directory=None, view=False, cleanup=False, format=None, **kw):
+                """graphviz's render; without `dot` the DOT source it saved is returned, with one line
+                saying how to install Graphviz, instead of raising."""
+                try:
+                    return super().render(filename, directory=directory, view=view, cleanup=cleanup, format=format, **kw)
+                except graphviz.ExecutableNotFound:
+                    src = self.save(filename, directory=directory)
+                    print(f"dot not found: wrote {src}; {INSTALL_HINT}")
+                    return src
 
         _SeqGraph = SeqGraph
     return _SeqGraph
