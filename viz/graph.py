@@ -396,7 +396,6 @@ class _Builder:
 
     def emit_clusters(self, g, bodies: dict) -> None:
         """Module clusters nested by path, one "t=k" cluster per kept step inside its module."""
-        Digraph = type(g)
         import graphviz
         paths = {p for p, _ in bodies} - {""}
         for p in list(paths):
@@ -424,7 +423,6 @@ class _Builder:
         for p in sorted(paths, key=lambda q: -q.count("/")):  # deepest first, then attach to parents
             parent = p.rsplit("/", 1)[0] if "/" in p else ""
             (subs[parent] if parent else g).subgraph(subs[p])
-        del Digraph
 
     def collect_edges(self) -> dict[tuple[str, str], float | None]:
         """(src, dst) -> ||gradient flowing along the edge|| (max over merged edges)."""
@@ -451,7 +449,7 @@ class _Builder:
     def chain_path(self, a, b) -> list | None:
         """Shortest forward path of tensors a -> ... -> b (BFS over consumers, bounded)."""
         prev = {id(a): None}
-        frontier, byid = [a], {id(a): a}
+        frontier = [a]
         for _ in range(16):
             nf = []
             for t in frontier:
@@ -459,7 +457,6 @@ class _Builder:
                     if id(c) in prev:
                         continue
                     prev[id(c)] = t
-                    byid[id(c)] = c
                     if c is b:
                         path, cur = [b], t
                         while cur is not None:
