@@ -369,22 +369,22 @@ def _model_args(args: argparse.Namespace, kind: str) -> argparse.Namespace:
 _SHARED = dict(batch_size=64, lr=2e-3, hidden=128, emb=32, d_model=64, heads=4, layers=2, ff=128, dropout=0.0,
                attention="bahdanau", clip=1.0, warmup=200, log_every=25, eval_every=500, val_size=256,
                n_heatmaps=4)
-_QUICK_SHARED = dict(batch_size=32, hidden=32, emb=16, d_model=32, heads=2, layers=1, ff=64, warmup=20,
+_QUICK_SHARED = dict(batch_size=32, lr=1e-2, hidden=32, emb=16, d_model=32, heads=2, layers=1, ff=64, warmup=20,
                      log_every=5, eval_every=40, val_size=64, n_heatmaps=2)
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "translate": dict(defaults=dict(steps=3000, n_train=50000, n_test=1000, model="both"),
-                      quick=dict(steps=60, n_train=2000, n_test=100, lr=1e-2)),
+    "translate": dict(defaults=dict(steps=3000, n_train=50000, n_test=1000, hidden=64, model="both"),
+                      quick=dict(steps=60, n_train=2000, n_test=100)),
     "copy": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
                                model="transformer"),
-                 quick=dict(steps=80, n_train=2000, n_test=100, max_len=6, lr=3e-3)),
+                 quick=dict(steps=80, n_train=2000, n_test=100, max_len=6)),
     "reverse": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
                                   model="transformer"),
-                    quick=dict(steps=80, n_train=2000, n_test=100, max_len=6, lr=3e-3)),
+                    quick=dict(steps=80, n_train=2000, n_test=100, max_len=6)),
     "g2p": dict(defaults=dict(steps=4000, n_train=100000, n_test=2000, max_word=12, model="both"),
-                quick=dict(steps=60, n_train=2000, n_test=100, max_word=6, lr=3e-3)),
+                quick=dict(steps=60, n_train=2000, n_test=100, max_word=6)),
     "caption": dict(defaults=dict(steps=1500, hidden=64, lr=5e-3, model="caption"),
-                    quick=dict(steps=60, lr=1e-2)),
+                    quick=dict(steps=60)),
 }
 
 _HELP = {
