@@ -381,7 +381,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "reverse": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
                                   model="transformer"),
                     quick=dict(steps=80, n_train=2000, n_test=100, max_len=6)),
-    "g2p": dict(defaults=dict(steps=4000, n_train=100000, n_test=2000, max_word=12, model="both"),
+    "g2p": dict(defaults=dict(steps=3000, n_train=100000, n_test=2000, max_word=12, model="both"),
                 quick=dict(steps=60, n_train=2000, n_test=100, max_word=6)),
     "caption": dict(defaults=dict(steps=1500, hidden=64, lr=5e-3, model="caption"),
                     quick=dict(steps=60)),
