@@ -174,3 +174,14 @@ def test_setitem_writes_in_place_only_outside_the_graph():
     with tg.no_grad():
         p[0] = 1.0
     np.testing.assert_array_equal(p.data, [1, 0, 0])
+
+
+def test_scalar_constants_are_reused_safely():
+    x = tg.Tensor(np.array([1.0, -2.0]), requires_grad=True)
+    y = x * 0.5 + x * 0.5          # the cached 0.5 constant serves both products
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+    c = (x * 0.5)._ctx.parents[1]
+    assert not c.requires_grad and not c.data.flags.writeable
+    assert np.signbit((x * -0.0).data).tolist() == [True, False] and not np.signbit((x * 0.0).data[0])
+    assert (tg.arange(3) * 2).dtype == np.int64 and (tg.arange(3) * 2).tolist() == [0, 2, 4]

@@ -13,6 +13,9 @@ DEFAULT_DTYPE = np.float32
 _FLOATS = (np.float16, np.float32, np.float64)
 
 _rng = np.random.default_rng()
+_DEFAULT = np.dtype(DEFAULT_DTYPE)
+_CACHED_TYPES = (int, float)
+_CONSTS: dict = {}  # (number, dtype) -> constant Tensor, see Tensor._const
 
 
 def manual_seed(seed: int) -> None:
@@ -199,13 +202,28 @@ class Tensor:
 
     # ------------------------------------------------------------ conversion
     def _const(self, v) -> "Tensor":
-        """Wrap a Python number or array as a constant in this tensor's float dtype."""
+        """Wrap a Python number or array as a constant in this tensor's float dtype.
+
+        Nonzero Python numbers are cached as read-only constants: a step's `x * 0.5` reuses one
+        instead of building an array each call (zero is not cached, so 0.0 and -0.0 stay apart).
+        """
         if isinstance(v, Tensor):
             return v
         if isinstance(v, np.ndarray):
             return Tensor._wrap(v)
-        dt = self.data.dtype if self.data.dtype.kind == "f" else (
-            DEFAULT_DTYPE if isinstance(v, float) else self.data.dtype)
+        dt = self.data.dtype
+        if dt.kind != "f":
+            dt = _DEFAULT if isinstance(v, float) else dt
+        if type(v) in _CACHED_TYPES and v:
+            key = (v, dt)
+            c = _CONSTS.get(key)
+            if c is None:
+                if len(_CONSTS) >= 4096:  # bounded: NaN keys never match, odd values come and go
+                    _CONSTS.clear()
+                arr = np.asarray(v, dtype=dt)
+                arr.flags.writeable = False
+                c = _CONSTS[key] = Tensor._wrap(arr)
+            return c
         return Tensor._wrap(np.asarray(v, dtype=dt))
 
     def to(self, dtype) -> "Tensor":
