@@ -134,6 +134,12 @@ def test_retain_graph_keeps_graph_and_grads_accumulate():
     np.testing.assert_allclose(g1, (2 * np.exp(2 * x.data) * 2 * x.data + np.exp(2 * x.data) * 2))
 
 
+def test_pow_zero_and_one_have_exact_gradients_at_zero():
+    x = leaf64([0.0, 2.0])
+    ((x ** 0) + (x ** 1)).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+
+
 def test_grads_accumulate_across_separate_graphs():
     x = leaf64([1.0, 2.0])
     (x * 3).sum().backward()
@@ -328,10 +334,17 @@ def test_detect_anomaly_as_decorator_and_off_by_default():
     def f(t):
         return t.log()
 
+    @tg.detect_anomaly
+    def g(t):
+        return -t
+
     with np.errstate(divide="ignore"):
         assert tg.Tensor(np.array([0.0])).log().data[0] == -np.inf  # off: no error
         with pytest.raises(RuntimeError, match="Log"):
             f(tg.Tensor(np.array([0.0])))
+        with pytest.raises(RuntimeError, match="Neg"):
+            g(tg.Tensor(np.array([np.inf])))
+    assert f.__name__ == "f" and g.__name__ == "g"
 
 
 # ---------------------------------------------------------------- requires_grad on non-float data

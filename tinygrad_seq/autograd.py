@@ -87,7 +87,15 @@ def is_grad_enabled() -> bool:
 
 
 class detect_anomaly:
-    """Raise as soon as an op's forward or backward produces NaN/inf, naming the op and its scope."""
+    """Raise as soon as an op's forward or backward produces NaN/inf, naming the op and its scope.
+
+    `with tg.detect_anomaly():`, `@tg.detect_anomaly()` and `@tg.detect_anomaly` all work.
+    """
+
+    def __new__(cls, enabled: bool = True):
+        if callable(enabled):  # used as a bare decorator: `enabled` is the function
+            return cls(True)(enabled)
+        return super().__new__(cls)
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled

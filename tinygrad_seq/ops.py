@@ -134,6 +134,8 @@ class PowConst(Function):
         c = self.c
         if c == 2:
             return g * 2 * self.x
+        if c == 0:  # constant output: zero gradient, not 0 * x^-1 (NaN at x = 0)
+            return np.zeros_like(g)
         return g * c * self.x ** (c - 1)
 
 
