@@ -83,12 +83,16 @@ class PositionalEncoding(Module):
 
 
 class TokenEmbedding(Module):
-    """E[token] · √d_model"""
+    """E[token] · √d_model, E ~ N(0, 1/d_model) so the scaled embeddings are ~N(0, 1), the scale of the
+    positional encodings (with N(0, 1) rows, as nn.Embedding's default, the positions would be drowned)."""
 
     def __init__(self, vocab_size: int, d_model: int, padding_idx: int | None = None):
         super().__init__()
         self.d_model = d_model
         self.embedding = Embedding(vocab_size, d_model, padding_idx=padding_idx)
+        tg.nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)
+        if padding_idx is not None:
+            self.embedding.weight.data[self.embedding.padding_idx] = 0
 
     def forward(self, tokens) -> Tensor:
         return self.embedding(tokens) * math.sqrt(self.d_model)

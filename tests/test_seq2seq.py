@@ -163,7 +163,7 @@ def test_transformer_learns_to_copy():
     m = S.Seq2SeqTransformer(1, 1, 32, 4, 8, 8, 64, dropout=0.0, norm_first=True)
     opt = tg.optim.Adam(m.parameters(), lr=3e-3)
     losses = []
-    for _ in range(400):
+    for _ in range(150):
         seq = data.integers(3, 8, (64, 4))
         tgt = np.concatenate([np.full((64, 1), SOS), seq, np.full((64, 1), EOS)], 1)
         logits = m(seq, tgt[:, :-1])
@@ -177,4 +177,4 @@ def test_transformer_learns_to_copy():
     out, _ = m.greedy_decode(test, 5, SOS, EOS)
     acc = (out[:, :4] == test).all(1).mean()
     assert np.mean(losses[-10:]) < 0.1 * np.mean(losses[:10])
-    assert acc > 0.8, (acc, losses[-1])  # chance: 5^-4
+    assert acc > 0.9, (acc, losses[-1])  # chance: 5^-4

@@ -188,3 +188,10 @@ def test_token_embedding_scaled(rng):
     emb = T.TokenEmbedding(10, 16)
     ids = np.array([[1, 2, 3]])
     np.testing.assert_allclose(emb(ids).data, emb.embedding.weight.data[ids] * 4.0, rtol=1e-6)
+
+
+def test_token_embedding_scale_matches_positions(rng):
+    emb = T.TokenEmbedding(50, 64, padding_idx=0)
+    out = emb(np.arange(50)[None]).data[0, 1:]
+    assert 0.8 < out.std() < 1.2  # E ~ N(0, 1/d): scaled rows are ~N(0, 1) like sin/cos positions
+    assert np.all(emb.embedding.weight.data[0] == 0)
