@@ -241,8 +241,13 @@ def evaluate(kind: str, model: tg.nn.Module, task: Task, pairs: list, batch_size
     return out
 
 
-def train(kind: str, task: Task, args: argparse.Namespace, out: Path, tag: str | None = None) -> dict:
-    """Train one model on `task` into run directory `out`; returns the final held-out metrics."""
+def train(kind: str, task: Task, args: argparse.Namespace, out: Path) -> dict:
+    """Train one model on `task` into run directory `out`; returns the final held-out metrics.
+
+    Batches are drawn with replacement from the training pairs by the data generator (checkpointed, so a
+    resumed run continues the same stream). "val" lines in metrics.jsonl are greedy exact match on a fixed
+    slice of the held-out set, for monitoring only (nothing is selected on them); "test" is the whole
+    held-out set after the last step."""
     data_rng = common.seed_everything(args.seed)
     model = build_model(kind, task, args)
     params = list(model.parameters())
@@ -254,7 +259,7 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path, tag: str |
         scheduler.last_epoch = start - 1
         scheduler.step()
     n_params = sum(p.numel() for p in params)
-    label = tag or kind
+    label = kind
     print(f"[{task.name}/{label}] {n_params} parameters, {len(task.train)} training / {len(task.test)} "
           f"held-out examples, steps {start}->{args.steps}", flush=True)
     val = task.test[:min(len(task.test), args.val_size)]
@@ -284,12 +289,12 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path, tag: str |
                 run.log(step, "val", **evaluate(kind, model, task, val))
             if step % args.eval_every == 0 or step == stop:
                 run.save_checkpoint(step, model, optimizer, {"data": data_rng})
+                run.plot("loss.png", key="loss", title=f"{task.name} / {label}: training loss")
     if stop < args.steps:
         print(f"[{task.name}/{label}] stopped at step {stop} (--stop-after); continue with --resume", flush=True)
         return {"model": label, "parameters": n_params, "stopped_at": stop}
     final = evaluate(kind, model, task, task.test)
     run.log(args.steps, "test", **final)
-    run.plot("loss.png", key="loss", title=f"{task.name} / {label}: training loss")
     _save_examples(kind, model, task, out, n=args.n_heatmaps)
     print(f"[{task.name}/{label}] held-out: " + ", ".join(f"{k}={v:.4f}" for k, v in final.items()), flush=True)
     return {"model": label, "parameters": n_params, **final}
