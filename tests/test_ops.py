@@ -519,3 +519,38 @@ def test_every_core_op_is_covered_by_the_cases():
                 seen.add(type(t._ctx).__name__)
                 stack.extend(t._ctx.parents)
     assert CORE_OPS <= seen, f"ops without a test case: {sorted(CORE_OPS - seen)}"
+
+
+# ---------------------------------------------------------------- unary ops over several shapes (0-d included)
+
+UNARY = {
+    "neg": (lambda M, x: -x, (-2, 2)),
+    "exp": (lambda M, x: x.exp(), (-2, 2)),
+    "log": (lambda M, x: x.log(), (0.2, 3)),
+    "sqrt": (lambda M, x: x.sqrt(), (0.2, 3)),
+    "abs": (lambda M, x: x.abs(), (0.1, 2)),
+    "tanh": (lambda M, x: x.tanh(), (-2, 2)),
+    "sigmoid": (lambda M, x: x.sigmoid(), (-4, 4)),
+    "relu": (lambda M, x: x.relu(), (0.1, 2)),
+    "gelu": (lambda M, x: _gelu(M, x), (-3, 3)),
+    "gelu_tanh": (lambda M, x: _gelu(M, x, "tanh"), (-3, 3)),
+    "softmax": (lambda M, x: x.softmax(-1) if x.ndim else x.exp(), (-3, 3)),
+    "square": (lambda M, x: x.square(), (-2, 2)),
+}
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (2, 3, 4)], ids=str)
+@pytest.mark.parametrize("name", list(UNARY))
+def test_unary_ops_over_shapes(name, shape):
+    fn, (lo, hi) = UNARY[name]
+    r = np.random.default_rng(len(shape))
+    a = r.uniform(lo, hi, shape) * (r.choice([-1.0, 1.0], shape) if name in ("abs", "relu") else 1.0)
+    assert tg.gradcheck(lambda x: fn(tg, x), [tg.Tensor(np.array(a), requires_grad=True)])
+    torch = pytest.importorskip("torch")
+    x, tx = tg.Tensor(np.array(a), requires_grad=True), torch.tensor(a, requires_grad=True)
+    out, tout = fn(tg, x), fn(torch, tx)
+    assert out.shape == tuple(tout.shape)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    out.sum().backward()
+    tout.sum().backward()
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
