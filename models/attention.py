@@ -421,12 +421,18 @@ class MultiheadAttention(Module):
         return F.linear(x, w, self._bias(i))
 
     def project(self, query: Tensor, key: Tensor, value: Tensor):
-        """(q, k, v) projections split into heads, each (N, h, L|S, E/h), from batch-first inputs; self-
-        attention (query is key is value) is one matmul and one reshape/permute for all three."""
-        if self._qkv_same_embed_dim and query is key and key is value:
-            N, L = query.shape[0], query.shape[1]
-            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
-            return qkv.reshape(N, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        """(q, k, v) projections split into heads, each (N, h, L|S, E/h), from batch-first inputs. When key
+        is value, k and v (and q too for self-attention) come from one matmul and one reshape/permute."""
+        if self._qkv_same_embed_dim and key is value:  # (self- or cross-) attention over one memory
+            N, S, E = key.shape[0], key.shape[1], self.embed_dim
+            self_attn = query is key
+            w, b = self.in_proj_weight, self.in_proj_bias
+            if not self_attn:
+                w, b = w[E:], (None if b is None else b[E:])
+            n = 3 if self_attn else 2
+            proj = F.linear(key, w, b).reshape(N, S, n, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q = None if self_attn else self.heads(self._proj(query, 0))
+            return proj.unbind(0) if self_attn else (q, *proj.unbind(0))
         return self.heads(self._proj(query, 0)), self.heads(self._proj(key, 1)), self.heads(self._proj(value, 2))
 
     def heads(self, x: Tensor) -> Tensor:
