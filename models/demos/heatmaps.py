@@ -37,7 +37,7 @@ def save_attention_heatmap(weights: np.ndarray, src_tokens: Sequence[str], tgt_t
     im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(w.max())), aspect="auto")
     ax.set_xticks(range(len(src_tokens)))
     ax.set_xticklabels(["\u2423" if t == " " else t for t in src_tokens], fontsize=7,
-                       rotation=90 if max((len(t) for t in src_tokens), default=1) > 1 else 0)
+                       rotation=90 if any(len(t) > 1 and not t.startswith("<") for t in src_tokens) else 0)
     ax.set_yticks(range(len(tgt_tokens)))
     ax.set_yticklabels(list(tgt_tokens), fontsize=7)
     ax.set_xlabel("source")
