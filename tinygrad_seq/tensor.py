@@ -252,16 +252,17 @@ class Tensor:
         return self * 1
 
     # ------------------------------------------------------------ arithmetic
-    def __add__(self, o): return ops.Add.apply(self, self._const(o))
+    # `type(o) is Tensor` first: the common tensor-tensor case skips a call (subclasses take _const)
+    def __add__(self, o): return ops.Add.apply(self, o if type(o) is Tensor else self._const(o))
     def __radd__(self, o): return ops.Add.apply(self._const(o), self)
-    def __sub__(self, o): return ops.Sub.apply(self, self._const(o))
+    def __sub__(self, o): return ops.Sub.apply(self, o if type(o) is Tensor else self._const(o))
     def __rsub__(self, o): return ops.Sub.apply(self._const(o), self)
-    def __mul__(self, o): return ops.Mul.apply(self, self._const(o))
+    def __mul__(self, o): return ops.Mul.apply(self, o if type(o) is Tensor else self._const(o))
     def __rmul__(self, o): return ops.Mul.apply(self._const(o), self)
-    def __truediv__(self, o): return ops.Div.apply(self, self._const(o))
+    def __truediv__(self, o): return ops.Div.apply(self, o if type(o) is Tensor else self._const(o))
     def __rtruediv__(self, o): return ops.Div.apply(self._const(o), self)
     def __neg__(self): return ops.Neg.apply(self)
-    def __matmul__(self, o): return ops.MatMul.apply(self, self._const(o))
+    def __matmul__(self, o): return ops.MatMul.apply(self, o if type(o) is Tensor else self._const(o))
     def __rmatmul__(self, o): return ops.MatMul.apply(self._const(o), self)
 
     def __pow__(self, o):
