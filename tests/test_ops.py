@@ -342,8 +342,10 @@ def test_masked_rows_in_softmax_family():
 @pytest.mark.parametrize("fn, parts", [
     (lambda: tg.ones(2, 3) + tg.ones(4), ["Add", "(2, 3)", "(4,)"]),
     (lambda: tg.ones(2, 3) * tg.ones(3, 2), ["Mul", "(2, 3)", "(3, 2)"]),
-    (lambda: tg.ones(3, 4) @ tg.ones(5, 6), ["MatMul", "(3, 4)", "(5, 6)"]),
+    (lambda: tg.ones(3, 4) @ tg.ones(5, 6), ["MatMul", "inner sizes differ: 4", "(3, 4)", "(5, 6)"]),
     (lambda: tg.ones(2, 3, 4) @ tg.ones(2, 5, 6), ["MatMul", "(2, 3, 4)", "(2, 5, 6)"]),
+    (lambda: tg.ones(2, 3, 4) @ tg.ones(3, 4, 5), ["MatMul", "batch dims (2,) and (3,)", "(3, 4, 5)"]),
+    (lambda: tg.ones(4) @ tg.ones(5), ["MatMul", "(4,)", "(5,)"]),
     (lambda: tg.ones(2, 3).reshape(4, 2), ["reshape", "(2, 3)", "(4, 2)"]),
     (lambda: tg.ones(2, 3).expand(4, 3), ["expand", "(2, 3)"]),
     (lambda: tg.ones(2, 3).expand(3), ["expand", "(2, 3)", "(3,)"]),

@@ -556,11 +556,25 @@ class Pad(Function):
 
 # ---------------------------------------------------------------- linear algebra
 
+def _matmul_problem(a: tuple, b: tuple) -> str:
+    """What is wrong with shapes a @ b, in words (NumPy's gufunc message is hard to read)."""
+    if not a or not b:
+        return "both operands need at least one dim"
+    k1, k2 = a[-1], (b[0] if len(b) == 1 else b[-2])
+    if k1 != k2:
+        where = "the size of the 1-D right operand" if len(b) == 1 else "the second-to-last dim of the right operand"
+        return f"inner sizes differ: {k1} (last dim of the left operand) vs {k2} ({where})"
+    return f"batch dims {tuple(a[:-2])} and {tuple(b[:-2])} do not broadcast"
+
+
 class MatMul(Function):
     """z = x @ y (1-D, 2-D, batched with broadcast batch dims);  dx = g yᵀ,  dy = xᵀ g"""
     def forward(self, x, y):
         self.x, self.y = x, y
-        return x @ y
+        try:
+            return x @ y
+        except ValueError:
+            raise ValueError(_matmul_problem(x.shape, y.shape)) from None
     def backward(self, g):
         x, y = self.x, self.y
         if x.ndim == 2 and y.ndim == 2:
