@@ -144,7 +144,7 @@ def run_adding(args: argparse.Namespace) -> int:
 
 # ============================================================================================ digits
 DIGITS_DEFAULTS = dict(out="runs/digits", epochs=20, lr=1e-3, hidden=64, batch_size=32, clip=1.0)
-DIGITS_QUICK = dict(epochs=3, hidden=32, lr=5e-3, train_size=360)
+DIGITS_QUICK = dict(epochs=3, hidden=32, lr=1e-2)
 
 
 def train_digits(cell: str, args: argparse.Namespace, data: tuple) -> dict[str, Any]:
@@ -342,7 +342,7 @@ def run_charlm(args: argparse.Namespace) -> int:
     baseline = corpus.unigram_bpc()
     print(f"corpus: {len(corpus.train)} train / {len(corpus.valid)} held-out characters, vocabulary "
           f"{corpus.vocab_size}, unigram baseline {baseline:.3f} bits/char; model {args.cell.upper()} "
-          f"layers={args.layers} hidden={args.hidden} emb={args.emb}, {sum(p.size for p in model.parameters())} parameters")
+          f"layers={args.layers} hidden={args.hidden} emb={args.emb}, {sum(p.data.size for p in model.parameters())} parameters")
 
     window: list[float] = []
     log_every = max(1, args.eval_every // 5)

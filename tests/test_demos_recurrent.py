@@ -1,0 +1,249 @@
+"""Recurrent demos: data generators (adding problem, digits, character corpus, BPTT windows) and the
+`--quick` mode of `tinygrad-seq adding | digits | charlm`: it learns (clearly below its baseline),
+writes metrics.jsonl and PNGs, and `--resume` continues from the checkpoint exactly as an
+uninterrupted run."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as tg
+from tinygrad_seq.cli import main
+from tinygrad_seq.models.demos import data as D
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == PNG
+
+
+def _same_checkpoint(a: Path, b: Path) -> None:
+    ca, cb = tg.load(a), tg.load(b)
+    assert ca["step"] == cb["step"]
+    assert ca["model"].keys() == cb["model"].keys()
+    for k in ca["model"]:
+        np.testing.assert_array_equal(ca["model"][k], cb["model"][k], err_msg=k)
+
+
+# ============================================================================================ data
+def test_adding_problem_one_marker_per_half_and_target_is_their_sum(rng):
+    for T in (2, 3, 10, 101):
+        x, y = D.adding_problem(500, T, rng)
+        assert x.shape == (500, T, 2) and y.shape == (500, 1) and x.dtype == np.float32
+        values, markers = x[..., 0], x[..., 1]
+        assert ((values >= 0) & (values < 1)).all()
+        assert np.isin(markers, (0.0, 1.0)).all()
+        half = T // 2
+        np.testing.assert_array_equal(markers[:, :half].sum(1), 1)
+        np.testing.assert_array_equal(markers[:, half:].sum(1), 1)
+        np.testing.assert_allclose(y[:, 0], (values * markers).sum(1), rtol=1e-6)
+    # every position of each half gets a marker sometimes (uniform placement)
+    x, _ = D.adding_problem(4000, 8, rng)
+    assert (x[..., 1].sum(0) > 0).all()
+    with pytest.raises(ValueError, match="T must be >= 2"):
+        D.adding_problem(4, 1, rng)
+
+
+def test_adding_constant_prediction_baseline_is_one_sixth(rng):
+    _, y = D.adding_problem(200_000, 20, rng, dtype=np.float64)
+    assert abs(((y - 1.0) ** 2).mean() - D.ADDING_BASELINE_MSE) < 3e-3
+    assert abs(D.ADDING_BASELINE_MSE - 0.167) < 1e-3
+
+
+def test_digits_sequences_fixed_stratified_split():
+    pytest.importorskip("sklearn")
+    x_tr, y_tr, x_te, y_te = D.load_digits_sequences()
+    assert x_tr.shape[1:] == (64, 1) and x_te.shape[1:] == (64, 1) and len(x_tr) + len(x_te) == 1797
+    assert x_tr.min() == 0.0 and x_tr.max() == 1.0 and x_tr.dtype == np.float32
+    assert abs(len(x_te) / 1797 - 0.2) < 0.01
+    assert np.bincount(y_te, minlength=10).min() >= 30  # stratified: every class held out
+    x_tr2, _, x_te2, y_te2 = D.load_digits_sequences()
+    np.testing.assert_array_equal(x_te, x_te2)
+    np.testing.assert_array_equal(y_te, y_te2)
+    from sklearn.datasets import load_digits
+    raw = load_digits()
+    # pixel order is the image's row-major order, scaled by 1/16
+    k = int(np.flatnonzero((raw.data / 16.0 == x_te[0, :, 0].astype(np.float64)).all(1))[0])
+    np.testing.assert_allclose(raw.images[k].reshape(-1) / 16.0, x_te[0, :, 0], rtol=1e-6)
+
+
+def test_char_corpus_vocab_split_and_unigram_baseline():
+    text = "abracadabra\n" * 20 + "zzz"
+    c = D.CharCorpus.from_text(text, valid_fraction=0.25)
+    assert c.itos == sorted(set(text)) and c.vocab_size == 7
+    assert len(c.train) + len(c.valid) == len(text) and len(c.valid) == len(text) - int(len(text) * 0.75)
+    assert c.decode(np.concatenate([c.train, c.valid])) == text
+    assert c.decode(c.encode("cab")) == "cab"
+    with pytest.raises(ValueError, match="not in the corpus vocabulary"):
+        c.encode("q")
+    counts = np.array([text[:len(c.train)].count(ch) for ch in c.itos]) + 1.0
+    p = counts / counts.sum()
+    expected = -np.mean([math.log2(p[c.itos.index(ch)]) for ch in text[len(c.train):]])
+    assert c.unigram_bpc() == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="too small"):
+        D.CharCorpus.from_text("short")
+
+
+def test_default_corpus_is_deterministic_stdlib_sources(tmp_path):
+    files = D.default_corpus_files(300_000)
+    assert files == D.default_corpus_files(300_000) and files == sorted(files)
+    assert all(f.suffix == ".py" for f in files)
+    assert sum(f.stat().st_size for f in files) >= 300_000
+    text = D.read_corpus(None, 50_000)
+    assert len(text) == 50_000 and text == D.read_corpus(None, 50_000)
+    (tmp_path / "b.txt").write_text("second ")
+    (tmp_path / "a.py").write_text("first ")
+    assert D.read_corpus(tmp_path) == "first second "
+    assert D.read_corpus(tmp_path / "b.txt") == "second "
+    with pytest.raises(ValueError, match="no such file"):
+        D.read_corpus(tmp_path / "missing")
+
+
+def test_bptt_streams_and_windows_are_contiguous():
+    ids = np.arange(103)
+    s = D.bptt_streams(ids, 4)
+    assert s.shape == (4, 25)
+    np.testing.assert_array_equal(s[1], np.arange(25, 50))
+    x0, y0, new0 = D.bptt_window(s, 0, 10)
+    x1, y1, new1 = D.bptt_window(s, 1, 10)
+    assert new0 and not new1 and x0.shape == y0.shape == (4, 10)
+    np.testing.assert_array_equal(y0, x0 + 1)  # targets are the next characters
+    np.testing.assert_array_equal(x1[:, 0], x0[:, -1] + 1)  # the next window continues each stream
+    x2, _, new2 = D.bptt_window(s, 2, 10)  # (25 - 1) // 10 = 2 windows: window 2 wraps to window 0
+    assert new2 and np.array_equal(x2, x0)
+    with pytest.raises(ValueError, match="shorter than bptt"):
+        D.bptt_window(s, 0, 30)
+    with pytest.raises(ValueError, match="too few"):
+        D.bptt_streams(np.arange(5), 4)
+
+
+# ============================================================================================ demos
+@pytest.fixture(scope="module")
+def adding_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("adding")
+    assert main(["adding", "--quick", "--cells", "lstm", "gru", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_adding_quick_lstm_gru_beat_constant_baseline(adding_run):
+    rows = {r["cell"]: r for r in json.loads((adding_run / "results.json").read_text())}
+    for cell in ("lstm", "gru"):
+        # predicting 1 gives 1/6; a model that learned the task is far below
+        assert rows[cell]["test MSE"] < D.ADDING_BASELINE_MSE / 4, rows[cell]
+        recs = _metrics(adding_run / cell / "metrics.jsonl")
+        test = [r for r in recs if r["split"] == "test"]
+        assert [r["step"] for r in test] == list(range(50, 301, 50))
+        assert test[-1]["loss"] == pytest.approx(rows[cell]["test MSE"], rel=1e-6)
+        assert {r["split"] for r in recs} == {"train", "test"}
+        assert _is_png(adding_run / cell / "loss.png")
+        assert tg.load(adding_run / cell / "checkpoint.npz")["step"] == 300
+    assert _is_png(adding_run / "adding.png")
+
+
+@pytest.mark.slow
+def test_adding_resume_continues_identically(adding_run, tmp_path):
+    out = str(tmp_path)
+    assert main(["adding", "--quick", "--cells", "gru", "--out", out, "--iters", "150"]) == 0
+    assert tg.load(tmp_path / "gru" / "checkpoint.npz")["step"] == 150
+    assert main(["adding", "--quick", "--cells", "gru", "--out", out, "--resume"]) == 0
+    recs = _metrics(tmp_path / "gru" / "metrics.jsonl")
+    assert recs == _metrics(adding_run / "gru" / "metrics.jsonl")  # same losses at the same steps
+    _same_checkpoint(tmp_path / "gru" / "checkpoint.npz", adding_run / "gru" / "checkpoint.npz")
+    # resuming a finished run trains nothing more
+    assert main(["adding", "--quick", "--cells", "gru", "--out", out, "--resume"]) == 0
+    assert _metrics(tmp_path / "gru" / "metrics.jsonl") == recs
+
+
+def test_adding_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="--cells"):
+        main(["adding", "--quick", "--cells", "lstmm", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--steps"):
+        main(["adding", "--quick", "--steps", "1", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--lr"):
+        main(["adding", "--quick", "--lr", "0", "--out", str(tmp_path)])
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    pytest.importorskip("sklearn")
+    out = tmp_path_factory.mktemp("digits")
+    assert main(["digits", "--quick", "--cells", "gru", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_digits_quick_learns(digits_run):
+    (row,) = json.loads((digits_run / "results.json").read_text())
+    assert row["cell"] == "gru" and row["epochs"] == 3
+    assert row["test accuracy"] > 0.3  # chance is 0.1
+    test = [r for r in _metrics(digits_run / "gru" / "metrics.jsonl") if r["split"] == "test"]
+    assert [r["epoch"] for r in test] == [1, 2, 3]
+    assert test[-1]["accuracy"] == row["test accuracy"]
+    assert test[-1]["loss"] < math.log(10)  # below the uniform-prediction loss
+    for png in ("gru/loss.png", "gru/accuracy.png", "digits.png"):
+        assert _is_png(digits_run / png)
+
+
+@pytest.mark.slow
+def test_digits_resume_continues_identically(digits_run, tmp_path):
+    out = str(tmp_path)
+    assert main(["digits", "--quick", "--cells", "gru", "--out", out, "--epochs", "1"]) == 0
+    assert main(["digits", "--quick", "--cells", "gru", "--out", out, "--resume"]) == 0
+    assert _metrics(tmp_path / "gru" / "metrics.jsonl") == _metrics(digits_run / "gru" / "metrics.jsonl")
+    _same_checkpoint(tmp_path / "gru" / "checkpoint.npz", digits_run / "gru" / "checkpoint.npz")
+
+
+@pytest.fixture(scope="module")
+def charlm_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("charlm")
+    assert main(["charlm", "--quick", "--steps", "100", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_charlm_quick_beats_unigram_baseline_and_samples(charlm_run, capsys):
+    res = json.loads((charlm_run / "results.json").read_text())
+    assert res["steps"] == 100
+    assert res["bpc"] < res["unigram_bpc"] - 0.5, res
+    assert res["sample"].startswith("def ") and len(res["sample"]) == len("def ") + 80
+    valid = [r for r in _metrics(charlm_run / "metrics.jsonl") if r["split"] == "valid"]
+    assert [r["step"] for r in valid] == [50, 100]
+    assert _is_png(charlm_run / "loss.png")
+    capsys.readouterr()
+    # sampling from the checkpoint alone (model shape and vocabulary come from the run directory)
+    assert main(["charlm", "--out", str(charlm_run), "--resume", "--sample-only", "--prompt", "import ",
+                 "--sample-len", "30", "--temperature", "0.5"]) == 0
+    text = capsys.readouterr().out.strip().splitlines()
+    assert "step 100" in text[0]
+    assert "\n".join(text[1:]).startswith("import ")
+    with pytest.raises(ValueError, match="--prompt"):
+        main(["charlm", "--out", str(charlm_run), "--sample-only", "--prompt", "\x00"])
+
+
+@pytest.mark.slow
+def test_charlm_resume_continues_identically(charlm_run, tmp_path):
+    out = str(tmp_path)
+    assert main(["charlm", "--quick", "--steps", "60", "--out", out]) == 0
+    ckpt = tg.load(tmp_path / "checkpoint.npz")
+    assert ckpt["step"] == 60 and "h" in ckpt["extra"] and "c" in ckpt["extra"]  # carried LSTM state saved
+    assert main(["charlm", "--quick", "--steps", "100", "--out", out, "--resume"]) == 0
+    a, b = _metrics(tmp_path / "metrics.jsonl"), _metrics(charlm_run / "metrics.jsonl")
+    # the short run also evaluated at its last step (60); everything else matches the uninterrupted run
+    assert [r for r in a if (r["split"], r["step"]) != ("valid", 60)] == b
+    _same_checkpoint(tmp_path / "checkpoint.npz", charlm_run / "checkpoint.npz")
+    assert json.loads((tmp_path / "results.json").read_text()) == json.loads((charlm_run / "results.json").read_text())
+
+
+def test_charlm_sample_only_without_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match="no trained model"):
+        main(["charlm", "--out", str(tmp_path), "--sample-only"])
