@@ -185,3 +185,11 @@ def test_scalar_constants_are_reused_safely():
     assert not c.requires_grad and not c.data.flags.writeable
     assert np.signbit((x * -0.0).data).tolist() == [True, False] and not np.signbit((x * 0.0).data[0])
     assert (tg.arange(3) * 2).dtype == np.int64 and (tg.arange(3) * 2).tolist() == [0, 2, 4]
+
+
+def test_numpy_interop():
+    t = tg.Tensor(np.arange(3.0))
+    assert np.asarray(t) is t.data and np.asarray(t, dtype=np.float32).dtype == np.float32
+    assert np.array(t, copy=True) is not t.data
+    r = np.ones(3) * t          # ndarray on the left defers to the Tensor
+    assert isinstance(r, tg.Tensor) and r.tolist() == [0.0, 1.0, 2.0]
