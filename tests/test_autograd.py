@@ -391,3 +391,29 @@ def test_shared_weight_over_steps_gradcheck(rng):
         return h * W[0]
 
     assert tg.gradcheck(rnn, [W, X])
+
+
+# ---------------------------------------------------------------- gradcheck itself
+
+class _WrongSquare(ops.Function):
+    """z = x², with a deliberately wrong backward (3x instead of 2x)."""
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        return g * 3 * self.x
+
+
+def test_gradcheck_catches_a_wrong_backward():
+    x = leaf64([0.5, -1.0, 2.0])
+    with pytest.raises(AssertionError, match=r"input 0 \(shape \(3,\)\)"):
+        tg.gradcheck(lambda t: _WrongSquare.apply(t), [x])
+    assert tg.gradcheck(lambda t: _WrongSquare.apply(t), [x], raise_exception=False) is False
+    assert tg.gradcheck(lambda t: t * t, [x])
+    assert x.grad is None  # gradcheck leaves .grad alone
+
+
+def test_gradcheck_needs_float64():
+    with pytest.raises(TypeError, match="float64"):
+        tg.gradcheck(lambda t: t * 2, [tg.Tensor(np.ones(2, np.float32), requires_grad=True)])

@@ -5,10 +5,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .autograd import grad
+from .autograd import grad, no_grad
 from .tensor import Tensor
 
 
+@no_grad()  # forward passes only: recording graphs would just cost time
 def numerical_grads(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 1e-6) -> list[np.ndarray]:
     """d sum(fn(*inputs) * w) / d input by central differences, w a fixed random projection."""
     out = fn(*inputs)
