@@ -504,10 +504,11 @@ class GetItem(Function):
         return x[index]
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
-        if _is_advanced(self.index):
-            np.add.at(full, self.index, g)
+        index = self.index
+        if _is_advanced(index) and not (type(index) is np.ndarray and index.dtype == np.bool_):
+            np.add.at(full, index, g)  # integer arrays may repeat an element: accumulate
         else:
-            full[self.index] = g
+            full[index] = g  # basic index or one bool mask: every element at most once
         return full
 
 
@@ -920,28 +921,30 @@ class ScaledDotProductAttention(Function):
     """o = dropout(softmax(q kᵀ · scale + bias, blocked)) v over the last two dims (batched, broadcast
     batch dims allowed between q and k/v; bias additive float, blocked bool; fully blocked rows give 0).
     Backward:  dP = g vᵀ,  dS = P ⊙ (dP - Σ dP ⊙ P) · scale,  dq = dS k,  dk = dSᵀ q,  dv = Pᵀ g
-    (P = the dropped-out weights, with the dropout mask folded into dP). One node instead of ~6."""
+    (P = the dropped-out weights, with the dropout mask folded into dP). One node instead of ~6.
+    The scores are kept transposed, Sᵀ = k qᵀ (..., S, L): the softmax reductions then run over axis -2,
+    which NumPy vectorises along the contiguous last axis (about 2x faster than over a short last axis)."""
     def forward(self, q, k, v, bias=None, blocked=None, scale=1.0, keep=None):
-        s = q @ np.swapaxes(k, -1, -2)
-        s *= scale
+        st = k @ np.swapaxes(q, -1, -2)
+        st *= scale
         if bias is not None:
-            s += bias
-        p = _masked_softmax(s, blocked)
-        self.q, self.k, self.v, self.p, self.scale, self.keep = q, k, v, p, scale, keep
-        pd = p if keep is None else p * keep
-        self.pd = pd
-        return pd @ v
+            st += np.swapaxes(bias, -1, -2)
+        pt = _masked_softmax(st, None if blocked is None else np.swapaxes(blocked, -1, -2), axis=-2)
+        self.keep_t = None if keep is None else np.swapaxes(keep, -1, -2)
+        pdt = pt if keep is None else pt * self.keep_t
+        self.q, self.k, self.v, self.pt, self.pdt, self.scale = q, k, v, pt, pdt, scale
+        return np.swapaxes(pdt, -1, -2) @ v
     def backward(self, g):
-        q, k, v, p, pd = self.q, self.k, self.v, self.p, self.pd
-        gv = np.swapaxes(pd, -1, -2) @ g if self.needs[2] else None
-        dp = g @ np.swapaxes(v, -1, -2)
-        if self.keep is not None:
-            dp *= self.keep
-        dp *= p
-        dp -= p * dp.sum(axis=-1, keepdims=True)
-        dp *= self.scale
-        gq = dp @ k if self.needs[0] else None
-        gk = np.swapaxes(dp, -1, -2) @ q if self.needs[1] else None
+        q, k, v, pt = self.q, self.k, self.v, self.pt
+        gv = self.pdt @ g if self.needs[2] else None
+        dpt = v @ np.swapaxes(g, -1, -2)
+        if self.keep_t is not None:
+            dpt *= self.keep_t
+        dpt *= pt
+        dpt -= pt * dpt.sum(axis=-2, keepdims=True)
+        dpt *= self.scale
+        gq = np.swapaxes(dpt, -1, -2) @ k if self.needs[0] else None
+        gk = dpt @ q if self.needs[1] else None
         return gq, gk, gv
 
 
