@@ -380,3 +380,22 @@ def test_mha_bad_arguments():
         m(x, x, x, key_padding_mask=np.zeros((4, 2), bool))
     with pytest.raises(ValueError, match="feature sizes"):
         m(x, x, tg.zeros(4, 2, 7))
+
+
+def test_mha_dropout_fused_path_equals_weights_path(rng):
+    m = A.MultiheadAttention(8, 2, dropout=0.3, batch_first=True).double()
+    q, kv = leaf64(rng.standard_normal((2, 3, 8))), leaf64(rng.standard_normal((2, 5, 8)))
+    kp = np.zeros((2, 5), bool)
+    kp[0, 3:] = True
+    grads = []
+    for need in (True, False):
+        tg.manual_seed(11)  # the same dropout mask in both paths
+        q.grad = kv.grad = None
+        out, _ = m(q, kv, kv, key_padding_mask=kp, need_weights=need)
+        out.backward(np.cos(np.arange(out.data.size)).reshape(out.shape))
+        grads.append((out.data, q.grad.data, kv.grad.data))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    tg.manual_seed(12)
+    out2, _ = m(q, kv, kv, key_padding_mask=kp, need_weights=False)
+    assert np.abs(out2.data - grads[1][0]).max() > 1e-6  # another mask, another output
