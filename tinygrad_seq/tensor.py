@@ -290,6 +290,7 @@ class Tensor:
     def log(self): return ops.Log.apply(self)
     def sqrt(self): return ops.Sqrt.apply(self)
     def abs(self): return ops.Abs.apply(self)
+    __abs__ = abs
     def tanh(self): return ops.Tanh.apply(self)
     def sigmoid(self): return ops.Sigmoid.apply(self)
     def relu(self): return ops.Relu.apply(self)
