@@ -889,17 +889,18 @@ class BinaryCrossEntropy(Function):
 
 # ---------------------------------------------------------------- attention helpers
 
-def _masked_softmax(x: np.ndarray, mask, axis: int = -1) -> np.ndarray:
+def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False) -> np.ndarray:
     """softmax over `axis` where True in `mask` (and -inf in x) means "excluded"; a row with nothing
-    left gives all zeros instead of NaN (0/0)."""
+    left gives all zeros instead of NaN (0/0). overwrite=True reuses x's memory for the result."""
     if mask is not None:
-        x = np.where(mask, -np.inf, x)
+        x, overwrite = np.where(mask, -np.inf, x), True
     m = np.max(x, axis=axis, keepdims=True)
     m[~np.isfinite(m)] = 0  # an all -inf row: exp(-inf - 0) = 0 everywhere, no inf - inf
-    e = np.exp(x - m)
+    e = np.subtract(x, m, out=x if overwrite else None)
+    np.exp(e, out=e)
     s = e.sum(axis=axis, keepdims=True)
     s[s == 0] = 1
-    e /= s
+    e *= np.reciprocal(s)
     return e
 
 
@@ -929,7 +930,7 @@ class ScaledDotProductAttention(Function):
         st *= scale
         if bias is not None:
             st += np.swapaxes(bias, -1, -2)
-        pt = _masked_softmax(st, None if blocked is None else np.swapaxes(blocked, -1, -2), axis=-2)
+        pt = _masked_softmax(st, None if blocked is None else np.swapaxes(blocked, -1, -2), -2, True)
         self.keep_t = None if keep is None else np.swapaxes(keep, -1, -2)
         pdt = pt if keep is None else pt * self.keep_t
         self.q, self.k, self.v, self.pt, self.pdt, self.scale = q, k, v, pt, pdt, scale
