@@ -119,6 +119,20 @@ def test_graph_released_after_backward():
         out.backward()
 
 
+def test_recurrent_graph_released_after_backward(rng):
+    """Slices of one input and a weight shared by every step (the engine's fast paths) free all steps too."""
+    W, X = leaf64(rng.standard_normal((3, 3))), leaf64(rng.standard_normal((6, 2, 3)))
+    h, refs = X[0], []
+    for t in range(1, 6):
+        h = (ops.Linear.apply(h, W) + X[t]).tanh()
+        refs.append(weakref.ref(h))
+    loss = (h * h).sum()
+    del h
+    loss.backward()
+    assert all(r() is None for r in refs), "step tensors outlived backward()"
+    assert W.grad.shape == (3, 3) and X.grad.shape == (6, 2, 3)
+
+
 def test_retain_graph_keeps_graph_and_grads_accumulate():
     x = leaf64([0.1, 0.2, 0.3])
     out = _chain(x)
