@@ -242,8 +242,8 @@ class LocalAttention(_Attention):
     def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None, mask=None, position=None):
         single, q, values, m = self._prepare(query, keys, values, mask)
         B, T, S = q.shape[0], q.shape[1], keys.shape[1]
-        pad = m[:, 0, :] if m is not None and m.shape[1] == 1 else (m.all(1) if m is not None else None)
-        src_len = np.full(B, S) if pad is None else (~np.broadcast_to(pad, (B, S))).sum(1)
+        # S of each example: its keys that some query may attend to (a padding mask leaves the real length)
+        src_len = np.full(B, S) if m is None else (~np.broadcast_to(m, (B, T, S)).all(1)).sum(1)
         if position is None:
             p = self.predict_position(q, src_len)
         else:
