@@ -183,7 +183,7 @@ class Seq2SeqTransformer(Module):
     def greedy_decode(self, src, max_len: int, start_symbol: int, end_symbol: int, src_key_padding_mask=None,
                       return_attention: bool = False, use_cache: bool = True):
         """(ids (B, T), attention (B, T, S) of the last decoder layer averaged over heads | None).
-        use_cache=False recomputes the full prefix at every step (same result, O(T²) work)."""
+        use_cache=False recomputes the full prefix at every step (same ids, O(T²) work, no attention)."""
         kpm = _mask(src_key_padding_mask)
         with tg.no_grad():
             memory = self.encode(src, src_key_padding_mask=kpm)
