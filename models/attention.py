@@ -77,26 +77,40 @@ def _weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- score functions
-# Each takes query (B, T, Dq) and keys (B, S, Dk) and returns scores (B, T, S).
+# Each takes query (B, T, Dq) and keys (B, S, Dk) and returns scores (B, T, S). The key-side work is in
+# `prepare(keys)`, so a decoder that scores the same keys at every step can prepare them once and pass
+# `prepared=` (see SoftAttention.forward).
 
-class DotScore(Module):
+class _Score(Module):
+    def prepare(self, keys: Tensor) -> Tensor:
+        """the query-independent part of the score (keys themselves for dot products)"""
+        return keys
+
+    def score(self, query: Tensor, prepared: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, query: Tensor, keys: Tensor, prepared: Tensor | None = None) -> Tensor:
+        _check_dims(type(self).__name__, query, keys, same=isinstance(self, DotScore),
+                    dq=getattr(self, "query_dim", None), dk=getattr(self, "key_dim", None))
+        return self.score(query, self.prepare(keys) if prepared is None else prepared)
+
+
+class DotScore(_Score):
     """score(q, k) = qᵀk (Luong "dot"; needs Dq = Dk)"""
 
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        _check_dims("DotScore", query, keys, same=True)
-        return query @ keys.transpose(-1, -2)
+    def score(self, query: Tensor, prepared: Tensor) -> Tensor:
+        return query @ prepared.transpose(-1, -2)
 
 
-class ScaledDotScore(Module):
+class ScaledDotScore(DotScore):
     """score(q, k) = qᵀk / √d_k (Vaswani et al.)"""
 
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        _check_dims("ScaledDotScore", query, keys, same=True)
-        return (query * (1.0 / math.sqrt(keys.shape[-1]))) @ keys.transpose(-1, -2)
+    def score(self, query: Tensor, prepared: Tensor) -> Tensor:
+        return (query * (1.0 / math.sqrt(prepared.shape[-1]))) @ prepared.transpose(-1, -2)
 
 
-class GeneralScore(Module):
-    """score(q, k) = qᵀ W k (Luong "general", bilinear); W: (query_dim, key_dim)"""
+class GeneralScore(_Score):
+    """score(q, k) = qᵀ W k (Luong "general", bilinear); W: (query_dim, key_dim); prepare(k) = W k"""
 
     def __init__(self, query_dim: int, key_dim: int | None = None):
         super().__init__()
@@ -105,17 +119,19 @@ class GeneralScore(Module):
         # W k as a bias-free Linear(key_dim -> query_dim): its weight is exactly W
         self.W = Linear(key_dim, query_dim, bias=False)
 
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        _check_dims("GeneralScore", query, keys, dq=self.query_dim, dk=self.key_dim)
-        return query @ self.W(keys).transpose(-1, -2)
+    def prepare(self, keys: Tensor) -> Tensor:
+        return self.W(keys)
+
+    def score(self, query: Tensor, prepared: Tensor) -> Tensor:
+        return query @ prepared.transpose(-1, -2)
 
     def extra_repr(self) -> str:
         return f"query_dim={self.query_dim}, key_dim={self.key_dim}"
 
 
-class AdditiveScore(Module):
+class AdditiveScore(_Score):
     """score(q, k) = vᵀ tanh(W [q; k] + b) (Bahdanau "concat"), computed as vᵀ tanh(W_q q + W_k k + b)
-    with W = [W_q, W_k] split by columns so the (T × S) pairs are never concatenated."""
+    with W = [W_q, W_k] split by columns so the (T × S) pairs are never concatenated; prepare(k) = W_k k + b."""
 
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int | None = None):
         super().__init__()
@@ -125,9 +141,11 @@ class AdditiveScore(Module):
         self.W_k = Linear(key_dim, attn_dim)
         self.v = Linear(attn_dim, 1, bias=False)
 
-    def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        _check_dims("AdditiveScore", query, keys, dq=self.query_dim, dk=self.key_dim)
-        h = (self.W_q(query).unsqueeze(2) + self.W_k(keys).unsqueeze(1)).tanh()  # (B, T, S, A)
+    def prepare(self, keys: Tensor) -> Tensor:
+        return self.W_k(keys)
+
+    def score(self, query: Tensor, prepared: Tensor) -> Tensor:
+        h = (self.W_q(query).unsqueeze(2) + prepared.unsqueeze(1)).tanh()  # (B, T, S, A)
         return self.v(h).squeeze(-1)
 
     def extra_repr(self) -> str:
@@ -207,11 +225,14 @@ class _Attention(Module):
 
 class SoftAttention(_Attention):
     """Soft/global attention: α = softmax(score(q, k_s)) over all unblocked keys, c = Σ_s α_s v_s.
-    forward(query (B, Dq) or (B, T, Dq), keys (B, S, Dk), values=None, mask=None) -> (context, weights)."""
+    forward(query (B, Dq) or (B, T, Dq), keys (B, S, Dk), values=None, mask=None, prepared=None) ->
+    (context, weights); prepared = self.score.prepare(keys), computed once, saves the key-side work
+    when the same keys are attended to at every decoder step."""
 
-    def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None, mask=None):
+    def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None, mask=None,
+                prepared: Tensor | None = None):
         single, q, values, m = self._prepare(query, keys, values, mask)
-        w = masked_softmax(self.score(q, keys), m)
+        w = masked_softmax(self.score(q, keys) if prepared is None else self.score(q, keys, prepared), m)
         return self._finish(single, _weighted_sum(w, values), w)
 
 

@@ -291,7 +291,8 @@ class RNNSeq2Seq(Module):
         return None
 
     def encode(self, src, src_lengths=None):
-        """-> state dict: annotations h (B, S, dirs·H), mask (B, S) True = padding, decoder state s_0 (, c_0)"""
+        """-> state dict: annotations h (B, S, dirs·H), their prepared attention keys, mask (B, S) True =
+        padding, decoder state s_0 (, c_0)"""
         src = _ids(src)
         mask = self._src_mask(src, src_lengths)
         lengths = None if mask is None else (~mask).sum(1)
@@ -300,7 +301,8 @@ class RNNSeq2Seq(Module):
         hn = hn[0] if isinstance(hn, tuple) else hn  # LSTM: (h_n, c_n)
         top = hn[(self.num_layers - 1) * self.dirs:]  # last layer's final state of each direction
         final = top.permute(1, 0, 2).reshape(src.shape[0], -1)  # [h_fwd; h_bwd] (B, dirs·H)
-        state = {"h": out, "mask": mask, "s": self.bridge(final).tanh()}
+        # the key side of the score (W_k h or W h) is computed once here, not at every decoder step
+        state = {"h": out, "keys": self.attention.score.prepare(out), "mask": mask, "s": self.bridge(final).tanh()}
         if self.cell_type == "lstm":
             state["c"] = self.bridge_c(final).tanh()
         if self.luong:
@@ -320,11 +322,11 @@ class RNNSeq2Seq(Module):
         e = self.dropout(self.tgt_embedding(np.asarray(y_prev)))
         if self.luong:
             self._cell(tg.cat([e, state["feed"]], dim=-1), state)
-            ctx, w = self.attention(state["s"], state["h"], mask=state["mask"])
+            ctx, w = self.attention(state["s"], state["h"], mask=state["mask"], prepared=state["keys"])
             state["feed"] = self.combine(tg.cat([ctx, state["s"]], dim=-1)).tanh()
             logits = self.out(self.dropout(state["feed"]))
         else:
-            ctx, w = self.attention(state["s"], state["h"], mask=state["mask"])
+            ctx, w = self.attention(state["s"], state["h"], mask=state["mask"], prepared=state["keys"])
             self._cell(tg.cat([e, ctx], dim=-1), state)
             logits = self.out(self.dropout(tg.cat([state["s"], ctx, e], dim=-1)))
         return logits, state, w

@@ -399,3 +399,13 @@ def test_mha_dropout_fused_path_equals_weights_path(rng):
     tg.manual_seed(12)
     out2, _ = m(q, kv, kv, key_padding_mask=kp, need_weights=False)
     assert np.abs(out2.data - grads[1][0]).max() > 1e-6  # another mask, another output
+
+
+@pytest.mark.parametrize("name", ["dot", "general", "additive"])
+def test_prepared_keys_give_the_same_attention(rng, name):
+    att = A.SoftAttention(name, query_dim=4, key_dim=4).double()
+    q, keys = leaf64(rng.standard_normal((2, 4))), leaf64(rng.standard_normal((2, 5, 4)))
+    c1, w1 = att(q, keys)
+    c2, w2 = att(q, keys, prepared=att.score.prepare(keys))
+    np.testing.assert_allclose(c2.data, c1.data, rtol=1e-12)
+    np.testing.assert_allclose(w2.data, w1.data, rtol=1e-12)
