@@ -98,11 +98,13 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(f"TransformerEncoderLayer training step (fwd+bwd, float32, dropout 0), {args.threads} thread(s), "
           f"torch {torch.__version__}, numpy {np.__version__}")
-    print(f"{'config':34s} {'torch ms':>9s} {'tg ms':>9s} {'torch best':>10s} {'tg best':>9s} {'ratio':>7s} {'best ratio':>10s}")
+    print(f"{'config':34s} {'torch ms':>9s} {'tg ms':>9s} {'torch best':>10s} {'tg best':>9s} {'ratio':>7s} "
+          f"{'best ratio':>10s}")
     for cfg in CONFIGS:
         r = bench(*cfg, repeats=args.repeats, warmup=args.warmup)
         print(f"{r['config']:34s} {r['torch_ms']:9.3f} {r['tg_ms']:9.3f} {r['torch_best_ms']:10.3f} "
-              f"{r['tg_best_ms']:9.3f} {r['ratio']:7.2f} {r['best_ratio']:10.2f}   (max |dx| diff {r['max_grad_diff']:.1e})")
+              f"{r['tg_best_ms']:9.3f} {r['ratio']:7.2f} {r['best_ratio']:10.2f}   "
+              f"(max |dx| diff {r['max_grad_diff']:.1e})")
     return 0
 
 

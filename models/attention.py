@@ -13,8 +13,6 @@ PyTorch returns NaN for such rows.
 from __future__ import annotations
 
 import math
-from typing import Callable
-
 import numpy as np
 
 import tinygrad_seq as tg
@@ -45,7 +43,8 @@ def masked_softmax(scores: Tensor, mask=None, dim: int = -1) -> Tensor:
         try:
             np.broadcast_shapes(m.shape, scores.shape)
         except ValueError:
-            raise ValueError(f"masked_softmax: mask shape {m.shape} does not broadcast to scores {scores.shape}") from None
+            raise ValueError(f"masked_softmax: mask shape {m.shape} does not broadcast to scores "
+                             f"{scores.shape}") from None
     return ops.MaskedSoftmax.apply(scores, mask=m, dim=dim)
 
 
@@ -156,7 +155,8 @@ def _check_dims(name: str, query: Tensor, keys: Tensor, same: bool = False, dq=N
     if query.ndim != 3 or keys.ndim != 3 or query.shape[0] != keys.shape[0]:
         raise ValueError(f"{name}: expected query (B, T, Dq) and keys (B, S, Dk), got {query.shape} and {keys.shape}")
     if same and query.shape[-1] != keys.shape[-1]:
-        raise ValueError(f"{name}: query dim {query.shape[-1]} != key dim {keys.shape[-1]} (use 'general' or 'additive')")
+        raise ValueError(f"{name}: query dim {query.shape[-1]} != key dim {keys.shape[-1]} "
+                         "(use 'general' or 'additive')")
     if dq is not None and query.shape[-1] != dq:
         raise ValueError(f"{name}: query shape {query.shape} does not end with query_dim={dq}")
     if dk is not None and keys.shape[-1] != dk:
@@ -209,7 +209,8 @@ class _Attention(Module):
             if m.ndim == 2:
                 m = m[:, None, :]
             try:
-                if np.broadcast_shapes(m.shape, (q.shape[0], q.shape[1], keys.shape[1])) != (q.shape[0], q.shape[1], keys.shape[1]):
+                full = (q.shape[0], q.shape[1], keys.shape[1])
+                if np.broadcast_shapes(m.shape, full) != full:
                     raise ValueError
             except ValueError:
                 raise ValueError(f"{type(self).__name__}: mask shape {np.shape(mask)} does not fit (B, S) = "
@@ -391,9 +392,11 @@ class MultiheadAttention(Module):
         if add_bias_kv or add_zero_attn:
             raise NotImplementedError("MultiheadAttention: add_bias_kv=True / add_zero_attn=True are not supported")
         if embed_dim <= 0 or num_heads <= 0:
-            raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be > 0, got {embed_dim} and {num_heads}")
+            raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be > 0, got {embed_dim} and "
+                             f"{num_heads}")
         if embed_dim % num_heads:
-            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+            raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) must be divisible by num_heads "
+                             f"({num_heads})")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
         self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
