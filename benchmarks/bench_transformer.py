@@ -7,8 +7,9 @@ Threads: NumPy's BLAS (OpenBLAS) is limited to --threads through the OPENBLAS/OM
 variables, set before NumPy is imported, and torch.set_num_threads(--threads) is called, so both sides
 use the same number of threads (default 1: the numbers are then not at the mercy of other processes
 on a shared machine; with 2 threads on the 2-core development machine shared by other jobs, torch's
-OpenMP threads spin-wait and its step took ~0.5 s, a meaningless comparison). Reported: the median and best time of `--repeats` steps after warm-up, and the
-ratios tinygrad_seq / torch of the medians and of the best times (< 1: tinygrad_seq is faster).
+OpenMP threads spin-wait and its step took ~0.5 s, a meaningless comparison). Reported: the median
+and best time of `--repeats` steps after warm-up, and the ratios tinygrad_seq / torch of the medians
+and of the best times (< 1: tinygrad_seq is faster).
 """
 from __future__ import annotations
 
