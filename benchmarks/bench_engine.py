@@ -16,7 +16,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -25,6 +24,7 @@ import tinygrad_seq as tg  # noqa: E402
 from tinygrad_seq import ops  # noqa: E402
 
 from floor import lstm_train_step as floor_step  # noqa: E402
+from timing import best_time, use_clock  # noqa: E402
 
 SIZES = [(32, 64, 128, 256), (8, 32, 16, 32)]  # (B, T, D, H)
 
@@ -70,16 +70,6 @@ def torch_step(torch, x, w_ih, w_hh, b) -> float:
     return loss.item()
 
 
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def check_against_floor() -> None:
     """The engine and the floor must agree before their times mean anything (float64)."""
     rng = np.random.default_rng(1)
@@ -97,7 +87,10 @@ def check_against_floor() -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="process CPU time (default; robust on a shared machine) or wall time")
     args = ap.parse_args(argv)
+    use_clock(args.clock)
     check_against_floor()
     try:
         import torch
@@ -142,7 +135,7 @@ def main(argv=None) -> int:
             t_fused = best_time(run_fused, args.repeat)
         rows.append((B, T, D, H, t_eng, t_floor, t_torch, t_fused))
 
-    print(f"LSTM training step (forward + BPTT), float32, 1 thread, best of {args.repeat}")
+    print(f"LSTM training step (forward + BPTT), float32, 1 thread, best of {args.repeat}, {args.clock} time")
     print(f"{'B':>3} {'T':>3} {'D':>4} {'H':>4} | {'engine':>9} {'numpy floor':>11} {'torch eager':>11} "
           f"{'torch fused':>11} | {'eng/floor':>9} {'eng/torch':>9} {'eng/fused':>9}")
     for B, T, D, H, te, tf, tt, tu in rows:

@@ -23,7 +23,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -33,21 +32,11 @@ from tinygrad_seq import models  # noqa: E402
 
 from bench_engine import torch_step as torch_lstm_step  # noqa: E402
 from floor import _sigmoid_, lstm_train_step  # noqa: E402
+from timing import best_time, use_clock  # noqa: E402
 
 SIZES = [(32, 64, 128, 256), (8, 32, 16, 32)]  # (B, T, D, H)
 
 
-CLOCK = time.process_time
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = CLOCK()
-        fn()
-        times.append(CLOCK() - t0)
-    return min(times)
 
 
 # ------------------------------------------------------------------------------------------ floors
@@ -170,8 +159,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     args = ap.parse_args(argv)
-    global CLOCK
-    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    use_clock(args.clock)
     check_floors()
     try:
         import torch

@@ -1,0 +1,26 @@
+"""Timing shared by the benchmarks: best of N runs, process CPU time by default.
+
+Every contender runs single-threaded, so process CPU time measures the same work as wall time while not
+counting the time other processes hold the CPU on a shared machine; `use_clock("wall")` switches to
+time.perf_counter.
+"""
+from __future__ import annotations
+
+import time
+
+_clock = time.process_time
+
+
+def use_clock(name: str) -> None:
+    global _clock
+    _clock = time.process_time if name == "cpu" else time.perf_counter
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = _clock()
+        fn()
+        times.append(_clock() - t0)
+    return min(times)
