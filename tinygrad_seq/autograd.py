@@ -270,7 +270,7 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
         if len(parents) == 1 and sl is None and not isinstance(pgrads, tuple):  # Cat/Stack of one tensor give (g,)
             pgrads = (pgrads,)
         if not retain_graph:
-            t._ctx = _released(type(ctx))
+            t._ctx = ctx.released
         for p, pg in zip(parents, pgrads):
             if pg is None or not p.requires_grad:
                 continue
@@ -302,7 +302,12 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
                         buf += grads[pk]
                     grads[pk] = buf
                     owned.add(pk)
-                grads[pk][sl] += pg
+                buf = grads[pk]
+                v = buf[sl]
+                if type(v) is np.ndarray:
+                    np.add(v, pg, out=v)  # into the view: `buf[sl] += pg` would also copy it back
+                else:  # a single element
+                    buf[sl] += pg
                 n = deps[pk] - 1
                 deps[pk] = n
                 if n == 0:
@@ -325,17 +330,6 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
             deps[pk] = n
             if n == 0:
                 ready.append(p)
-
-
-_RELEASED: dict[type, _Released] = {}
-
-
-def _released(cls: type) -> _Released:
-    """One shared marker per op class (no allocation per node)."""
-    m = _RELEASED.get(cls)
-    if m is None:
-        m = _RELEASED[cls] = _Released(cls.__name__)
-    return m
 
 
 _Tensor: Any = None  # set by tensor.py (it imports this module)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import STATE, OuterSum, _check_finite
+from .autograd import STATE, OuterSum, _check_finite, _Released
 
 
 class Function:
@@ -23,6 +23,12 @@ class Function:
     # Set by a basic-index GetItem: the backward pass then adds g into one buffer per input
     # (autograd.run_backward) instead of a dense zeros array per slice (x[t] over T steps: O(T), not O(T^2)).
     slice_index = None
+    # What a node becomes once backward has consumed it (one shared marker per op class).
+    released: _Released = _Released("Function")
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls.released = _Released(cls.__name__)
 
     def forward(self, *args: np.ndarray, **kw: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
