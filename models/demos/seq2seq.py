@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -466,7 +466,8 @@ def register(subparsers) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tinygrad_seq.models.demos.seq2seq COMMAND ...`: these subcommands without the others."""
-    parser = argparse.ArgumentParser(prog="python -m tinygrad_seq.models.demos.seq2seq", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tinygrad_seq.models.demos.seq2seq",
+                                     description=__doc__.splitlines()[0])
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])
     return int(args.func(args) or 0)
