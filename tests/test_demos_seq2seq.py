@@ -205,3 +205,32 @@ def test_caption_quick_and_resume(tmp_path):
     assert [r["step"] for r in a] == [r["step"] for r in b]
     np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-5)
     assert _records(full / "metrics.jsonl", "test")[-1] == _records(part / "metrics.jsonl", "test")[-1]
+
+
+# ----------------------------------------------------------------------------------------- CNN encoder
+def test_cnn_encoder_matches_torch_float64():
+    torch = pytest.importorskip("torch")
+    import tinygrad_seq as tg
+    from tinygrad_seq.models.cnn import CNNEncoder
+
+    tg.manual_seed(0)
+    enc = CNNEncoder(in_channels=2, channels=3, out_channels=4).double()
+    ref = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2)).double()
+    sd = enc.state_dict()
+    ref.load_state_dict({"0.weight": torch.tensor(sd["conv1.weight"]), "0.bias": torch.tensor(sd["conv1.bias"]),
+                         "2.weight": torch.tensor(sd["conv2.weight"]), "2.bias": torch.tensor(sd["conv2.bias"])})
+    x = np.random.default_rng(0).standard_normal((3, 2, 6, 8))
+    feats, grid = enc.features(tg.Tensor(x))
+    assert grid == (3, 4) and feats.shape == (3, 12, 4)
+    upstream = np.random.default_rng(1).standard_normal(feats.shape)
+    (feats * tg.Tensor(upstream)).sum().backward()
+    xt = torch.tensor(x)
+    out = ref(xt).flatten(2).transpose(1, 2)
+    (out * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(feats.data, out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for name, mod in (("conv1", ref[0]), ("conv2", ref[2])):
+        np.testing.assert_allclose(getattr(enc, name).weight.grad.data, mod.weight.grad.numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(getattr(enc, name).bias.grad.data, mod.bias.grad.numpy(), rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match="expected input"):
+        enc(tg.Tensor(np.zeros((1, 3, 4, 4))))
