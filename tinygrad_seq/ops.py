@@ -910,18 +910,14 @@ def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False
     return e
 
 
-class MaskedSoftmax(Function):
+class MaskedSoftmax(Softmax):
     """y = softmax(x) over the entries not blocked (mask True or x = -inf); blocked entries and fully
-    blocked rows give 0 (PyTorch's softmax gives NaN for a fully -inf row);  dx = y * (g - Σ g y)"""
+    blocked rows give 0 (PyTorch's softmax gives NaN for a fully -inf row);  dx = y * (g - Σ g y),
+    Softmax's backward (blocked entries have y = 0, so they get no gradient)"""
     def forward(self, x, mask=None, dim=-1):
         self.axis = dim
         self.out = _masked_softmax(x, mask, dim)
         return self.out
-    def backward(self, g):
-        y = self.out
-        gy = g * y
-        gy -= y * gy.sum(axis=self.axis, keepdims=True)
-        return gy
 
 
 class ScaledDotProductAttention(Function):
