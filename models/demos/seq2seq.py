@@ -13,6 +13,11 @@ demos (run directory, metrics.jsonl, loss PNG, checkpoint + `--resume`, `--seed`
 `common.py`; with `--model both` each model gets a sub-directory (`OUT/rnn`, `OUT/transformer`) and
 OUT gets a comparison plot and `summary.json`. Attention heatmaps of a few held-out examples are saved
 as `OUT/<model>/attention_*.png`.
+
+Measured with the defaults (seed 0, CPU, a few minutes each on a shared 2-core machine), held-out:
+translate exact match RNN 1.000 / Transformer 1.000 (1000 unseen dates); copy 1.000; reverse 1.000;
+g2p word accuracy RNN 0.6125 (PER 0.094) / Transformer 0.560 (PER 0.116) on 2000 unseen words;
+caption exact match 0.969 (359 unseen images).
 """
 from __future__ import annotations
 
