@@ -23,7 +23,7 @@ from tinygrad_seq.tensor import Tensor
 
 __all__ = ["masked_softmax", "gumbel_softmax", "scaled_dot_product_attention", "DotScore", "ScaledDotScore",
            "GeneralScore", "AdditiveScore", "make_score", "SoftAttention", "GlobalAttention", "LocalAttention",
-           "HardAttention", "MultiheadAttention"]
+           "HardAttention", "MultiheadAttention", "set_split_heads"]
 
 
 def _mask_array(mask, name: str = "mask") -> np.ndarray | None:
@@ -313,16 +313,22 @@ class HardAttention(_Attention):
 
 # ---------------------------------------------------------------- scaled dot-product and multi-head
 
+def _dropout_keep(q: Tensor, k: Tensor, dropout_p: float, training: bool) -> np.ndarray | None:
+    """The scaled dropout mask (1/(1-p) kept, 0 dropped) for the (..., L, S) weights, or None."""
+    if not (dropout_p > 0 and training):
+        return None
+    shape = np.broadcast_shapes(q.shape[:-1] + (k.shape[-2],), k.shape[:-2] + (1, 1))
+    return (tg.rng().random(shape) >= dropout_p).astype(q.dtype) * (1.0 / (1.0 - dropout_p))
+
+
 def _attend(q: Tensor, k: Tensor, v: Tensor, bias: np.ndarray | None, blocked: np.ndarray | None,
-            dropout_p: float, training: bool, need_weights: bool, scale: float):
+            dropout_p: float, training: bool, need_weights: bool, scale: float,
+            keep: np.ndarray | None = None):
     """softmax(q kᵀ·scale + bias, blocked) (dropped out) @ v on (..., L, D) tensors -> (out, weights|None).
     Without weights it is one fused node; with weights the same maths from separate nodes so the
-    returned weights are part of the graph."""
-    keep = None
-    if dropout_p > 0 and training:
-        shape = q.shape[:-1] + (k.shape[-2],)
-        shape = np.broadcast_shapes(shape, k.shape[:-2] + (1, 1))
-        keep = (tg.rng().random(shape) >= dropout_p).astype(q.dtype) * (1.0 / (1.0 - dropout_p))
+    returned weights are part of the graph. `keep` (a mask from _dropout_keep) replaces drawing one."""
+    if keep is None:
+        keep = _dropout_keep(q, k, dropout_p, training)
     if not need_weights:
         return ops.ScaledDotProductAttention.apply(q, k, v, bias=bias, blocked=blocked, scale=scale, keep=keep), None
     s = (q * scale) @ k.transpose(-1, -2)
@@ -332,6 +338,11 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, bias: np.ndarray | None, blocked: n
     if keep is not None:
         w = w * Tensor(keep)
     return w @ v, w
+
+
+def _head(a: np.ndarray | None, i: int) -> np.ndarray | None:
+    """Head i of a (N|1, h|1, L|1, S) mask array; a mask broadcast over heads serves every head."""
+    return None if a is None else a[:, i if a.shape[1] > 1 else 0]
 
 
 def _split_mask(mask, dtype, name: str):
@@ -383,11 +394,16 @@ class MultiheadAttention(Module):
     is_causal=False) -> (attn_output, attn_weights | None). Shapes (L, N, E) or with batch_first
     (N, L, E), or unbatched (L, E). Masks: bool True = blocked, float = added; attn_mask (L, S) or
     (N·num_heads, L, S); key_padding_mask (N, S). Rows with every key blocked give zeros (torch: NaN).
-    is_causal with no attn_mask builds the causal mask (torch requires attn_mask then)."""
+    is_causal with no attn_mask builds the causal mask (torch requires attn_mask then).
+
+    split_heads=True (an attribute too; `set_split_heads(model)` flips it in every MultiheadAttention of a
+    model) computes each head with its own ops inside `name_scope(f"head{i}")`, so `draw_graph` shows one
+    cluster per head; same values and gradients as the default batched path, which is faster."""
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim: int | None = None,
-                 vdim: int | None = None, batch_first: bool = False, device=None, dtype=None):
+                 vdim: int | None = None, batch_first: bool = False, device=None, dtype=None, *,
+                 split_heads: bool = False):
         super().__init__()
         if add_bias_kv or add_zero_attn:
             raise NotImplementedError("MultiheadAttention: add_bias_kv=True / add_zero_attn=True are not supported")
@@ -400,6 +416,7 @@ class MultiheadAttention(Module):
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"MultiheadAttention: dropout must be in [0, 1], got {dropout}")
         self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
+        self.split_heads = bool(split_heads)
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
@@ -469,6 +486,22 @@ class MultiheadAttention(Module):
         N, _, L, _ = o.shape
         return self.out_proj(o.permute(0, 2, 1, 3).reshape(N, L, self.embed_dim))
 
+    def attend_heads(self, q: Tensor, k: Tensor, v: Tensor, bias: np.ndarray | None, blocked: np.ndarray | None,
+                     need_weights: bool, scale: float):
+        """The split_heads path: head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) = softmax(q_i k_iᵀ·scale + M_i) v_i,
+        each head from its own ops inside name_scope(f"head{i}") (graph path ".../head{i}").
+        q, k, v: (N, h, L|S, E/h) -> (Concat(head_1..head_h) (N, L, E), weights (N, h, L, S) | None).
+        One dropout draw for all heads, sliced per head: the same numbers as the batched path."""
+        keep = _dropout_keep(q, k, self.dropout, self.training)
+        outs, ws = [], []
+        for i in range(self.num_heads):
+            with tg.name_scope(f"head{i}"):
+                o, w = _attend(q[:, i], k[:, i], v[:, i], _head(bias, i), _head(blocked, i), self.dropout,
+                               self.training, need_weights, scale, keep=_head(keep, i))
+            outs.append(o)
+            ws.append(w)
+        return tg.cat(outs, -1), (tg.stack(ws, 1) if need_weights else None)
+
     # ------------------------------------------------------------ masks
     def _masks(self, N: int, L: int, S: int, key_padding_mask, attn_mask, is_causal: bool, dtype):
         """-> (additive float (N|1, h|1, L|1, S) | None, blocked bool (same) | None), validated."""
@@ -528,9 +561,13 @@ class MultiheadAttention(Module):
         N, L, S = query.shape[0], query.shape[1], key.shape[1]
         bias, blocked = self._masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
         q, k, v = self.project(query, key, value)
-        o, w = _attend(q, k, v, bias, blocked,
-                       self.dropout, self.training, need_weights, 1.0 / math.sqrt(self.head_dim))
-        out = self.merge_heads(o)
+        scale = 1.0 / math.sqrt(self.head_dim)
+        if self.split_heads:
+            o, w = self.attend_heads(q, k, v, bias, blocked, need_weights, scale)
+            out = self.out_proj(o)
+        else:
+            o, w = _attend(q, k, v, bias, blocked, self.dropout, self.training, need_weights, scale)
+            out = self.merge_heads(o)
         if unbatched:
             out = out.squeeze(0)
         elif not self.batch_first:
@@ -544,4 +581,14 @@ class MultiheadAttention(Module):
 
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "
-                f"kdim={self.kdim}, vdim={self.vdim}, batch_first={self.batch_first}")
+                f"kdim={self.kdim}, vdim={self.vdim}, batch_first={self.batch_first}"
+                + (", split_heads=True" if self.split_heads else ""))
+
+
+def set_split_heads(module: Module, enabled: bool = True) -> Module:
+    """Set `split_heads` on every MultiheadAttention in `module` (itself included): each head then runs in its
+    own name scope and `draw_graph` shows heads as clusters. Returns `module`."""
+    for m in module.modules():
+        if isinstance(m, MultiheadAttention):
+            m.split_heads = bool(enabled)
+    return module

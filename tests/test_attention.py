@@ -409,3 +409,118 @@ def test_prepared_keys_give_the_same_attention(rng, name):
     c2, w2 = att(q, keys, prepared=att.score.prepare(keys))
     np.testing.assert_allclose(c2.data, c1.data, rtol=1e-12)
     np.testing.assert_allclose(w2.data, w1.data, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- split_heads: one name scope per head
+
+def _graph_scopes(root) -> set:
+    """Module paths recorded by every op node behind `root`."""
+    seen, stack, paths = set(), [root], set()
+    while stack:
+        t = stack.pop()
+        if id(t) in seen or t._ctx is None:
+            continue
+        seen.add(id(t))
+        paths.add(t._ctx.scope[0])
+        stack.extend(t._ctx.parents)
+    return paths
+
+
+def _mha_run(m, q, kv, self_attn, kp, am, kw, seed=None):
+    """outputs, weights and every input/parameter gradient of one forward/backward (float64)."""
+    for p in m.parameters():
+        p.grad = None
+    mq = leaf64(q)
+    mkv = mq if self_attn else leaf64(kv)
+    if seed is not None:
+        tg.manual_seed(seed)
+    out, w = m(mq, mkv, mkv, key_padding_mask=kp, attn_mask=am, **kw)
+    loss = (out * tg.Tensor(np.cos(np.arange(out.data.size)).reshape(out.shape))).sum()
+    if w is not None:
+        loss = loss + (w * tg.Tensor(np.sin(np.arange(w.data.size)).reshape(w.shape))).sum()
+    scopes = _graph_scopes(loss)
+    loss.backward()
+    res = {"out": out.data, "q.grad": mq.grad.data}
+    if w is not None:
+        res["weights"] = w.data
+    if not self_attn:
+        res["kv.grad"] = mkv.grad.data
+    res.update({f"{n}.grad": p.grad.data for n, p in m.named_parameters()})
+    return res, scopes
+
+
+SPLIT_CASES = {
+    "self": dict(),
+    "self_batch_first": dict(batch_first=True),
+    "cross_kdim": dict(self_attn=False, kdim=5),
+    "bool_2d": dict(attn_mask="bool2d"),
+    "float_2d": dict(attn_mask="float2d", self_attn=False),
+    "bool_3d": dict(attn_mask="bool3d", batch_first=True),
+    "float_3d": dict(attn_mask="float3d", self_attn=False),
+    "key_padding_bool": dict(kpm="bool", self_attn=False),
+    "key_padding_float_and_bool_mask": dict(kpm="float", attn_mask="bool2d", batch_first=True),
+    "is_causal": dict(is_causal=True),
+    "is_causal_no_weights": dict(is_causal=True, need_weights=False),
+    "no_weights_masks": dict(need_weights=False, attn_mask="float3d", kpm="bool", self_attn=False),
+    "per_head_weights": dict(average=False, attn_mask="bool3d", kpm="bool"),
+    "no_bias": dict(bias=False, self_attn=False),
+    "unbatched": dict(unbatched=True, self_attn=False, kpm="bool"),
+    "dropout_training": dict(dropout=0.4, kpm="bool", self_attn=False),
+    "dropout_training_fused": dict(dropout=0.4, need_weights=False, batch_first=True),
+}
+
+
+@pytest.mark.parametrize("case", list(SPLIT_CASES))
+def test_mha_split_heads_equals_batched(rng, case):
+    c = dict(batch_first=False, kdim=None, self_attn=True, attn_mask=None, kpm=None, need_weights=True,
+             average=True, is_causal=False, bias=True, unbatched=False, dropout=0.0) | SPLIT_CASES[case]
+    E, H, N, L = 12, 3, 2, 4
+    S = L if c["self_attn"] else 5
+    m = A.MultiheadAttention(E, H, dropout=c["dropout"], bias=c["bias"], kdim=c["kdim"], vdim=c["kdim"],
+                             batch_first=c["batch_first"]).double()
+    if c["bias"]:  # non-zero biases, so their gradients are checked through every head
+        m.in_proj_bias.data[...] = rng.standard_normal(3 * E)
+        m.out_proj.bias.data[...] = rng.standard_normal(E)
+
+    def shape(T, D):
+        return (T, D) if c["unbatched"] else ((N, T, D) if c["batch_first"] else (T, N, D))
+    q = rng.standard_normal(shape(L, E))
+    kv = q if c["self_attn"] else rng.standard_normal(shape(S, c["kdim"] or E))
+    am = None
+    if c["attn_mask"] is not None:
+        dims = (L, S) if c["attn_mask"].endswith("2d") else (N * H, L, S)
+        am = rng.random(dims) < 0.4 if c["attn_mask"].startswith("bool") else rng.standard_normal(dims)
+    kp = None
+    if c["kpm"] is not None:
+        kp = rng.random((N, S)) < 0.4
+        kp[0, :] = True  # one fully blocked example: zeros in both paths
+        if c["kpm"] == "float":
+            kp = np.where(kp, -np.inf, rng.standard_normal((N, S)))
+        if c["unbatched"]:
+            kp = kp[1]
+    kw = dict(need_weights=c["need_weights"], average_attn_weights=c["average"], is_causal=c["is_causal"])
+    seed = 5 if c["dropout"] else None  # the same dropout draw in both paths
+    batched, scopes_b = _mha_run(m, q, kv, c["self_attn"], kp, am, kw, seed)
+    m.split_heads = True
+    split, scopes_s = _mha_run(m, q, kv, c["self_attn"], kp, am, kw, seed)
+    assert batched.keys() == split.keys()
+    for k in batched:
+        assert np.isfinite(batched[k]).all(), k
+        np.testing.assert_allclose(split[k], batched[k], rtol=1e-12, atol=1e-13, err_msg=k)
+    assert not [p for p in scopes_b if "/head" in p]  # the default path records no head scopes
+    assert {p for p in scopes_s if "/head" in p} == {f"MultiheadAttention/head{i}" for i in range(H)}
+    if c["dropout"]:
+        assert (batched["out"] != _mha_run(m, q, kv, c["self_attn"], kp, am, kw, seed + 1)[0]["out"]).any()
+
+
+def test_mha_split_heads_flag_repr_and_set_split_heads():
+    from tinygrad_seq.models import Transformer, set_split_heads
+    m = A.MultiheadAttention(8, 2, split_heads=True)
+    assert m.split_heads and "split_heads=True" in repr(m) and "split_heads" not in repr(A.MultiheadAttention(8, 2))
+    assert "split_heads" not in m.state_dict()
+    t = Transformer(d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=8, dropout=0.0)
+    mhas = [x for x in t.modules() if isinstance(x, A.MultiheadAttention)]
+    assert len(mhas) == 3 and not any(x.split_heads for x in mhas)
+    assert set_split_heads(t) is t and all(x.split_heads for x in mhas)
+    set_split_heads(t, False)
+    assert not any(x.split_heads for x in mhas)
