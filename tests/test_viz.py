@@ -230,9 +230,57 @@ def test_attention_and_transformer_graphs_cluster_layers():
     assert len(layers) == 4  # 2 encoder + 2 decoder layers, each a cluster
     assert any(c.endswith("/self_attn") for c in clusters) and any(c.endswith("/multihead_attn") for c in clusters)
     assert "encoder.layers.0.self_attn.in_proj_weight" in src
+    tree = cluster_tree(src)
+    attn = {c for c in clusters if c.endswith(("/self_attn", "/multihead_attn"))}
+    assert len(attn) == 6  # 2 encoder self-attn, 2 decoder self-attn + 2 cross-attn: each with 2 head clusters
+    assert sorted(v[0] for v in head_clusters(tree).values()) == sorted(list(attn) * 2)
     loss, model, _ = build_graph_model("attention", 4, 8)
     g = draw_graph(loss, model=model)
     assert "in_proj_weight" in g.source and g.stats["nodes"] > 5
+    assert len(head_clusters(cluster_tree(g.source))) == 2
+    loss, model, _ = build_graph_model("transformer", 4, 8, split_heads=False)
+    assert head_clusters(cluster_tree(draw_graph(loss, model=model).source)) == {}
+
+
+def cluster_tree(src: str) -> dict:
+    """cluster name -> (parent cluster name or None, label) from the nesting of the DOT source."""
+    tree, stack = {}, []
+    for line in src.splitlines():
+        s = line.strip()
+        m = re.match(r'subgraph "?(cluster_[^"{]*?)"? \{$', s)
+        if m:
+            tree[m.group(1)] = [stack[-1] if stack else None, None]
+            stack.append(m.group(1))
+        elif s == "}" and stack:
+            stack.pop()
+        elif stack and tree[stack[-1]][1] is None and "[" not in s and (lab := re.search(r'\blabel="([^"]*)"', s)):
+            tree[stack[-1]][1] = lab.group(1)
+    return {k: tuple(v) for k, v in tree.items()}
+
+
+def head_clusters(tree: dict) -> dict:
+    return {c: v for c, v in tree.items() if re.search(r"/head\d+$", c)}
+
+
+def test_attention_heads_drawn_as_clusters_nested_in_their_module():
+    from tinygrad_seq.models import MultiheadAttention, TransformerEncoderLayer
+    tg.manual_seed(0)
+    m = MultiheadAttention(12, 3, batch_first=True, split_heads=True).double()
+    x = tg.randn(2, 4, 12, dtype=np.float64)
+    out, _ = m(x, x, x, key_padding_mask=np.array([[0, 0, 0, 1], [0, 0, 0, 0]], bool))
+    tree = cluster_tree(draw_graph((out * out).mean(), model=m).source)
+    assert head_clusters(tree) == {f"cluster_MultiheadAttention/head{i}": ("cluster_MultiheadAttention", f"head {i}")
+                                   for i in range(3)}
+
+    layer = TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0).double()
+    x = tg.randn(5, 2, 8, dtype=np.float64)
+    draw = lambda: cluster_tree(draw_graph((layer(x) ** 2).mean(), model=layer).source)  # noqa: E731
+    assert head_clusters(draw()) == {}  # default: all heads in one batched computation
+    layer.self_attn.split_heads = True
+    tree = draw()
+    attn = "cluster_TransformerEncoderLayer/self_attn"
+    assert tree[attn][0] == "cluster_TransformerEncoderLayer"
+    assert head_clusters(tree) == {f"{attn}/head{i}": (attn, f"head {i}") for i in range(2)}
 
 
 @pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` not installed")
@@ -275,3 +323,14 @@ def test_bidirectional_two_layer_chains_follow_computation_order():
     np.testing.assert_allclose(chains["RNN/l0_reverse"]["norms"][::-1], [np.linalg.norm(x.data) for x in gs],
                                rtol=1e-10)
     assert "weight_hh_l1_reverse" in g.source
+
+
+def test_graph_command_draws_heads_unless_batched_heads(tmp_path, capsys):
+    from tinygrad_seq.cli import main
+    for flag, n_heads in (([], 2), (["--batched-heads"], 0)):
+        out = tmp_path / str(n_heads)
+        assert main(["graph", "--model", "attention", "--steps", "4", "--hidden", "8", "--format", "svg",
+                     "--out", str(out)] + flag) == 0
+        drawn = next(out.glob("attention.*")).read_text()  # svg, or the DOT source without `dot`
+        assert len(set(re.findall(r"cluster_MultiheadAttention/head\d", drawn))) == n_heads
+    assert capsys.readouterr().out.count("nodes") == 2

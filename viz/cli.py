@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     g.add_argument("--no-fold", action="store_true", help="draw every time step")
     g.add_argument("--format", default="svg,png", help="comma-separated: svg, png, pdf")
     g.add_argument("--out", default="out/graph", help="output directory (default out/graph)")
+    g.add_argument("--batched-heads", action="store_true",
+                   help="attention/transformer: draw all heads as one batched computation instead of one "
+                        "cluster per head")
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=run_graph)
 
@@ -135,8 +138,9 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w[i]) if i == 0 or i == len(w) - 1 else c.rjust(w[i]) for i, c in enumerate(r)))
 
 
-def build_graph_model(kind: str, steps: int, hidden: int, seed: int = 0):
-    """(loss, model, title) for a small model of `kind` on random data."""
+def build_graph_model(kind: str, steps: int, hidden: int, seed: int = 0, split_heads: bool = True):
+    """(loss, model, title) for a small model of `kind` on random data. Attention models run with
+    `split_heads` (each head in its own name scope, drawn as its own cluster) unless told otherwise."""
     import tinygrad_seq as tg
     from tinygrad_seq import models
 
@@ -151,12 +155,13 @@ def build_graph_model(kind: str, steps: int, hidden: int, seed: int = 0):
         return loss, model, f"{kind.upper()}, T={steps}, loss on the last step"
     d = max(4, hidden - hidden % 2)
     if kind == "attention":
-        model = models.MultiheadAttention(d, 2)
+        model = models.MultiheadAttention(d, 2, split_heads=split_heads)
         x = tg.randn(min(steps, 8), 2, d)
         out, _ = model(x, x, x)
         return (out * out).mean(), model, f"multi-head self-attention (2 heads, d={d})"
     model = models.Transformer(d_model=d, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
                                dim_feedforward=2 * d, dropout=0.0)
+    models.set_split_heads(model, split_heads)
     src, tgt = tg.randn(min(steps, 6), 2, d), tg.randn(min(steps, 5), 2, d)
     out = model(src, tgt, tgt_mask=models.generate_square_subsequent_mask(tgt.shape[0]))
     return (out * out).mean(), model, f"Transformer (2+2 layers, 2 heads, d={d})"
@@ -171,7 +176,8 @@ def run_graph(args: argparse.Namespace) -> int:
         raise SystemExit(f"--format: expected svg, png and/or pdf, got {args.format!r}")
     if args.steps < 1 or args.hidden < 1:
         raise SystemExit("graph: --steps and --hidden must be >= 1")
-    loss, model, title = build_graph_model(args.model, args.steps, args.hidden, args.seed)
+    loss, model, title = build_graph_model(args.model, args.steps, args.hidden, args.seed,
+                                           split_heads=not args.batched_heads)
     g = draw_graph(loss, model=model, fold=not args.no_fold, keep_steps=args.keep_steps, title=title)
     out = Path(args.out)
     written = [render(g, out / f"{args.model}.{f}") for f in formats]

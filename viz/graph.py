@@ -21,6 +21,7 @@ from .grads import Chain, capture_grads, consumers, edge_grad_norms, find_chains
 _SeqGraph: Any = None
 _VIEW_OPS = {"Permute", "Reshape", "Cast", "Expand", "GetItem"}
 _LAYER_SCOPE = re.compile(r"^l\d+(_reverse)?$")
+_HEAD_SCOPE = re.compile(r"^head(\d+)$")  # MultiheadAttention(split_heads=True) runs head i in "head{i}"
 INSTALL_HINT = "install Graphviz: sudo apt-get install graphviz (macOS: brew install graphviz)"
 
 
@@ -123,6 +124,15 @@ def _param_label(p, path: str, names: dict[int, str]) -> str:
     # PyTorch names start below the root module; a bare root module gets its lower-cased class name
     mod = ".".join(parts[1:]) if len(parts) > 1 else (parts[0].lower() if parts else "")
     return f"{mod}.{p.name}" if mod else (p.name or "param")
+
+
+def _cluster_label(path: str) -> str:
+    """`layers.0` for a layer index, `head 0` for an attention head, else the last path part."""
+    parts = path.split("/")
+    if parts[-1].isdigit() and len(parts) > 1:
+        return ".".join(parts[-2:])
+    m = _HEAD_SCOPE.match(parts[-1])
+    return f"head {m.group(1)}" if m else parts[-1]
 
 
 def _is_param(t) -> bool:
@@ -395,7 +405,8 @@ class _Builder:
         return [best.get(s) for s in steps]
 
     def emit_clusters(self, g, bodies: dict) -> None:
-        """Module clusters nested by path, one "t=k" cluster per kept step inside its module."""
+        """Module clusters nested by path (attention heads "head{i}" inside their module, labeled "head i"),
+        one "t=k" cluster per kept step inside its module."""
         import graphviz
         paths = {p for p, _ in bodies} - {""}
         for p in list(paths):
@@ -404,9 +415,7 @@ class _Builder:
         subs: dict[str, Any] = {}
         for p in sorted(paths):
             sg = graphviz.Digraph(name=f"cluster_{p}")
-            parts = p.split("/")
-            name = ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]  # layers.0
-            sg.attr(label=name, tooltip=p, style="rounded", color=style.CLUSTER_MODULE,
+            sg.attr(label=_cluster_label(p), tooltip=p, style="rounded", color=style.CLUSTER_MODULE,
                     fontsize="12", fontname="Helvetica-Bold", labeljust="l")
             subs[p] = sg
         for (p, step), items in bodies.items():
@@ -420,7 +429,7 @@ class _Builder:
                 target.node(nid, **attrs)
             if step is not None:
                 (subs[p] if p else g).subgraph(target)
-        for p in sorted(paths, key=lambda q: -q.count("/")):  # deepest first, then attach to parents
+        for p in sorted(paths, key=lambda q: (-q.count("/"), q)):  # deepest first (then by name: stable order)
             parent = p.rsplit("/", 1)[0] if "/" in p else ""
             (subs[parent] if parent else g).subgraph(subs[p])
 
@@ -580,7 +589,8 @@ def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool
 
     - op nodes (rounded boxes: op and output shape), tensor nodes (ellipses: inputs, named states
       h/c; boxes: parameters, labeled `lstm.weight_hh_l0` from `model`/`params` or the module path);
-    - clusters per module and, inside, per time step ("t=17"); with `fold`, runs of structurally
+    - clusters per module (attention heads too, "head 0", when MultiheadAttention runs with
+      split_heads=True) and, inside, per time step ("t=17"); with `fold`, runs of structurally
       identical steps keep their first and last `keep_steps` and become one summary node
       ("×94 steps, gradient ×0.71 per step");
     - with `show_grads`: fill = log10 ||dL/dv|| on the shared scale (style.py), edge width = the
