@@ -143,7 +143,10 @@ def run_adding(args: argparse.Namespace) -> int:
 
 
 # ============================================================================================ digits
-DIGITS_DEFAULTS = dict(out="runs/digits", epochs=20, lr=1e-3, hidden=64, batch_size=32, clip=1.0)
+# lr 3e-3: at 1e-3 the gated cells are still far from converged after 20 epochs (all three ~0.7);
+# at 1e-2 the tanh RNN diverges to chance. Measured (seeds 0, 1, 2): RNN 0.67/0.74/0.62,
+# LSTM 0.78/0.87/0.77, GRU 0.81/0.81/0.76.
+DIGITS_DEFAULTS = dict(out="runs/digits", epochs=20, lr=3e-3, hidden=64, batch_size=32, clip=1.0)
 DIGITS_QUICK = dict(epochs=3, hidden=32, lr=1e-2)
 
 
