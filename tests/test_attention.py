@@ -415,15 +415,8 @@ def test_prepared_keys_give_the_same_attention(rng, name):
 
 def _graph_scopes(root) -> set:
     """Module paths recorded by every op node behind `root`."""
-    seen, stack, paths = set(), [root], set()
-    while stack:
-        t = stack.pop()
-        if id(t) in seen or t._ctx is None:
-            continue
-        seen.add(id(t))
-        paths.add(t._ctx.scope[0])
-        stack.extend(t._ctx.parents)
-    return paths
+    from tinygrad_seq.viz.grads import topo_order
+    return {t._ctx.scope[0] for t in topo_order(root) if t._ctx is not None}
 
 
 def _mha_run(m, q, kv, self_attn, kp, am, kw, seed=None):
