@@ -20,11 +20,30 @@ def test_vanishing_quick_writes_all_files(tmp_path, capsys):
     for f in ("gradient_flow.png", "sweep_forget_bias.png", "sweep_sigma.png"):
         assert (out / f).read_bytes()[:4] == b"\x89PNG"
     html = (out / "index.html").read_text()
-    for ref in ("rnn.svg", "lstm.svg", "gru.svg", "gradient_flow.png", "Pascanu"):
+    ext = "svg" if (out / "rnn.svg").exists() else "dot"  # the index links the files actually written
+    for ref in (f"rnn.{ext}", f"lstm.{ext}", f"gru.{ext}", "gradient_flow.png", "Pascanu"):
         assert ref in html
     text = capsys.readouterr().out
     rows = [ln for ln in text.splitlines() if ln.startswith(("RNN", "LSTM", "GRU"))]
     assert len(rows) == 3 and "σ_max(W_hh)·γ" in text and "half-life" in text
+
+
+def test_vanishing_without_dot_writes_dot_source_and_one_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` anywhere
+    out = tmp_path / "v"
+    assert main(["vanishing", "--quick", "--out", str(out)]) == 0
+    for cell in ("rnn", "lstm", "gru"):
+        assert (out / f"{cell}.dot").read_text().startswith("digraph")
+        assert not (out / f"{cell}.svg").exists() and not (out / f"{cell}.png").exists()
+    html = (out / "index.html").read_text()
+    assert 'href="rnn.dot"' in html and "rnn.svg" not in html and "apt-get install graphviz" in html
+    text = capsys.readouterr().out
+    hints = [ln for ln in text.splitlines() if "install Graphviz" in ln]
+    assert len(hints) == 1 and "rnn.dot, lstm.dot, gru.dot, gradient_flow.png" in text
+
+    assert main(["graph", "--model", "gru", "--steps", "4", "--hidden", "4", "--out", str(tmp_path / "g")]) == 0
+    text = capsys.readouterr().out
+    assert sum("install Graphviz" in ln for ln in text.splitlines()) == 1 and "gru.dot" in text
 
 
 def test_vanishing_train_before_after(tmp_path, capsys):

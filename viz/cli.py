@@ -67,7 +67,7 @@ def run_vanishing(args: argparse.Namespace) -> int:
     rnn.svg, lstm.svg, gru.svg (+ .png), gradient_flow.png, the sweep plots and index.html to --out."""
     import tinygrad_seq as tg
     from . import experiments as E
-    from .graph import draw_graph, render
+    from .graph import INSTALL_HINT, draw_graph, render
     from .plots import plot_gradient_flow
     from .report import write_index
     from .style import fmt
@@ -104,9 +104,10 @@ def run_vanishing(args: argparse.Namespace) -> int:
         loss, _ = E.probe_loss(model, x, y)
         g = draw_graph(loss, model=model, keep_steps=args.keep_steps,
                        title=f"{name}: T={T}, loss on the last step{', after training' if args.train else ''}")
-        for fmt_ in ("svg", "png"):
-            render(g, out / f"{cell}.{fmt_}")
-        graphs.append((name, f"{cell}.svg"))
+        # quiet: without `dot` each picture falls back to DOT source; one line at the end says so
+        svg = render(g, out / f"{cell}.svg", quiet=True)
+        render(g, out / f"{cell}.png", quiet=True)
+        graphs.append((name, svg.name))
 
     plot_gradient_flow(curves, styles=styles, path=out / "gradient_flow.png",
                        title=f"‖∂L/∂h_t‖, adding problem, loss on the last step (T={T}, H={H})")
@@ -122,8 +123,11 @@ def run_vanishing(args: argparse.Namespace) -> int:
                                       ("forget-bias sweep", "sweep_forget_bias.png"),
                                       ("σ_max sweep", "sweep_sigma.png")], table, header, cmd)
     _print_table(header, table)
-    print(f"wrote {', '.join(f for _, f in graphs)} (+ .png), gradient_flow.png, sweep_forget_bias.png, "
-          f"sweep_sigma.png and {index} in {time.time() - t_start:.1f} s")
+    no_dot = any(f.endswith(".dot") for _, f in graphs)
+    print(f"wrote {', '.join(f for _, f in graphs)}{'' if no_dot else ' (+ .png)'}, gradient_flow.png, "
+          f"sweep_forget_bias.png, sweep_sigma.png and {index} in {time.time() - t_start:.1f} s")
+    if no_dot:
+        print(f"no pictures from Graphviz `dot`: the graphs were written as DOT source; {INSTALL_HINT}")
     return 0
 
 
@@ -168,7 +172,7 @@ def build_graph_model(kind: str, steps: int, hidden: int, seed: int = 0, split_h
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    from .graph import draw_graph, render
+    from .graph import INSTALL_HINT, draw_graph, render
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in ("svg", "png", "pdf")]
@@ -180,6 +184,8 @@ def run_graph(args: argparse.Namespace) -> int:
                                            split_heads=not args.batched_heads)
     g = draw_graph(loss, model=model, fold=not args.no_fold, keep_steps=args.keep_steps, title=title)
     out = Path(args.out)
-    written = [render(g, out / f"{args.model}.{f}") for f in formats]
+    written = list(dict.fromkeys(render(g, out / f"{args.model}.{f}", quiet=True) for f in formats))
     print(f"{title}: {g.stats['nodes']} nodes; wrote {', '.join(str(w) for w in written)}")
+    if any(w.suffix == ".dot" for w in written):
+        print(f"no pictures from Graphviz `dot`: wrote the DOT source instead; {INSTALL_HINT}")
     return 0

@@ -32,12 +32,18 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 .plots img{max-width:48%;border:1px solid #eee}"""
 
 
+def _picture(title: str, f: str) -> str:
+    if f.endswith(".dot"):  # rendered without the `dot` program: link the source instead of a broken image
+        return (f'<p><a href="{escape(f)}">DOT source</a> (install Graphviz for the picture: '
+                f'<code>sudo apt-get install graphviz</code>, then re-run the command)</p>')
+    return f'<a href="{escape(f)}"><img src="{escape(f)}" alt="{escape(title)}"></a>'
+
+
 def write_index(out: Path, graphs: list[tuple[str, str]], plots: list[tuple[str, str]], table: list[list[str]],
                 header: list[str], command: str) -> Path:
     """`graphs`/`plots`: (title, file name relative to `out`). Returns the path of index.html."""
     out = Path(out)
-    cols = "".join(f'<div class="col"><h3>{escape(t)}</h3><a href="{escape(f)}"><img src="{escape(f)}" '
-                   f'alt="{escape(t)}"></a></div>' for t, f in graphs)
+    cols = "".join(f'<div class="col"><h3>{escape(t)}</h3>{_picture(t, f)}</div>' for t, f in graphs)
     pl = "".join(f'<a href="{escape(f)}"><img src="{escape(f)}" alt="{escape(t)}" title="{escape(t)}"></a>'
                  for t, f in plots)
     rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in table)
