@@ -81,7 +81,7 @@ def check_against_floor() -> None:
     loss_e = engine_step(x, *params)
     assert np.isclose(loss_e, loss_f), (loss_e, loss_f)
     for p, gf in zip(params, grads_f):
-        assert np.allclose(p.grad.data, gf, atol=1e-10), "engine and floor gradients differ"
+        assert np.allclose(p.grad.numpy(), gf, atol=1e-10), "engine and floor gradients differ"
 
 
 def main(argv=None) -> int:

@@ -147,11 +147,11 @@ def check_floors() -> None:
         tg.manual_seed(0)
         m = cls(D, H, dtype=np.float64)
         loss = ours_step(m)(tg.Tensor(x))
-        arrays = [p.data for p in m.parameters()]
+        arrays = [p.numpy() for p in m.parameters()]
         loss_f, *grads = floor(x, *arrays)
         assert np.isclose(loss, loss_f, rtol=1e-12), (cls.__name__, loss, loss_f)
         for (name, p), g in zip(m.named_parameters(), grads):
-            assert np.allclose(p.grad.data, g, rtol=1e-9, atol=1e-12), f"{cls.__name__} {name}: floor differs"
+            assert np.allclose(p.grad.numpy(), g, rtol=1e-9, atol=1e-12), f"{cls.__name__} {name}: floor differs"
 
 
 def main(argv=None) -> int:
@@ -175,12 +175,12 @@ def main(argv=None) -> int:
             tg.manual_seed(0)
             m = cls(D, H)
             x = tg.randn(T, B, D)
-            w = [p.data.copy() for p in m.parameters()]
+            w = [p.numpy().copy() for p in m.parameters()]
             t_ours = best_time(lambda: ours_step(m)(x), args.repeat)
-            t_floor = best_time(lambda: floor(x.data, *w), args.repeat)
+            t_floor = best_time(lambda: floor(x.numpy(), *w), args.repeat)
             t_eager = t_fused = float("nan")
             if torch is not None:
-                tx = torch.tensor(x.data)
+                tx = torch.tensor(x.numpy())
                 tw = [torch.tensor(a, requires_grad=True) for a in w]
 
                 def run_eager():

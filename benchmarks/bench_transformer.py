@@ -80,7 +80,7 @@ def bench(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: int) ->
     # same numbers before timing anything
     torch_step()
     tg_step()
-    err = np.abs(tx.grad.numpy() - mx.grad.data).max()
+    err = np.abs(tx.grad.numpy() - mx.grad.numpy()).max()
     # alternate blocks of torch and tinygrad_seq steps so both see the same machine load
     rounds = 3
     tt, tm = [], []

@@ -29,7 +29,7 @@ __all__ = ["masked_softmax", "gumbel_softmax", "scaled_dot_product_attention", "
 def _mask_array(mask, name: str = "mask") -> np.ndarray | None:
     if mask is None:
         return None
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask.numpy() if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != bool:
         raise TypeError(f"{name} must be a bool array (True = blocked), got dtype {m.dtype}")
     return m
@@ -63,10 +63,10 @@ def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: in
 
 def _one_hot_argmax(y: Tensor, dim: int) -> Tensor:
     """one-hot of argmax along dim (all zeros where the row is all zeros: a fully blocked row)"""
-    idx = np.expand_dims(np.argmax(y.data, axis=dim), dim)
-    out = np.zeros_like(y.data)
+    idx = np.expand_dims(np.argmax(y.numpy(), axis=dim), dim)
+    out = np.zeros_like(y.numpy())
     np.put_along_axis(out, idx, 1, axis=dim)
-    out *= y.data.sum(axis=dim, keepdims=True) > 0
+    out *= y.numpy().sum(axis=dim, keepdims=True) > 0
     return Tensor(out)
 
 
@@ -269,11 +269,11 @@ class LocalAttention(_Attention):
         if position is None:
             p = self.predict_position(q, src_len)
         else:
-            pa = position.data if isinstance(position, Tensor) else np.asarray(position)
+            pa = position.numpy() if isinstance(position, Tensor) else np.asarray(position)
             p = Tensor(np.broadcast_to(pa.reshape(B, -1), (B, T)).astype(q.dtype))
         s_idx = np.arange(S, dtype=q.dtype)
         dist = Tensor(s_idx)[None, None, :] - p.unsqueeze(-1)  # (B, T, S)
-        outside = np.abs(dist.data) > self.D
+        outside = np.abs(dist.numpy()) > self.D
         blocked = outside if m is None else (outside | m)
         align = masked_softmax(self.score(q, keys), blocked)
         sigma = self.D / 2 if self.D > 0 else 0.5
@@ -349,7 +349,7 @@ def _split_mask(mask, dtype, name: str):
     """A bool (True = blocked) or float (additive) mask -> (additive float array | None, blocked bool | None)."""
     if mask is None:
         return None, None
-    m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+    m = mask.numpy() if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype == bool:
         return None, m
     if m.dtype.kind != "f":
@@ -381,7 +381,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal:
         blocked = np.triu(np.ones((L, S), dtype=bool), 1)
     elif attn_mask is not None:
-        m = attn_mask.data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        m = attn_mask.numpy() if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         bias, blocked = _split_mask(~m if m.dtype == bool else m, query.dtype, "attn_mask")
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     return _attend(query, key, value, bias, blocked, dropout_p, True, False, scale)[0]
@@ -442,7 +442,7 @@ class MultiheadAttention(Module):
             self.register_parameter("in_proj_bias", None)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dt)
         if bias:
-            self.out_proj.bias.data[...] = 0
+            self.out_proj.bias.numpy()[...] = 0
 
     # ------------------------------------------------------------ projections
     def _bias(self, i: int):
@@ -549,7 +549,7 @@ class MultiheadAttention(Module):
         key = query if same_qk else to_batch_first(key)
         value = key if same_kv else to_batch_first(value)
         if unbatched and key_padding_mask is not None:
-            kp = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
+            kp = key_padding_mask.numpy() if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
             key_padding_mask = kp[None]
         E = self.embed_dim
         if query.shape[-1] != E or key.shape[-1] != self.kdim or value.shape[-1] != self.vdim:

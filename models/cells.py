@@ -85,7 +85,7 @@ def lstm_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | 
         h, c = state
         a = xs[0] if h is None else ops.Linear.apply(h, w_hh, xs[0])
         g = tanh(sl(a, index=G))
-        if peephole is None and a.data.shape[0] * H >= LSTM_SPLIT_MIN:
+        if peephole is None and a.numpy().shape[0] * H >= LSTM_SPLIT_MIN:
             i, o = sigmoid(sl(a, index=I)), sigmoid(sl(a, index=O))
             c_new = mul(i, g) if c is None else add(mul(sigmoid(sl(a, index=F)), c), mul(i, g))
         elif peephole is None:
@@ -182,11 +182,11 @@ def init_forget_bias(b_ih: Parameter | None, b_hh: Parameter | None, hidden_size
         if not chrono_init > 2:
             raise ValueError(f"{who}: chrono_init (T_max) must be > 2, got {chrono_init}")
         bf = np.log(tg.rng().uniform(1.0, chrono_init - 1.0, H))
-        b_ih.data[H:2 * H] = bf
-        b_ih.data[:H] = -bf
-        b_hh.data[:2 * H] = 0
+        b_ih.numpy()[H:2 * H] = bf
+        b_ih.numpy()[:H] = -bf
+        b_hh.numpy()[:2 * H] = 0
     elif forget_bias:
-        b_ih.data[H:2 * H] += forget_bias
+        b_ih.numpy()[H:2 * H] += forget_bias
 
 
 def validate_input(who: str, x, input_size: int, dtype, ndims: tuple) -> Tensor:

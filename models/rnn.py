@@ -107,7 +107,7 @@ class _RNNBase(Module):
         """lengths -> bool (T, B, 1) mask of the real (unpadded) steps; None when no step is padded"""
         if lengths is None:
             return None
-        arr = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+        arr = np.asarray(lengths.numpy() if isinstance(lengths, Tensor) else lengths)
         if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         if arr.dtype.kind not in "iu" or arr.shape != (B,):

@@ -22,7 +22,7 @@ __all__ = ["Seq2SeqTransformer", "RNNSeq2Seq", "beam_search"]
 
 
 def _ids(x) -> np.ndarray:
-    a = x.data if isinstance(x, Tensor) else np.asarray(x)
+    a = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
     if a.dtype.kind not in "iu":
         raise TypeError(f"token ids must be integers, got dtype {a.dtype}")
     if a.ndim != 2:
@@ -33,7 +33,7 @@ def _ids(x) -> np.ndarray:
 def _mask(m) -> np.ndarray | None:
     if m is None:
         return None
-    return m.data if isinstance(m, Tensor) else np.asarray(m)
+    return m.numpy() if isinstance(m, Tensor) else np.asarray(m)
 
 
 def beam_search(step: Callable, state, batch_size: int, beam_size: int, max_len: int, start_symbol: int,
@@ -98,7 +98,7 @@ def _greedy(step: Callable, state, batch_size: int, max_len: int, start_symbol: 
 
 
 def _log_softmax(logits: Tensor) -> np.ndarray:
-    return logits.log_softmax(-1).data
+    return logits.log_softmax(-1).numpy()
 
 
 # ---------------------------------------------------------------- Transformer
@@ -282,7 +282,7 @@ class RNNSeq2Seq(Module):
     # ------------------------------------------------------------ encoder
     def _src_mask(self, src: np.ndarray, src_lengths) -> np.ndarray | None:
         if src_lengths is not None:
-            lengths = np.asarray(src_lengths.data if isinstance(src_lengths, Tensor) else src_lengths)
+            lengths = np.asarray(src_lengths.numpy() if isinstance(src_lengths, Tensor) else src_lengths)
             if lengths.shape != (src.shape[0],):
                 raise ValueError(f"RNNSeq2Seq: src_lengths shape {lengths.shape} != (batch,) = ({src.shape[0]},)")
             return np.arange(src.shape[1])[None, :] >= lengths[:, None]
@@ -347,7 +347,7 @@ class RNNSeq2Seq(Module):
             if t + 1 < tgt.shape[1]:
                 y = tgt[:, t + 1]
                 if ratio < 1.0:
-                    own = lo.data.argmax(-1)
+                    own = lo.numpy().argmax(-1)
                     y = np.where(tg.rng().random(len(y)) < ratio, y, own)
         return tg.stack(logits, dim=1), tg.stack(weights, dim=1)
 
@@ -358,7 +358,7 @@ class RNNSeq2Seq(Module):
 
             def step(y, st):
                 lo, st, w = self.decode_step(y, st)
-                return _log_softmax(lo), st, w.data
+                return _log_softmax(lo), st, w.numpy()
             return _greedy(step, state, state["h"].shape[0], max_len, start_symbol, end_symbol)
 
     def beam_search(self, src, beam_size: int, max_len: int, start_symbol: int, end_symbol: int, src_lengths=None,

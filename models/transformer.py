@@ -71,7 +71,7 @@ class PositionalEncoding(Module):
             raise ValueError(f"PositionalEncoding: positions up to {start + length} exceed max_len={self.max_len}")
         if self.learned:
             return self.pe(np.arange(start, start + length))
-        return Tensor(self.pe.data[start:start + length].astype(dtype, copy=False))
+        return Tensor(self.pe.numpy()[start:start + length].astype(dtype, copy=False))
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         L = x.shape[1] if self.batch_first else x.shape[0]
@@ -92,7 +92,7 @@ class TokenEmbedding(Module):
         self.embedding = Embedding(vocab_size, d_model, padding_idx=padding_idx)
         tg.nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)
         if padding_idx is not None:
-            self.embedding.weight.data[self.embedding.padding_idx] = 0
+            self.embedding.weight.numpy()[self.embedding.padding_idx] = 0
 
     def forward(self, tokens) -> Tensor:
         return self.embedding(tokens) * math.sqrt(self.d_model)
@@ -214,7 +214,7 @@ class TransformerDecoderLayer(Module):
                     cache["mem_bias"], cache["mem_blocked"] = bias, blocked
             o, w = _attend(ca.heads(ca._proj(h, 0)), cache["mem_k"], cache["mem_v"], cache["mem_bias"],
                            cache["mem_blocked"], 0.0, False, self.store_attention, scale)
-            self.last_attention = None if w is None else w.data.mean(1)
+            self.last_attention = None if w is None else w.numpy().mean(1)
             return ca.merge_heads(o)
 
         if self.norm_first:

@@ -17,26 +17,26 @@ def _qk(rng, B=2, T=3, S=4, dq=5, dk=5):
 
 def test_dot_and_scaled_dot_scores_values(rng):
     q, k = _qk(rng)
-    ref = np.einsum("btd,bsd->bts", q.data, k.data)
-    np.testing.assert_allclose(A.DotScore()(q, k).data, ref, rtol=1e-12)
-    np.testing.assert_allclose(A.ScaledDotScore()(q, k).data, ref / np.sqrt(5), rtol=1e-12)
+    ref = np.einsum("btd,bsd->bts", q.numpy(), k.numpy())
+    np.testing.assert_allclose(A.DotScore()(q, k).numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(A.ScaledDotScore()(q, k).numpy(), ref / np.sqrt(5), rtol=1e-12)
 
 
 def test_general_and_additive_scores_values(rng):
     q, k = _qk(rng, dq=3, dk=5)
     g = A.GeneralScore(3, 5).double()
-    W = g.W.weight.data  # (query_dim, key_dim)
-    np.testing.assert_allclose(g(q, k).data, np.einsum("btd,de,bse->bts", q.data, W, k.data), rtol=1e-12)
+    W = g.W.weight.numpy()  # (query_dim, key_dim)
+    np.testing.assert_allclose(g(q, k).numpy(), np.einsum("btd,de,bse->bts", q.numpy(), W, k.numpy()), rtol=1e-12)
     a = A.AdditiveScore(3, 5, attn_dim=6).double()
-    Wq, Wk, bk, v = a.W_q.weight.data, a.W_k.weight.data, a.W_k.bias.data, a.v.weight.data[0]
+    Wq, Wk, bk, v = a.W_q.weight.numpy(), a.W_k.weight.numpy(), a.W_k.bias.numpy(), a.v.weight.numpy()[0]
     # vᵀ tanh(W [q; k] + b) with W = [W_q, W_k], evaluated pair by pair
     ref = np.empty((2, 3, 4))
     W = np.concatenate([Wq, Wk], axis=1)
     for b in range(2):
         for t in range(3):
             for s in range(4):
-                ref[b, t, s] = v @ np.tanh(W @ np.concatenate([q.data[b, t], k.data[b, s]]) + bk)
-    np.testing.assert_allclose(a(q, k).data, ref, rtol=1e-12)
+                ref[b, t, s] = v @ np.tanh(W @ np.concatenate([q.numpy()[b, t], k.numpy()[b, s]]) + bk)
+    np.testing.assert_allclose(a(q, k).numpy(), ref, rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["dot", "scaled_dot", "general", "additive"])
@@ -63,22 +63,22 @@ def test_masked_softmax_matches_softmax_and_zeros_fully_masked_rows(rng):
     mask[0, [1, 3]] = True
     mask[2] = True  # fully masked row
     y = A.masked_softmax(x, mask)
-    e = np.exp(x.data - x.data.max(1, keepdims=True)) * ~mask
+    e = np.exp(x.numpy() - x.numpy().max(1, keepdims=True)) * ~mask
     ref = e / np.where(e.sum(1, keepdims=True) == 0, 1, e.sum(1, keepdims=True))
-    np.testing.assert_allclose(y.data, ref, rtol=1e-12)
-    assert np.all(y.data[2] == 0) and np.all(y.data[0, [1, 3]] == 0)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-12)
+    assert np.all(y.numpy()[2] == 0) and np.all(y.numpy()[0, [1, 3]] == 0)
     (y * tg.Tensor(rng.standard_normal((3, 5)))).sum().backward()
-    assert np.isfinite(x.grad.data).all() and np.all(x.grad.data[2] == 0)
-    tg.gradcheck(lambda x: A.masked_softmax(x, mask), [leaf64(x.data)])
+    assert np.isfinite(x.grad.numpy()).all() and np.all(x.grad.numpy()[2] == 0)
+    tg.gradcheck(lambda x: A.masked_softmax(x, mask), [leaf64(x.numpy())])
 
 
 def test_masked_softmax_handles_minus_inf_rows_without_nan(rng):
     x = leaf64(np.full((2, 4), -np.inf))
-    x.data[0, 1] = 0.5
+    x.numpy()[0, 1] = 0.5
     y = A.masked_softmax(x)
-    np.testing.assert_array_equal(y.data, [[0, 1, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(y.numpy(), [[0, 1, 0, 0], [0, 0, 0, 0]])
     y.sum().backward()
-    assert np.isfinite(x.grad.data).all()
+    assert np.isfinite(x.grad.numpy()).all()
 
 
 # ---------------------------------------------------------------- soft, local, hard attention
@@ -92,12 +92,12 @@ def test_soft_attention_values_mask_and_gradcheck(rng):
     mask[1, 3:] = True
     ctx, w = att(q, keys, values, mask=mask)
     assert ctx.shape == (2, 6) and w.shape == (2, 5)
-    s = np.einsum("bd,de,bse->bs", q.data, att.score.W.weight.data, keys.data)
+    s = np.einsum("bd,de,bse->bs", q.numpy(), att.score.W.weight.numpy(), keys.numpy())
     s[mask] = -np.inf
     ref_w = np.exp(s - s.max(1, keepdims=True))
     ref_w /= ref_w.sum(1, keepdims=True)
-    np.testing.assert_allclose(w.data, ref_w, rtol=1e-12)
-    np.testing.assert_allclose(ctx.data, np.einsum("bs,bsd->bd", ref_w, values.data), rtol=1e-12)
+    np.testing.assert_allclose(w.numpy(), ref_w, rtol=1e-12)
+    np.testing.assert_allclose(ctx.numpy(), np.einsum("bs,bsd->bd", ref_w, values.numpy()), rtol=1e-12)
     tg.gradcheck(lambda q, k, v: att(q, k, v, mask=mask)[0], [q, keys, values])
 
 
@@ -107,10 +107,10 @@ def test_fully_masked_row_gives_zero_context_and_finite_grads(rng):
     mask = np.zeros((2, 5), bool)
     mask[0] = True
     ctx, w = att(q, keys, mask=mask)
-    assert np.all(ctx.data[0] == 0) and np.all(w.data[0] == 0)
-    assert np.isfinite(ctx.data).all() and np.isfinite(w.data).all()
+    assert np.all(ctx.numpy()[0] == 0) and np.all(w.numpy()[0] == 0)
+    assert np.isfinite(ctx.numpy()).all() and np.isfinite(w.numpy()).all()
     (ctx.sum() + w.sum()).backward()
-    assert np.isfinite(q.grad.data).all() and np.all(q.grad.data[0] == 0)
+    assert np.isfinite(q.grad.numpy()).all() and np.all(q.grad.numpy()[0] == 0)
 
 
 def test_local_attention_window_gaussian_and_gradcheck(rng):
@@ -121,22 +121,22 @@ def test_local_attention_window_gaussian_and_gradcheck(rng):
     mask = np.zeros((3, S), bool)
     mask[2, 6:] = True
     ctx, w = att(q, keys, mask=mask)
-    p = att.last_position.data
+    p = att.last_position.numpy()
     lengths = np.array([S, S, 6])
     assert np.all((p >= 0) & (p <= lengths))
     # p_t = S σ(v_pᵀ tanh(W_p h_t))
-    ref_p = lengths / (1 + np.exp(-(np.tanh(q.data @ att.W_p.weight.data.T) @ att.v_p.weight.data.T)[:, 0]))
+    ref_p = lengths / (1 + np.exp(-(np.tanh(q.numpy() @ att.W_p.weight.numpy().T) @ att.v_p.weight.numpy().T)[:, 0]))
     np.testing.assert_allclose(p, ref_p, rtol=1e-12)
     pos = np.arange(S)
     outside = (np.abs(pos[None] - p[:, None]) > D) | mask
-    assert np.all(w.data[outside] == 0)
-    s = np.einsum("bd,de,bse->bs", q.data, att.score.W.weight.data, keys.data)
+    assert np.all(w.numpy()[outside] == 0)
+    s = np.einsum("bd,de,bse->bs", q.numpy(), att.score.W.weight.numpy(), keys.numpy())
     s[outside] = -np.inf
     align = np.exp(s - s.max(1, keepdims=True))
     align /= align.sum(1, keepdims=True)
     ref = align * np.exp(-((pos[None] - p[:, None]) ** 2) / (2 * (D / 2) ** 2))
-    np.testing.assert_allclose(w.data, ref, rtol=1e-12, atol=1e-300)
-    np.testing.assert_allclose(ctx.data, np.einsum("bs,bsd->bd", ref, keys.data), rtol=1e-12)
+    np.testing.assert_allclose(w.numpy(), ref, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(ctx.numpy(), np.einsum("bs,bsd->bd", ref, keys.numpy()), rtol=1e-12)
     # differentiable in query (through p_t and the scores) and keys, away from window edges
     tg.gradcheck(lambda q, k: att(q, k, mask=mask)[0], [q, keys])
 
@@ -145,7 +145,7 @@ def test_local_monotonic_position(rng):
     att = A.LocalAttention(4, window=1, score="dot").double()
     q, keys = leaf64(rng.standard_normal((2, 3, 4))), leaf64(rng.standard_normal((2, 6, 4)))
     _, w = att(q, keys, position=np.array([[0, 2, 5], [1, 1, 4]]))
-    nz = w.data > 0
+    nz = w.numpy() > 0
     assert nz[0, 0].tolist() == [True, True, False, False, False, False]
     assert nz[0, 1].tolist() == [False, True, True, True, False, False]
     assert nz[1, 2].tolist() == [False, False, False, True, True, True]
@@ -162,16 +162,16 @@ def test_gumbel_softmax_soft_gradcheck_and_straight_through(rng):
     y_soft = A.gumbel_softmax(logits, tau=0.7, hard=False)
     tg.manual_seed(5)
     y_hard = A.gumbel_softmax(logits, tau=0.7, hard=True)
-    np.testing.assert_array_equal(y_hard.data.sum(1), 1)
-    assert set(np.unique(y_hard.data)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(y_hard.data.argmax(1), y_soft.data.argmax(1))
+    np.testing.assert_array_equal(y_hard.numpy().sum(1), 1)
+    assert set(np.unique(y_hard.numpy())) <= {0.0, 1.0}
+    np.testing.assert_array_equal(y_hard.numpy().argmax(1), y_soft.numpy().argmax(1))
     g = rng.standard_normal((3, 6))
     logits.grad = None
     y_soft.backward(g)
-    gs = logits.grad.data.copy()
+    gs = logits.grad.numpy().copy()
     logits.grad = None
     y_hard.backward(g)
-    np.testing.assert_allclose(logits.grad.data, gs, rtol=1e-12)  # straight-through = soft gradient
+    np.testing.assert_allclose(logits.grad.numpy(), gs, rtol=1e-12)  # straight-through = soft gradient
 
 
 def test_hard_attention_train_and_eval(rng):
@@ -181,16 +181,16 @@ def test_hard_attention_train_and_eval(rng):
     mask = np.zeros((2, 5), bool)
     mask[0, :2] = True
     ctx, w = att(q, keys, mask=mask)
-    assert set(np.unique(w.data)) <= {0.0, 1.0} and np.all(w.data.sum(1) == 1) and np.all(w.data[0, :2] == 0)
-    chosen = w.data.argmax(1)
-    np.testing.assert_allclose(ctx.data, keys.data[np.arange(2), chosen])
+    assert set(np.unique(w.numpy())) <= {0.0, 1.0} and np.all(w.numpy().sum(1) == 1) and np.all(w.numpy()[0, :2] == 0)
+    chosen = w.numpy().argmax(1)
+    np.testing.assert_allclose(ctx.numpy(), keys.numpy()[np.arange(2), chosen])
     ctx.sum().backward()
-    assert att.score.v.weight.grad is not None and np.abs(att.score.v.weight.grad.data).sum() > 0
+    assert att.score.v.weight.grad is not None and np.abs(att.score.v.weight.grad.numpy()).sum() > 0
     att.eval()
     _, w_eval = att(q, keys, mask=mask)
-    scores = att.score(q.unsqueeze(1), keys).data[:, 0]
+    scores = att.score(q.unsqueeze(1), keys).numpy()[:, 0]
     scores[mask] = -np.inf
-    np.testing.assert_array_equal(w_eval.data.argmax(1), scores.argmax(1))
+    np.testing.assert_array_equal(w_eval.numpy().argmax(1), scores.argmax(1))
     # the relaxed (non straight-through) weights are differentiable: gradcheck with fixed noise
     att.train()
     att.straight_through = False
@@ -220,12 +220,12 @@ def test_scaled_dot_product_attention_matches_torch(rng, torch):
         mq, mk, mv = (leaf64(a) for a in (q, k, v))
         to = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, **kw_t)
         mo = A.scaled_dot_product_attention(mq, mk, mv, **kw_m)
-        np.testing.assert_allclose(mo.data, to.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mo.numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
         g = rng.standard_normal(to.shape)
         to.backward(torch.tensor(g))
         mo.backward(g)
         for a, b in ((mq, tq), (mk, tk), (mv, tv)):
-            np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def _copy(tm, m):
@@ -275,12 +275,12 @@ def _mha_case(torch, rng, batch_first=False, kdim=None, self_attn=True, attn_mas
     to, tw = tm(tq, tkv, tkv, key_padding_mask=None if kp is None else torch.tensor(kp),
                 attn_mask=None if am is None else torch.tensor(am), **kw)
     mo, mw = m(mq, mkv, mkv, key_padding_mask=kp, attn_mask=am, **kw)
-    np.testing.assert_allclose(mo.data, to.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mo.numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
     g = rng.standard_normal(to.shape)
     loss_t = (to * torch.tensor(g)).sum()
     loss_m = (mo * tg.Tensor(g)).sum()
     if need_weights:
-        np.testing.assert_allclose(mw.data, tw.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mw.numpy(), tw.detach().numpy(), rtol=1e-10, atol=1e-12)
         gw = rng.standard_normal(tw.shape)
         loss_t = loss_t + (tw * torch.tensor(gw)).sum()
         loss_m = loss_m + (mw * tg.Tensor(gw)).sum()
@@ -288,12 +288,12 @@ def _mha_case(torch, rng, batch_first=False, kdim=None, self_attn=True, attn_mas
         assert mw is None and tw is None
     loss_t.backward()
     loss_m.backward()
-    np.testing.assert_allclose(mq.grad.data, tq.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mq.grad.numpy(), tq.grad.numpy(), rtol=1e-9, atol=1e-12)
     if not self_attn:
-        np.testing.assert_allclose(mkv.grad.data, tkv.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(mkv.grad.numpy(), tkv.grad.numpy(), rtol=1e-9, atol=1e-12)
     tp = dict(tm.named_parameters())
     for name, p in m.named_parameters():
-        np.testing.assert_allclose(p.grad.data, tp[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(p.grad.numpy(), tp[name].grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 MHA_CASES = {
@@ -329,7 +329,7 @@ def test_mha_is_causal_without_mask_builds_causal_mask(rng):
     causal = np.triu(np.ones((5, 5), bool), 1)
     a, _ = m(x, x, x, is_causal=True, need_weights=False)
     b, _ = m(x, x, x, attn_mask=causal, need_weights=False)
-    np.testing.assert_allclose(a.data, b.data, rtol=1e-12)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
 
 
 def test_mha_fully_masked_rows_zero_not_nan(rng):
@@ -341,27 +341,27 @@ def test_mha_fully_masked_rows_zero_not_nan(rng):
         q.grad = kv.grad = None
         out, w = m(q, kv, kv, key_padding_mask=kp, need_weights=need)
         # attention contributes nothing: out = out_proj(0) = out_proj.bias
-        np.testing.assert_allclose(out.data[1], np.broadcast_to(m.out_proj.bias.data, (3, 8)), atol=1e-15)
+        np.testing.assert_allclose(out.numpy()[1], np.broadcast_to(m.out_proj.bias.numpy(), (3, 8)), atol=1e-15)
         if need:
-            assert np.all(w.data[1] == 0)
+            assert np.all(w.numpy()[1] == 0)
         out.sum().backward()
-        assert np.isfinite(q.grad.data).all() and np.isfinite(kv.grad.data).all()
-        assert np.all(q.grad.data[1] == 0) and np.all(kv.grad.data[1] == 0)
+        assert np.isfinite(q.grad.numpy()).all() and np.isfinite(kv.grad.numpy()).all()
+        assert np.all(q.grad.numpy()[1] == 0) and np.all(kv.grad.numpy()[1] == 0)
 
 
 def test_mha_dropout_on_weights_and_init(rng):
     tg.manual_seed(0)
     m = A.MultiheadAttention(16, 4, dropout=0.5)
     a = np.sqrt(6 / (16 + 48))
-    assert np.abs(m.in_proj_weight.data).max() <= a and np.all(m.in_proj_bias.data == 0)
-    assert np.all(m.out_proj.bias.data == 0)
+    assert np.abs(m.in_proj_weight.numpy()).max() <= a and np.all(m.in_proj_bias.numpy() == 0)
+    assert np.all(m.out_proj.bias.numpy() == 0)
     x = tg.Tensor(rng.standard_normal((5, 2, 16)).astype(np.float32))
     _, w = m(x, x, x, average_attn_weights=False)
-    vals = np.unique(np.round(w.data, 6))
-    assert (w.data == 0).any() and w.data.max() > 1.0 - 1e-6  # dropped and rescaled (x2) weights
+    vals = np.unique(np.round(w.numpy(), 6))
+    assert (w.numpy() == 0).any() and w.numpy().max() > 1.0 - 1e-6  # dropped and rescaled (x2) weights
     m.eval()
     _, w = m(x, x, x)
-    np.testing.assert_allclose(w.data.sum(-1), 1, rtol=1e-5)
+    np.testing.assert_allclose(w.numpy().sum(-1), 1, rtol=1e-5)
     assert len(vals) > 1
 
 
@@ -392,13 +392,13 @@ def test_mha_dropout_fused_path_equals_weights_path(rng):
         tg.manual_seed(11)  # the same dropout mask in both paths
         q.grad = kv.grad = None
         out, _ = m(q, kv, kv, key_padding_mask=kp, need_weights=need)
-        out.backward(np.cos(np.arange(out.data.size)).reshape(out.shape))
-        grads.append((out.data, q.grad.data, kv.grad.data))
+        out.backward(np.cos(np.arange(out.numpy().size)).reshape(out.shape))
+        grads.append((out.numpy(), q.grad.numpy(), kv.grad.numpy()))
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     tg.manual_seed(12)
     out2, _ = m(q, kv, kv, key_padding_mask=kp, need_weights=False)
-    assert np.abs(out2.data - grads[1][0]).max() > 1e-6  # another mask, another output
+    assert np.abs(out2.numpy() - grads[1][0]).max() > 1e-6  # another mask, another output
 
 
 @pytest.mark.parametrize("name", ["dot", "general", "additive"])
@@ -407,8 +407,8 @@ def test_prepared_keys_give_the_same_attention(rng, name):
     q, keys = leaf64(rng.standard_normal((2, 4))), leaf64(rng.standard_normal((2, 5, 4)))
     c1, w1 = att(q, keys)
     c2, w2 = att(q, keys, prepared=att.score.prepare(keys))
-    np.testing.assert_allclose(c2.data, c1.data, rtol=1e-12)
-    np.testing.assert_allclose(w2.data, w1.data, rtol=1e-12)
+    np.testing.assert_allclose(c2.numpy(), c1.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(w2.numpy(), w1.numpy(), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- split_heads: one name scope per head
@@ -428,17 +428,17 @@ def _mha_run(m, q, kv, self_attn, kp, am, kw, seed=None):
     if seed is not None:
         tg.manual_seed(seed)
     out, w = m(mq, mkv, mkv, key_padding_mask=kp, attn_mask=am, **kw)
-    loss = (out * tg.Tensor(np.cos(np.arange(out.data.size)).reshape(out.shape))).sum()
+    loss = (out * tg.Tensor(np.cos(np.arange(out.numpy().size)).reshape(out.shape))).sum()
     if w is not None:
-        loss = loss + (w * tg.Tensor(np.sin(np.arange(w.data.size)).reshape(w.shape))).sum()
+        loss = loss + (w * tg.Tensor(np.sin(np.arange(w.numpy().size)).reshape(w.shape))).sum()
     scopes = _graph_scopes(loss)
     loss.backward()
-    res = {"out": out.data, "q.grad": mq.grad.data}
+    res = {"out": out.numpy(), "q.grad": mq.grad.numpy()}
     if w is not None:
-        res["weights"] = w.data
+        res["weights"] = w.numpy()
     if not self_attn:
-        res["kv.grad"] = mkv.grad.data
-    res.update({f"{n}.grad": p.grad.data for n, p in m.named_parameters()})
+        res["kv.grad"] = mkv.grad.numpy()
+    res.update({f"{n}.grad": p.grad.numpy() for n, p in m.named_parameters()})
     return res, scopes
 
 
@@ -472,8 +472,8 @@ def test_mha_split_heads_equals_batched(rng, case):
     m = A.MultiheadAttention(E, H, dropout=c["dropout"], bias=c["bias"], kdim=c["kdim"], vdim=c["kdim"],
                              batch_first=c["batch_first"]).double()
     if c["bias"]:  # non-zero biases, so their gradients are checked through every head
-        m.in_proj_bias.data[...] = rng.standard_normal(3 * E)
-        m.out_proj.bias.data[...] = rng.standard_normal(E)
+        m.in_proj_bias.numpy()[...] = rng.standard_normal(3 * E)
+        m.out_proj.bias.numpy()[...] = rng.standard_normal(E)
 
     def shape(T, D):
         return (T, D) if c["unbatched"] else ((N, T, D) if c["batch_first"] else (T, N, D))

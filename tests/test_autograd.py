@@ -32,15 +32,15 @@ def test_diamond_graph_matches_torch(rng):
     f(tg, x, y).backward()
     tx, ty = (torch.tensor(v, requires_grad=True) for v in (a, b))
     f(torch, tx, ty).backward()
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-10)
-    np.testing.assert_allclose(y.grad.data, ty.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy(), rtol=1e-10)
     assert tg.gradcheck(lambda x, y: f(tg, x, y), [leaf64(a), leaf64(b)])
 
 
 def test_same_tensor_as_both_inputs():
     x = leaf64([1.0, -2.0, 3.0])
     (x * x + x / x + x - x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 2 * x.data)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
 
 
 def test_value_used_many_times_by_slices_and_whole():
@@ -51,7 +51,7 @@ def test_value_used_many_times_by_slices_and_whole():
     expected[0] += 2
     expected[1] += 1
     expected[:, 1:] += 3
-    np.testing.assert_allclose(x.grad.data, expected)
+    np.testing.assert_allclose(x.grad.numpy(), expected)
 
 
 # ---------------------------------------------------------------- deep graphs (no recursion)
@@ -69,7 +69,7 @@ def test_100k_op_chain_backward_without_recursion():
         h.sum().backward(retain_graph=True)
     finally:
         sys.setrecursionlimit(limit)
-    np.testing.assert_allclose(x.grad.data, [c ** 100_000] * 2, rtol=1e-9)
+    np.testing.assert_allclose(x.grad.numpy(), [c ** 100_000] * 2, rtol=1e-9)
     del h  # freeing a 100,000-node graph must not overflow the C stack either
 
 
@@ -94,7 +94,7 @@ def test_2000_step_unrolled_tanh_rnn_matches_torch(rng):
     tparams = [torch.tensor(v, requires_grad=True) for v in (xs, wx, wh, b)]
     run(torch, *tparams).backward()
     for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-8, atol=1e-12)
 
 
 # ---------------------------------------------------------------- graph release
@@ -140,25 +140,25 @@ def test_retain_graph_keeps_graph_and_grads_accumulate():
     ref = weakref.ref(inner)
     del inner
     out.backward(retain_graph=True)
-    g1 = x.grad.data.copy()
+    g1 = x.grad.numpy().copy()
     gc.collect()
     assert ref() is not None
     out.backward()  # second pass through the retained graph: accumulates
-    np.testing.assert_allclose(x.grad.data, 2 * g1)
-    np.testing.assert_allclose(g1, (2 * np.exp(2 * x.data) * 2 * x.data + np.exp(2 * x.data) * 2))
+    np.testing.assert_allclose(x.grad.numpy(), 2 * g1)
+    np.testing.assert_allclose(g1, (2 * np.exp(2 * x.numpy()) * 2 * x.numpy() + np.exp(2 * x.numpy()) * 2))
 
 
 def test_pow_zero_and_one_have_exact_gradients_at_zero():
     x = leaf64([0.0, 2.0])
     ((x ** 0) + (x ** 1)).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
 
 
 def test_grads_accumulate_across_separate_graphs():
     x = leaf64([1.0, 2.0])
     (x * 3).sum().backward()
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 3 + 2 * x.data)
+    np.testing.assert_allclose(x.grad.numpy(), 3 + 2 * x.numpy())
 
 
 # ---------------------------------------------------------------- backward() arguments
@@ -171,9 +171,9 @@ def test_nonscalar_backward_needs_gradient_and_matches_torch():
         y.backward()
     g = np.array([[1.0, -1.0], [0.5, 2.0]])
     y.backward(tg.Tensor(g))
-    tx = torch.tensor(x.data, requires_grad=True)
+    tx = torch.tensor(x.numpy(), requires_grad=True)
     (tx * tx).backward(torch.tensor(g))
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
     with pytest.raises(RuntimeError, match=r"shape \(3,\).*\(2, 2\)"):
         (x * 2).backward(np.ones(3))
 
@@ -188,7 +188,7 @@ def test_leaf_backward_with_gradient_copies_it():
     g = np.array([3.0, 4.0])
     x.backward(g)
     g[:] = 0
-    np.testing.assert_array_equal(x.grad.data, [3.0, 4.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 4.0])
 
 
 def test_grad_arrays_of_two_leaves_never_alias():
@@ -197,7 +197,7 @@ def test_grad_arrays_of_two_leaves_never_alias():
     y = a + b                                  # Add hands the same g to both inputs
     z = (y + c).reshape(1, 2).expand(3, 2)     # pass-through ops and a broadcast
     z.sum().backward()
-    grads = [a.grad.data, b.grad.data, c.grad.data]
+    grads = [a.grad.numpy(), b.grad.numpy(), c.grad.numpy()]
     assert all(type(g) is np.ndarray and g.flags.writeable for g in grads)  # 0-d c too: no NumPy scalar
     for i, g in enumerate(grads):
         before = [h.copy() for h in grads]
@@ -205,7 +205,7 @@ def test_grad_arrays_of_two_leaves_never_alias():
         for j, h in enumerate(grads):
             if j != i:
                 np.testing.assert_array_equal(h, before[j])
-    assert not np.shares_memory(a.grad.data, b.grad.data)
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
 
 
 def test_retain_grad_on_intermediates():
@@ -214,7 +214,7 @@ def test_retain_grad_on_intermediates():
     z = y.tanh()
     y.retain_grad()
     z.sum().backward()
-    np.testing.assert_allclose(y.grad.data, 1 - np.tanh(y.data) ** 2)
+    np.testing.assert_allclose(y.grad.numpy(), 1 - np.tanh(y.numpy()) ** 2)
     assert z.grad is None  # not retained: intermediates keep no gradient
 
 
@@ -224,16 +224,16 @@ def test_hooks_see_the_complete_gradient_and_can_replace_it():
     x = leaf64([1.0, 2.0])
     y = x * 3
     seen = {}
-    y.register_hook(lambda g: seen.setdefault("y", g.data.copy()))
+    y.register_hook(lambda g: seen.setdefault("y", g.numpy().copy()))
     w = y * y + y  # y reused: the hook must see the sum of both paths
     handle = x.register_hook(lambda g: g * 0 + 7)  # replaces x's gradient
     w.sum().backward()
-    np.testing.assert_allclose(seen["y"], 2 * y.data + 1)
-    np.testing.assert_array_equal(x.grad.data, [7.0, 7.0])
+    np.testing.assert_allclose(seen["y"], 2 * y.numpy() + 1)
+    np.testing.assert_array_equal(x.grad.numpy(), [7.0, 7.0])
     handle.remove()
     x.grad = None
     (x * 3).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
 
 
 def test_hook_on_intermediate_changes_what_flows_upstream():
@@ -241,7 +241,7 @@ def test_hook_on_intermediate_changes_what_flows_upstream():
     y = x * 2
     y.register_hook(lambda g: g * 10)
     (y * y).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 10 * 2 * y.data * 2)
+    np.testing.assert_allclose(x.grad.numpy(), 10 * 2 * y.numpy() * 2)
 
 
 def test_hook_needs_requires_grad():
@@ -260,8 +260,8 @@ def test_autograd_grad_leaves_dot_grad_untouched():
     tx = torch.tensor(a, requires_grad=True)
     th = tx.tanh()
     tgx, tgh = torch.autograd.grad((th * tx).sum(), [tx, th])
-    np.testing.assert_allclose(gx.data, tgx.numpy())
-    np.testing.assert_allclose(gh.data, tgh.numpy())
+    np.testing.assert_allclose(gx.numpy(), tgx.numpy())
+    np.testing.assert_allclose(gh.numpy(), tgh.numpy())
 
 
 # ---------------------------------------------------------------- grad modes
@@ -353,7 +353,7 @@ def test_detect_anomaly_as_decorator_and_off_by_default():
         return -t
 
     with np.errstate(divide="ignore"):
-        assert tg.Tensor(np.array([0.0])).log().data[0] == -np.inf  # off: no error
+        assert tg.Tensor(np.array([0.0])).log().numpy()[0] == -np.inf  # off: no error
         with pytest.raises(RuntimeError, match="Log"):
             f(tg.Tensor(np.array([0.0])))
         with pytest.raises(RuntimeError, match="Neg"):
@@ -389,9 +389,9 @@ def test_linear_op_matches_matmul_and_torch(rng):
     ts = [torch.tensor(v, requires_grad=True) for v in (a, w, b)]
     tout = torch.nn.functional.linear(*ts)
     (tout * tout).sum().backward()
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12)
     for x, t in zip(xs, ts):
-        np.testing.assert_allclose(x.grad.data, t.grad.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-10)
 
 
 def test_shared_weight_over_steps_gradcheck(rng):

@@ -35,23 +35,23 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     assert isinstance(total, tg.Tensor) and total.dtype == np.float64
     np.testing.assert_allclose(total.item(), ttotal.item(), rtol=1e-12)
     for p, q, g in zip(ours, theirs, grads):
-        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-12, atol=1e-15)
-    new_total = np.linalg.norm(np.concatenate([p.grad.data.ravel() for p in ours]), ord=norm_type)
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-12, atol=1e-15)
+    new_total = np.linalg.norm(np.concatenate([p.grad.numpy().ravel() for p in ours]), ord=norm_type)
     assert new_total <= max_norm * (1 + 1e-9)
     if max_norm > 1e2:  # nothing to clip
         for p, g in zip(ours, grads):
-            np.testing.assert_array_equal(p.grad.data, g)
+            np.testing.assert_array_equal(p.grad.numpy(), g)
 
 
 def test_clip_grad_norm_does_not_write_into_grad_arrays():
     torch = pytest.importorskip("torch")
     ours, _, grads = _pair(torch, scale=10.0)
-    arrays = [p.grad.data for p in ours]
+    arrays = [p.grad.numpy() for p in ours]
     copies = [a.copy() for a in arrays]
     clip_grad_norm_(ours, 1.0)
     for p, a, c in zip(ours, arrays, copies):
         np.testing.assert_array_equal(a, c)  # the old array (maybe shared) is untouched
-        assert p.grad.data is not a
+        assert p.grad.numpy() is not a
 
 
 def test_clip_grad_norm_float32_and_single_tensor():
@@ -61,8 +61,8 @@ def test_clip_grad_norm_float32_and_single_tensor():
     ttotal = torch.nn.utils.clip_grad_norm_(theirs[0], 1.0)
     assert total.dtype == np.float32 and ours[0].grad.dtype == np.float32
     np.testing.assert_allclose(total.item(), ttotal.item(), rtol=1e-6)
-    np.testing.assert_allclose(ours[0].grad.data, theirs[0].grad.numpy(), rtol=1e-6)
-    np.testing.assert_array_equal(ours[1].grad.data, theirs[1].grad.numpy())  # not passed: unchanged
+    np.testing.assert_allclose(ours[0].grad.numpy(), theirs[0].grad.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(ours[1].grad.numpy(), theirs[1].grad.numpy())  # not passed: unchanged
 
 
 def test_clip_grad_norm_nonfinite():
@@ -70,10 +70,10 @@ def test_clip_grad_norm_nonfinite():
     p.grad = tg.Tensor(np.array([1.0, np.inf, 2.0]))
     with pytest.raises(RuntimeError, match="non-finite"):
         clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
-    np.testing.assert_array_equal(p.grad.data, [1.0, np.inf, 2.0])
+    np.testing.assert_array_equal(p.grad.numpy(), [1.0, np.inf, 2.0])
     total = clip_grad_norm_([p], 1.0)  # like torch: scaled by 0 -> nan where inf, no warning
     assert total.item() == np.inf
-    np.testing.assert_array_equal(p.grad.data, [0.0, np.nan, 0.0])
+    np.testing.assert_array_equal(p.grad.numpy(), [0.0, np.nan, 0.0])
 
 
 def test_clip_grad_norm_skips_missing_grads_and_empty():
@@ -81,7 +81,7 @@ def test_clip_grad_norm_skips_missing_grads_and_empty():
     a.grad = tg.Tensor(np.array([3.0, 4.0]))
     total = clip_grad_norm_([a, b], 1.0)
     np.testing.assert_allclose(total.item(), 5.0)
-    np.testing.assert_allclose(a.grad.data, np.array([3.0, 4.0]) / (5.0 + 1e-6))
+    np.testing.assert_allclose(a.grad.numpy(), np.array([3.0, 4.0]) / (5.0 + 1e-6))
     assert b.grad is None
     assert clip_grad_norm_([b], 1.0).item() == 0.0
 
@@ -90,11 +90,11 @@ def test_clip_grad_norm_skips_missing_grads_and_empty():
 def test_clip_grad_value_matches_torch(clip_value):
     torch = pytest.importorskip("torch")
     ours, theirs, grads = _pair(torch)
-    arrays = [p.grad.data for p in ours]
+    arrays = [p.grad.numpy() for p in ours]
     clip_grad_value_(ours, clip_value)
     torch.nn.utils.clip_grad_value_(theirs, clip_value)
     for p, q, a, g in zip(ours, theirs, arrays, grads):
-        np.testing.assert_array_equal(p.grad.data, q.grad.numpy())
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
         np.testing.assert_array_equal(a, g)
 
 
@@ -107,7 +107,7 @@ def test_bad_arguments():
         clip_grad_value_([p], -0.1)
     with pytest.raises(TypeError, match="parameters"):
         clip_grad_norm_([np.ones(2)], 1.0)
-    np.testing.assert_array_equal(p.grad.data, np.ones(2))
+    np.testing.assert_array_equal(p.grad.numpy(), np.ones(2))
 
 
 def test_clip_inside_training_step():
@@ -117,4 +117,4 @@ def test_clip_inside_training_step():
     total = clip_grad_norm_([w], 1.0)
     np.testing.assert_allclose(total.item(), 100.0)
     tg.optim.SGD([w], lr=1.0).step()
-    np.testing.assert_allclose(w.data, np.array([3.0, -4.0]) * (1 - 20.0 / (100.0 + 1e-6)))  # grad = 20 w
+    np.testing.assert_allclose(w.numpy(), np.array([3.0, -4.0]) * (1 - 20.0 / (100.0 + 1e-6)))  # grad = 20 w

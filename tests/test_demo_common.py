@@ -46,9 +46,9 @@ def test_flags_help_override_and_bad_quick_key():
 
 def test_seed_everything_reproduces_library_and_data_streams():
     g1 = C.seed_everything(5)
-    a, d1 = tg.randn(3).data.copy(), g1.random(4)
+    a, d1 = tg.randn(3).numpy().copy(), g1.random(4)
     g2 = C.seed_everything(5)
-    np.testing.assert_array_equal(tg.randn(3).data, a)
+    np.testing.assert_array_equal(tg.randn(3).numpy(), a)
     np.testing.assert_array_equal(g2.random(4), d1)
     assert not np.array_equal(C.seed_everything(6).random(4), d1)
 
@@ -78,7 +78,7 @@ def test_checkpoint_round_trip_restores_model_optimizer_and_generators(tmp_path)
     # continue the original for reference
     ref_tg, ref_data = tg.rng().random(2), data.random(2)
     ref_loss = _train(model, opt, data, 2)
-    ref_params = [p.data.copy() for p in model.parameters()]
+    ref_params = [p.numpy().copy() for p in model.parameters()]
 
     model2, opt2 = _model_and_opt(99)  # different init, fresh optimizer, different generators
     data2 = np.random.default_rng(42)
@@ -89,7 +89,7 @@ def test_checkpoint_round_trip_restores_model_optimizer_and_generators(tmp_path)
     np.testing.assert_array_equal(data2.random(2), ref_data)
     assert _train(model2, opt2, data2, 2) == ref_loss  # Adam moments restored: bitwise same steps
     for p, q in zip(model2.parameters(), ref_params):
-        np.testing.assert_array_equal(p.data, q)
+        np.testing.assert_array_equal(p.numpy(), q)
 
 
 def test_missing_generator_in_checkpoint_is_an_error(tmp_path):

@@ -228,9 +228,9 @@ def test_cnn_encoder_matches_torch_float64():
     xt = torch.tensor(x)
     out = ref(xt).flatten(2).transpose(1, 2)
     (out * torch.tensor(upstream)).sum().backward()
-    np.testing.assert_allclose(feats.data, out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(feats.numpy(), out.detach().numpy(), rtol=1e-10, atol=1e-12)
     for name, mod in (("conv1", ref[0]), ("conv2", ref[2])):
-        np.testing.assert_allclose(getattr(enc, name).weight.grad.data, mod.weight.grad.numpy(), rtol=1e-9, atol=1e-11)
-        np.testing.assert_allclose(getattr(enc, name).bias.grad.data, mod.bias.grad.numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(getattr(enc, name).weight.grad.numpy(), mod.weight.grad.numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(getattr(enc, name).bias.grad.numpy(), mod.bias.grad.numpy(), rtol=1e-9, atol=1e-11)
     with pytest.raises(ValueError, match="expected input"):
         enc(tg.Tensor(np.zeros((1, 3, 4, 4))))

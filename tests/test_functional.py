@@ -21,7 +21,7 @@ def torch_check(tg_fn, torch_fn, *arrays, atol=1e-10, rtol=1e-7, grad_of=None):
     ts = [tg.Tensor(a.copy(), requires_grad=g) for a, g in zip(arrays, grad_of)]
     ps = [torch.tensor(a.copy(), requires_grad=g) for a, g in zip(arrays, grad_of)]
     out, ref = tg_fn(*ts), torch_fn(*ps)
-    np.testing.assert_allclose(out.data, ref.detach().numpy(), atol=atol, rtol=rtol)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), atol=atol, rtol=rtol)
     assert out.shape == tuple(ref.shape)
     w = np.random.default_rng(1).standard_normal(ref.shape)
     (out * tg.Tensor(w)).sum().backward()
@@ -29,7 +29,7 @@ def torch_check(tg_fn, torch_fn, *arrays, atol=1e-10, rtol=1e-7, grad_of=None):
     for i, (t, p) in enumerate(zip(ts, ps)):
         if p.grad is not None:
             assert t.grad is not None, f"input {i} got no gradient"
-            np.testing.assert_allclose(t.grad.data, p.grad.numpy(), atol=atol, rtol=rtol, err_msg=f"grad of input {i}")
+            np.testing.assert_allclose(t.grad.numpy(), p.grad.numpy(), atol=atol, rtol=rtol, err_msg=f"grad of input {i}")
     return out
 
 
@@ -90,9 +90,9 @@ def test_embedding_gradcheck():
 def test_embedding_padding_idx_gets_no_gradient():
     w = leaf(5, 3)
     F.embedding(np.array([1, 1, 3, 2]), w, padding_idx=1).sum().backward()
-    assert np.all(w.grad.data[1] == 0)
-    np.testing.assert_allclose(w.grad.data[[2, 3]], 1.0)
-    np.testing.assert_allclose(w.grad.data[[0, 4]], 0.0)
+    assert np.all(w.grad.numpy()[1] == 0)
+    np.testing.assert_allclose(w.grad.numpy()[[2, 3]], 1.0)
+    np.testing.assert_allclose(w.grad.numpy()[[0, 4]], 0.0)
 
 
 @pytest.mark.parametrize("name, fn", [
@@ -104,7 +104,7 @@ def test_embedding_padding_idx_gets_no_gradient():
 ])
 def test_activation_gradcheck(name, fn):
     x = tg.Tensor(R.standard_normal((3, 4)), requires_grad=True)
-    x.data[np.abs(x.data) < 0.05] = 0.3  # off relu's kink at 0
+    x.numpy()[np.abs(x.numpy()) < 0.05] = 0.3  # off relu's kink at 0
     assert tg.gradcheck(fn, [x])
 
 
@@ -196,8 +196,8 @@ def test_softplus_stable_at_extremes():
     x = tg.Tensor(np.array([-1e4, -50.0, 0.0, 50.0, 1e4]), requires_grad=True)
     y = F.softplus(x)
     y.sum().backward()
-    np.testing.assert_allclose(y.data, [0.0, np.exp(-50.0), np.log(2), 50.0, 1e4], rtol=1e-12)
-    np.testing.assert_allclose(x.grad.data, [0.0, np.exp(-50.0), 0.5, 1.0, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(y.numpy(), [0.0, np.exp(-50.0), np.log(2), 50.0, 1e4], rtol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, np.exp(-50.0), 0.5, 1.0, 1.0], rtol=1e-12)
 
 
 # ---------------------------------------------------------------- dropout
@@ -206,8 +206,8 @@ def test_dropout_scaling_and_rate():
     tg.manual_seed(0)
     x = tg.ones(200, 500)
     y = F.dropout(x, 0.3, training=True)
-    kept = y.data != 0
-    np.testing.assert_allclose(y.data[kept], 1 / 0.7, rtol=1e-6)  # inverted dropout: kept values scaled
+    kept = y.numpy() != 0
+    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.7, rtol=1e-6)  # inverted dropout: kept values scaled
     assert abs(kept.mean() - 0.7) < 0.01
     assert y.dtype == np.float32
 
@@ -215,12 +215,12 @@ def test_dropout_scaling_and_rate():
 def test_dropout_reproducible_with_manual_seed_and_identity_in_eval():
     x = tg.randn(10, 10)
     tg.manual_seed(5)
-    a = F.dropout(x, 0.5).data
+    a = F.dropout(x, 0.5).numpy()
     tg.manual_seed(5)
-    b = F.dropout(x, 0.5).data
+    b = F.dropout(x, 0.5).numpy()
     np.testing.assert_array_equal(a, b)
     assert F.dropout(x, 0.5, training=False) is x
-    assert np.all(F.dropout(x, 1.0).data == 0)
+    assert np.all(F.dropout(x, 1.0).numpy() == 0)
     with pytest.raises(ValueError, match="between 0 and 1"):
         F.dropout(x, 1.5)
 
@@ -229,7 +229,7 @@ def test_dropout_gradient_follows_mask():
     x = tg.Tensor(np.ones((20, 20)), requires_grad=True)
     y = F.dropout(x, 0.5)
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, y.data)  # d(x·m/(1-p))/dx = m/(1-p) = y at x = 1
+    np.testing.assert_array_equal(x.grad.numpy(), y.numpy())  # d(x·m/(1-p))/dx = m/(1-p) = y at x = 1
 
 
 # ---------------------------------------------------------------- bad input

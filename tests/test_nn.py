@@ -28,15 +28,15 @@ def check_layer(layer, torch_layer, x: np.ndarray, atol=1e-10, x_grad=True):
     xt = tg.Tensor(x.copy(), requires_grad=x_grad)
     xp = torch.tensor(x.copy(), requires_grad=x_grad)
     out, ref = layer(xt), torch_layer(xp)
-    np.testing.assert_allclose(out.data, ref.detach().numpy(), atol=atol)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), atol=atol)
     w = np.random.default_rng(0).standard_normal(ref.shape)
     (out * tg.Tensor(w)).sum().backward()
     (ref * torch.tensor(w)).sum().backward()
     if x_grad:
-        np.testing.assert_allclose(xt.grad.data, xp.grad.numpy(), atol=atol)
+        np.testing.assert_allclose(xt.grad.numpy(), xp.grad.numpy(), atol=atol)
     theirs = dict(torch_layer.named_parameters())
     for name, p in layer.named_parameters():
-        np.testing.assert_allclose(p.grad.data, theirs[name].grad.numpy(), atol=atol, err_msg=name)
+        np.testing.assert_allclose(p.grad.numpy(), theirs[name].grad.numpy(), atol=atol, err_msg=name)
 
 
 # ---------------------------------------------------------------- layers vs PyTorch
@@ -50,17 +50,17 @@ def test_linear_matches_torch():
 def test_embedding_matches_torch_and_padding_row():
     torch = pytest.importorskip("torch")
     emb = nn.Embedding(6, 3, padding_idx=-2)
-    assert emb.padding_idx == 4 and np.all(emb.weight.data[4] == 0)
+    assert emb.padding_idx == 4 and np.all(emb.weight.numpy()[4] == 0)
     idx = np.array([[0, 4, 5], [4, 4, 1]])
     emb.to(np.float64)
     ref = to_torch(emb, torch.nn.Embedding(6, 3, padding_idx=4))
     out, r = emb(idx), ref(torch.tensor(idx))
-    np.testing.assert_allclose(out.data, r.detach().numpy())
+    np.testing.assert_allclose(out.numpy(), r.detach().numpy())
     w = R.standard_normal(out.shape)
     (out * tg.Tensor(w)).sum().backward()
     (r * torch.tensor(w)).sum().backward()
-    np.testing.assert_allclose(emb.weight.grad.data, ref.weight.grad.numpy())
-    assert np.all(emb.weight.grad.data[4] == 0)
+    np.testing.assert_allclose(emb.weight.grad.numpy(), ref.weight.grad.numpy())
+    assert np.all(emb.weight.grad.numpy()[4] == 0)
 
 
 @pytest.mark.parametrize("shape, affine, bias", [((5,), True, True), ((3, 5), True, True), ((5,), False, True),
@@ -69,7 +69,7 @@ def test_layer_norm_matches_torch(shape, affine, bias):
     torch = pytest.importorskip("torch")
     ln = nn.LayerNorm(shape, eps=1e-4, elementwise_affine=affine, bias=bias)
     for p in ln.parameters():  # non-trivial affine parameters
-        p.data[...] = R.standard_normal(p.shape)
+        p.numpy()[...] = R.standard_normal(p.shape)
     check_layer(ln, torch.nn.LayerNorm(shape, eps=1e-4, elementwise_affine=affine, bias=bias),
                 R.standard_normal((2, 4) + shape) * 2 + 1)
 
@@ -119,8 +119,8 @@ def test_loss_modules_match_torch(name, args, kw):
     a, b = ours(xt, y), theirs(xp, torch.tensor(y))
     a.backward()
     b.backward()
-    np.testing.assert_allclose(a.data, b.detach().numpy(), atol=1e-12)
-    np.testing.assert_allclose(xt.grad.data, xp.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(a.numpy(), b.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(xt.grad.numpy(), xp.grad.numpy(), atol=1e-12)
     assert list(ours.state_dict()) == list(theirs.state_dict())  # class weights are buffers, as in torch
 
 
@@ -167,7 +167,7 @@ def test_state_dict_round_trip_with_torch_and_same_outputs():
     ref.backward()
     theirs_p = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.data, theirs_p[name].grad.numpy(), atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(p.grad.numpy(), theirs_p[name].grad.numpy(), atol=1e-10, err_msg=name)
     # torch -> tg: a fresh tg model takes torch's tensors and reproduces the output
     back = make_model(nn).to(np.float64).eval()
     back.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
@@ -194,7 +194,7 @@ def test_load_state_dict_reports_every_problem_and_changes_nothing():
     sd = {k: np.zeros_like(v) for k, v in before.items() if k != "emb.weight"}
     result = model.load_state_dict(dict(sd, extra=np.zeros(1)), strict=False)
     assert result.missing_keys == ["emb.weight"] and result.unexpected_keys == ["extra"]
-    assert np.all(model.heads["cls"].weight.data == 0) and np.any(model.emb.weight.data != 0)
+    assert np.all(model.heads["cls"].weight.numpy() == 0) and np.any(model.emb.weight.numpy() != 0)
 
 
 def test_to_float64_and_dtype_argument():
@@ -214,10 +214,10 @@ def test_train_eval_switches_dropout():
     x = tg.randn(16, 8)
     model.eval()
     assert not model[1].training
-    np.testing.assert_array_equal(model(x).data, model[0](x).data)
+    np.testing.assert_array_equal(model(x).numpy(), model[0](x).numpy())
     model.train()
     assert all(m.training for m in model.modules())
-    y, full = model(x).data, model[0](x).data
+    y, full = model(x).numpy(), model[0](x).numpy()
     dropped = y == 0
     assert 0.3 < dropped.mean() < 0.7
     np.testing.assert_allclose(y[~dropped], 2 * full[~dropped], rtol=1e-6)
@@ -313,29 +313,29 @@ def test_layer_shape_errors_name_layer_and_shapes():
 def test_default_inits_follow_pytorch_bounds():
     tg.manual_seed(0)
     lin, conv = nn.Linear(200, 300), nn.Conv2d(8, 16, 5)
-    assert np.abs(lin.weight.data).max() <= 1 / math.sqrt(200) and np.abs(lin.bias.data).max() <= 1 / math.sqrt(200)
-    assert np.abs(lin.weight.data).max() > 0.95 / math.sqrt(200)
-    assert np.abs(conv.weight.data).max() <= 1 / math.sqrt(8 * 25) and np.abs(conv.bias.data).max() <= 1 / math.sqrt(8 * 25)
+    assert np.abs(lin.weight.numpy()).max() <= 1 / math.sqrt(200) and np.abs(lin.bias.numpy()).max() <= 1 / math.sqrt(200)
+    assert np.abs(lin.weight.numpy()).max() > 0.95 / math.sqrt(200)
+    assert np.abs(conv.weight.numpy()).max() <= 1 / math.sqrt(8 * 25) and np.abs(conv.bias.numpy()).max() <= 1 / math.sqrt(8 * 25)
     emb = nn.Embedding(1000, 50)
-    assert abs(emb.weight.data.std() - 1) < 0.02 and abs(emb.weight.data.mean()) < 0.02
+    assert abs(emb.weight.numpy().std() - 1) < 0.02 and abs(emb.weight.numpy().mean()) < 0.02
     ln = nn.LayerNorm(7)
-    assert np.all(ln.weight.data == 1) and np.all(ln.bias.data == 0)
+    assert np.all(ln.weight.numpy() == 1) and np.all(ln.bias.numpy() == 0)
 
 
 def test_xavier_and_kaiming_statistics():
     w = tg.zeros(300, 500, dtype=np.float64)
     a = math.sqrt(6 / 800) * 2.0
     assert init.xavier_uniform_(w, gain=2.0) is w
-    assert np.abs(w.data).max() <= a and np.abs(w.data).max() > 0.99 * a
-    assert abs(w.data.std() - a / math.sqrt(3)) < 0.01 * a
+    assert np.abs(w.numpy()).max() <= a and np.abs(w.numpy()).max() > 0.99 * a
+    assert abs(w.numpy().std() - a / math.sqrt(3)) < 0.01 * a
     init.xavier_normal_(w)
-    assert abs(w.data.std() - math.sqrt(2 / 800)) < 0.01 * math.sqrt(2 / 800)
+    assert abs(w.numpy().std() - math.sqrt(2 / 800)) < 0.01 * math.sqrt(2 / 800)
     c = tg.zeros(64, 16, 3, 3)  # fan_in = 144, fan_out = 576
     init.kaiming_uniform_(c, a=0, mode="fan_in", nonlinearity="relu")
     bound = math.sqrt(2) * math.sqrt(3 / 144)
-    assert np.abs(c.data).max() <= bound + 1e-7 and np.abs(c.data).max() > 0.99 * bound
+    assert np.abs(c.numpy()).max() <= bound + 1e-7 and np.abs(c.numpy()).max() > 0.99 * bound
     init.kaiming_normal_(c, mode="fan_out", nonlinearity="relu")
-    assert abs(c.data.std() - math.sqrt(2 / 576)) < 0.03 * math.sqrt(2 / 576)
+    assert abs(c.numpy().std() - math.sqrt(2 / 576)) < 0.03 * math.sqrt(2 / 576)
     assert c.dtype == np.float32
 
 
@@ -343,7 +343,7 @@ def test_xavier_and_kaiming_statistics():
 def test_orthogonal(shape):
     w = tg.zeros(*shape, dtype=np.float64)
     init.orthogonal_(w, gain=1.5)
-    m = w.data.reshape(shape[0], -1)
+    m = w.numpy().reshape(shape[0], -1)
     gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
     np.testing.assert_allclose(gram, 1.5 ** 2 * np.eye(gram.shape[0]), atol=1e-12)
 
@@ -356,17 +356,17 @@ def test_simple_inits_gain_and_reproducibility():
     with pytest.raises(ValueError, match="unsupported nonlinearity"):
         init.calculate_gain("swish")
     p = nn.Parameter(np.empty((3, 4), np.float32))
-    data = p.data
+    data = p.numpy()
     init.constant_(p, 0.25)
-    assert p.data is data and np.all(p.data == 0.25)
-    assert np.all(init.zeros_(p).data == 0) and np.all(init.ones_(p).data == 1)
-    np.testing.assert_array_equal(init.eye_(tg.zeros(3, 4)).data, np.eye(3, 4))
+    assert p.numpy() is data and np.all(p.numpy() == 0.25)
+    assert np.all(init.zeros_(p).numpy() == 0) and np.all(init.ones_(p).numpy() == 1)
+    np.testing.assert_array_equal(init.eye_(tg.zeros(3, 4)).numpy(), np.eye(3, 4))
     init.uniform_(p, -2, -1)
-    assert p.data.min() >= -2 and p.data.max() <= -1
+    assert p.numpy().min() >= -2 and p.numpy().max() <= -1
     tg.manual_seed(7)
-    a = init.normal_(tg.zeros(5), 1.0, 0.1).data.copy()
+    a = init.normal_(tg.zeros(5), 1.0, 0.1).numpy().copy()
     tg.manual_seed(7)
-    np.testing.assert_array_equal(init.normal_(tg.zeros(5), 1.0, 0.1).data, a)
+    np.testing.assert_array_equal(init.normal_(tg.zeros(5), 1.0, 0.1).numpy(), a)
     with pytest.raises(ValueError, match="fan in and fan out"):
         init.xavier_uniform_(tg.zeros(5))
     with pytest.raises(ValueError, match="mode"):

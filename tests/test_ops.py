@@ -196,13 +196,13 @@ def test_matches_torch(case: Case):
     ts = [torch.tensor(a, requires_grad=True) for a in arrays]
     out, tout = case.fn(tg, *xs), case.fn(torch, *ts)
     assert out.shape == tuple(tout.shape)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     w = np.random.default_rng(1).standard_normal(out.shape)
     (out * tg.Tensor(w)).sum().backward()
     (tout * torch.tensor(w)).sum().backward()
     for i, (x, t) in enumerate(zip(xs, ts)):
         assert x.grad is not None, f"input {i} got no gradient"
-        np.testing.assert_allclose(x.grad.data, t.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=f"input {i}")
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=f"input {i}")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -249,11 +249,11 @@ def test_binary_ops_broadcast_gradcheck_and_torch(op, shapes, seed):
     x, y = (tg.Tensor(v.copy(), requires_grad=True) for v in (a, b))
     tx, ty = (torch.tensor(v, requires_grad=True) for v in (a, b))
     out, tout = fn(tg, x, y), fn(torch, tx, ty)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     out.sum().backward()
     tout.sum().backward()
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(y.grad.data, ty.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy(), rtol=1e-9, atol=1e-12)
     assert x.grad.shape == a.shape and y.grad.shape == b.shape
 
 
@@ -267,7 +267,7 @@ def test_matmul_random_batch_broadcast(batch, n, k, m, seed):
     xs = [tg.Tensor(a.copy(), requires_grad=True), tg.Tensor(b.copy(), requires_grad=True)]
     assert tg.gradcheck(lambda x, y: x @ y, xs)
     torch = pytest.importorskip("torch")
-    np.testing.assert_allclose((xs[0] @ xs[1]).data, (torch.tensor(a) @ torch.tensor(b)).numpy(), rtol=1e-10)
+    np.testing.assert_allclose((xs[0] @ xs[1]).numpy(), (torch.tensor(a) @ torch.tensor(b)).numpy(), rtol=1e-10)
 
 
 # ---------------------------------------------------------------- comparisons: values, no gradient
@@ -281,7 +281,7 @@ def test_comparisons_match_torch_and_carry_no_grad(op):
     for other, tother in ((tg.Tensor(b, requires_grad=True), torch.tensor(b)), (2.0, 2.0)):
         out = getattr(x, op)(other)
         assert out.dtype == np.bool_ and not out.requires_grad and out._ctx is None
-        np.testing.assert_array_equal(out.data, getattr(torch.tensor(a), op)(tother).numpy())
+        np.testing.assert_array_equal(out.numpy(), getattr(torch.tensor(a), op)(tother).numpy())
 
 
 # ---------------------------------------------------------------- stable ops at extreme inputs
@@ -308,13 +308,13 @@ def test_stable_at_extreme_inputs_without_warnings(name, dtype):
         warnings.simplefilter("error")  # any overflow/invalid RuntimeWarning fails here
         out = fn(tg, x)
         out.backward(np.ones(out.shape, dtype))
-    assert np.isfinite(out.data).all() and np.isfinite(x.grad.data).all()
+    assert np.isfinite(out.numpy()).all() and np.isfinite(x.grad.numpy()).all()
     tx = torch.tensor(EXTREME, requires_grad=True)
     tout = fn(torch, tx)
     tout.backward(torch.ones_like(tout))
     tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=tol, atol=tol)
 
 
 def test_masked_rows_in_softmax_family():
@@ -328,13 +328,13 @@ def test_masked_rows_in_softmax_family():
         lse = x.logsumexp(-1)
         (p.sum() + lse[0]).backward()
     e = np.exp(np.array([0.5, 1.5]) - np.logaddexp(0.5, 1.5))
-    np.testing.assert_allclose(p.data[0], [e[0], 0.0, e[1]])
-    np.testing.assert_array_equal(p.data[1], 0.0)
-    np.testing.assert_allclose(lp.data[0, [0, 2]], np.log(e))
-    assert lp.data[0, 1] == -np.inf and (lp.data[1] == -np.inf).all()
-    np.testing.assert_allclose(lse.data, [np.logaddexp(0.5, 1.5), -np.inf])
-    assert np.isfinite(x.grad.data).all()
-    np.testing.assert_allclose(x.grad.data[0], [e[0], 0.0, e[1]], atol=1e-15)  # d(sum p)=0, dlse=softmax
+    np.testing.assert_allclose(p.numpy()[0], [e[0], 0.0, e[1]])
+    np.testing.assert_array_equal(p.numpy()[1], 0.0)
+    np.testing.assert_allclose(lp.numpy()[0, [0, 2]], np.log(e))
+    assert lp.numpy()[0, 1] == -np.inf and (lp.numpy()[1] == -np.inf).all()
+    np.testing.assert_allclose(lse.numpy(), [np.logaddexp(0.5, 1.5), -np.inf])
+    assert np.isfinite(x.grad.numpy()).all()
+    np.testing.assert_allclose(x.grad.numpy()[0], [e[0], 0.0, e[1]], atol=1e-15)  # d(sum p)=0, dlse=softmax
 
 
 # ---------------------------------------------------------------- bad input: op and shapes named
@@ -403,10 +403,10 @@ def test_max_dim_returns_values_and_indices_like_torch():
         for keepdim in (False, True):
             v, i = tg.Tensor(a).max(dim, keepdim=keepdim)
             tv, ti = torch.tensor(a).max(dim, keepdim=keepdim)
-            np.testing.assert_array_equal(v.data, tv.numpy())
-            np.testing.assert_array_equal(i.data, ti.numpy())
+            np.testing.assert_array_equal(v.numpy(), tv.numpy())
+            np.testing.assert_array_equal(i.numpy(), ti.numpy())
             mv = tg.Tensor(a).min(dim, keepdim=keepdim)
-            np.testing.assert_array_equal(mv.indices.data, torch.tensor(a).min(dim, keepdim=keepdim).indices.numpy())
+            np.testing.assert_array_equal(mv.indices.numpy(), torch.tensor(a).min(dim, keepdim=keepdim).indices.numpy())
 
 
 def test_tied_maxima_share_the_gradient_like_torch_amax():
@@ -415,17 +415,17 @@ def test_tied_maxima_share_the_gradient_like_torch_amax():
     x, tx = tg.Tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
     x.amax(1).sum().backward()
     tx.amax(1).sum().backward()
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy())
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
     y, ty = tg.Tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
     tg.maximum(y, tg.Tensor(np.full(3, 2.0))).sum().backward()
     torch.maximum(ty, torch.full((3,), 2.0, dtype=torch.float64)).sum().backward()
-    np.testing.assert_allclose(y.grad.data, ty.grad.numpy())
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy())
 
 
 def test_getitem_repeated_indices_accumulate():
     x = tg.Tensor(np.arange(4.0), requires_grad=True)
     x[tg.tensor([1, 1, 1, 3])].sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [0.0, 3.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 3.0, 0.0, 1.0])
 
 
 def test_split_chunk_shapes_like_torch():
@@ -464,7 +464,7 @@ def test_mixed_precision_grads_come_back_in_each_inputs_dtype():
     tx = torch.tensor(a.astype(np.float32), requires_grad=True)
     ty = torch.tensor(b, requires_grad=True)
     (tx * ty).sum().backward()
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
 
 
 # ---------------------------------------------------------------- reductions over random shapes and dims
@@ -494,11 +494,11 @@ def test_reductions_random_dims_gradcheck_and_torch(op, shape, data, keepdim, se
     torch = pytest.importorskip("torch")
     x, tx = tg.Tensor(a.copy(), requires_grad=True), torch.tensor(a, requires_grad=True)
     out, tout = fn(tg, x, dim, keepdim), fn(torch, tx, dim, keepdim)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     w = np.random.default_rng(seed + 1).standard_normal(out.shape)
     (out * tg.Tensor(w)).sum().backward()
     (tout * torch.tensor(w)).sum().backward()
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 # ---------------------------------------------------------------- every core Function is exercised above
@@ -552,7 +552,7 @@ def test_unary_ops_over_shapes(name, shape):
     x, tx = tg.Tensor(np.array(a), requires_grad=True), torch.tensor(a, requires_grad=True)
     out, tout = fn(tg, x), fn(torch, tx)
     assert out.shape == tuple(tout.shape)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     out.sum().backward()
     tout.sum().backward()
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-12)

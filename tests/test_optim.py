@@ -45,7 +45,7 @@ def _grad(p: np.ndarray, k: int, i: int) -> np.ndarray:
 def _tg_run(params, opt, steps, start=0):
     for k in range(start, start + steps):
         for i, p in enumerate(params):
-            p.grad = tg.Tensor(_grad(p.data, k, i))
+            p.grad = tg.Tensor(_grad(p.numpy(), k, i))
         opt.step()
 
 
@@ -68,8 +68,8 @@ def test_matches_torch(name, kw):
     _tg_run(ours, opt, steps)
     _torch_run(torch, theirs, topt, steps)
     for p, q in zip(ours, theirs):
-        assert p.data.dtype == np.float64
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+        assert p.numpy().dtype == np.float64
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-10, atol=1e-12)
     # the optimizer state has torch's names and values
     ts = topt.state_dict()["state"]
     for idx, st in opt.state_dict()["state"].items():
@@ -92,7 +92,7 @@ def test_param_groups_match_torch():
     _tg_run(ours, opt, 4)
     _torch_run(torch, theirs, topt, 4)
     for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-10, atol=1e-12)
     assert opt.param_groups[0]["momentum"] == 0.0 and opt.param_groups[1]["lr"] == 0.3
 
 
@@ -115,7 +115,7 @@ def test_training_with_engine_backward_matches_torch():
         topt.zero_grad()
         tloss.backward()
         topt.step()
-    np.testing.assert_allclose(w.data, tw.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(w.numpy(), tw.detach().numpy(), rtol=1e-10, atol=1e-12)
     assert losses[-1] < losses[0]
 
 
@@ -131,7 +131,7 @@ def test_state_dict_resume_gives_identical_trajectory(name, kw, tmp_path):
     opt1 = getattr(tg.optim, name)(first, **kw)
     _tg_run(first, opt1, 3)
     path = tmp_path / "ckpt.npz"
-    tg.save({"params": [p.data for p in first], "optim": opt1.state_dict()}, path)
+    tg.save({"params": [p.numpy() for p in first], "optim": opt1.state_dict()}, path)
     _tg_run(first, opt1, 1, start=3)  # keeps training after saving: the checkpoint must not change
 
     ck = tg.load(path)
@@ -141,24 +141,24 @@ def test_state_dict_resume_gives_identical_trajectory(name, kw, tmp_path):
     assert opt2.param_groups[0]["lr"] == kw["lr"]
     _tg_run(resumed, opt2, 4, start=3)
     for p, q in zip(full, resumed):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_float32_stays_float32_and_grad_untouched(name, kw):
     params = [Parameter(a) for a in _init(np.float32)]
-    arrays = [p.data for p in params]
+    arrays = [p.numpy() for p in params]
     opt = getattr(tg.optim, name)(params, **kw)
     grads = []
     for k in range(2):
         for i, p in enumerate(params):
-            p.grad = tg.Tensor(_grad(p.data, k, i))
-        grads = [(p.grad.data, p.grad.data.copy()) for p in params]
-        before = [p.data.copy() for p in params]
+            p.grad = tg.Tensor(_grad(p.numpy(), k, i))
+        grads = [(p.grad.numpy(), p.grad.numpy().copy()) for p in params]
+        before = [p.numpy().copy() for p in params]
         opt.step()
     for p, a, b in zip(params, arrays, before):
-        assert p.data is a and p.data.dtype == np.float32  # updated in place
-        assert not np.array_equal(p.data, b)
+        assert p.numpy() is a and p.numpy().dtype == np.float32  # updated in place
+        assert not np.array_equal(p.numpy(), b)
     for g, g0 in grads:
         np.testing.assert_array_equal(g, g0)
     for st in opt.state.values():
@@ -183,12 +183,12 @@ def test_zero_grad():
     p.grad = tg.Tensor(g)
     opt = tg.optim.SGD([p], lr=0.1)
     opt.zero_grad(set_to_none=False)
-    np.testing.assert_array_equal(p.grad.data, np.zeros(3))
+    np.testing.assert_array_equal(p.grad.numpy(), np.zeros(3))
     np.testing.assert_array_equal(g, np.full(3, 2.0))  # a new array: the old one may be shared
     opt.zero_grad()
     assert p.grad is None
     opt.step()  # no gradient: nothing happens
-    np.testing.assert_array_equal(p.data, np.ones(3))
+    np.testing.assert_array_equal(p.numpy(), np.ones(3))
 
 
 def test_closure_and_add_param_group():
@@ -197,8 +197,8 @@ def test_closure_and_add_param_group():
     opt.add_param_group({"params": b, "lr": 0.25})
     a.grad, b.grad = tg.Tensor(np.ones(2)), tg.Tensor(np.ones(2))
     assert opt.step(lambda: 3.0) == 3.0
-    np.testing.assert_allclose(a.data, 0.5)
-    np.testing.assert_allclose(b.data, 0.75)
+    np.testing.assert_allclose(a.numpy(), 0.5)
+    np.testing.assert_allclose(b.numpy(), 0.75)
     with pytest.raises(ValueError, match="more than one parameter group"):
         opt.add_param_group({"params": [a]})
     with pytest.raises(ValueError, match="lr"):
@@ -247,7 +247,7 @@ def test_wrong_grad_shape_changes_nothing():
     a.grad, b.grad = tg.Tensor(np.ones(2)), tg.Tensor(np.ones(4))
     with pytest.raises(ValueError, match=r"\(4,\).*\(3,\)"):
         opt.step()
-    np.testing.assert_array_equal(a.data, np.ones(2))
+    np.testing.assert_array_equal(a.numpy(), np.ones(2))
     assert not opt.state
 
 
@@ -390,4 +390,4 @@ def test_load_torch_state_dict_and_continue():
             p.grad = torch.from_numpy(_grad(p.detach().numpy(), k, i))
         topt.step()
     for p, q in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-10, atol=1e-12)

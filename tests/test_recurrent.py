@@ -74,17 +74,17 @@ def test_lengths_equal_running_each_sequence_alone(cls, kw):
     out, hn = m(x, hx, lengths=lengths)
     loss = (out * _f64(*out.shape, seed=8, requires_grad=False)).sum()
     loss.backward()
-    gx_batch = x.grad.data.copy()
+    gx_batch = x.grad.numpy().copy()
     for b, n in enumerate(lengths):
-        xb = tg.Tensor(x.data[:n, b:b + 1], requires_grad=True)
-        hxb = (tg.Tensor(h0.data[:, b:b + 1]), tg.Tensor(c0.data[:, b:b + 1])) if lstm else tg.Tensor(h0.data[:, b:b + 1])
+        xb = tg.Tensor(x.numpy()[:n, b:b + 1], requires_grad=True)
+        hxb = (tg.Tensor(h0.numpy()[:, b:b + 1]), tg.Tensor(c0.numpy()[:, b:b + 1])) if lstm else tg.Tensor(h0.numpy()[:, b:b + 1])
         ob, hnb = m(xb, hxb)
-        np.testing.assert_allclose(out.data[:n, b:b + 1], ob.data, rtol=1e-12, atol=1e-12)
-        assert not out.data[n:, b].any(), "outputs at padded steps must be zero"
+        np.testing.assert_allclose(out.numpy()[:n, b:b + 1], ob.numpy(), rtol=1e-12, atol=1e-12)
+        assert not out.numpy()[n:, b].any(), "outputs at padded steps must be zero"
         for a, a1 in zip(hn if lstm else (hn,), hnb if lstm else (hnb,)):
-            np.testing.assert_allclose(a.data[:, b:b + 1], a1.data, rtol=1e-12, atol=1e-12)
-        (ob * tg.Tensor(_f64(*out.shape, seed=8, requires_grad=False).data[:n, b:b + 1])).sum().backward()
-        np.testing.assert_allclose(gx_batch[:n, b:b + 1], xb.grad.data, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(a.numpy()[:, b:b + 1], a1.numpy(), rtol=1e-12, atol=1e-12)
+        (ob * tg.Tensor(_f64(*out.shape, seed=8, requires_grad=False).numpy()[:n, b:b + 1])).sum().backward()
+        np.testing.assert_allclose(gx_batch[:n, b:b + 1], xb.grad.numpy(), rtol=1e-10, atol=1e-12)
         assert not gx_batch[n:, b].any(), "padded inputs must get no gradient"
 
 
@@ -92,10 +92,10 @@ def test_lengths_forms_and_full_length_is_plain_run():
     tg.manual_seed(0)
     m = models.GRU(D, H, batch_first=True, dtype=np.float64)
     x = _f64(3, 4, D, seed=9, requires_grad=False)
-    ref = m(x)[0].data
+    ref = m(x)[0].numpy()
     for lengths in ([4, 4, 4], np.array([4, 4, 4]), tg.Tensor(np.array([4, 4, 4]))):
-        np.testing.assert_array_equal(m(x, lengths=lengths)[0].data, ref)
-    out = m(x, lengths=tg.Tensor(np.array([2, 4, 3])))[0].data
+        np.testing.assert_array_equal(m(x, lengths=lengths)[0].numpy(), ref)
+    out = m(x, lengths=tg.Tensor(np.array([2, 4, 3])))[0].numpy()
     assert not out[0, 2:].any() and not out[2, 3:].any()
     np.testing.assert_allclose(out[1], ref[1])
 
@@ -108,8 +108,8 @@ def test_init_is_pytorch_uniform():
     k = 1 / np.sqrt(64)
     for name, p in m.named_parameters():
         assert p.dtype == np.float32, name
-        assert np.abs(p.data).max() <= k, name
-        assert np.abs(p.data).max() > 0.9 * k, name  # spread over the whole interval, not a constant
+        assert np.abs(p.numpy()).max() <= k, name
+        assert np.abs(p.numpy()).max() > 0.9 * k, name  # spread over the whole interval, not a constant
 
 
 def test_forget_bias_and_chrono_init():
@@ -121,7 +121,7 @@ def test_forget_bias_and_chrono_init():
         delta = fb.state_dict()["bias_ih" + sfx] - base.state_dict()["bias_ih" + sfx]
         np.testing.assert_allclose(delta, np.r_[np.zeros(H), np.ones(H), np.zeros(2 * H)], atol=1e-6)
     cell = models.LSTMCell(D, H, forget_bias=2.0)
-    assert np.all(cell.bias_ih.data[H:2 * H] > 2.0 - 1 / np.sqrt(H) - 1e-6)
+    assert np.all(cell.bias_ih.numpy()[H:2 * H] > 2.0 - 1 / np.sqrt(H) - 1e-6)
 
     t_max = 50
     ch = models.LSTM(D, 100, chrono_init=t_max, bidirectional=True)
@@ -196,11 +196,11 @@ def test_states_named_scoped_and_differentiable(cls):
                 assert step == t
                 assert path == f"{cls.__name__}/l{layer}" + ("_reverse" if d else "")
     # the last layer's per-step h are the output slices, and dL/dh_t is reachable through them
-    np.testing.assert_array_equal(out.data[2, :, :H], states["h"][2][2].data)
-    np.testing.assert_array_equal(out.data[1, :, H:], states["h"][3][1].data)
+    np.testing.assert_array_equal(out.numpy()[2, :, :H], states["h"][2][2].numpy())
+    np.testing.assert_array_equal(out.numpy()[1, :, H:], states["h"][3][1].numpy())
     loss = out[-1].sum()
     grads = tg.autograd.grad(loss, states["h"][0], retain_graph=True, allow_unused=True)
-    norms = [0.0 if g is None else float(np.linalg.norm(g.data)) for g in grads]
+    norms = [0.0 if g is None else float(np.linalg.norm(g.numpy())) for g in grads]
     assert all(n > 0 for n in norms)  # layer 0 feeds the last output at every step (via both directions)
 
 
@@ -210,10 +210,10 @@ def test_lengths_states_carry_and_repr():
     out, (h, c), st = m(tg.randn(5, 2, D), lengths=[5, 3], return_states=True)
     assert h.shape == (2, 2, 2) and c.shape == (2, 2, H) and out.shape == (5, 2, 4)
     # forward direction: after its last step the padded sequence's state is carried unchanged
-    np.testing.assert_array_equal(st["h"][0][4].data[1], st["h"][0][2].data[1])
-    np.testing.assert_array_equal(h.data[0, 1], st["h"][0][2].data[1])
+    np.testing.assert_array_equal(st["h"][0][4].numpy()[1], st["h"][0][2].numpy()[1])
+    np.testing.assert_array_equal(h.numpy()[0, 1], st["h"][0][2].numpy()[1])
     # reverse direction: h_n is its state at t=0
-    np.testing.assert_array_equal(h.data[1], st["h"][1][0].data)
+    np.testing.assert_array_equal(h.numpy()[1], st["h"][1][0].numpy())
 
 
 # ------------------------------------------------------------------------------------------ formulas by hand
@@ -229,27 +229,27 @@ def test_peephole_lstm_and_cho_gru_follow_their_formulas():
     x, h, c = rng.standard_normal((2, D)), rng.standard_normal((2, H)), rng.standard_normal((2, H))
 
     cell = models.LSTMCell(D, H, peephole=True, dtype=np.float64)
-    p = {k: v.data for k, v in cell.named_parameters()}
+    p = {k: v.numpy() for k, v in cell.named_parameters()}
     a = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
     ai, af, ag, ao = np.split(a, 4, axis=1)
     i, f = _sig(ai + p["weight_ci"] * c), _sig(af + p["weight_cf"] * c)
     c_ref = f * c + i * np.tanh(ag)
     h_ref = _sig(ao + p["weight_co"] * c_ref) * np.tanh(c_ref)
     h1, c1 = cell(tg.Tensor(x), (tg.Tensor(h), tg.Tensor(c)))
-    np.testing.assert_allclose(c1.data, c_ref, rtol=1e-12)
-    np.testing.assert_allclose(h1.data, h_ref, rtol=1e-12)
+    np.testing.assert_allclose(c1.numpy(), c_ref, rtol=1e-12)
+    np.testing.assert_allclose(h1.numpy(), h_ref, rtol=1e-12)
 
     cell = models.GRUCell(D, H, variant="cho", dtype=np.float64)
-    p = {k: v.data for k, v in cell.named_parameters()}
+    p = {k: v.numpy() for k, v in cell.named_parameters()}
     wi, wh, bi, bh = (np.split(p[k], 3, axis=0) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
     r = _sig(x @ wi[0].T + bi[0] + h @ wh[0].T + bh[0])
     z = _sig(x @ wi[1].T + bi[1] + h @ wh[1].T + bh[1])
     n = np.tanh(x @ wi[2].T + bi[2] + (r * h) @ wh[2].T + bh[2])
-    np.testing.assert_allclose(cell(tg.Tensor(x), tg.Tensor(h)).data, (1 - z) * n + z * h, rtol=1e-12)
+    np.testing.assert_allclose(cell(tg.Tensor(x), tg.Tensor(h)).numpy(), (1 - z) * n + z * h, rtol=1e-12)
     # the same weights in PyTorch's form differ (r applied after the matmul)
     torch_form = models.GRUCell(D, H, dtype=np.float64)
     torch_form.load_state_dict(cell.state_dict())
-    assert not np.allclose(torch_form(tg.Tensor(x), tg.Tensor(h)).data, (1 - z) * n + z * h)
+    assert not np.allclose(torch_form(tg.Tensor(x), tg.Tensor(h)).numpy(), (1 - z) * n + z * h)
 
 
 def test_benchmark_floors_agree_with_the_layers():

@@ -81,19 +81,19 @@ def _run_both(kind, num_layers, bidirectional, batch_first, with_h0, lengths, bi
         losst = losst + (a * torch.tensor(w)).sum()
     losst.backward()
 
-    np.testing.assert_allclose(out.data, outt.detach().numpy(), **TOL)
+    np.testing.assert_allclose(out.numpy(), outt.detach().numpy(), **TOL)
     for a, b in zip(hn, hnt):
-        np.testing.assert_allclose(a.data, b.detach().numpy(), **TOL)
-    np.testing.assert_allclose(xo.grad.data, xt.grad.numpy(), **TOL)
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **TOL)
+    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), **TOL)
     if with_h0:
         for a, b in zip(h0o, h0t):
-            np.testing.assert_allclose(a.grad.data, b.grad.numpy(), **TOL)
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), **TOL)
     tp = dict(theirs.named_parameters())
     names = [k for k, _ in ours.named_parameters()]
     assert names == list(tp), "parameter names and order must be PyTorch's"
     for k, p in ours.named_parameters():
         assert p.shape == tuple(tp[k].shape), k
-        np.testing.assert_allclose(p.grad.data, tp[k].grad.numpy(), err_msg=k, **TOL)
+        np.testing.assert_allclose(p.grad.numpy(), tp[k].grad.numpy(), err_msg=k, **TOL)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "L{}{}{}{}{}{}".format(
@@ -133,18 +133,18 @@ def test_cell_matches_torch(name, with_h0, unbatched):
     sum((a * tg.Tensor(c)).sum() for a, c in zip(ro, w)).backward()
     sum((a * torch.tensor(c)).sum() for a, c in zip(rt, w)).backward()
     for a, b in zip(ro, rt):
-        np.testing.assert_allclose(a.data, b.detach().numpy(), **TOL)
-    np.testing.assert_allclose(xo.grad.data, xt.grad.numpy(), **TOL)
+        np.testing.assert_allclose(a.numpy(), b.detach().numpy(), **TOL)
+    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), **TOL)
     if with_h0:
         for a, b in zip(h0o, h0t):
-            np.testing.assert_allclose(a.grad.data, b.grad.numpy(), **TOL)
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), **TOL)
     tp = dict(theirs.named_parameters())
     assert [k for k, _ in ours.named_parameters()] == list(tp)
     for k, p in ours.named_parameters():
         if p.grad is None:  # hx=None: a zero state never meets weight_hh (torch reports a zero gradient)
             assert not with_h0 and k == "weight_hh" and not tp[k].grad.numpy().any(), k
             continue
-        np.testing.assert_allclose(p.grad.data, tp[k].grad.numpy(), err_msg=k, **TOL)
+        np.testing.assert_allclose(p.grad.numpy(), tp[k].grad.numpy(), err_msg=k, **TOL)
 
 
 def test_dropout_eval_matches_torch_and_train_differs():
@@ -153,9 +153,9 @@ def test_dropout_eval_matches_torch_and_train_differs():
     ours2.load_state_dict(ours.state_dict())
     x = np.random.default_rng(3).standard_normal((T, B, D))
     ref = theirs(torch.tensor(x))[0].detach().numpy()
-    np.testing.assert_allclose(ours2.eval()(tg.Tensor(x))[0].data, ref, **TOL)
+    np.testing.assert_allclose(ours2.eval()(tg.Tensor(x))[0].numpy(), ref, **TOL)
     tg.manual_seed(0)
-    train_out = ours2.train()(tg.Tensor(x))[0].data
+    train_out = ours2.train()(tg.Tensor(x))[0].numpy()
     assert not np.allclose(train_out, ref)
 
 

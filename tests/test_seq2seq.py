@@ -25,7 +25,7 @@ def test_kv_cache_incremental_decoding_equals_full_recompute(rng, norm_first):
     tgt = np.concatenate([np.full((3, 1), SOS), rng.integers(3, 13, (3, 6))], 1)
     with tg.no_grad():
         memory = m.encode(src, src_key_padding_mask=kpm)
-        full = m.generator(m.decode(tgt, memory, memory_key_padding_mask=kpm)).log_softmax(-1).data
+        full = m.generator(m.decode(tgt, memory, memory_key_padding_mask=kpm)).log_softmax(-1).numpy()
         cache, steps = None, []
         for t in range(tgt.shape[1]):
             lp, cache, _ = m.decode_step(tgt[:, t], t, memory, cache, kpm)
@@ -49,18 +49,18 @@ def test_teacher_forced_forward_equals_encode_decode(rng):
     assert logits.shape == (3, 5, 13)
     mem = m.encode(src, src_key_padding_mask=kpm)
     ref = m.generator(m.decode(tgt, mem, memory_key_padding_mask=kpm))
-    np.testing.assert_allclose(logits.data, ref.data, rtol=1e-12)
+    np.testing.assert_allclose(logits.numpy(), ref.numpy(), rtol=1e-12)
     # sequence-first tokens give the transposed logits
     m.batch_first = False
-    np.testing.assert_allclose(m(src.T, tgt.T, src_key_padding_mask=kpm).data, logits.data.transpose(1, 0, 2),
+    np.testing.assert_allclose(m(src.T, tgt.T, src_key_padding_mask=kpm).numpy(), logits.numpy().transpose(1, 0, 2),
                                rtol=1e-12)
     m.batch_first = True
     # causal: changing later target tokens leaves earlier logits unchanged
     tgt2 = tgt.copy()
     tgt2[:, 3:] = (tgt2[:, 3:] + 1 - 3) % 10 + 3
     l2 = m(src, tgt2, src_key_padding_mask=kpm)
-    np.testing.assert_allclose(l2.data[:, :3], logits.data[:, :3], rtol=1e-12, atol=1e-12)
-    assert np.abs(l2.data[:, 3:] - logits.data[:, 3:]).max() > 1e-6
+    np.testing.assert_allclose(l2.numpy()[:, :3], logits.numpy()[:, :3], rtol=1e-12, atol=1e-12)
+    assert np.abs(l2.numpy()[:, 3:] - logits.numpy()[:, 3:]).max() > 1e-6
 
 
 def test_transformer_beam_one_equals_greedy(rng):
@@ -117,11 +117,11 @@ def test_rnn_seq2seq_attention_beam_and_teacher_forcing(rng, cell, attention, bi
     tgt = np.concatenate([np.full((3, 1), SOS), rng.integers(3, 13, (3, 4))], 1)
     logits, w = m(src, tgt)
     assert logits.shape == (3, 5, 13) and w.shape == (3, 5, 7)
-    np.testing.assert_allclose(w.data.sum(-1), 1, rtol=1e-10)
-    assert np.all(w.data[1, :, 5:] == 0)
+    np.testing.assert_allclose(w.numpy().sum(-1), 1, rtol=1e-10)
+    assert np.all(w.numpy()[1, :, 5:] == 0)
     # src_lengths gives the same padding as pad_idx
     l2, _ = m(src, tgt, src_lengths=(~kpm).sum(1))
-    np.testing.assert_allclose(l2.data, logits.data, rtol=1e-12)
+    np.testing.assert_allclose(l2.numpy(), logits.numpy(), rtol=1e-12)
     logits.sum().backward()
     assert all(p.grad is not None for n, p in m.named_parameters() if "tgt_embedding" not in n)
     m.eval()
@@ -132,7 +132,7 @@ def test_rnn_seq2seq_attention_beam_and_teacher_forcing(rng, cell, attention, bi
     # teacher_forcing_ratio=0 feeds the model's own argmax: the logits' argmax is the greedy output
     T = min(greedy.shape[1], 4)
     lo, _ = m(src, np.concatenate([np.full((3, 1), SOS), greedy[:, :T - 1]], 1), teacher_forcing_ratio=0.0)
-    np.testing.assert_array_equal(lo.data.argmax(-1), greedy[:, :T])
+    np.testing.assert_array_equal(lo.numpy().argmax(-1), greedy[:, :T])
 
 
 def test_rnn_seq2seq_gradcheck_small(rng):

@@ -19,7 +19,7 @@ def test_python_floats_become_float32_and_arrays_keep_their_dtype():
 def test_float64_array_is_not_copied_or_converted():
     a = np.ones(3)
     t = tg.Tensor(a)
-    assert t.data is a and t.numpy() is a
+    assert t.numpy() is a and t.numpy() is a
 
 
 @pytest.mark.parametrize("make, shape, fill", [
@@ -33,7 +33,7 @@ def test_float64_array_is_not_copied_or_converted():
 def test_filled_constructors(make, shape, fill):
     t = make()
     assert t.shape == shape and t.dtype == np.float32 and not t.requires_grad
-    assert (t.data == fill).all()
+    assert (t.numpy() == fill).all()
 
 
 def test_constructor_dtypes_and_requires_grad():
@@ -41,28 +41,28 @@ def test_constructor_dtypes_and_requires_grad():
     assert tg.ones(2, requires_grad=True).requires_grad
     assert tg.zeros_like(tg.Tensor(np.ones(2))).dtype == np.float64
     assert tg.randn(2, 3, dtype=np.float64).dtype == np.float64
-    assert tg.rand(5).dtype == np.float32 and ((tg.rand(100).data >= 0) & (tg.rand(100).data < 1)).all()
+    assert tg.rand(5).dtype == np.float32 and ((tg.rand(100).numpy() >= 0) & (tg.rand(100).numpy() < 1)).all()
 
 
 def test_arange_and_eye_match_torch():
     torch = pytest.importorskip("torch")
-    np.testing.assert_array_equal(tg.arange(5).data, torch.arange(5).numpy())
-    np.testing.assert_array_equal(tg.arange(2, 9, 3).data, torch.arange(2, 9, 3).numpy())
+    np.testing.assert_array_equal(tg.arange(5).numpy(), torch.arange(5).numpy())
+    np.testing.assert_array_equal(tg.arange(2, 9, 3).numpy(), torch.arange(2, 9, 3).numpy())
     assert tg.arange(5).dtype == np.int64
     r = tg.arange(0.0, 1.0, 0.25)
     assert r.dtype == np.float32
-    np.testing.assert_allclose(r.data, torch.arange(0.0, 1.0, 0.25).numpy())
-    np.testing.assert_array_equal(tg.eye(3).data, torch.eye(3).numpy())
-    np.testing.assert_array_equal(tg.eye(2, 4).data, torch.eye(2, 4).numpy())
+    np.testing.assert_allclose(r.numpy(), torch.arange(0.0, 1.0, 0.25).numpy())
+    np.testing.assert_array_equal(tg.eye(3).numpy(), torch.eye(3).numpy())
+    np.testing.assert_array_equal(tg.eye(2, 4).numpy(), torch.eye(2, 4).numpy())
 
 
 def test_manual_seed_makes_draws_reproducible():
     tg.manual_seed(123)
-    a, b = tg.randn(3, 4).data, tg.rand(5).data
+    a, b = tg.randn(3, 4).numpy(), tg.rand(5).numpy()
     tg.manual_seed(123)
-    np.testing.assert_array_equal(tg.randn(3, 4).data, a)
-    np.testing.assert_array_equal(tg.rand(5).data, b)
-    assert not np.array_equal(tg.randn(3, 4).data, a)
+    np.testing.assert_array_equal(tg.randn(3, 4).numpy(), a)
+    np.testing.assert_array_equal(tg.rand(5).numpy(), b)
+    assert not np.array_equal(tg.randn(3, 4).numpy(), a)
     assert isinstance(tg.rng(), np.random.Generator)
 
 
@@ -89,7 +89,7 @@ def test_detach_shares_data_and_cuts_the_graph():
     x = tg.Tensor(np.ones(3), requires_grad=True)
     y = x * 2
     d = y.detach()
-    assert d.data is y.data and not d.requires_grad and d._ctx is None
+    assert d.numpy() is y.numpy() and not d.requires_grad and d._ctx is None
     assert (d * x).requires_grad
 
 
@@ -106,7 +106,7 @@ def test_to_double_float_cast_with_gradient():
     assert y.dtype == np.float64 and x.to(np.float32) is x
     (y * y).sum().backward()
     assert x.grad.dtype == np.float32
-    np.testing.assert_allclose(x.grad.data, [2.0, 4.0])
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
     assert y.float().dtype == np.float32 and y.type(np.float32).dtype == np.float32
     assert x.long().dtype == np.int64 and x.bool().dtype == np.bool_
 
@@ -114,18 +114,18 @@ def test_to_double_float_cast_with_gradient():
 def test_clone_is_a_graph_copy():
     x = tg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
     c = x.clone()
-    assert c.data is not x.data
+    assert c.numpy() is not x.numpy()
     (c * 3).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
 
 
 def test_in_place_helpers():
     t = tg.Tensor(np.arange(3.0))
-    assert t.zero_() is t and (t.data == 0).all()
+    assert t.zero_() is t and (t.numpy() == 0).all()
     t.fill_(2.0)
-    assert (t.data == 2).all()
+    assert (t.numpy() == 2).all()
     t.copy_(tg.Tensor(np.array([1.0, 2.0, 3.0])))
-    np.testing.assert_array_equal(t.data, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0, 3.0])
 
 
 def test_repr_names_grad_fn_and_dtype():
@@ -139,8 +139,8 @@ def test_argmax_any_all_isnan():
     torch = pytest.importorskip("torch")
     a = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
     for dim in (None, 0, 1):
-        np.testing.assert_array_equal(tg.Tensor(a).argmax(dim).data, torch.tensor(a).argmax(dim).numpy())
-        np.testing.assert_array_equal(tg.Tensor(a).argmin(dim).data, torch.tensor(a).argmin(dim).numpy())
+        np.testing.assert_array_equal(tg.Tensor(a).argmax(dim).numpy(), torch.tensor(a).argmax(dim).numpy())
+        np.testing.assert_array_equal(tg.Tensor(a).argmin(dim).numpy(), torch.tensor(a).argmin(dim).numpy())
     assert (tg.Tensor(a) > 6).any().item() and not (tg.Tensor(a) > 6).all().item()
     assert tg.Tensor(np.array([np.nan, 1.0])).isnan().tolist() == [True, False]
     assert ((tg.Tensor(a) > 1) & (tg.Tensor(a) < 5)).tolist() == [[False, False, True], [False, False, True]]
@@ -152,9 +152,9 @@ def test_repeat_matches_torch():
     a = np.arange(6.0).reshape(2, 3)
     x = tg.Tensor(a, requires_grad=True)
     r = x.repeat(2, 1, 2)
-    np.testing.assert_array_equal(r.data, torch.tensor(a).repeat(2, 1, 2).numpy())
+    np.testing.assert_array_equal(r.numpy(), torch.tensor(a).repeat(2, 1, 2).numpy())
     r.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, np.full((2, 3), 4.0))
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 4.0))
 
 
 def test_tensor_is_hashable_and_eq_is_elementwise():
@@ -167,29 +167,29 @@ def test_setitem_writes_in_place_only_outside_the_graph():
     t = tg.zeros(2, 3)
     t[0, 1:] = 5.0
     t[tg.tensor([1])] = tg.ones(3)
-    np.testing.assert_array_equal(t.data, [[0, 5, 5], [1, 1, 1]])
+    np.testing.assert_array_equal(t.numpy(), [[0, 5, 5], [1, 1, 1]])
     p = tg.Tensor(np.zeros(3), requires_grad=True)
     with pytest.raises(RuntimeError, match=r"requires grad.*no_grad"):
         p[0] = 1.0
     with tg.no_grad():
         p[0] = 1.0
-    np.testing.assert_array_equal(p.data, [1, 0, 0])
+    np.testing.assert_array_equal(p.numpy(), [1, 0, 0])
 
 
 def test_scalar_constants_are_reused_safely():
     x = tg.Tensor(np.array([1.0, -2.0]), requires_grad=True)
     y = x * 0.5 + x * 0.5          # the cached 0.5 constant serves both products
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
     c = (x * 0.5)._ctx.parents[1]
-    assert not c.requires_grad and not c.data.flags.writeable
-    assert np.signbit((x * -0.0).data).tolist() == [True, False] and not np.signbit((x * 0.0).data[0])
+    assert not c.requires_grad and not c.numpy().flags.writeable
+    assert np.signbit((x * -0.0).numpy()).tolist() == [True, False] and not np.signbit((x * 0.0).numpy()[0])
     assert (tg.arange(3) * 2).dtype == np.int64 and (tg.arange(3) * 2).tolist() == [0, 2, 4]
 
 
 def test_numpy_interop():
     t = tg.Tensor(np.arange(3.0))
-    assert np.asarray(t) is t.data and np.asarray(t, dtype=np.float32).dtype == np.float32
-    assert np.array(t, copy=True) is not t.data
+    assert np.asarray(t) is t.numpy() and np.asarray(t, dtype=np.float32).dtype == np.float32
+    assert np.array(t, copy=True) is not t.numpy()
     r = np.ones(3) * t          # ndarray on the left defers to the Tensor
     assert isinstance(r, tg.Tensor) and r.tolist() == [0.0, 1.0, 2.0]

@@ -99,7 +99,7 @@ def test_measure_matches_autograd_grad():
     meas = E.measure(m, x, y)
     loss, states = E.probe_loss(m, x, y)
     gs = tg.autograd.grad(loss, states["h"][0])
-    np.testing.assert_allclose(meas.h, [np.linalg.norm(g.data) for g in gs], rtol=1e-10)
+    np.testing.assert_allclose(meas.h, [np.linalg.norm(g.numpy()) for g in gs], rtol=1e-10)
     assert meas.mean_gate is not None and 0 < meas.mean_gate < 1
     with pytest.raises(ValueError, match="cell"):
         E.Probe("tcn", 4)

@@ -115,23 +115,23 @@ def test_node_norms_match_autograd_grad():
     out, _, st = m2(x, return_states=True)
     l2 = (out[-1] ** 2).mean()
     gs = tg.autograd.grad(l2, st["c"][0], retain_graph=True)
-    np.testing.assert_allclose(ch["norms"], [np.linalg.norm(gg.data) for gg in gs], rtol=1e-10)
+    np.testing.assert_allclose(ch["norms"], [np.linalg.norm(gg.numpy()) for gg in gs], rtol=1e-10)
 
 
 def test_user_grad_untouched_and_backward_still_works():
     loss, m = lstm_loss(T=8)
     w = m.weight_hh_l0
     w.grad = tg.Tensor(np.full(w.shape, 7.0))
-    before = {n: (None if p.grad is None else p.grad.data.copy()) for n, p in m.named_parameters()}
+    before = {n: (None if p.grad is None else p.grad.numpy().copy()) for n, p in m.named_parameters()}
     draw_graph(loss)
     for n, p in m.named_parameters():
         if before[n] is None:
             assert p.grad is None
         else:
-            np.testing.assert_array_equal(p.grad.data, before[n])
-    expected = tg.autograd.grad(loss, [w], retain_graph=True)[0].data
+            np.testing.assert_array_equal(p.grad.numpy(), before[n])
+    expected = tg.autograd.grad(loss, [w], retain_graph=True)[0].numpy()
     loss.backward()
-    np.testing.assert_allclose(w.grad.data, 7.0 + expected, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), 7.0 + expected, rtol=1e-12)
 
 
 def test_released_graph_raises_clear_error():
@@ -173,7 +173,7 @@ def test_rnn_theory_orthogonal_sigma_09_never_breaks_bound():
     tg.manual_seed(1)
     H, T = 16, 40
     m = RNN(3, H, dtype=np.float64)
-    m.weight_hh_l0.data[...] = 0.9 * orthogonal(H, np.random.default_rng(3))
+    m.weight_hh_l0.numpy()[...] = 0.9 * orthogonal(H, np.random.default_rng(3))
     out, _ = m(tg.randn(T, 4, 3, dtype=np.float64))
     g = draw_graph(out[-1].sum())  # loss on h_T only: every other h gets gradient through the chain
     ch = g.stats["chains"][0]
@@ -205,13 +205,13 @@ def test_lstm_cell_path_decays_like_product_of_forget_gates():
     tg.manual_seed(3)
     H, T, B = 5, 12, 2
     m = LSTM(2, H, dtype=np.float64)
-    m.weight_hh_l0.data[...] = 0.0  # no path through h: the cell path carries all of dL/dc
+    m.weight_hh_l0.numpy()[...] = 0.0  # no path through h: the cell path carries all of dL/dc
     x = tg.randn(T, B, 2, dtype=np.float64)
     out, (h_n, c_n) = m(x)
     g = draw_graph(c_n.sum(), fold=False)
     ch = next(c for c in g.stats["chains"] if c["name"] == "c")
     assert ch["kind"] == "lstm-cell"
-    a = x.data @ m.weight_ih_l0.data.T + m.bias_ih_l0.data + m.bias_hh_l0.data
+    a = x.numpy() @ m.weight_ih_l0.numpy().T + m.bias_ih_l0.numpy() + m.bias_hh_l0.numpy()
     f = 1 / (1 + np.exp(-a[..., H:2 * H]))  # (T, B, H) forget gates
     for k in range(T):
         expect = np.linalg.norm(np.prod(f[k + 1:], axis=0)) if k < T - 1 else np.sqrt(B * H)
@@ -320,7 +320,7 @@ def test_bidirectional_two_layer_chains_follow_computation_order():
     assert set(chains) == {"RNN/l0", "RNN/l0_reverse", "RNN/l1", "RNN/l1_reverse"}
     assert chains["RNN/l0"]["steps"] == list(range(7)) and chains["RNN/l1_reverse"]["steps"] == list(range(6, -1, -1))
     gs = tg.autograd.grad(loss, st["h"][1], retain_graph=True)  # layer 0, reverse direction, indexed by t
-    np.testing.assert_allclose(chains["RNN/l0_reverse"]["norms"][::-1], [np.linalg.norm(x.data) for x in gs],
+    np.testing.assert_allclose(chains["RNN/l0_reverse"]["norms"][::-1], [np.linalg.norm(x.numpy()) for x in gs],
                                rtol=1e-10)
     assert "weight_hh_l1_reverse" in g.source
 

@@ -246,14 +246,14 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
         g = pop_grad(k)
         if type(g) is OuterSum:
             g = g.value()
-            if g.dtype != t.data.dtype:  # factors of another dtype (mixed-precision inputs)
-                g = g.astype(t.data.dtype)
+            if g.dtype != t._data.dtype:  # factors of another dtype (mixed-precision inputs)
+                g = g.astype(t._data.dtype)
             owned.add(k)
         if t._hooks:
             for hook in t._hooks:
                 r = hook(_Tensor._wrap(g))
                 if r is not None:
-                    g = r.data if hasattr(r, "data") else np.asarray(r)
+                    g = r._data if isinstance(r, _Tensor) else np.asarray(r)
                     owned.discard(k)  # the hook may keep the array it returned: never store it uncopied
         ctx = t._ctx
         if capture is not None:
@@ -276,7 +276,7 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
                 continue
             if anomaly:
                 _check_finite(pg, "backward", ctx)
-            pdata = p.data
+            pdata = p._data
             if type(pg) is OuterSum:  # a shared weight's gradient: keep the factors, one matmul at the end
                 pk = id(p)
                 prev = grads.get(pk)
@@ -342,7 +342,7 @@ def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
     if t.grad is None:
         t.grad = _Tensor._wrap(g if owned and type(g) is np.ndarray else np.array(g))
     else:
-        t.grad = _Tensor._wrap(np.asarray(t.grad.data + g))
+        t.grad = _Tensor._wrap(np.asarray(t.grad._data + g))
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, allow_unused: bool = False):
@@ -355,12 +355,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, a
     inputs = [inputs] if single else list(inputs)
     out = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
     if grad_outputs is None:
-        if out.data.size != 1:
+        if out._data.size != 1:
             raise RuntimeError(f"grad: outputs of shape {out.shape} need grad_outputs")
-        g0 = np.ones(out.data.shape, dtype=out.data.dtype)
+        g0 = np.ones(out._data.shape, dtype=out._data.dtype)
     else:
         go = grad_outputs[0] if isinstance(grad_outputs, (list, tuple)) else grad_outputs
-        g0 = np.asarray(getattr(go, "data", go), dtype=out.data.dtype)
+        g0 = np.asarray(go._data if isinstance(go, _Tensor) else go, dtype=out._data.dtype)
     captured: dict[int, np.ndarray] = {}
     run_backward(out, g0, bool(retain_graph), capture=captured)
     res = []

@@ -16,15 +16,15 @@ def numerical_grads(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: fl
     w = np.random.default_rng(0).standard_normal(out.shape)
     grads = []
     for x in inputs:
-        g = np.zeros(x.data.shape, x.data.dtype)  # C order, like .flat
+        g = np.zeros(x.numpy().shape, x.numpy().dtype)  # C order, like .flat
         if x.requires_grad:
-            flat, gflat = x.data.flat, g.reshape(-1)  # .flat writes through even for non-contiguous data
-            for i in range(x.data.size):
+            flat, gflat = x.numpy().flat, g.reshape(-1)  # .flat writes through even for non-contiguous data
+            for i in range(x.numpy().size):
                 old = flat[i]
                 flat[i] = old + eps
-                fp = float((fn(*inputs).data * w).sum())
+                fp = float((fn(*inputs).numpy() * w).sum())
                 flat[i] = old - eps
-                fm = float((fn(*inputs).data * w).sum())
+                fm = float((fn(*inputs).numpy() * w).sum())
                 flat[i] = old
                 gflat[i] = (fp - fm) / (2 * eps)
         grads.append(g)
@@ -48,7 +48,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     # autograd.grad, not backward(): the inputs' .grad stay as they were
     got = iter(grad(out, wrt, grad_outputs=w, allow_unused=True))
     analytic = [(next(got) if x.requires_grad else None) for x in inputs]
-    analytic = [np.zeros_like(x.data) if a is None else a.data for a, x in zip(analytic, inputs)]
+    analytic = [np.zeros_like(x.numpy()) if a is None else a.numpy() for a, x in zip(analytic, inputs)]
     numeric = numerical_grads(fn, inputs, eps)
     for i, (a, n, x) in enumerate(zip(analytic, numeric, inputs)):
         if not x.requires_grad:

@@ -51,7 +51,7 @@ class _Encoder:
         if obj is None or isinstance(obj, (bool, str)):
             return {"t": "value", "v": obj}
         if isinstance(obj, Tensor):
-            return {"t": "array", "k": self._add_array(obj.data, path)}
+            return {"t": "array", "k": self._add_array(obj.numpy(), path)}
         if isinstance(obj, np.ndarray):
             return {"t": "array", "k": self._add_array(obj, path)}
         if isinstance(obj, np.generic):  # NumPy scalar: keeps its dtype

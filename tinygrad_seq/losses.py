@@ -38,7 +38,7 @@ def _float_target(fn: str, target, x: Tensor) -> Tensor:
         raise ValueError(f"{fn}: input shape {x.shape} and target shape {t.shape} differ "
                          "(losses never broadcast: reshape one of them)")
     if t.dtype != x.dtype:
-        t = t.to(x.dtype) if t.requires_grad else Tensor._wrap(t.data.astype(x.dtype))
+        t = t.to(x.dtype) if t.requires_grad else Tensor._wrap(t.numpy().astype(x.dtype))
     return t
 
 
@@ -60,7 +60,7 @@ def _weighted_mean(total: Tensor, denom: float) -> Tensor:
 def _class_weight(fn: str, weight, n_classes: int, x: Tensor) -> np.ndarray | None:
     if weight is None:
         return None
-    w = weight.data if isinstance(weight, Tensor) else np.asarray(weight)
+    w = weight.numpy() if isinstance(weight, Tensor) else np.asarray(weight)
     if w.shape != (n_classes,):
         raise ValueError(f"{fn}: weight shape {w.shape} must be (C,) = ({n_classes},) for input shape {x.shape}")
     return w.astype(x.dtype, copy=False)
@@ -131,7 +131,7 @@ def _class_input(fn: str, input: Tensor, target, prob_ok: bool):
     unbatched = x.ndim == 1
     if unbatched:
         x = x.unsqueeze(0)
-        t = t.unsqueeze(0) if is_prob else Tensor._wrap(t.data.reshape(1))
+        t = t.unsqueeze(0) if is_prob else Tensor._wrap(t.numpy().reshape(1))
     return x, t, is_prob, unbatched
 
 
@@ -160,7 +160,7 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
     _check_reduction("nll_loss", reduction)
     x, t, _, unbatched = _class_input("nll_loss", input, target, prob_ok=False)
     w = _class_weight("nll_loss", weight, x.shape[1], x)
-    ts, _, wt = _index_weights("nll_loss", t.data, x.shape[1], w, ignore_index, x.dtype)
+    ts, _, wt = _index_weights("nll_loss", t.numpy(), x.shape[1], w, ignore_index, x.dtype)
     out = _reduce_weighted(-(x.gather(1, np.expand_dims(ts, 1)).squeeze(1) * wt), wt, reduction)
     return out.reshape(()) if unbatched and reduction == "none" else out
 
@@ -178,18 +178,18 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     C = x.shape[1]
     w = _class_weight(fn, weight, C, x)
     if not is_prob:  # one fused op: log_softmax, pick, weights and smoothing
-        ts, valid, wt = _index_weights(fn, t.data, C, w, ignore_index, x.dtype)
+        ts, valid, wt = _index_weights(fn, t.numpy(), C, w, ignore_index, x.dtype)
         loss = ops.CrossEntropy.apply(x, target=ts, valid=valid, wt=wt, weight=w, label_smoothing=label_smoothing)
         out = _reduce_weighted(loss, wt, reduction)
     else:
         if t.dtype != x.dtype:
-            t = t.to(x.dtype) if t.requires_grad else Tensor._wrap(t.data.astype(x.dtype))
+            t = t.to(x.dtype) if t.requires_grad else Tensor._wrap(t.numpy().astype(x.dtype))
         if label_smoothing > 0:
             t = t * (1 - label_smoothing) + label_smoothing / C
         logp = x.log_softmax(dim=1)
         wc = None if w is None else w.reshape((1, C) + (1,) * (x.ndim - 2))
         loss = -(logp * t if wc is None else logp * t * wc).sum(1)
-        out = _weighted_mean(loss.sum(), x.data.size // C) if reduction == "mean" else _reduce(loss, reduction)
+        out = _weighted_mean(loss.sum(), x.numpy().size // C) if reduction == "mean" else _reduce(loss, reduction)
     return out.reshape(()) if unbatched and reduction == "none" else out
 
 
@@ -199,9 +199,9 @@ def binary_cross_entropy(input: Tensor, target, weight=None, reduction: str = "m
     _check_reduction(fn, reduction)
     x = _float_input(fn, input)
     t = _float_target(fn, target, x)
-    if x.data.size and (x.data.min() < 0 or x.data.max() > 1):
-        raise ValueError(f"{fn}: all elements of input should be between 0 and 1 (got min {x.data.min():.4g}, "
-                         f"max {x.data.max():.4g}); use binary_cross_entropy_with_logits for logits")
+    if x.numpy().size and (x.numpy().min() < 0 or x.numpy().max() > 1):
+        raise ValueError(f"{fn}: all elements of input should be between 0 and 1 (got min {x.numpy().min():.4g}, "
+                         f"max {x.numpy().max():.4g}); use binary_cross_entropy_with_logits for logits")
     loss = ops.BinaryCrossEntropy.apply(x, t)
     if weight is not None:
         loss = loss * _broadcastable(fn, "weight", weight, x)
@@ -266,7 +266,7 @@ def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, we
     if x.ndim != 2:
         raise ValueError(f"{fn}: input must be (C,) or (N, C), got shape {input.shape}")
     N, C = x.shape
-    ti = t.data
+    ti = t.numpy()
     if ti.size and (ti.min() < 0 or ti.max() >= C):
         raise ValueError(f"{fn}: target out of bounds for {C} classes (min {ti.min()}, max {ti.max()})")
     w = _class_weight(fn, weight, C, x)

@@ -45,21 +45,21 @@ class Function:
         try:
             if n == 2:
                 x, y = tensors
-                data = ctx.forward(x.data, y.data, **kw)
+                data = ctx.forward(x._data, y._data, **kw)
                 needs = (x.requires_grad, y.requires_grad) if STATE.grad_enabled else _NO_GRAD
             elif n == 1:
                 x = tensors[0]
-                data = ctx.forward(x.data, **kw)
+                data = ctx.forward(x._data, **kw)
                 needs = (x.requires_grad,) if STATE.grad_enabled else _NO_GRAD
             else:
-                data = ctx.forward(*[t.data for t in tensors], **kw)
+                data = ctx.forward(*[t._data for t in tensors], **kw)
                 needs = tuple([t.requires_grad for t in tensors]) if STATE.grad_enabled else _NO_GRAD
         except (ValueError, IndexError) as e:  # name the op and every input shape (NumPy's message names neither)
-            shapes = ", ".join(str(tuple(t.data.shape)) for t in tensors)
+            shapes = ", ".join(str(tuple(t._data.shape)) for t in tensors)
             kind = IndexError if isinstance(e, IndexError) else ValueError  # NumPy's AxisError is both
             raise kind(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         out = _new(Tensor)
-        out.data = data
+        out._data = data
         out.grad = None
         out._retain = False
         out._hooks = None

@@ -31,7 +31,7 @@ def rng() -> np.random.Generator:
 
 def _as_array(data: Any, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
-        arr = data.data
+        arr = data._data
     elif isinstance(data, np.ndarray):
         arr = data
     else:
@@ -49,11 +49,11 @@ class Tensor:
     `Tensor(data, requires_grad=False, dtype=None)`: Python floats become float32, a NumPy array keeps
     its dtype (float64 stays float64). `.grad` is a Tensor after `backward()`.
     """
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retain", "_hooks", "name", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_retain", "_hooks", "name", "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__ instead of looping
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype=None):
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
         self.grad: Tensor | None = None
         self._ctx = None
         self._retain = False
@@ -67,7 +67,7 @@ class Tensor:
     def _wrap(arr: np.ndarray) -> "Tensor":
         """Fast constructor for op results: no conversion, no checks."""
         t = object.__new__(Tensor)
-        t.data = arr
+        t._data = arr
         t.grad = None
         t.requires_grad = False
         t._ctx = None
@@ -79,41 +79,52 @@ class Tensor:
     # ------------------------------------------------------------ basics
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def size(self, dim: int | None = None):
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        """The ndarray itself (shares memory, as torch's `.numpy()`)."""
+        return self._data
+
+    @property
+    def data(self) -> "Tensor":
+        """The same storage as a Tensor outside the graph (as torch's `.data`: writes to it are not
+        recorded, so `p.data.add_(...)` updates a parameter without autograd noticing)."""
+        return Tensor._wrap(self._data)
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """np.asarray(t) gives the data (NumPy ufuncs on a Tensor still raise: use the Tensor's ops)."""
-        if dtype is not None and np.dtype(dtype) != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
 
     def item(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     @property
     def is_leaf(self) -> bool:
@@ -124,17 +135,17 @@ class Tensor:
         return self._ctx
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError(f"Boolean value of a tensor with shape {self.shape} is ambiguous")
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -143,7 +154,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        return int(self.data)
+        return int(self._data)
 
     __hash__ = object.__hash__
 
@@ -154,14 +165,14 @@ class Tensor:
         elif self.requires_grad:
             extra = ", requires_grad=True"
         dt = "" if self.dtype == DEFAULT_DTYPE else f", dtype={self.dtype}"
-        body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
         return f"tensor({body}{dt}{extra})"
 
     # ------------------------------------------------------------ autograd API
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise RuntimeError(
-                f"only floating-point tensors can require gradients, got dtype {self.data.dtype}")
+                f"only floating-point tensors can require gradients, got dtype {self._data.dtype}")
         if not requires_grad and self._ctx is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
         self.requires_grad = requires_grad
@@ -169,7 +180,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph."""
-        return Tensor._wrap(self.data)
+        return Tensor._wrap(self._data)
 
     def retain_grad(self) -> "Tensor":
         """Keep `.grad` on this non-leaf tensor after backward."""
@@ -195,14 +206,14 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
         if gradient is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"grad can be implicitly created only for scalar outputs; backward() on shape {self.shape} "
                     "needs a `gradient` of the same shape")
-            g = np.ones(self.data.shape, dtype=self.data.dtype)
+            g = np.ones(self._data.shape, dtype=self._data.dtype)
         else:
             g = _as_array(gradient, self.dtype)
-            if g.shape != self.data.shape:
+            if g.shape != self._data.shape:
                 raise RuntimeError(f"backward: gradient has shape {g.shape} but the tensor has shape {self.shape}")
         run_backward(self, g, retain_graph)
 
@@ -217,7 +228,7 @@ class Tensor:
             return v
         if isinstance(v, np.ndarray):
             return Tensor._wrap(v)
-        dt = self.data.dtype
+        dt = self._data.dtype
         if dt.kind != "f":
             dt = _DEFAULT if isinstance(v, float) else dt
         if type(v) in _CACHED_TYPES and v:
@@ -234,7 +245,7 @@ class Tensor:
 
     def to(self, dtype) -> "Tensor":
         dt = np.dtype(dtype)
-        return self if dt == self.data.dtype else ops.Cast.apply(self, dtype=dt)
+        return self if dt == self._data.dtype else ops.Cast.apply(self, dtype=dt)
 
     def float(self) -> "Tensor":
         return self.to(np.float32)
@@ -243,10 +254,10 @@ class Tensor:
         return self.to(np.float64)
 
     def long(self) -> "Tensor":
-        return Tensor._wrap(self.data.astype(np.int64))
+        return Tensor._wrap(self._data.astype(np.int64))
 
     def bool(self) -> "Tensor":
-        return Tensor._wrap(self.data.astype(bool))
+        return Tensor._wrap(self._data.astype(bool))
 
     def type(self, dtype) -> "Tensor":
         return self.to(dtype)
@@ -314,7 +325,7 @@ class Tensor:
     def minimum(self, o): return ops.Minimum.apply(self, self._const(o))
 
     def masked_fill(self, mask, value: float) -> "Tensor":
-        m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
         if m.dtype != bool:
             raise TypeError(f"masked_fill: mask must be bool, got {m.dtype}")
         if m.shape != self.shape:
@@ -331,7 +342,7 @@ class Tensor:
 
     # comparisons give bool tensors with no gradient
     def _cmp(self, o, f) -> "Tensor":
-        return Tensor._wrap(f(self.data, o.data if isinstance(o, Tensor) else o))
+        return Tensor._wrap(f(self._data, o._data if isinstance(o, Tensor) else o))
 
     def __lt__(self, o): return self._cmp(o, np.less)
     def __le__(self, o): return self._cmp(o, np.less_equal)
@@ -339,7 +350,7 @@ class Tensor:
     def __ge__(self, o): return self._cmp(o, np.greater_equal)
     def __eq__(self, o): return self._cmp(o, np.equal)  # type: ignore[override]
     def __ne__(self, o): return self._cmp(o, np.not_equal)  # type: ignore[override]
-    def __invert__(self): return Tensor._wrap(~self.data)
+    def __invert__(self): return Tensor._wrap(~self._data)
     def __and__(self, o): return self._cmp(o, np.logical_and)
     def __or__(self, o): return self._cmp(o, np.logical_or)
 
@@ -347,12 +358,12 @@ class Tensor:
     def ne(self, o): return self != o
     def lt(self, o): return self < o
     def gt(self, o): return self > o
-    def isnan(self): return Tensor._wrap(np.isnan(self.data))
-    def isfinite(self): return Tensor._wrap(np.isfinite(self.data))
-    def argmax(self, dim=None, keepdim=False): return Tensor._wrap(np.argmax(self.data, axis=dim, keepdims=keepdim))
-    def argmin(self, dim=None, keepdim=False): return Tensor._wrap(np.argmin(self.data, axis=dim, keepdims=keepdim))
-    def all(self): return Tensor._wrap(np.all(self.data))
-    def any(self): return Tensor._wrap(np.any(self.data))
+    def isnan(self): return Tensor._wrap(np.isnan(self._data))
+    def isfinite(self): return Tensor._wrap(np.isfinite(self._data))
+    def argmax(self, dim=None, keepdim=False): return Tensor._wrap(np.argmax(self._data, axis=dim, keepdims=keepdim))
+    def argmin(self, dim=None, keepdim=False): return Tensor._wrap(np.argmin(self._data, axis=dim, keepdims=keepdim))
+    def all(self): return Tensor._wrap(np.all(self._data))
+    def any(self): return Tensor._wrap(np.any(self._data))
 
     # ------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim: bool = False): return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
@@ -472,7 +483,7 @@ class Tensor:
         if self.requires_grad and STATE.grad_enabled:
             raise RuntimeError(f"in-place assignment into a tensor of shape {self.shape} that requires grad: "
                                "wrap it in tg.no_grad(), or build a new tensor (tg.where, masked_fill, cat)")
-        self.data[_index_arg(index)] = value.data if isinstance(value, Tensor) else value
+        self._data[_index_arg(index)] = value._data if isinstance(value, Tensor) else value
 
     def __getitem__(self, index):
         index = _index_arg(index)
@@ -507,7 +518,7 @@ class Tensor:
         return tuple(ops.GetItem.apply(self, index=pre + (i,)) for i in range(self.shape[dim]))
 
     def gather(self, dim: int, index) -> "Tensor":
-        idx = index.data if isinstance(index, Tensor) else np.asarray(index)
+        idx = index._data if isinstance(index, Tensor) else np.asarray(index)
         if idx.ndim != self.ndim:
             raise ValueError(f"gather: index has {idx.ndim} dims ({idx.shape}) but input has {self.ndim} ({self.shape})")
         return ops.Gather.apply(self, index=idx, dim=dim)
@@ -516,15 +527,15 @@ class Tensor:
         return where(cond, self, other)
 
     def zero_(self) -> "Tensor":
-        self.data[...] = 0
+        self._data[...] = 0
         return self
 
     def fill_(self, v) -> "Tensor":
-        self.data[...] = v
+        self._data[...] = v
         return self
 
     def copy_(self, src) -> "Tensor":
-        self.data[...] = src.data if isinstance(src, Tensor) else src
+        self._data[...] = src._data if isinstance(src, Tensor) else src
         return self
 
 
@@ -539,11 +550,11 @@ def _index_arg(index):
     if type(index) is tuple:
         for i in index:
             if isinstance(i, (Tensor, list)):
-                return tuple(j.data if isinstance(j, Tensor) else (np.asarray(j) if isinstance(j, list) else j)
+                return tuple(j._data if isinstance(j, Tensor) else (np.asarray(j) if isinstance(j, list) else j)
                              for j in index)
         return index
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -553,7 +564,7 @@ def _minmax_dim(x: Tensor, dim: int, keepdim: bool, argop):
     if not isinstance(dim, (int, np.integer)):
         raise TypeError(f"max/min: dim must be an int, got {dim!r} (use amax/amin for several dims)")
     dim = ops._dim(dim, x.ndim, "max/min", x.shape)
-    idx = np.expand_dims(argop(x.data, axis=dim), dim)
+    idx = np.expand_dims(argop(x._data, axis=dim), dim)
     vals = ops.MaxDim.apply(x, idx=idx, dim=dim, keepdim=keepdim)
     return _MinMax(vals, Tensor._wrap(idx if keepdim else np.squeeze(idx, dim)))
 
@@ -601,7 +612,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 def where(cond, x, y) -> Tensor:
     """Elementwise `cond ? x : y` (x, y tensors or numbers; cond is not differentiated)."""
-    c = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    c = cond._data if isinstance(cond, Tensor) else np.asarray(cond)
     if c.dtype != bool:
         raise TypeError(f"where: condition must be bool, got {c.dtype}")
     ref = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)

@@ -136,8 +136,8 @@ def sweep_forget_bias(biases=(0.0, 1.0, 3.0, 5.0), T: int = 100, hidden: int = 3
         tg.manual_seed(seed)
         m = Probe("lstm", hidden)
         H = hidden
-        m.lstm.bias_ih_l0.data[H:2 * H] = b
-        m.lstm.bias_hh_l0.data[H:2 * H] = 0.0
+        m.lstm.bias_ih_l0.numpy()[H:2 * H] = b
+        m.lstm.bias_hh_l0.numpy()[H:2 * H] = 0.0
         out[f"LSTM, forget bias {b:g} (σ(b)={1 / (1 + math.exp(-b)):.2f})"] = measure(m, x, y).h
     return out
 
@@ -153,7 +153,7 @@ def sweep_sigma(sigmas=(0.5, 0.9, 1.0, 1.5), T: int = 100, hidden: int = 32, bat
     for s in sigmas:
         tg.manual_seed(seed)
         m = Probe("rnn", hidden)
-        m.rnn.weight_hh_l0.data[...] = s * orthogonal(hidden, np.random.default_rng(seed + 7))
+        m.rnn.weight_hh_l0.numpy()[...] = s * orthogonal(hidden, np.random.default_rng(seed + 7))
         meas = measure(m, x, y)
         label = f"RNN, σ_max(W_hh) = {s:g}"
         curves[label], bounds[label] = meas.h, s * 1.0

@@ -62,7 +62,7 @@ def capture_grads(root, who: str = "draw_graph") -> dict[int, np.ndarray]:
         return {}
     topo_order(root, who)  # raises the clear message if the graph was released
     cap: dict[int, np.ndarray] = {}
-    run_backward(root, np.ones(root.data.shape, dtype=root.data.dtype), True, capture=cap)
+    run_backward(root, np.ones(root.numpy().shape, dtype=root.numpy().dtype), True, capture=cap)
     return cap
 
 
@@ -86,7 +86,7 @@ def edge_grad_norms(t, g: np.ndarray | None) -> list[float | None]:
             res.append(None)
         else:
             pg = np.asarray(pg)  # lazily summed weight gradients (autograd.OuterSum) materialise here
-            res.append(norm(_unbroadcast(pg, p.data.shape) if pg.shape != p.data.shape else pg))
+            res.append(norm(_unbroadcast(pg, p.numpy().shape) if pg.shape != p.numpy().shape else pg))
     return res
 
 
@@ -191,7 +191,7 @@ def _classify(ch: Chain, cons: dict[int, list], has_cell: bool) -> None:
         w = _recurrent_weight(ch.states[0], cons)
         if w is not None:
             ch.kind, ch.activation, ch.gamma, ch.weight = "rnn", op, GAMMA[op], w
-            ch.sigma_max = float(np.linalg.norm(np.asarray(w.data, dtype=np.float64), 2))
+            ch.sigma_max = float(np.linalg.norm(np.asarray(w.numpy(), dtype=np.float64), 2))
             return
     ch.kind = "state"
 
@@ -206,8 +206,8 @@ def _carry_gate(prev, nxt, cons: dict[int, list]) -> float | None:
             for c in cons.get(id(t), ()):
                 if type(c._ctx).__name__ == "Mul" and id(c) in targets:
                     other = [p for p in c._ctx.parents if p is not t]
-                    if len(other) == 1 and other[0].data.size > 1:
-                        g = other[0].data
+                    if len(other) == 1 and other[0].numpy().size > 1:
+                        g = other[0].numpy()
                         if g.min() >= 0 and g.max() <= 1:
                             return float(g.mean())
                 if id(c) not in seen and type(c._ctx).__name__ in ("Sub", "Add", "Neg"):
@@ -230,7 +230,7 @@ def _recurrent_weight(state, cons: dict[int, list]):
                         while p is not t and p._ctx is not None and type(p._ctx).__name__ in ("Permute", "Cast") \
                                 and hasattr(p._ctx, "parents"):
                             p = p._ctx.parents[0]  # W.T in h @ W_hh.T
-                        if p is not t and p._ctx is None and p.requires_grad and p.data.ndim == 2:
+                        if p is not t and p._ctx is None and p.requires_grad and p.numpy().ndim == 2:
                             return p
                 elif op in _SHAPE_OPS and id(c) not in seen:
                     seen.add(id(c))

@@ -92,7 +92,7 @@ def render(graph, path: str | Path, format: str | None = None, quiet: bool = Fal
 # ---------------------------------------------------------------------------------------------- labels
 
 def _shape(t) -> str:
-    s = t.data.shape
+    s = t.numpy().shape
     return "scalar" if not s else "×".join(str(d) for d in s)
 
 
@@ -189,7 +189,7 @@ class _Builder:
             if not users:  # the root itself is a leaf
                 self.cluster[id(t)] = ("", None)
                 continue
-            if not t.requires_grad and t.data.size <= 1 and t.name is None:
+            if not t.requires_grad and t.numpy().size <= 1 and t.name is None:
                 continue  # a Python number turned constant: part of its op, not worth a node
             keys = {tuple(getattr(u._ctx, "scope", ("", None))) for u in users}
             first = tuple(getattr(users[0]._ctx, "scope", ("", None)))
@@ -208,7 +208,7 @@ class _Builder:
                 sig[key] = []
                 first_seen.setdefault(key[0], []).append(key[1])
             if t._ctx is not None:
-                sig[key].append((type(t._ctx).__name__, t.data.shape, t.name))
+                sig[key].append((type(t._ctx).__name__, t.numpy().shape, t.name))
         self.steps = first_seen
         self.folded: dict[tuple, str] = {}   # (path, step) -> fold node id
         self.folds: list[dict] = []
@@ -535,7 +535,7 @@ class _Builder:
 
     def legend_lines(self) -> list[tuple[str, str]]:
         lines = []
-        if self.root.data.size != 1:
+        if self.root.numpy().size != 1:
             lines.append(("L = sum of the root tensor (it is not a scalar)", "#444444"))
         if self.folds:
             total = sum(f["n"] for f in self.folds)

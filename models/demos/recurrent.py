@@ -170,7 +170,7 @@ def train_digits(cell: str, args: argparse.Namespace, data: tuple) -> dict[str, 
             logits = model(x_te_t)
             loss = F.cross_entropy(logits, y_te).item()
         model.train()
-        return loss, float((logits.data.argmax(-1) == y_te).mean())
+        return loss, float((logits.numpy().argmax(-1) == y_te).mean())
 
     t0 = time.perf_counter()
     with progress(args.epochs * per_epoch, desc=f"digits {cell}", initial=step) as bar:
@@ -245,7 +245,7 @@ def _detach_state(hn: Any) -> Any:
 def _state_arrays(hn: Any) -> dict[str, np.ndarray]:
     if hn is None:
         return {}
-    return {"h": hn[0].data, "c": hn[1].data} if isinstance(hn, tuple) else {"h": hn.data}
+    return {"h": hn[0].numpy(), "c": hn[1].numpy()} if isinstance(hn, tuple) else {"h": hn.numpy()}
 
 
 def _state_from_arrays(extra: dict) -> Any:
@@ -288,7 +288,7 @@ def sample(model: CharLM, corpus_itos: list[str], prompt: str, length: int, temp
         x = np.array([ids])
         for _ in range(length):
             logits, hx = model(x, hx)
-            z = logits.data[0, -1].astype(np.float64) / temperature
+            z = logits.numpy()[0, -1].astype(np.float64) / temperature
             p = np.exp(z - z.max())
             nxt = int(rng.choice(len(p), p=p / p.sum()))
             out.append(nxt)
@@ -345,7 +345,7 @@ def run_charlm(args: argparse.Namespace) -> int:
     baseline = corpus.unigram_bpc()
     print(f"corpus: {len(corpus.train)} train / {len(corpus.valid)} held-out characters, vocabulary "
           f"{corpus.vocab_size}, unigram baseline {baseline:.3f} bits/char; model {args.cell.upper()} "
-          f"layers={args.layers} hidden={args.hidden} emb={args.emb}, {sum(p.data.size for p in model.parameters())} parameters")
+          f"layers={args.layers} hidden={args.hidden} emb={args.emb}, {sum(p.numpy().size for p in model.parameters())} parameters")
 
     window: list[float] = []
     log_every = max(1, args.eval_every // 5)

@@ -204,9 +204,9 @@ class CaptionModel(tg.nn.Module):
         done = np.zeros(images.shape[0], dtype=bool)
         for _ in range(max_len):
             lo, h, w = self._step(y, h, feats)
-            y = lo.data.argmax(-1)
+            y = lo.numpy().argmax(-1)
             ids.append(y)
-            maps.append(w.data.reshape(-1, gh, gw))
+            maps.append(w.numpy().reshape(-1, gh, gw))
             done |= y == eos_idx
             if done.all():
                 break

@@ -40,7 +40,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """y[...] = W[idx[...]] (rows of the weight); the row `padding_idx` receives no gradient."""
-    idx = input.data if isinstance(input, Tensor) else np.asarray(input)
+    idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     if weight.ndim != 2:

@@ -56,7 +56,7 @@ def _fill(tensor: Tensor, values) -> Tensor:
     """Write `values` into tensor.data in place, keeping its dtype."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init functions take a Tensor or Parameter, got {type(tensor).__name__}")
-    tensor.data[...] = values
+    tensor.numpy()[...] = values
     return tensor
 
 
@@ -128,7 +128,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     if tensor.ndim < 2:
         raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got {tensor.shape}")
     rows = tensor.shape[0]
-    cols = tensor.data.size // rows
+    cols = tensor.numpy().size // rows
     flat = rng().standard_normal((rows, cols))
     if rows < cols:
         flat = flat.T

@@ -75,7 +75,7 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight.numpy()[self.padding_idx] = 0
 
     def forward(self, idx) -> Tensor:
         return _call(self, F.embedding, idx, self.weight, self.padding_idx)

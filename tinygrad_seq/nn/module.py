@@ -17,7 +17,7 @@ class Parameter(Tensor):
     def __init__(self, data: Any = None, requires_grad: bool = True, dtype=None):
         if data is None:
             data = np.zeros(0, np.float32)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad, dtype=dtype)
+        super().__init__(data.numpy() if isinstance(data, Tensor) else data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -80,7 +80,7 @@ class Module:
 
     def register_buffer(self, name: str, value: Any, persistent: bool = True) -> None:
         """A non-learnable array saved in state_dict (if persistent), e.g. positional encodings."""
-        arr = value.data if isinstance(value, Tensor) else value
+        arr = value.numpy() if isinstance(value, Tensor) else value
         self._buffers[name] = None if arr is None else Tensor(arr)
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
@@ -162,17 +162,17 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad.numpy()[...] = 0
 
     # ------------------------------------------------------------ dtype
     def to(self, dtype) -> "Module":
         """Convert every float parameter and buffer to `dtype` (in this module, in place)."""
         dt = np.dtype(dtype)
         for t in list(self.parameters()) + list(self.buffers()):
-            if t.data.dtype.kind == "f":
-                t.data = t.data.astype(dt)
+            if t.numpy().dtype.kind == "f":
+                t.data = t.numpy().astype(dt)
                 if t.grad is not None:
-                    t.grad = Tensor._wrap(t.grad.data.astype(dt))
+                    t.grad = Tensor._wrap(t.grad.numpy().astype(dt))
         return self
 
     def double(self) -> "Module":
@@ -190,7 +190,7 @@ class Module:
             for store in (m._parameters, m._buffers):
                 for k, t in store.items():
                     if t is not None and k not in skip:
-                        out[f"{mname}.{k}" if mname else k] = t.data
+                        out[f"{mname}.{k}" if mname else k] = t.numpy()
         return out
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> _IncompatibleKeys:
@@ -211,7 +211,7 @@ class Module:
         for k, v in state_dict.items():
             if k not in own:
                 continue
-            arr = v.data if isinstance(v, Tensor) else np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
+            arr = v.numpy() if isinstance(v, Tensor) else np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
             if arr.shape != own[k].shape:
                 bad.append(f"{k}: checkpoint shape {tuple(arr.shape)} vs model shape {tuple(own[k].shape)}")
             arrays[k] = arr
@@ -226,7 +226,7 @@ class Module:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: " + " | ".join(errors))
         for k, arr in arrays.items():
             t = targets[k]
-            t.data = np.array(arr, dtype=t.data.dtype, copy=True)
+            t.data = np.array(arr, dtype=t.numpy().dtype, copy=True)
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ calling

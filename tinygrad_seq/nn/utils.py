@@ -50,8 +50,8 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     params = _with_grads(parameters)
     if not params:
         return Tensor(np.zeros((), np.float32))
-    dtype = np.result_type(*[p.grad.data.dtype for p in params])
-    total = _vector_norm(np.array([_vector_norm(p.grad.data, norm_type) for p in params]), norm_type)
+    dtype = np.result_type(*[p.grad.numpy().dtype for p in params])
+    total = _vector_norm(np.array([_vector_norm(p.grad.numpy(), norm_type) for p in params]), norm_type)
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
                            "so it cannot be clipped. To disable this error and scale the gradients by the "
@@ -60,7 +60,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         coef = min(max_norm / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
         if coef < 1.0 or math.isnan(coef):
             for p in params:
-                g = p.grad.data
+                g = p.grad.numpy()
                 p.grad = Tensor._wrap(g * g.dtype.type(coef))
     return Tensor(np.asarray(total, dtype=dtype))
 
@@ -70,4 +70,4 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
     if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value!r}")
     for p in _with_grads(parameters):
-        p.grad = Tensor._wrap(np.clip(p.grad.data, -clip_value, clip_value))
+        p.grad = Tensor._wrap(np.clip(p.grad.numpy(), -clip_value, clip_value))

@@ -4,7 +4,7 @@ Subclasses implement `_update(p, g, state, group)` for one parameter, and `_chec
 bad hyperparameters. The base class applies `maximize` (g <- -g) and weight decay before `_update`:
 L2 (g <- g + weight_decay * p) or, with `decoupled_weight_decay`, p <- p * (1 - lr * weight_decay).
 
-Updates write into `p.data` in place (so its dtype is kept); `p.grad.data` is never written, since
+Updates write into `p.numpy()` in place (so its dtype is kept); `p.grad.numpy()` is never written, since
 it may share memory with another array.
 """
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Optimizer:
                 if set_to_none or p.grad is None:
                     p.grad = None
                 else:
-                    p.grad = Tensor._wrap(np.zeros_like(p.grad.data))
+                    p.grad = Tensor._wrap(np.zeros_like(p.grad.numpy()))
 
     # ------------------------------------------------------------ the update
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -113,10 +113,10 @@ class Optimizer:
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad.data
-                if g.shape != p.data.shape:
+                g = p.grad.numpy()
+                if g.shape != p.numpy().shape:
                     raise ValueError(f"{type(self).__name__}.step: gradient shape {g.shape} does not match "
-                                     f"parameter shape {p.data.shape}" + (f" ({p.name})" if p.name else ""))
+                                     f"parameter shape {p.numpy().shape}" + (f" ({p.name})" if p.name else ""))
                 work.append((p, g, group))
         for p, g, group in work:
             if group.get("maximize", False):
@@ -124,10 +124,10 @@ class Optimizer:
             wd = group.get("weight_decay", 0.0)
             if wd:
                 if group.get("decoupled_weight_decay", self._decoupled_weight_decay):
-                    p.data *= 1.0 - group["lr"] * wd
+                    p.numpy()[...] *= 1.0 - group["lr"] * wd
                 else:
-                    g = g + wd * p.data
-            self._update(p.data, g, self.state.setdefault(p, {}), group)
+                    g = g + wd * p.numpy()
+            self._update(p.numpy(), g, self.state.setdefault(p, {}), group)
         return loss
 
     # ------------------------------------------------------------ state
@@ -180,11 +180,11 @@ class Optimizer:
                 if k == "step":
                     entry[k] = int(np.asarray(v).item())
                 elif isinstance(v, (np.ndarray, Tensor)) or hasattr(v, "__array__"):
-                    arr = v.data if isinstance(v, Tensor) else np.asarray(v)
-                    if arr.shape != p.data.shape:
+                    arr = v.numpy() if isinstance(v, Tensor) else np.asarray(v)
+                    if arr.shape != p.numpy().shape:
                         raise ValueError(f"loaded state '{k}' of parameter {i} has shape {arr.shape}, "
-                                         f"parameter has shape {p.data.shape}")
-                    entry[k] = np.array(arr, dtype=p.data.dtype, copy=True)
+                                         f"parameter has shape {p.numpy().shape}")
+                    entry[k] = np.array(arr, dtype=p.numpy().dtype, copy=True)
                 else:
                     entry[k] = v
             new_state[p] = entry
