@@ -9,6 +9,7 @@ holds is never mutated.
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -23,6 +24,9 @@ class _State:
     anomaly: bool = False
     # (module path, time step) of the code now running; every graph node records it (see name_scope).
     scope: tuple[str, Any] = ("", None)
+    # Counts in-place writes; every graph node records it at creation (`Function.clock`), so backward can
+    # tell whether an array a node saved was overwritten after the node was made.
+    clock: int = 0
 
 
 STATE = _State
@@ -206,23 +210,96 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape) if lead else g
 
 
-def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: dict | None = None) -> None:
-    """Propagate `grad` from `root` to every leaf that requires grad (iterative, no recursion).
+# ---------------------------------------------------------------- in-place writes: versions and history
+# A write into a tensor's storage bumps the version of the storage (the root ndarray, shared by every
+# view of it, as torch's version counter): [version, clock of the last write, op that wrote].
+_VERSIONS: dict[int, list] = {}
+
+
+def _root(arr: np.ndarray) -> np.ndarray:
+    b = arr.base
+    while isinstance(b, np.ndarray):
+        arr, b = b, b.base
+    return arr
+
+
+def bump_version(arr: np.ndarray, op: str) -> None:
+    """Record an in-place write by `op` into `arr`'s storage."""
+    r = _root(arr)
+    k = id(r)
+    v = _VERSIONS.get(k)
+    if v is None:
+        v = _VERSIONS[k] = [0, 0, op]
+        weakref.finalize(r, _VERSIONS.pop, k, None)
+    STATE.clock += 1
+    v[0] += 1
+    v[1], v[2] = STATE.clock, op
+
+
+def version(arr: np.ndarray) -> int:
+    v = _VERSIONS.get(id(_root(arr)))
+    return v[0] if v else 0
+
+
+def _resolve(p: "Tensor", clock: int) -> "Tensor":
+    """The version of `p` that a node recorded at `clock` consumed: `p._history` lists (clock of the
+    in-place write, stand-in for the value before it); the first write after `clock` holds that value."""
+    for when, old in p._history:
+        if when > clock:
+            return old
+    return p
+
+
+def _check_saved(t: "Tensor", ctx) -> None:
+    """Raise if an array `ctx` saved for backward was overwritten in place after ctx was recorded."""
+    parents = ctx.parents
+    for i in ctx.saves:
+        if i >= len(parents):
+            continue
+        x = t if i < 0 else parents[i]
+        v = _VERSIONS.get(id(_root(x._data)))
+        if v is not None and v[1] > ctx.clock:
+            what = "output 0" if i < 0 else f"input {i}"
+            scope = ctx.scope[0] if getattr(ctx, "scope", None) else ""
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace "
+                f"operation: [{x._data.dtype} tensor of shape {list(x._data.shape)}], which is {what} of "
+                f"{type(ctx).__name__}{f' (in {scope})' if scope else ''}, is at version {v[0]}: {v[2]} wrote "
+                "into it after the op saved it for backward. Use an out-of-place op (or .clone()) there.")
+
+
+def run_backward(roots, grads_in, retain_graph: bool, capture: dict | None = None, inputs=None) -> None:
+    """Propagate `grads_in` from `roots` (a tensor or a list; gradients summed where graphs meet) to every
+    leaf that requires grad (iterative, no recursion).
 
     With `capture` (a dict), every tensor's complete gradient is stored there under id(tensor) instead
-    of in `.grad` (hooks still run): what `grad()` and the visualizer use.
+    of in `.grad` (hooks still run): what `grad()` and the visualizer use. With `inputs`, only those
+    tensors' `.grad` are accumulated (as torch's backward(inputs=...)).
     """
-    # Pass 1: count, for every tensor in the graph, how many graph edges consume it.
-    deps: dict[int, int] = {id(root): 0}
-    stack = [root]
+    if not isinstance(roots, (list, tuple)):
+        roots, grads_in = [roots], [grads_in]
+    clock = STATE.clock
+    # Pass 1: count, for every tensor in the graph, how many graph edges consume it. Nodes made before
+    # an in-place write first look up the version of each input they consumed (`_resolve`) and check
+    # that nothing they saved was overwritten since: both before any gradient is computed.
+    deps: dict[int, int] = {}
+    stack = []
+    for r in roots:
+        if id(r) not in deps:
+            deps[id(r)] = 0
+            stack.append(r)
     while stack:
-        ctx = stack.pop()._ctx
+        t = stack.pop()
+        ctx = t._ctx
         if ctx is None:
             continue
         if type(ctx) is _Released:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time: the saved arrays of {ctx.op} were "
                 "released by the first backward(); call backward(retain_graph=True) the first time")
+        if ctx.clock != clock:
+            ctx.parents = tuple(_resolve(p, ctx.clock) if p._history else p for p in ctx.parents)
+            _check_saved(t, ctx)
         for p in ctx.parents:
             if p.requires_grad:
                 k = id(p)
@@ -235,10 +312,20 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
     # Pass 2: process tensors whose consumers are all done; gradients accumulate in `grads`.
     # A tensor waiting here stays alive through the parents of a consumer not yet processed, so
     # its id cannot be reused before it is popped.
-    grads: dict[int, np.ndarray] = {id(root): grad}
+    grads: dict[int, np.ndarray] = {}
     owned: set[int] = set()  # gradient arrays created by this pass, safe to add into in place
+    ready = []
+    for r, g in zip(roots, grads_in):
+        k = id(r)
+        if k in grads:
+            grads[k] = grads[k] + g
+            owned.add(k)
+        else:
+            grads[k] = g
+            if deps[k] == 0:
+                ready.append(r)
+    only = None if inputs is None else {id(x) for x in inputs}
     anomaly = STATE.anomaly
-    ready = [root]
     pop_grad = grads.pop
     while ready:
         t = ready.pop()
@@ -258,6 +345,9 @@ def run_backward(root: "Tensor", grad: np.ndarray, retain_graph: bool, capture: 
         ctx = t._ctx
         if capture is not None:
             capture[k] = g
+        elif only is not None:  # as torch, retain_grad() tensors still get theirs
+            if k in only or (t._retain and ctx is not None):
+                _store_grad(t, g, k in owned)
         elif ctx is None or t._retain:
             _store_grad(t, g, k in owned)
         if owned:
@@ -345,29 +435,52 @@ def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
         t.grad = _Tensor._wrap(np.asarray(t.grad._data + g))
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, allow_unused: bool = False):
-    """d outputs / d inputs as a tuple of Tensors, leaving every `.grad` untouched (as torch.autograd.grad).
-
-    `outputs` is one tensor (scalar unless `grad_outputs` is given); the graph is kept when
-    `retain_graph=True`.
-    """
-    single = not isinstance(inputs, (list, tuple))
-    inputs = [inputs] if single else list(inputs)
-    out = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-    if grad_outputs is None:
+def root_grad(out: "Tensor", g, what: str = "grad") -> np.ndarray:
+    """The gradient a backward pass starts from at `out`: ones for a one-element output, else `g`,
+    checked against out's shape (one rule for backward() and grad())."""
+    if not out.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    if g is None:
         if out._data.size != 1:
-            raise RuntimeError(f"grad: outputs of shape {out.shape} need grad_outputs")
-        g0 = np.ones(out._data.shape, dtype=out._data.dtype)
-    else:
-        go = grad_outputs[0] if isinstance(grad_outputs, (list, tuple)) else grad_outputs
-        g0 = np.asarray(go._data if isinstance(go, _Tensor) else go, dtype=out._data.dtype)
+            raise RuntimeError(f"{what} can be implicitly created only for scalar outputs; the output has shape "
+                               f"{tuple(out.shape)}: pass a gradient of that shape")
+        return np.ones(out._data.shape, dtype=out._data.dtype)
+    arr = np.asarray(g._data if isinstance(g, _Tensor) else g, dtype=out._data.dtype)
+    if arr.shape != out._data.shape:
+        raise RuntimeError(f"{what}: gradient has shape {tuple(arr.shape)} but the output has shape {tuple(out.shape)}")
+    return arr
+
+
+def _seq(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False, materialize_grads: bool = False) -> tuple:
+    """d(Σ outputs)/d inputs as a tuple of Tensors (always a tuple, as torch.autograd.grad), leaving every
+    `.grad` untouched. `grad_outputs` weights each output (the vector of a vector-Jacobian product);
+    the graph is released unless `retain_graph=True`."""
+    if create_graph:
+        raise NotImplementedError("grad(create_graph=True): higher-order gradients are not supported by this engine")
+    outs, ins = _seq(outputs), _seq(inputs)
+    gos = [None] * len(outs) if grad_outputs is None else _seq(grad_outputs)
+    if len(gos) != len(outs):
+        raise RuntimeError(f"grad: grad_outputs has {len(gos)} entries but outputs has {len(outs)}")
+    for i, x in enumerate(ins):
+        if not isinstance(x, _Tensor) or not x.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad (One of the differentiated Tensors does not "
+                               "require grad)")
+    g0 = [root_grad(o, g, "grad") for o, g in zip(outs, gos)]
     captured: dict[int, np.ndarray] = {}
-    run_backward(out, g0, bool(retain_graph), capture=captured)
+    run_backward(outs, g0, bool(retain_graph), capture=captured)
     res = []
-    for i, x in enumerate(inputs):
+    for i, x in enumerate(ins):
         g = captured.get(id(x))
-        if g is None and not allow_unused:
-            raise RuntimeError(f"grad: input {i} (shape {x.shape}) is not used in the graph of the outputs; "
-                               "pass allow_unused=True")
-        res.append(None if g is None else _Tensor._wrap(np.array(g)))
-    return res[0] if single else tuple(res)
+        if g is None and not (allow_unused or materialize_grads):
+            raise RuntimeError(f"grad: the differentiated Tensor at index {i} (shape {tuple(x.shape)}) appears to not "
+                               "have been used in the graph. Set allow_unused=True if this is the desired behavior.")
+        if g is None:
+            res.append(_Tensor._wrap(np.zeros(x._data.shape, x._data.dtype)) if materialize_grads else None)
+        else:
+            res.append(_Tensor._wrap(np.array(g)))
+    return tuple(res)

@@ -18,13 +18,19 @@ from .autograd import STATE, OuterSum, _check_finite, _Released
 
 class Function:
     """Base class: `Op.apply(*tensors, **kw)` runs forward and, if needed, records the graph node."""
-    __slots__ = ("parents", "needs", "scope", "__dict__")
+    __slots__ = ("parents", "needs", "scope", "clock", "__dict__")
 
     # Set by a basic-index GetItem: the backward pass then adds g into one buffer per input
     # (autograd.run_backward) instead of a dense zeros array per slice (x[t] over T steps: O(T), not O(T^2)).
     slice_index = None
     # What a node becomes once backward has consumed it (one shared marker per op class).
     released: _Released = _Released("Function")
+    # Which arrays backward reads: input indices, -1 for the output. An in-place write into one of them
+    # after the op ran makes backward raise (autograd._check_saved). Default: all of them.
+    saves: tuple = (0, 1, 2, 3, -1)
+    # True when the output is a view of input 0's storage (reshape, permute, basic indexing): an in-place
+    # write into the output then also rewrites the input's graph (Tensor._inplace).
+    view = False
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -58,16 +64,21 @@ class Function:
             shapes = ", ".join(str(tuple(t._data.shape)) for t in tensors)
             kind = IndexError if isinstance(e, IndexError) else ValueError  # NumPy's AxisError is both
             raise kind(f"{cls.__name__}: {e} (input shapes {shapes})") from None
+        if type(data) is not np.ndarray:  # NumPy gives scalars for 0-d results; a Tensor always holds an array
+            data = np.asarray(data)
         out = _new(Tensor)
         out._data = data
         out.grad = None
         out._retain = False
         out._hooks = None
         out.name = None
+        out._history = None
+        out._view = (tensors[0], ctx) if ctx.view else None
         if True in needs:
             ctx.parents = tensors
             ctx.needs = needs
             ctx.scope = STATE.scope
+            ctx.clock = STATE.clock
             out.requires_grad = True
             out._ctx = ctx
         else:
@@ -86,18 +97,21 @@ _new = object.__new__
 
 class Add(Function):
     """z = x + y"""
+    saves = ()
     def forward(self, x, y): return x + y
     def backward(self, g): return g, g
 
 
 class Sub(Function):
     """z = x - y"""
+    saves = ()
     def forward(self, x, y): return x - y
     def backward(self, g): return g, (-g if self.needs[1] else None)
 
 
 class Mul(Function):
     """z = x * y"""
+    saves = (0, 1)
     def forward(self, x, y):
         self.x, self.y = x, y
         return x * y
@@ -107,6 +121,7 @@ class Mul(Function):
 
 class Div(Function):
     """z = x / y;  dz/dx = 1/y,  dz/dy = -x/y^2"""
+    saves = (0, 1)
     def forward(self, x, y):
         self.x, self.y = x, y
         return x / y
@@ -168,6 +183,7 @@ class Minimum(Function):
 
 class Where(Function):
     """z = cond ? x : y  (cond is a constant bool array)"""
+    saves = ()
     def forward(self, x, y, cond):
         self.cond = cond
         return np.where(cond, x, y)
@@ -178,6 +194,7 @@ class Where(Function):
 
 class MaskedFill(Function):
     """z = mask ? value : x  (mask constant, broadcast to x)"""
+    saves = ()
     def forward(self, x, mask, value):
         self.mask = mask
         return np.where(mask, np.asarray(value, dtype=x.dtype), x)
@@ -189,12 +206,14 @@ class MaskedFill(Function):
 
 class Neg(Function):
     """z = -x"""
+    saves = ()
     def forward(self, x): return -x
     def backward(self, g): return -g
 
 
 class Exp(Function):
     """z = e^x;  dz/dx = z"""
+    saves = (-1,)
     def forward(self, x):
         self.out = np.exp(x)
         return self.out
@@ -203,6 +222,7 @@ class Exp(Function):
 
 class Log(Function):
     """z = ln x;  dz/dx = 1/x"""
+    saves = (0,)
     def forward(self, x):
         self.x = x
         return np.log(x)
@@ -211,6 +231,7 @@ class Log(Function):
 
 class Sqrt(Function):
     """z = sqrt(x);  dz/dx = 1/(2 z)"""
+    saves = (-1,)
     def forward(self, x):
         self.out = np.sqrt(x)
         return self.out
@@ -219,6 +240,7 @@ class Sqrt(Function):
 
 class Abs(Function):
     """z = |x|;  dz/dx = sign(x) (0 at 0, as PyTorch)"""
+    saves = (0,)
     def forward(self, x):
         self.x = x
         return np.abs(x)
@@ -227,6 +249,7 @@ class Abs(Function):
 
 class Tanh(Function):
     """z = tanh(x);  dz/dx = 1 - z^2"""
+    saves = (-1,)
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -237,6 +260,7 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     """z = σ(x) = 1/(1+e^-x), computed as 0.5 tanh(x/2) + 0.5: no overflow at any x;  dz/dx = z(1-z)"""
+    saves = (-1,)
     def forward(self, x):
         out = np.tanh(x * 0.5)
         out *= 0.5
@@ -250,6 +274,7 @@ class Sigmoid(Function):
 
 class Relu(Function):
     """z = max(0, x);  dz/dx = [x > 0]"""
+    saves = (-1,)
     def forward(self, x):
         self.out = np.maximum(x, 0)
         return self.out
@@ -259,6 +284,7 @@ class Relu(Function):
 class Gelu(Function):
     """z = x Φ(x) (exact, Φ via erf) or the tanh approximation
     0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))"""
+    saves = (0,)
     def forward(self, x, approximate="none"):
         self.x, self.approximate = x, approximate
         if approximate == "tanh":
@@ -279,6 +305,7 @@ class Gelu(Function):
 
 class Clamp(Function):
     """z = min(max(x, lo), hi);  dz/dx = [lo <= x <= hi]"""
+    saves = (0,)
     def forward(self, x, lo=None, hi=None):
         self.x, self.lo, self.hi = x, lo, hi
         return np.clip(x, lo, hi)
@@ -327,6 +354,7 @@ def _expand_reduced(g, shape, axis, keepdim):
 
 class Sum(Function):
     """z = Σ x over dim;  dz/dx = 1"""
+    saves = ()
     def forward(self, x, dim=None, keepdim=False):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
         return np.asarray(x.sum(axis=self.axis, keepdims=keepdim))
@@ -336,6 +364,7 @@ class Sum(Function):
 
 class Mean(Function):
     """z = (1/n) Σ x over dim;  dz/dx = 1/n"""
+    saves = ()
     def forward(self, x, dim=None, keepdim=False):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
         out = np.asarray(x.mean(axis=self.axis, keepdims=keepdim))
@@ -348,6 +377,7 @@ class Mean(Function):
 
 class Var(Function):
     """z = Σ (x - μ)² / max(n - correction, 0) over dim;  dz/dx = 2 (x - μ) / max(n - correction, 0)"""
+    saves = ()
     def forward(self, x, dim=None, keepdim=False, correction=1):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
         d = x - x.mean(axis=self.axis, keepdims=True)
@@ -417,6 +447,7 @@ def _exp_shifted(x, axis, keep_shifted=False):
 
 class LogSumExp(Function):
     """z = m + ln Σ e^(x - m), m = max x (stable for any finite x; ±inf rows give ±inf);  dz/dx = softmax(x)"""
+    saves = ()
     def forward(self, x, dim=None, keepdim=False):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
         self.e, self.s, _, m = _exp_shifted(x, self.axis)
@@ -431,6 +462,7 @@ class LogSumExp(Function):
 
 class Softmax(Function):
     """y_i = e^(x_i - m) / Σ_j e^(x_j - m) (a fully masked row of -inf gives zeros);  dx = y * (g - Σ g y)"""
+    saves = (-1,)
     def forward(self, x, dim=-1):
         self.axis = dim
         e, s, _, _ = _exp_shifted(x, dim)
@@ -446,6 +478,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = (x - m) - ln Σ e^(x - m) (= x - logsumexp x; a fully masked row stays -inf);  dx = g - softmax(x) Σ g"""
+    saves = ()
     def forward(self, x, dim=-1):
         self.axis = dim
         self.e, self.s, d, _ = _exp_shifted(x, dim, keep_shifted=True)
@@ -459,14 +492,19 @@ class LogSoftmax(Function):
 
 class Reshape(Function):
     """z = x viewed with a new shape"""
+    saves = ()
     def forward(self, x, shape):
         self.shape = x.shape
-        return x.reshape(shape)
+        out = x.reshape(shape)
+        self.view = out.base is not None and (out.base is x or out.base is x.base)  # NumPy copies some reshapes
+        return out
     def backward(self, g): return g.reshape(self.shape)
 
 
 class Permute(Function):
     """z = x with axes permuted;  dx = g with the inverse permutation"""
+    saves = ()
+    view = True
     def forward(self, x, order):
         self.inv = tuple(np.argsort(order))
         return x.transpose(order)
@@ -475,6 +513,7 @@ class Permute(Function):
 
 class Cast(Function):
     """z = x converted to another float dtype;  dx = g converted back"""
+    saves = ()
     def forward(self, x, dtype):
         self.dtype = x.dtype
         return x.astype(dtype)
@@ -483,6 +522,8 @@ class Cast(Function):
 
 class Expand(Function):
     """z = x broadcast to shape (a view);  the engine sums the gradient back"""
+    saves = ()
+    view = True
     def forward(self, x, shape):
         return np.broadcast_to(x, shape)
     def backward(self, g): return g
@@ -503,10 +544,16 @@ def _is_advanced(index) -> bool:
 
 class GetItem(Function):
     """z = x[index] (basic and advanced indexing);  dx = zeros with g scattered (repeats accumulate)"""
+    saves = ()
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         if not _is_advanced(index):
             self.slice_index = index
+            self.view = True
+            out = x[index]
+            if type(out) is not np.ndarray:  # an element: index with `...` to get a 0-d view, as torch
+                out = x[(index if type(index) is tuple else (index,)) + (Ellipsis,)]
+            return out
         return x[index]
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
@@ -518,8 +565,32 @@ class GetItem(Function):
         return full
 
 
+class SetItem(Function):
+    """x[index] = v, written into x's own array (torch's CopySlices);  dx = g with g[index] = 0,  dv = g[index]
+    (summed back to v's shape by the engine). Tensor.__setitem__ runs it on a stand-in for x's old value."""
+    saves = ()
+    def forward(self, x, v, index):
+        self.index = index
+        x[index] = v
+        return x
+    def backward(self, g):
+        gx = None
+        if self.needs[0]:
+            gx = g.copy()
+            gx[self.index] = 0
+        return gx, (g[self.index] if self.needs[1] else None)
+
+
+class Clone(Function):
+    """z = a copy of x;  dx = g"""
+    saves = ()
+    def forward(self, x): return x.copy()
+    def backward(self, g): return g
+
+
 class Cat(Function):
     """z = [x_1, ..., x_n] along dim;  dx_i = the matching slice of g"""
+    saves = ()
     def forward(self, *xs, dim=0):
         self.axis = _dim(dim, xs[0].ndim)
         self.bounds = np.cumsum([x.shape[self.axis] for x in xs])[:-1]
@@ -531,6 +602,7 @@ class Cat(Function):
 
 class Stack(Function):
     """z = stack(x_1, ..., x_n) on a new dim;  dx_i = g[..., i, ...]"""
+    saves = ()
     def forward(self, *xs, dim=0):
         self.axis = _dim(dim, xs[0].ndim + 1)
         return np.stack(xs, axis=self.axis)
@@ -541,6 +613,7 @@ class Stack(Function):
 
 class Gather(Function):
     """z[i][j] = x[i][index[i][j]] along dim (as torch.gather);  dx = scatter-add of g"""
+    saves = ()
     def forward(self, x, index, dim):
         self.shape, self.index, self.axis = x.shape, index, _dim(dim, x.ndim)
         return np.take_along_axis(x, index, axis=self.axis)
@@ -555,6 +628,7 @@ class Gather(Function):
 
 class Pad(Function):
     """z = x padded with a constant (`widths` per axis, NumPy order);  dx = the inner slice of g"""
+    saves = ()
     def forward(self, x, widths, value=0.0):
         self.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
         return np.pad(x, widths, constant_values=value)
@@ -576,6 +650,7 @@ def _matmul_problem(a: tuple, b: tuple) -> str:
 
 class MatMul(Function):
     """z = x @ y (1-D, 2-D, batched with broadcast batch dims);  dx = g yᵀ,  dy = xᵀ g"""
+    saves = (0, 1)
     def forward(self, x, y):
         self.x, self.y = x, y
         try:
@@ -697,6 +772,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 class LayerNorm(Function):
     """y = x̂ w + b,  x̂ = (x - μ) / √(σ² + ε), μ and biased σ² over the last `ndim` dims;
     dx = rstd (ĝ - mean(ĝ) - x̂ mean(ĝ x̂)) with ĝ = g w,  dw = Σ g x̂,  db = Σ g (over the leading dims)"""
+    saves = (1,)
     def forward(self, x, *wb, ndim=1, eps=1e-5, has_w=True, has_b=True):
         self.axes = tuple(range(x.ndim - ndim, x.ndim))
         self.lead = tuple(range(x.ndim - ndim))
@@ -731,6 +807,7 @@ class LayerNorm(Function):
 
 class Embedding(Function):
     """z = W[idx];  dW[r] = Σ_{idx = r} g (scatter-add by sort + reduceat; row `padding_idx` gets none)"""
+    saves = ()
     def forward(self, w, idx, padding_idx=None):
         self.idx, self.shape, self.padding_idx = idx, w.shape, padding_idx
         return w[idx]
@@ -955,6 +1032,7 @@ class CrossEntropy(Function):
     """Per-element cross-entropy with class indices (class dim 1), weights and label smoothing ε:
     ℓ_n = v_n [(1 - ε) w_{t_n} (-log p_{n,t_n}) + ε/C Σ_c w_c (-log p_{n,c})],  p = softmax(x, 1), v_n = [t_n not ignored];
     dℓ_n/dx_{n,j} = v_n [p_j ((1 - ε) w_{t_n} + ε/C Σ_c w_c) - (1 - ε) w_{t_n} δ_{j,t_n} - ε/C w_j]"""
+    saves = ()
     def forward(self, x, target, valid, wt, weight=None, label_smoothing=0.0):
         C, eps = x.shape[1], label_smoothing
         m = np.max(x, axis=1, keepdims=True)

@@ -49,7 +49,10 @@ class Tensor:
     `Tensor(data, requires_grad=False, dtype=None)`: Python floats become float32, a NumPy array keeps
     its dtype (float64 stays float64). `.grad` is a Tensor after `backward()`.
     """
-    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_retain", "_hooks", "name", "__weakref__")
+    # _view: (base, op) when this tensor's array is a view of base's (in-place writes rewrite base's graph too);
+    # _history: [(clock, stand-in for the old value)] of in-place writes into this tensor (autograd._resolve)
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_retain", "_hooks", "name", "_view", "_history",
+                 "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__ instead of looping
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype=None):
@@ -59,6 +62,7 @@ class Tensor:
         self._retain = False
         self._hooks: list | None = None
         self.name: str | None = None
+        self._view = self._history = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -74,6 +78,7 @@ class Tensor:
         t._retain = False
         t._hooks = None
         t.name = None
+        t._view = t._history = None
         return t
 
     # ------------------------------------------------------------ basics
@@ -106,7 +111,10 @@ class Tensor:
     def data(self) -> "Tensor":
         """The same storage as a Tensor outside the graph (as torch's `.data`: writes to it are not
         recorded, so `p.data.add_(...)` updates a parameter without autograd noticing)."""
-        return Tensor._wrap(self._data)
+        t = object.__new__(_Untracked)
+        t._data, t.grad, t.requires_grad, t._ctx, t._retain, t._hooks, t.name = self._data, None, False, None, False, None, None
+        t._view = t._history = None
+        return t
 
     @data.setter
     def data(self, value) -> None:
@@ -201,21 +209,25 @@ class Tensor:
                     self._hooks.remove(fn)
         return _Handle()
 
-    def backward(self, gradient: "Tensor | np.ndarray | None" = None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (vector-Jacobian product with `gradient`)."""
-        if not self.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-        if gradient is None:
-            if self._data.size != 1:
-                raise RuntimeError(
-                    f"grad can be implicitly created only for scalar outputs; backward() on shape {self.shape} "
-                    "needs a `gradient` of the same shape")
-            g = np.ones(self._data.shape, dtype=self._data.dtype)
-        else:
-            g = _as_array(gradient, self.dtype)
-            if g.shape != self._data.shape:
-                raise RuntimeError(f"backward: gradient has shape {g.shape} but the tensor has shape {self.shape}")
-        run_backward(self, g, retain_graph)
+    def backward(self, gradient: "Tensor | np.ndarray | None" = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: "Sequence[Tensor] | Tensor | None" = None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (vector-Jacobian product with `gradient`);
+        with `inputs`, only into those tensors' `.grad` (leaves or not)."""
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): higher-order gradients are not supported by this engine")
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            if not inputs:
+                raise RuntimeError("backward: 'inputs' argument to backward() cannot be empty")
+            for i, x in enumerate(inputs):
+                if not isinstance(x, Tensor) or not x.requires_grad:
+                    raise RuntimeError(f"backward: inputs[{i}] does not require grad")
+        run_backward(self, autograd.root_grad(self, gradient, "backward"), bool(retain_graph), inputs=inputs)
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's storage has had (as torch's `_version`)."""
+        return autograd.version(self._data)
 
     # ------------------------------------------------------------ conversion
     def _const(self, v) -> "Tensor":
@@ -265,8 +277,8 @@ class Tensor:
     def contiguous(self) -> "Tensor":
         return self
 
-    def clone(self) -> "Tensor":
-        return self * 1
+    def clone(self, memory_format=None) -> "Tensor":
+        return ops.Clone.apply(self)
 
     # ------------------------------------------------------------ arithmetic
     # `type(o) is Tensor` first: the common tensor-tensor case skips a call (subclasses take _const)
@@ -477,14 +489,6 @@ class Tensor:
                 out = cat([out] * r, dim=d)
         return out
 
-    def __setitem__(self, index, value) -> None:
-        """x[index] = value, in place on the data; only outside the graph (under no_grad, or for a
-        tensor that does not require grad): the graph holds no record of in-place writes."""
-        if self.requires_grad and STATE.grad_enabled:
-            raise RuntimeError(f"in-place assignment into a tensor of shape {self.shape} that requires grad: "
-                               "wrap it in tg.no_grad(), or build a new tensor (tg.where, masked_fill, cat)")
-        self._data[_index_arg(index)] = value._data if isinstance(value, Tensor) else value
-
     def __getitem__(self, index):
         index = _index_arg(index)
         return ops.GetItem.apply(self, index=index)
@@ -526,17 +530,205 @@ class Tensor:
     def where(self, cond, other):
         return where(cond, self, other)
 
+    # ------------------------------------------------------------ in-place ops (torch's semantics)
+    def _inplace(self, op: str, fn: Callable[["Tensor"], "Tensor"], keep_old: bool = True, cast: bool = False,
+                 bump: bool = True) -> "Tensor":
+        """Make `fn(old value)` this tensor's value in place.
+
+        The storage (and so every view of it) takes the new values and its version moves on. With autograd
+        on, this tensor's graph node becomes fn's node, fed by a stand-in for the old value; nodes made
+        earlier keep consuming the old value (autograd._resolve), and a view's base is rewritten to take
+        the new values from the view (torch's CopySlices). `keep_old`: fn's backward reads the old values,
+        so fn gets a private copy of them. `cast`: any dtype may be written (copy_), not only same-kind.
+        """
+        grad = STATE.grad_enabled
+        if grad:
+            _check_inplace_leaf(self, op)
+        if not self._data.flags.writeable:
+            raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to tensor refers "
+                               "to a single memory location (an expand()ed or constant tensor). Please clone() the "
+                               "tensor before performing the operation.")
+        if grad:
+            old = Tensor._wrap(self._data)
+            old._ctx, old.requires_grad, old.name = self._ctx, self.requires_grad, self.name
+            src = old
+            if keep_old:
+                src = ops.Clone.apply(old) if old.requires_grad else Tensor._wrap(old._data.copy())
+            new = fn(src)
+        else:
+            new = fn(self)
+        if new.shape != self.shape:
+            raise RuntimeError(f"{op}: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                               f"{list(new.shape)}")
+        if not cast and not _castable(new._data.dtype, self._data.dtype):
+            raise RuntimeError(f"{op}: result type {new._data.dtype} can't be cast to the desired output type "
+                               f"{self._data.dtype}")
+        if new._data is not self._data:
+            np.copyto(self._data, new._data, casting="unsafe")
+            if new._ctx is not None and -1 in new._ctx.saves:  # its saved output is new's own array, not ours
+                new._ctx.saves = tuple(i for i in new._ctx.saves if i != -1)
+        if bump and type(self) is not _Untracked:
+            autograd.bump_version(self._data, op)
+        if grad and (new.requires_grad or self.requires_grad):
+            if self._history is None:
+                self._history = []
+            self._history.append((STATE.clock, old))
+            self._ctx, self.requires_grad = new._ctx, new.requires_grad
+            if self._view is not None:
+                base, vop = self._view
+                base._inplace(op, lambda b: _view_back(b, self, vop), keep_old=False, cast=True, bump=False)
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        """x[index] = value, in place; recorded in the graph (value gets dx[index], x keeps the rest)."""
+        v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=self._data.dtype))
+        idx = _index_arg(index)
+        self._inplace("setitem", lambda x: ops.SetItem.apply(x, v, index=idx), keep_old=False, cast=True)
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        if isinstance(other, numbers.Number) and isinstance(alpha, Tensor):  # the old add_(alpha, other) overload
+            other, alpha = alpha, other
+        return self._inplace("add_", lambda x: x + (other if alpha == 1 else other * alpha), keep_old=False)
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        if isinstance(other, numbers.Number) and isinstance(alpha, Tensor):
+            other, alpha = alpha, other
+        return self._inplace("sub_", lambda x: x - (other if alpha == 1 else other * alpha), keep_old=False)
+
+    def mul_(self, other) -> "Tensor": return self._inplace("mul_", lambda x: x * other)
+    def div_(self, other, rounding_mode=None) -> "Tensor":
+        if rounding_mode is None:
+            return self._inplace("div_", lambda x: x / other)
+        return self._inplace("div_", lambda x: x.div(other, rounding_mode=rounding_mode))
+    def pow_(self, e) -> "Tensor": return self._inplace("pow_", lambda x: x ** e)
+    def clamp_(self, min=None, max=None) -> "Tensor": return self._inplace("clamp_", lambda x: x.clamp(min, max))
+    clip_ = clamp_
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+    __ipow__ = pow_
+
     def zero_(self) -> "Tensor":
-        self._data[...] = 0
+        return self.fill_(0)
+
+    def fill_(self, value) -> "Tensor":
+        """Every element = value (a number or a 0-d tensor, which then gets the gradient)."""
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions")
+        return self._inplace("fill_", lambda x: where(_ALL, value, x), keep_old=False, cast=True)
+
+    def copy_(self, src, non_blocking: bool = False) -> "Tensor":
+        """self = src broadcast to self's shape and cast to its dtype; src gets the gradient, the old value none."""
+        s = src if isinstance(src, Tensor) else Tensor(src)
+        return self._inplace("copy_", lambda x: where(_ALL, s, x), keep_old=False, cast=True)
+
+    def masked_fill_(self, mask, value) -> "Tensor":
+        return self._inplace("masked_fill_", lambda x: x.masked_fill(mask, value), keep_old=False)
+
+    def index_fill_(self, dim: int, index, value) -> "Tensor":
+        d = ops._dim(dim, self.ndim, "index_fill_", self.shape)
+        idx = np.asarray(index._data if isinstance(index, Tensor) else index)
+        if idx.ndim > 1 or idx.dtype.kind not in "iu":
+            raise IndexError(f"index_fill_(): index must be a 1-D integer tensor, got {idx.dtype} of shape {idx.shape}")
+        n = self.shape[d] if self.ndim else 1
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"index_fill_(): index out of range for dimension {dim} with size {n}")
+        mask = np.zeros(self.shape, bool)
+        mask[(slice(None),) * d + (idx.reshape(-1),)] = True
+        return self._inplace("index_fill_", lambda x: x.masked_fill(mask, value), keep_old=False)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        return self.copy_(_rng.uniform(a, b, self.shape))
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        return self.copy_(_rng.normal(mean, std, self.shape))
+
+    def detach_(self) -> "Tensor":
+        """Cut this tensor from the graph in place."""
+        self._ctx, self.requires_grad = None, False
         return self
 
-    def fill_(self, v) -> "Tensor":
-        self._data[...] = v
+    def _reshape_(self, op: str, fn) -> "Tensor":
+        """In-place view ops (unsqueeze_, squeeze_, t_, transpose_): a new shape on the same storage."""
+        if not STATE.grad_enabled:
+            self._data = fn(self)._data
+            return self
+        _check_inplace_leaf(self, op)
+        old = Tensor._wrap(self._data)
+        old._ctx, old.requires_grad, old.name = self._ctx, self.requires_grad, self.name
+        new = fn(old)
+        self._data = new._data
+        if new.requires_grad:
+            STATE.clock += 1  # no value changed, but earlier consumers must keep the old shape (autograd._resolve)
+            if self._history is None:
+                self._history = []
+            self._history.append((STATE.clock, old))
+            self._ctx = new._ctx
         return self
 
-    def copy_(self, src) -> "Tensor":
-        self._data[...] = src._data if isinstance(src, Tensor) else src
-        return self
+    def unsqueeze_(self, dim: int) -> "Tensor": return self._reshape_("unsqueeze_", lambda x: x.unsqueeze(dim))
+    def squeeze_(self, dim=None) -> "Tensor": return self._reshape_("squeeze_", lambda x: x.squeeze(dim))
+    def t_(self) -> "Tensor": return self._reshape_("t_", lambda x: x.T)
+    def transpose_(self, dim0: int, dim1: int) -> "Tensor":
+        return self._reshape_("transpose_", lambda x: x.transpose(dim0, dim1))
+
+
+# Unary in-place ops `x.f_()` = `x = x.f()` (torch's names); looked up at call time, so any method works.
+_UNARY_INPLACE = ("neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu", "reciprocal", "square",
+                  "sign", "floor", "ceil", "round", "trunc", "frac", "sin", "cos", "tan", "log1p", "expm1", "log2",
+                  "log10", "exp2", "sinh", "cosh", "asin", "acos", "atan", "clamp_min", "clamp_max", "fmod",
+                  "remainder", "scatter", "scatter_add", "index_add", "index_copy", "masked_scatter", "tril", "triu",
+                  "cumsum", "cumprod", "lerp", "addcmul", "addcdiv", "maximum", "minimum", "atan2", "logit")
+
+
+def _unary_inplace(name: str):
+    def method(self, *args, **kwargs):
+        return self._inplace(name + "_", lambda x: getattr(x, name)(*args, **kwargs))
+    method.__name__ = name + "_"
+    method.__doc__ = f"In place: x = x.{name}(...)"
+    return method
+
+
+for _n in _UNARY_INPLACE:
+    setattr(Tensor, _n + "_", _unary_inplace(_n))
+
+
+class _Untracked(Tensor):
+    """What `t.data` gives: t's storage as a tensor whose in-place writes autograd does not track (as torch)."""
+    __slots__ = ()
+
+
+_ALL = np.ones((), dtype=bool)  # a condition that selects every element (fill_, copy_)
+
+
+def _castable(src: np.dtype, dst: np.dtype) -> bool:
+    """torch's rule for writing a result into a tensor: never up a category (bool < int < float)."""
+    order = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+    return order.get(src.kind, 3) <= order.get(dst.kind, 3)
+
+
+def _check_inplace_leaf(t: Tensor, op: str) -> None:
+    if t.requires_grad and t._ctx is None:
+        raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place operation.")
+    v = t._view
+    while v is not None:
+        base = v[0]
+        if base.requires_grad and base._ctx is None:
+            raise RuntimeError(f"{op}: a view of a leaf Variable that requires grad is being used in an in-place "
+                               "operation.")
+        v = base._view
+
+
+def _view_back(base_old: Tensor, view: Tensor, vop) -> Tensor:
+    """base's new value from a view written in place (values are already in base's storage)."""
+    if isinstance(vop, ops.GetItem):
+        return ops.SetItem.apply(base_old, view, index=vop.index)
+    if isinstance(vop, ops.Reshape):
+        return view.reshape(vop.shape)
+    if isinstance(vop, ops.Permute):
+        return view.permute(vop.inv)
+    raise RuntimeError(f"in-place write into a view made by {type(vop).__name__}: not supported; clone() it first")
 
 
 def _shape_arg(shape) -> tuple:
