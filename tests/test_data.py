@@ -269,13 +269,16 @@ def test_shuffle_without_generator_follows_manual_seed():
 
 
 def test_epoch_order_is_drawn_when_the_epoch_starts():
-    """Draws the training step makes from tg.rng() between batches must not reorder the epoch."""
+    """iter(loader) fixes the epoch's order: draws made from tg.rng() afterwards (model init, dropout
+    between batches) do not change it."""
     ds = TensorDataset(tg.arange(12))
     tg.manual_seed(5)
     plain = _epoch(DataLoader(ds, batch_size=3, shuffle=True))
     tg.manual_seed(5)
+    epoch = iter(DataLoader(ds, batch_size=3, shuffle=True))
+    tg.randn(4)
     order = []
-    for (b,) in DataLoader(ds, batch_size=3, shuffle=True):
+    for (b,) in epoch:
         order += b.numpy().tolist()
         tg.randn(4)  # e.g. dropout
     assert order == plain

@@ -70,3 +70,11 @@ def test_without_threadpoolctl(monkeypatch):
     assert tg.get_num_threads() == 3
     monkeypatch.setattr(threads, "_environ", {})
     assert tg.get_num_threads() == len(os.sched_getaffinity(0))
+
+
+def test_import_stays_light():
+    """threadpoolctl is imported on the first call, not by `import tinygrad_seq`."""
+    import subprocess
+    code = "import sys, tinygrad_seq; print('threadpoolctl' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
