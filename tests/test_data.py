@@ -431,3 +431,31 @@ def test_reachable_as_torch_utils_data():
     from tinygrad_seq.utils.data import DataLoader as Direct
     assert torch_alias.utils.data.DataLoader is Direct
     assert torch_alias.utils.data.TensorDataset is TensorDataset
+
+
+def _train_with_loader(torch_like, x, y, w0):
+    """Teaching-style loop, written once for both libraries (`torch_like` is torch or tinygrad_seq)."""
+    ds = torch_like.utils.data.TensorDataset(torch_like.tensor(x), torch_like.tensor(y))
+    loader = torch_like.utils.data.DataLoader(ds, batch_size=4, drop_last=True)
+    w = torch_like.tensor(w0, requires_grad=True)
+    opt = torch_like.optim.SGD([w], lr=0.1)
+    losses = []
+    for _ in range(3):
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = ((xb @ w - yb) ** 2).mean()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses, w.detach().numpy()
+
+
+def test_training_loop_through_loader_equals_torch():
+    rng = np.random.default_rng(1)
+    x, y, w0 = rng.standard_normal((10, 3)), rng.standard_normal(10), rng.standard_normal(3)
+    # copies: tg.tensor(ndarray) shares the array today (torch.tensor copies), and SGD updates w in place
+    ours, w_ours = _train_with_loader(tg, x.copy(), y.copy(), w0.copy())
+    theirs, w_theirs = _train_with_loader(torch, x, y, w0)
+    assert len(ours) == 6
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    np.testing.assert_allclose(w_ours, w_theirs, rtol=1e-12)
