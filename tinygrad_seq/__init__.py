@@ -14,6 +14,10 @@ from .tensor import (Tensor, arange, cat, empty, eye, full, full_like, manual_se
 from . import nn  # noqa: F401,E402
 from . import optim  # noqa: F401,E402
 from .io import load, save  # noqa: F401,E402
+# ---- utils.data, Generator, BLAS threads (issue 9)
+from .generator import Generator  # noqa: F401,E402
+from .threads import get_num_threads, set_num_threads  # noqa: F401,E402
+from . import utils  # noqa: F401,E402
 
 float32 = "float32"
 float64 = "float64"

@@ -1,0 +1,67 @@
+"""`set_num_threads` / `get_num_threads`: the engine's only parallelism is NumPy's BLAS (matmul, einsum),
+so these control the BLAS thread pool, as torch's control its intra-op pool.
+
+threadpoolctl (an optional extra: `pip install threadpoolctl`) does the work; it is imported on first
+call so that `import tinygrad_seq` stays light. Environment variables are never changed.
+"""
+from __future__ import annotations
+
+import numbers
+import os
+
+_HINT = "pip install threadpoolctl (or the 'demos'/'dev' extra of tinygrad_seq)"
+# BLAS libraries read these at load time, in this order of precedence (OpenBLAS, MKL, then OpenMP)
+_ENV_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+_environ = os.environ  # read only; a module attribute so tests can substitute it without touching the env
+
+
+def _controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    import numpy  # noqa: F401  (its BLAS must be loaded for threadpoolctl to see it)
+    return ThreadpoolController()
+
+
+def _blas_pools(controller) -> list:
+    return [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+
+
+def set_num_threads(n: int, /) -> None:
+    """Set the number of threads every loaded BLAS library (NumPy's included) uses, as
+    `torch.set_num_threads` (positional-only there too). Needs threadpoolctl; raises ImportError naming
+    it otherwise."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n <= 0:
+        raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
+    controller = _controller()
+    if controller is None:
+        raise ImportError(f"set_num_threads needs threadpoolctl to reach NumPy's BLAS threads: {_HINT}")
+    if not _blas_pools(controller):
+        raise RuntimeError("set_num_threads: threadpoolctl finds no BLAS library loaded by NumPy")
+    # the returned limiter is dropped on purpose: the limit stays until the next call, as torch's does
+    controller.limit(limits=int(n), user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The number of threads NumPy's BLAS uses (the largest over loaded BLAS libraries).
+
+    Without threadpoolctl the count cannot be read from the library; then the value the BLAS was
+    told through OPENBLAS_NUM_THREADS / MKL_NUM_THREADS / OMP_NUM_THREADS is returned, and when none is
+    set, the number of CPUs this process may run on (the default of OpenBLAS, which NumPy's wheels ship)."""
+    controller = _controller()
+    if controller is not None:
+        pools = _blas_pools(controller)
+        if pools:
+            return max(lib.num_threads for lib in pools)
+    for var in _ENV_VARS:
+        value = _environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
