@@ -440,3 +440,56 @@ def test_float32_exp_overflow_without_warning():
     assert y.dtype == np.float32 and np.isinf(y.numpy()[0])
     y.sum().backward()
     assert np.isinf(x.grad.numpy()[0]) and x.grad.numpy()[1] == 1
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("fn", [
+    lambda M, x, y: M.maximum(x, y),
+    lambda M, x, y: M.minimum(x, y),
+    lambda M, x, y: M.clamp(x, 0.0, 1.5) + M.clamp(y, min=1.0),
+    lambda M, x, y: M.clamp(x, min=y),
+    lambda M, x, y: x.max() + y.min(),
+    lambda M, x, y: M.amax(x) + M.amin(y, 0),
+    lambda M, x, y: M.max(x, 0).values,
+    lambda M, x, y: M.var(x) + M.std(y),
+    lambda M, x, y: M.sum(x) + M.mean(y),
+], ids=["maximum", "minimum", "clamp", "clamp_tensor", "max_min_all", "amax_amin", "max_dim", "var_std", "sum_mean"])
+@pytest.mark.parametrize("x,y,g", [
+    ([NAN, 1.0, 2.0, 1.0], [1.0, NAN, 1.0, 3.0], 1.0),
+    ([INF, 1.0, 2.0, 1.0], [1.0, 0.0, 1.0, INF], 1.0),
+    ([3.0, 1.0, 2.0, 1.0], [1.0, 0.0, 1.0, 3.0], INF),
+], ids=["nan_inputs", "inf_inputs", "inf_upstream"])
+def test_non_finite_gradients_as_torch_without_warning(fn, x, y, g):
+    res = []
+    for M in (tg, torch):
+        xs = [(tg.tensor if M is tg else torch.tensor)(np.array(a), requires_grad=True) for a in (x, y)]
+        out = fn(M, *xs)
+        up = np.full(tuple(out.shape), g)
+        out.backward(tg.tensor(up) if M is tg else torch.tensor(up))
+        res.append([out.detach().numpy()] + [np.zeros(4) if t.grad is None else t.grad.numpy() for t in xs])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-15)
+
+
+def test_einsum_more_forms_gradcheck():
+    r = np.random.default_rng(3)
+    for eq, shapes in [("ii,i->i", [(3, 3), (3,)]), ("ij,ij->i", [(2, 1), (2, 3)]),
+                       ("b...,b...->b", [(2, 3, 4), (2, 3, 4)]), ("...ii->...i", [(2, 3, 3)]),
+                       ("ijk->kji", [(2, 3, 4)]), ("i,i", [(4,), (4,)])]:
+        arrays = [r.standard_normal(s) for s in shapes]
+        xs = [tg.tensor(a, requires_grad=True) for a in arrays]
+        np.testing.assert_allclose(tg.einsum(eq, *xs).numpy(), torch.einsum(eq, *map(torch.tensor, arrays)).numpy(),
+                                   rtol=1e-12, err_msg=eq)
+        assert tg.gradcheck(lambda *t: tg.einsum(eq, *t), xs), eq
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_float32_stays_float32(case: Case):
+    xs = [tg.tensor(a.astype(np.float32), requires_grad=True) for a in case.arrays()]
+    out = case.fn(tg, *xs)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    for x in xs:
+        assert x.grad is None or x.grad.dtype == np.float32

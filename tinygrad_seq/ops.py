@@ -82,10 +82,30 @@ _NO_GRAD = (False,)
 _new = object.__new__
 
 
-def _quiet():
-    """Ops whose inputs can leave the domain (log 0, x/0, overflow) compute under this: inf/NaN as
-    PyTorch gives them, without NumPy's RuntimeWarning. Only those ops: entering costs ~1-2 us."""
+def _errstate_quiet():
     return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
+try:  # NumPy >= 2 keeps the error state in a context variable: setting it directly costs ~0.3 us,
+    # a fresh np.errstate ~2-4 us (these guards run on every call of log, exp, div, sqrt, pow, sum ...)
+    from numpy._core._ufunc_config import _extobj_contextvar as _EXTOBJ
+    with _errstate_quiet():
+        _QUIET_EXTOBJ = _EXTOBJ.get()
+
+    class _QuietState:
+        __slots__ = ("token",)
+
+        def __enter__(self):
+            self.token = _EXTOBJ.set(_QUIET_EXTOBJ)
+
+        def __exit__(self, *exc):
+            _EXTOBJ.reset(self.token)
+
+    _quiet = _QuietState
+except (ImportError, AttributeError):  # older NumPy
+    _quiet = _errstate_quiet
+_quiet.__doc__ = """Ops whose inputs can leave the domain (log 0, x/0, overflow) compute under this: inf/NaN as
+PyTorch gives them, without NumPy's RuntimeWarning (divide, invalid, overflow ignored inside only)."""
 
 
 # ---------------------------------------------------------------- elementwise, binary (broadcasting)
@@ -162,15 +182,23 @@ class PowConst(Function):
             return g * c * self.x ** (c - 1)
 
 
+def _split_ties(g, x, y, tie, x_loses, y_loses):
+    """PyTorch's maximum/minimum backward: g/2 to both on ties, g to the larger (smaller) one, 0 to the
+    other; both get g where a NaN makes the comparisons false. np.where, not g * mask: an inf g must
+    not turn into NaN on the losing side."""
+    gt = np.where(tie, g * g.dtype.type(0.5), g)
+    zero = g.dtype.type(0)
+    return np.where(x_loses, zero, gt), np.where(y_loses, zero, gt)
+
+
 class Maximum(Function):
     """z = max(x, y); ties split the gradient evenly (as PyTorch)"""
     def forward(self, x, y):
         self.x, self.y = x, y
         return np.maximum(x, y)
     def backward(self, g):
-        # w in g's dtype: a float64 weight would silently promote float32 gradients
-        gx = g * ((self.x > self.y) + (self.x == self.y) * g.dtype.type(0.5))
-        return gx, (g - gx if self.needs[1] else None)
+        x, y = self.x, self.y
+        return _split_ties(g, x, y, x == y, x < y, x > y)
 
 
 class Minimum(Function):
@@ -179,8 +207,8 @@ class Minimum(Function):
         self.x, self.y = x, y
         return np.minimum(x, y)
     def backward(self, g):
-        gx = g * ((self.x < self.y) + (self.x == self.y) * g.dtype.type(0.5))
-        return gx, (g - gx if self.needs[1] else None)
+        x, y = self.x, self.y
+        return _split_ties(g, x, y, x == y, x > y, x < y)
 
 
 class Where(Function):
@@ -314,7 +342,7 @@ class Clamp(Function):
             mask = mask & (x >= self.lo)
         if self.hi is not None:
             mask = mask & (x <= self.hi)
-        return g * mask
+        return np.where(mask, g, g.dtype.type(0))  # not g * mask: an inf g stays inf, 0 elsewhere
 
 
 # ---------------------------------------------------------------- reductions
@@ -383,25 +411,23 @@ class Var(Function):
     """z = Σ (x - μ)² / max(n - correction, 0) over dim;  dz/dx = 2 (x - μ) / max(n - correction, 0)"""
     def forward(self, x, dim=None, keepdim=False, correction=1):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
-        d = x - x.mean(axis=self.axis, keepdims=True)
-        self.d, self.denom = d, max(_reduced_size(x.shape, self.axis) - correction, 0)
-        ss = np.asarray((d * d).sum(axis=self.axis, keepdims=keepdim))
-        if self.denom:
-            return np.asarray(ss / self.denom)
-        with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction: inf/NaN, as PyTorch
-            return np.asarray(ss / 0)
+        self.denom = max(_reduced_size(x.shape, self.axis) - correction, 0)
+        with _quiet():  # inf entries give NaN, n <= correction inf/NaN, as PyTorch
+            d = x - x.mean(axis=self.axis, keepdims=True)
+            self.d = d
+            ss = np.asarray((d * d).sum(axis=self.axis, keepdims=keepdim))
+            return np.asarray(ss / self.denom) if self.denom else np.asarray(ss / 0)
     def backward(self, g):
         g = _expand_reduced(g, self.shape, self.axis, self.keepdim)
-        if self.denom:
-            return g * self.d * (2 / self.denom)
-        with np.errstate(invalid="ignore"):
-            return g * self.d * np.inf
+        with _quiet():
+            return g * self.d * (2 / self.denom) if self.denom else g * self.d * np.inf
 
 
 class Max(Function):
-    """z = max x over dim (all tied maxima share the gradient evenly, as torch.amax)"""
-    def forward(self, x, dim=None, keepdim=False, op=np.max):
-        self.x, self.axis, self.keepdim = x, _axes(dim, x.ndim), keepdim
+    """z = max x over dim (all tied maxima share the gradient evenly, as torch.amax; a NaN result
+    gives NaN gradients as amax, or with `nan_hit` (torch.max()) goes to the NaN entries)"""
+    def forward(self, x, dim=None, keepdim=False, op=np.max, nan_hit=False):
+        self.x, self.axis, self.keepdim, self.nan_hit = x, _axes(dim, x.ndim), keepdim, nan_hit
         self.out = np.asarray(op(x, axis=self.axis, keepdims=True))
         if keepdim:
             return self.out
@@ -409,7 +435,13 @@ class Max(Function):
     def backward(self, g):
         g = _expand_reduced(g, self.x.shape, self.axis, self.keepdim)
         hit = self.x == self.out
-        return (g / hit.sum(axis=self.axis, keepdims=True).astype(g.dtype)) * hit
+        with _quiet():
+            if self.nan_hit:  # torch.max(): g / count put on the hits, zeros elsewhere (even for an inf g)
+                if self.x.dtype.kind == "f":
+                    hit |= np.isnan(self.x) & np.isnan(self.out)
+                return np.where(hit, g / hit.sum(axis=self.axis, keepdims=True).astype(g.dtype), g.dtype.type(0))
+            # torch.amax: (g / count) * hit, so no hit (a NaN result) gives NaN, and an inf g NaN off the hits
+            return (g / hit.sum(axis=self.axis, keepdims=True).astype(g.dtype)) * hit
 
 
 class MaxDim(Function):

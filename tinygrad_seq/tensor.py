@@ -374,14 +374,14 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.maximum(dim)
         if dim is None:
-            return ops.Max.apply(self, op=np.max)
+            return ops.Max.apply(self, op=np.max, nan_hit=True)
         return _minmax_dim(self, dim, keepdim, np.argmax)
 
     def min(self, dim=None, keepdim: bool = False):
         if isinstance(dim, Tensor):
             return self.minimum(dim)
         if dim is None:
-            return ops.Max.apply(self, op=np.min)
+            return ops.Max.apply(self, op=np.min, nan_hit=True)
         return _minmax_dim(self, dim, keepdim, np.argmin)
 
     def amax(self, dim=None, keepdim: bool = False): return ops.Max.apply(self, dim=dim, keepdim=keepdim, op=np.max)
