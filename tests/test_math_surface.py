@@ -493,3 +493,15 @@ def test_float32_stays_float32(case: Case):
     out.sum().backward()
     for x in xs:
         assert x.grad is None or x.grad.dtype == np.float32
+
+
+def test_every_function_form_is_a_torch_function_and_a_method():
+    from tinygrad_seq import mathfns
+    for name in mathfns.__all__:
+        assert callable(getattr(tg, name)), name
+        assert hasattr(torch, name), name  # the same name exists in torch
+        if name not in ("pow", "einsum"):
+            assert hasattr(tg.Tensor, name) and hasattr(torch.Tensor, name), name
+    x = tg.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(tg.cumsum(x, dim=1).numpy(), x.cumsum(1).numpy())
+    assert tg.max(x, tg.ones(2, 3)).shape == (2, 3)  # max(input, other) is maximum, as torch
