@@ -505,3 +505,10 @@ def test_every_function_form_is_a_torch_function_and_a_method():
     x = tg.tensor(np.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal(tg.cumsum(x, dim=1).numpy(), x.cumsum(1).numpy())
     assert tg.max(x, tg.ones(2, 3)).shape == (2, 3)  # max(input, other) is maximum, as torch
+
+
+@pytest.mark.parametrize("decimals", [0, 1, 3, -1])
+def test_round_decimals_float32_bitwise_as_torch(decimals):
+    a = np.random.default_rng(0).standard_normal(10000).astype(np.float32) * 100
+    np.testing.assert_array_equal(tg.round(tg.tensor(a), decimals=decimals).numpy(),
+                                  torch.round(torch.tensor(a), decimals=decimals).numpy())
