@@ -22,3 +22,4 @@ from . import utils  # noqa: F401,E402
 float32 = "float32"
 float64 = "float64"
 __version__ = "0.1.0"
+from .mathfns import *  # noqa: F401,F403,E402  (tg.exp(x), tg.topk(x, k), tg.einsum(...): the math functions)

@@ -93,6 +93,32 @@ _NO_GRAD = (False,)
 _new = object.__new__
 
 
+def _errstate_quiet():
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
+try:  # NumPy >= 2 keeps the error state in a context variable: setting it directly costs ~0.3 us,
+    # a fresh np.errstate ~2-4 us (these guards run on every call of log, exp, div, sqrt, pow, sum ...)
+    from numpy._core._ufunc_config import _extobj_contextvar as _EXTOBJ
+    with _errstate_quiet():
+        _QUIET_EXTOBJ = _EXTOBJ.get()
+
+    class _QuietState:
+        __slots__ = ("token",)
+
+        def __enter__(self):
+            self.token = _EXTOBJ.set(_QUIET_EXTOBJ)
+
+        def __exit__(self, *exc):
+            _EXTOBJ.reset(self.token)
+
+    _quiet = _QuietState
+except (ImportError, AttributeError):  # older NumPy
+    _quiet = _errstate_quiet
+_quiet.__doc__ = """Ops whose inputs can leave the domain (log 0, x/0, overflow) compute under this: inf/NaN as
+PyTorch gives them, without NumPy's RuntimeWarning (divide, invalid, overflow ignored inside only)."""
+
+
 # ---------------------------------------------------------------- elementwise, binary (broadcasting)
 
 class Add(Function):
@@ -120,29 +146,36 @@ class Mul(Function):
 
 
 class Div(Function):
-    """z = x / y;  dz/dx = 1/y,  dz/dy = -x/y^2"""
+    """z = x / y;  dz/dx = 1/y,  dz/dy = -x/y^2  (x/0 = ±inf, 0/0 = NaN, as PyTorch, without a warning)"""
     saves = (0, 1)
     def forward(self, x, y):
         self.x, self.y = x, y
-        return x / y
+        if y.ndim == 0 and 1.0 <= abs(float(y)) < math.inf:  # x / scale (|scale| >= 1) cannot warn
+            return x / y
+        with _quiet():
+            return np.asarray(x / y)
     def backward(self, g):
-        gx = g / self.y
-        return gx, (-gx * self.x / self.y if self.needs[1] else None)
+        with _quiet():
+            gx = g / self.y
+            return gx, (-gx * self.x / self.y if self.needs[1] else None)
 
 
 class Pow(Function):
     """z = x ** y (tensor exponent);  dz/dx = y x^(y-1),  dz/dy = z ln x"""
     def forward(self, x, y):
         self.x, self.y = x, y
-        self.out = x ** y
+        with _quiet():
+            self.out = np.asarray(x ** y)
         return self.out
     def backward(self, g):
+        # as PyTorch: dx is 0 where y = 0; dy is 0 where x = 0 and y >= 0, NaN for x < 0
         x, y = self.x, self.y
-        gx = g * y * x ** (y - 1) if self.needs[0] else None
-        gy = None
-        if self.needs[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gy = g * self.out * np.where(x > 0, np.log(np.where(x > 0, x, 1)), 0)
+        gx = gy = None
+        with _quiet():
+            if self.needs[0]:
+                gx = np.where(y == 0, 0, g * y * x ** (y - 1))
+            if self.needs[1]:
+                gy = np.where((x == 0) & (y >= 0), 0, g * self.out * np.log(x))
         return gx, gy
 
 
@@ -150,14 +183,27 @@ class PowConst(Function):
     """z = x ** c (constant c);  dz/dx = c x^(c-1)"""
     def forward(self, x, c):
         self.x, self.c = x, c
-        return x ** c
+        if c == 2:  # x * x: as unguarded as Mul
+            return x * x
+        with _quiet():
+            return np.asarray(x ** c)
     def backward(self, g):
         c = self.c
         if c == 2:
             return g * 2 * self.x
         if c == 0:  # constant output: zero gradient, not 0 * x^-1 (NaN at x = 0)
             return np.zeros_like(g)
-        return g * c * self.x ** (c - 1)
+        with _quiet():  # x^(c-1) at x = 0 for c < 1: inf, as PyTorch
+            return g * c * self.x ** (c - 1)
+
+
+def _split_ties(g, x, y, tie, x_loses, y_loses):
+    """PyTorch's maximum/minimum backward: g/2 to both on ties, g to the larger (smaller) one, 0 to the
+    other; both get g where a NaN makes the comparisons false. np.where, not g * mask: an inf g must
+    not turn into NaN on the losing side."""
+    gt = np.where(tie, g * g.dtype.type(0.5), g)
+    zero = g.dtype.type(0)
+    return np.where(x_loses, zero, gt), np.where(y_loses, zero, gt)
 
 
 class Maximum(Function):
@@ -166,9 +212,8 @@ class Maximum(Function):
         self.x, self.y = x, y
         return np.maximum(x, y)
     def backward(self, g):
-        # w in g's dtype: a float64 weight would silently promote float32 gradients
-        gx = g * ((self.x > self.y) + (self.x == self.y) * g.dtype.type(0.5))
-        return gx, (g - gx if self.needs[1] else None)
+        x, y = self.x, self.y
+        return _split_ties(g, x, y, x == y, x < y, x > y)
 
 
 class Minimum(Function):
@@ -177,8 +222,8 @@ class Minimum(Function):
         self.x, self.y = x, y
         return np.minimum(x, y)
     def backward(self, g):
-        gx = g * ((self.x < self.y) + (self.x == self.y) * g.dtype.type(0.5))
-        return gx, (g - gx if self.needs[1] else None)
+        x, y = self.x, self.y
+        return _split_ties(g, x, y, x == y, x > y, x < y)
 
 
 class Where(Function):
@@ -215,9 +260,12 @@ class Exp(Function):
     """z = e^x;  dz/dx = z"""
     saves = (-1,)
     def forward(self, x):
-        self.out = np.exp(x)
+        with _quiet():  # overflow: inf, as PyTorch
+            self.out = np.asarray(np.exp(x))
         return self.out
-    def backward(self, g): return g * self.out
+    def backward(self, g):
+        with _quiet():
+            return g * self.out
 
 
 class Log(Function):
@@ -225,17 +273,23 @@ class Log(Function):
     saves = (0,)
     def forward(self, x):
         self.x = x
-        return np.log(x)
-    def backward(self, g): return g / self.x
+        with _quiet():  # log 0 = -inf, log of a negative = NaN, as PyTorch
+            return np.asarray(np.log(x))
+    def backward(self, g):
+        with _quiet():
+            return g / self.x
 
 
 class Sqrt(Function):
     """z = sqrt(x);  dz/dx = 1/(2 z)"""
     saves = (-1,)
     def forward(self, x):
-        self.out = np.sqrt(x)
+        with _quiet():  # sqrt of a negative = NaN, as PyTorch
+            self.out = np.asarray(np.sqrt(x))
         return self.out
-    def backward(self, g): return g / (2 * self.out)
+    def backward(self, g):
+        with _quiet():  # inf at 0, as PyTorch
+            return g / (2 * self.out)
 
 
 class Abs(Function):
@@ -315,7 +369,7 @@ class Clamp(Function):
             mask = mask & (x >= self.lo)
         if self.hi is not None:
             mask = mask & (x <= self.hi)
-        return g * mask
+        return np.where(mask, g, g.dtype.type(0))  # not g * mask: an inf g stays inf, 0 elsewhere
 
 
 # ---------------------------------------------------------------- reductions
@@ -331,11 +385,16 @@ def _dim(d: int, ndim: int, op: str = "", shape: tuple | None = None) -> int:
 
 
 def _axes(dim, ndim):
+    # dim=() reduces over every dim (as PyTorch's sum(())); a 0-d tensor accepts dim 0 / -1 (all of it)
     if dim is None:
         return None
     if isinstance(dim, (tuple, list)):
-        return tuple(_dim(d, ndim) for d in dim)
-    return _dim(dim, ndim)
+        if not dim:
+            return None
+        axes = tuple(_dim(d, ndim) for d in dim)
+        return axes if ndim else None
+    d = _dim(dim, ndim)
+    return d if ndim else None
 
 
 def _reduced_size(shape, axis) -> int:
@@ -357,7 +416,8 @@ class Sum(Function):
     saves = ()
     def forward(self, x, dim=None, keepdim=False):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
-        return np.asarray(x.sum(axis=self.axis, keepdims=keepdim))
+        with _quiet():  # inf + -inf = NaN, as PyTorch
+            return np.asarray(x.sum(axis=self.axis, keepdims=keepdim))
     def backward(self, g):
         return np.broadcast_to(_expand_reduced(g, self.shape, self.axis, self.keepdim), self.shape)
 
@@ -367,7 +427,8 @@ class Mean(Function):
     saves = ()
     def forward(self, x, dim=None, keepdim=False):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
-        out = np.asarray(x.mean(axis=self.axis, keepdims=keepdim))
+        with _quiet():
+            out = np.asarray(x.mean(axis=self.axis, keepdims=keepdim))
         self.n = x.size // max(out.size, 1) if x.size else 1
         return out
     def backward(self, g):
@@ -380,25 +441,23 @@ class Var(Function):
     saves = ()
     def forward(self, x, dim=None, keepdim=False, correction=1):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
-        d = x - x.mean(axis=self.axis, keepdims=True)
-        self.d, self.denom = d, max(_reduced_size(x.shape, self.axis) - correction, 0)
-        ss = np.asarray((d * d).sum(axis=self.axis, keepdims=keepdim))
-        if self.denom:
-            return np.asarray(ss / self.denom)
-        with np.errstate(divide="ignore", invalid="ignore"):  # n <= correction: inf/NaN, as PyTorch
-            return np.asarray(ss / 0)
+        self.denom = max(_reduced_size(x.shape, self.axis) - correction, 0)
+        with _quiet():  # inf entries give NaN, n <= correction inf/NaN, as PyTorch
+            d = x - x.mean(axis=self.axis, keepdims=True)
+            self.d = d
+            ss = np.asarray((d * d).sum(axis=self.axis, keepdims=keepdim))
+            return np.asarray(ss / self.denom) if self.denom else np.asarray(ss / 0)
     def backward(self, g):
         g = _expand_reduced(g, self.shape, self.axis, self.keepdim)
-        if self.denom:
-            return g * self.d * (2 / self.denom)
-        with np.errstate(invalid="ignore"):
-            return g * self.d * np.inf
+        with _quiet():
+            return g * self.d * (2 / self.denom) if self.denom else g * self.d * np.inf
 
 
 class Max(Function):
-    """z = max x over dim (all tied maxima share the gradient evenly, as torch.amax)"""
-    def forward(self, x, dim=None, keepdim=False, op=np.max):
-        self.x, self.axis, self.keepdim = x, _axes(dim, x.ndim), keepdim
+    """z = max x over dim (all tied maxima share the gradient evenly, as torch.amax; a NaN result
+    gives NaN gradients as amax, or with `nan_hit` (torch.max()) goes to the NaN entries)"""
+    def forward(self, x, dim=None, keepdim=False, op=np.max, nan_hit=False):
+        self.x, self.axis, self.keepdim, self.nan_hit = x, _axes(dim, x.ndim), keepdim, nan_hit
         self.out = np.asarray(op(x, axis=self.axis, keepdims=True))
         if keepdim:
             return self.out
@@ -406,7 +465,13 @@ class Max(Function):
     def backward(self, g):
         g = _expand_reduced(g, self.x.shape, self.axis, self.keepdim)
         hit = self.x == self.out
-        return (g / hit.sum(axis=self.axis, keepdims=True).astype(g.dtype)) * hit
+        with _quiet():
+            if self.nan_hit:  # torch.max(): g / count put on the hits, zeros elsewhere (even for an inf g)
+                if self.x.dtype.kind == "f":
+                    hit |= np.isnan(self.x) & np.isnan(self.out)
+                return np.where(hit, g / hit.sum(axis=self.axis, keepdims=True).astype(g.dtype), g.dtype.type(0))
+            # torch.amax: (g / count) * hit, so no hit (a NaN result) gives NaN, and an inf g NaN off the hits
+            return (g / hit.sum(axis=self.axis, keepdims=True).astype(g.dtype)) * hit
 
 
 class MaxDim(Function):
@@ -431,6 +496,8 @@ def _exp_shifted(x, axis, keep_shifted=False):
     Rows whose max is not finite take a path that never warns: a row of only -inf (fully masked)
     gets d = -inf, e = 0, s = 1; a row with +inf puts e = 1 on its +inf entries (the limit); NaN stays NaN.
     """
+    if not x.ndim:  # x - m of 0-d arrays is a NumPy scalar, which exp(out=) rejects
+        x = x.reshape(1)
     m = np.max(x, axis=axis, keepdims=True)
     fin = np.isfinite(m)
     if fin.all():
@@ -464,6 +531,8 @@ class Softmax(Function):
     """y_i = e^(x_i - m) / Σ_j e^(x_j - m) (a fully masked row of -inf gives zeros);  dx = y * (g - Σ g y)"""
     saves = (-1,)
     def forward(self, x, dim=-1):
+        if not x.ndim:  # 0-d: dim 0 / -1 is the one element (as PyTorch)
+            return self.forward(x.reshape(1), _axes(dim, 0) or 0).reshape(())
         self.axis = dim
         e, s, _, _ = _exp_shifted(x, dim)
         e /= s
@@ -480,6 +549,8 @@ class LogSoftmax(Function):
     """y = (x - m) - ln Σ e^(x - m) (= x - logsumexp x; a fully masked row stays -inf);  dx = g - softmax(x) Σ g"""
     saves = ()
     def forward(self, x, dim=-1):
+        if not x.ndim:
+            return self.forward(x.reshape(1), _axes(dim, 0) or 0).reshape(())
         self.axis = dim
         self.e, self.s, d, _ = _exp_shifted(x, dim, keep_shifted=True)
         d -= np.log(self.s)  # subtract from the shifted values: x - (m + ln s) loses digits at |x| ~ 1e4
@@ -765,6 +836,400 @@ def erf(x: np.ndarray) -> np.ndarray:
         out[big] = 1.0 - erfc
     out = np.where(np.isnan(ax), np.nan, np.copysign(out, x))
     return out.astype(x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+# ---------------------------------------------------------------- more math (PyTorch surface)
+
+
+class Sin(Function):
+    """z = sin x;  dz/dx = cos x"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():  # sin(±inf) = NaN
+            return np.asarray(np.sin(x))
+    def backward(self, g):
+        with _quiet():
+            return g * np.cos(self.x)
+
+
+class Cos(Function):
+    """z = cos x;  dz/dx = -sin x"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.cos(x))
+    def backward(self, g):
+        with _quiet():
+            return -g * np.sin(self.x)
+
+
+class Tan(Function):
+    """z = tan x;  dz/dx = 1 + z²"""
+    def forward(self, x):
+        with _quiet():
+            self.out = np.asarray(np.tan(x))
+        return self.out
+    def backward(self, g):
+        with _quiet():
+            return g * (1 + self.out * self.out)
+
+
+class Sinh(Function):
+    """z = sinh x;  dz/dx = cosh x"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.sinh(x))
+    def backward(self, g):
+        with _quiet():
+            return g * np.cosh(self.x)
+
+
+class Cosh(Function):
+    """z = cosh x;  dz/dx = sinh x"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.cosh(x))
+    def backward(self, g):
+        with _quiet():
+            return g * np.sinh(self.x)
+
+
+class Asin(Function):
+    """z = asin x;  dz/dx = 1/√(1 - x²)"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.arcsin(x))
+    def backward(self, g):
+        with _quiet():
+            return g / np.sqrt(1 - self.x * self.x)
+
+
+class Acos(Function):
+    """z = acos x;  dz/dx = -1/√(1 - x²)"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.arccos(x))
+    def backward(self, g):
+        with _quiet():
+            return -g / np.sqrt(1 - self.x * self.x)
+
+
+class Atan(Function):
+    """z = atan x;  dz/dx = 1/(1 + x²)"""
+    def forward(self, x):
+        self.x = x
+        return np.asarray(np.arctan(x))
+    def backward(self, g):
+        with _quiet():
+            return g / (1 + self.x * self.x)
+
+
+class Atan2(Function):
+    """z = atan2(y, x);  dz/dy = x/(x² + y²),  dz/dx = -y/(x² + y²)"""
+    def forward(self, y, x):
+        self.y, self.x = y, x
+        return np.asarray(np.arctan2(y, x))
+    def backward(self, g):
+        with _quiet():
+            d = self.x * self.x + self.y * self.y
+            r = np.where(d == 0, 0, g / d)  # 0 at the origin, as PyTorch
+            return (r * self.x if self.needs[0] else None), (-r * self.y if self.needs[1] else None)
+
+
+class Log2(Function):
+    """z = log₂ x;  dz/dx = 1/(x ln 2)"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.log2(x))
+    def backward(self, g):
+        with _quiet():
+            return g / (self.x * math.log(2))
+
+
+class Log10(Function):
+    """z = log₁₀ x;  dz/dx = 1/(x ln 10)"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.log10(x))
+    def backward(self, g):
+        with _quiet():
+            return g / (self.x * math.log(10))
+
+
+class Log1p(Function):
+    """z = ln(1 + x) (accurate near 0);  dz/dx = 1/(1 + x)"""
+    def forward(self, x):
+        self.x = x
+        with _quiet():
+            return np.asarray(np.log1p(x))
+    def backward(self, g):
+        with _quiet():
+            return g / (1 + self.x)
+
+
+class Expm1(Function):
+    """z = e^x - 1 (accurate near 0);  dz/dx = z + 1"""
+    def forward(self, x):
+        with _quiet():
+            self.out = np.asarray(np.expm1(x))
+        return self.out
+    def backward(self, g):
+        with _quiet():
+            return g * (self.out + 1)
+
+
+class Exp2(Function):
+    """z = 2^x;  dz/dx = z ln 2"""
+    def forward(self, x):
+        with _quiet():
+            self.out = np.asarray(np.exp2(x))
+        return self.out
+    def backward(self, g):
+        with _quiet():
+            return g * self.out * math.log(2)
+
+
+class _Piecewise(Function):
+    """Piecewise-constant ops: zero gradient everywhere (as PyTorch's sign/floor/ceil/round)."""
+    def backward(self, g): return np.zeros_like(g)
+
+
+class Sign(_Piecewise):
+    """z = sign x (0 at 0, NaN at NaN);  dz/dx = 0"""
+    def forward(self, x): return np.asarray(np.sign(x))
+
+
+class Floor(_Piecewise):
+    """z = ⌊x⌋;  dz/dx = 0"""
+    def forward(self, x): return np.asarray(np.floor(x))
+
+
+class Ceil(_Piecewise):
+    """z = ⌈x⌉;  dz/dx = 0"""
+    def forward(self, x): return np.asarray(np.ceil(x))
+
+
+class Round(_Piecewise):
+    """z = x rounded to `decimals` places, halves to even (as PyTorch);  dz/dx = 0"""
+    def forward(self, x, decimals=0):
+        with _quiet():  # x·10^d may overflow for huge d: NaN/inf as PyTorch
+            return np.asarray(np.round(x, decimals))
+
+
+class ClampT(Function):
+    """z = min(max(x, lo), hi) with tensor bounds (either may be absent);  dz/dx = [lo <= x <= hi],
+    dz/dlo = [x < lo] (and lo < hi), dz/dhi = [x > hi] (or hi < lo): ties go to x, as PyTorch"""
+    def forward(self, x, *bounds, has_lo=True, has_hi=True):
+        lo = bounds[0] if has_lo else None
+        hi = bounds[-1] if has_hi else None
+        self.x, self.lo, self.hi = x, lo, hi
+        out = x if lo is None else np.maximum(x, lo)
+        return np.asarray(out if hi is None else np.minimum(out, hi))
+    def backward(self, g):
+        x, lo, hi = self.x, self.lo, self.hi
+        zero = g.dtype.type(0)
+        keep = True
+        if lo is not None:
+            keep = keep & (x >= lo)
+        if hi is not None:
+            keep = keep & (x <= hi)
+        grads = [np.where(keep, g, zero) if self.needs[0] else None]
+        if lo is not None:
+            grads.append(np.where((x < lo) & (lo < hi) if hi is not None else x < lo, g, zero)
+                         if self.needs[1] else None)
+        if hi is not None:
+            grads.append(np.where((x > hi) | (hi < lo) if lo is not None else x > hi, g, zero)
+                         if self.needs[-1] else None)
+        return tuple(grads)
+
+
+class TakeAlong(MaxDim):
+    """z = x at `idx` along dim (sort, topk: distinct indices, keepdim shape);  dx = g scattered back"""
+
+
+class Triu(Function):
+    """z = x with the entries below `diagonal` zeroed (last two dims);  dx = triu(g)"""
+    def forward(self, x, diagonal=0):
+        self.k = diagonal
+        return np.triu(x, diagonal)
+    def backward(self, g): return np.triu(g, self.k)
+
+
+class Tril(Function):
+    """z = x with the entries above `diagonal` zeroed (last two dims);  dx = tril(g)"""
+    def forward(self, x, diagonal=0):
+        self.k = diagonal
+        return np.tril(x, diagonal)
+    def backward(self, g): return np.tril(g, self.k)
+
+
+def _rev_cumsum(a, axis):
+    return np.flip(np.cumsum(np.flip(a, axis), axis), axis)
+
+
+class Cumsum(Function):
+    """z_k = Σ_{j<=k} x_j along dim;  dx_k = Σ_{j>=k} g_j"""
+    def forward(self, x, dim=0):
+        self.axis = dim
+        return np.cumsum(x, axis=dim, dtype=np.int64 if x.dtype.kind in "biu" else None)
+    def backward(self, g): return _rev_cumsum(g, self.axis)
+
+
+def _first_zero(x, axis):
+    """Bool mask of the first zero of x along `axis` (per slice; all False where a slice has none)."""
+    z = x == 0
+    first = np.cumsum(z, axis=axis) == 1
+    return z & first
+
+
+class Cumprod(Function):
+    """z_k = Π_{j<=k} x_j along dim;  dx_k = Σ_{j>=k} g_j z_j / x_k where x_k != 0 and no zero precedes;
+    exact at zeros (as PyTorch): at a slice's first zero x_z, dx_z = Σ_{j>=z} g_j Π_{i<=j, i!=z} x_i,
+    and 0 after it"""
+    def forward(self, x, dim=0):
+        self.axis, self.x = dim, x
+        self.out = np.cumprod(x, axis=dim, dtype=np.int64 if x.dtype.kind in "biu" else None)
+        return self.out
+    def backward(self, g):
+        x, ax = self.x, self.axis
+        first = _first_zero(x, ax)
+        with _quiet():
+            gx = _rev_cumsum(g * self.out, ax) / np.where(x == 0, 1, x)
+        if first.any():
+            before = np.cumsum(x == 0, axis=ax) == 0  # no zero at or before k
+            at_zero = _rev_cumsum(g * np.cumprod(np.where(first, 1, x), axis=ax), ax)
+            gx = np.where(before, gx, np.where(first, at_zero, 0))
+        return gx
+
+
+class Prod(Function):
+    """z = Π x over dim (or all);  dx_k = z / x_k for x_k != 0; exact at zeros (as PyTorch): a slice's
+    first zero gets the product of the others, every other entry of a slice with a zero gets 0"""
+    def forward(self, x, dim=None, keepdim=False):
+        self.x, self.axis, self.keepdim = x, dim, keepdim
+        kind = np.int64 if x.dtype.kind in "biu" else None
+        self.out = np.asarray(np.prod(x, axis=dim, keepdims=True, dtype=kind))
+        if keepdim:
+            return self.out
+        return self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim)
+    def backward(self, g):
+        x, ax = self.x, self.axis
+        g = _expand_reduced(g, x.shape, ax, self.keepdim)
+        zero = x == 0
+        if not zero.any():
+            with _quiet():
+                return g * self.out / x
+        flat = x.reshape(-1) if ax is None else x
+        first = _first_zero(flat, 0 if ax is None else ax).reshape(x.shape)
+        others = np.prod(np.where(first, 1, x), axis=ax, keepdims=True)
+        has_zero = zero.any(axis=ax, keepdims=True)
+        with _quiet():
+            nz = self.out / np.where(zero, 1, x)
+        return g * np.where(has_zero, np.where(first, others, 0), nz)
+
+
+class Norm(Function):
+    """z = (Σ |x|^p)^(1/p) over dim (p = 2: √Σx², 1: Σ|x|, ±inf: max/min |x|, 0: count of nonzeros);
+    dz/dx = sign(x) |x|^(p-1) / z^(p-1), 0 where x = 0 or z = 0 (as PyTorch); ±inf: sign(x) on the
+    entries attaining z, shared evenly among ties"""
+    def forward(self, x, p=2.0, dim=None, keepdim=False):
+        self.x, self.p, self.axis, self.keepdim = x, p, dim, keepdim
+        a = np.abs(x)
+        with _quiet():
+            if p == 2:
+                out = np.sqrt((x * x).sum(axis=dim, keepdims=True))
+            elif p == 1:
+                out = a.sum(axis=dim, keepdims=True)
+            elif p == math.inf:
+                out = a.max(axis=dim, keepdims=True, initial=0)
+            elif p == -math.inf:
+                out = a.min(axis=dim, keepdims=True)
+            elif p == 0:
+                out = (x != 0).sum(axis=dim, keepdims=True).astype(x.dtype)
+            else:
+                out = (a ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
+        self.out = np.asarray(out)
+        if keepdim:
+            return self.out
+        return self.out.reshape(()) if dim is None else np.squeeze(self.out, axis=dim)
+    def backward(self, g):
+        x, p, z = self.x, self.p, self.out
+        g = _expand_reduced(g, x.shape, self.axis, self.keepdim)
+        zero = g.dtype.type(0)
+        if p == 0:
+            return np.zeros(x.shape, g.dtype)
+        if p == 1:
+            return g * np.sign(x)
+        if p == math.inf or p == -math.inf:
+            hit = np.abs(x) == z
+            return g * np.sign(x) * hit / hit.sum(axis=self.axis, keepdims=True)
+        with _quiet():
+            if p == 2:
+                return np.where(z == 0, zero, g * x / z)
+            d = np.sign(x) * np.abs(x) ** (p - 1) / z ** (p - 1)
+            return g * np.where((x == 0) | (z == 0), zero, d)
+
+
+def _einsum_parse(eq: str, ndims: list) -> tuple[list, str]:
+    """Explicit subscripts for `eq` (ellipsis replaced by unused letters, right-aligned as NumPy
+    broadcasts it; an implicit output made explicit: ellipsis dims, then the letters used once, sorted)."""
+    eq = eq.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(ndims):
+        raise ValueError(f"einsum: the equation {eq!r} names {len(ins)} operands but {len(ndims)} were given")
+    if not arrow:
+        letters = [c for s in ins for c in s.replace("...", "")]
+        rhs = ("..." if any("..." in s for s in ins) else "") + "".join(
+            sorted(c for c in set(letters) if letters.count(c) == 1))
+    free = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in eq]
+    ell = max((n - len(s.replace("...", "")) for s, n in zip(ins, ndims) if "..." in s), default=0)
+    ell_letters = "".join(free[:ell])
+    out_ins = []
+    for s, n in zip(ins, ndims):
+        if "..." in s:
+            k = n - len(s.replace("...", ""))
+            s = s.replace("...", ell_letters[ell - k:] if k else "")
+        if len(s) != n:
+            raise ValueError(f"einsum: subscripts {s!r} name {len(s)} dims but the operand has {n}")
+        out_ins.append(s)
+    return out_ins, rhs.replace("...", ell_letters)
+
+
+class Einsum(Function):
+    """z = einsum(eq, *xs);  dx_k = einsum of g with the other operands into x_k's subscripts
+    (letters only x_k has are broadcast back; a repeated letter, a diagonal, gets g on that diagonal)"""
+    def forward(self, *xs, equation):
+        self.ins, self.outs = _einsum_parse(equation, [x.ndim for x in xs])
+        self.xs = xs
+        return np.asarray(np.einsum(",".join(self.ins) + "->" + self.outs, *xs))
+    def backward(self, g):
+        grads = []
+        for k, (sub, x) in enumerate(zip(self.ins, self.xs)):
+            if not self.needs[k]:
+                grads.append(None)
+                continue
+            others = [(s, a) for j, (s, a) in enumerate(zip(self.ins, self.xs)) if j != k]
+            seen = set(self.outs).union(*[set(s) for s, _ in others])
+            uniq = "".join(dict.fromkeys(sub))  # x_k's letters in order, each once
+            kept = "".join(c for c in uniq if c in seen)
+            r = np.einsum(",".join([self.outs] + [s for s, _ in others]) + "->" + kept, g, *[a for _, a in others])
+            if len(kept) < len(uniq):  # letters only x_k has were summed in forward: broadcast g back over them
+                size = dict(zip(sub, x.shape))
+                r = np.expand_dims(r, [i for i, c in enumerate(uniq) if c not in kept])
+                r = np.broadcast_to(r, [size[c] if c not in kept else n for c, n in zip(uniq, r.shape)])
+            if len(uniq) < len(sub):  # repeated letters: write onto the diagonal view
+                full = np.zeros(x.shape, dtype=g.dtype)
+                np.einsum(sub + "->" + uniq, full)[...] = r
+                r = full
+            grads.append(r)
+        return tuple(grads) if len(grads) > 1 else grads[0]
 
 
 # ---- nn ops (layer norm, embedding, convolution and pooling via im2col, softplus, BCE)

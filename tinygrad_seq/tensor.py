@@ -326,9 +326,9 @@ class Tensor:
         """min(max(x, min), max); tensor bounds go through maximum/minimum (and get gradients)"""
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
-        if isinstance(min, Tensor) or isinstance(max, Tensor):
-            out = self if min is None else self.maximum(min)
-            return out if max is None else out.minimum(max)
+        if isinstance(min, Tensor) or isinstance(max, Tensor):  # ties give x the gradient, as PyTorch
+            bounds = [self._const(b) for b in (min, max) if b is not None]
+            return ops.ClampT.apply(self, *bounds, has_lo=min is not None, has_hi=max is not None)
         return ops.Clamp.apply(self, lo=min, hi=max)
 
     clip = clamp
@@ -372,8 +372,8 @@ class Tensor:
     def gt(self, o): return self > o
     def isnan(self): return Tensor._wrap(np.isnan(self._data))
     def isfinite(self): return Tensor._wrap(np.isfinite(self._data))
-    def argmax(self, dim=None, keepdim=False): return Tensor._wrap(np.argmax(self._data, axis=dim, keepdims=keepdim))
-    def argmin(self, dim=None, keepdim=False): return Tensor._wrap(np.argmin(self._data, axis=dim, keepdims=keepdim))
+    def argmax(self, dim=None, keepdim=False): return _arg_extreme(self, dim, keepdim, np.argmax)
+    def argmin(self, dim=None, keepdim=False): return _arg_extreme(self, dim, keepdim, np.argmin)
     def all(self): return Tensor._wrap(np.all(self._data))
     def any(self): return Tensor._wrap(np.any(self._data))
 
@@ -386,14 +386,14 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.maximum(dim)
         if dim is None:
-            return ops.Max.apply(self, op=np.max)
+            return ops.Max.apply(self, op=np.max, nan_hit=True)
         return _minmax_dim(self, dim, keepdim, np.argmax)
 
     def min(self, dim=None, keepdim: bool = False):
         if isinstance(dim, Tensor):
             return self.minimum(dim)
         if dim is None:
-            return ops.Max.apply(self, op=np.min)
+            return ops.Max.apply(self, op=np.min, nan_hit=True)
         return _minmax_dim(self, dim, keepdim, np.argmin)
 
     def amax(self, dim=None, keepdim: bool = False): return ops.Max.apply(self, dim=dim, keepdim=keepdim, op=np.max)
@@ -674,6 +674,172 @@ class Tensor:
         return self._reshape_("transpose_", lambda x: x.transpose(dim0, dim1))
 
 
+    # ------------------------------------------------------------ math (PyTorch surface)
+    def _floating(self) -> "Tensor":
+        """Integer and bool inputs of transcendental functions compute in the default float dtype (as PyTorch)."""
+        return self if self._data.dtype.kind in "fc" else ops.Cast.apply(self, dtype=_DEFAULT)
+
+    def sin(self) -> "Tensor": return ops.Sin.apply(self._floating())
+    def cos(self) -> "Tensor": return ops.Cos.apply(self._floating())
+    def tan(self) -> "Tensor": return ops.Tan.apply(self._floating())
+    def sinh(self) -> "Tensor": return ops.Sinh.apply(self._floating())
+    def cosh(self) -> "Tensor": return ops.Cosh.apply(self._floating())
+    def asin(self) -> "Tensor": return ops.Asin.apply(self._floating())
+    def acos(self) -> "Tensor": return ops.Acos.apply(self._floating())
+    def atan(self) -> "Tensor": return ops.Atan.apply(self._floating())
+    arcsin, arccos, arctan = asin, acos, atan
+
+    def atan2(self, other) -> "Tensor":
+        return ops.Atan2.apply(self._floating(), other._floating() if isinstance(other, Tensor) else self._const(other))
+
+    arctan2 = atan2
+
+    def log2(self) -> "Tensor": return ops.Log2.apply(self._floating())
+    def log10(self) -> "Tensor": return ops.Log10.apply(self._floating())
+    def log1p(self) -> "Tensor": return ops.Log1p.apply(self._floating())
+    def expm1(self) -> "Tensor": return ops.Expm1.apply(self._floating())
+    def exp2(self) -> "Tensor": return ops.Exp2.apply(self._floating())
+    def sign(self) -> "Tensor": return ops.Sign.apply(self)
+
+    def floor(self) -> "Tensor":
+        return ops.Floor.apply(self) if self._data.dtype.kind == "f" else self.clone()
+
+    def ceil(self) -> "Tensor":
+        return ops.Ceil.apply(self) if self._data.dtype.kind == "f" else self.clone()
+
+    def round(self, decimals: int = 0) -> "Tensor":
+        """Round half to even (as PyTorch), to `decimals` places."""
+        if self._data.dtype.kind != "f" and decimals >= 0:
+            return self.clone()
+        return ops.Round.apply(self, decimals=int(decimals))
+
+    def clamp_min(self, min) -> "Tensor": return self.clamp(min=min)
+    def clamp_max(self, max) -> "Tensor": return self.clamp(max=max)
+    def isinf(self) -> "Tensor": return Tensor._wrap(np.isinf(self._data))
+
+    def _reduce_dim(self, dim, fn: str) -> int:
+        return ops._dim(dim, self.ndim, fn, self.shape)
+
+    def cumsum(self, dim: int) -> "Tensor":
+        """z_k = Σ_{j<=k} x_j along dim (integers and bools give int64, as PyTorch)"""
+        d = self._reduce_dim(dim, "cumsum")
+        if self.ndim == 0:
+            return ops.Cumsum.apply(self.reshape(1), dim=0).reshape(())
+        return ops.Cumsum.apply(self, dim=d)
+
+    def cumprod(self, dim: int) -> "Tensor":
+        """z_k = Π_{j<=k} x_j along dim; the gradient is exact at zeros (as PyTorch)"""
+        d = self._reduce_dim(dim, "cumprod")
+        if self.ndim == 0:
+            return ops.Cumprod.apply(self.reshape(1), dim=0).reshape(())
+        return ops.Cumprod.apply(self, dim=d)
+
+    def prod(self, dim: int | None = None, keepdim: bool = False) -> "Tensor":
+        """Π x over `dim` (one int) or over everything; the gradient is exact at zeros (as PyTorch)"""
+        if dim is not None and not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"prod: dim must be an int or None, got {dim!r}")
+        axis = None if dim is None else ops._axes(dim, self.ndim)
+        return ops.Prod.apply(self, dim=axis, keepdim=keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim: bool = False) -> "Tensor":
+        """Vector p-norm over `dim` (None: all elements): 'fro' and 2 = √Σx², 1, inf, -inf, 0, any p;
+        the gradient at 0 is 0 (as PyTorch)"""
+        if p == "fro" or p is None:
+            p = 2.0
+        elif isinstance(p, str):
+            raise NotImplementedError(f"norm: p={p!r} is not supported (only vector norms: 'fro' or a number)")
+        if self._data.dtype.kind != "f":
+            raise RuntimeError(f"norm: expected a floating point tensor, got {self.dtype}")
+        axis = ops._axes(dim, self.ndim)
+        return ops.Norm.apply(self, p=float(p), dim=axis, keepdim=keepdim)
+
+    def dist(self, other: "Tensor", p: float = 2) -> "Tensor":
+        """‖self - other‖_p over all elements"""
+        return (self - other).norm(p)
+
+    def allclose(self, other: "Tensor", rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+        return bool(np.allclose(self._data, _data_of(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def equal(self, other: "Tensor") -> bool:
+        """True if both have the same shape and elements"""
+        o = _data_of(other)
+        return self.shape == o.shape and bool(np.array_equal(self._data, o))
+
+    def triu(self, diagonal: int = 0) -> "Tensor":
+        if self.ndim < 2:
+            raise RuntimeError(f"triu: input must have at least 2 dims, got shape {self.shape}")
+        return ops.Triu.apply(self, diagonal=int(diagonal))
+
+    def tril(self, diagonal: int = 0) -> "Tensor":
+        if self.ndim < 2:
+            raise RuntimeError(f"tril: input must have at least 2 dims, got shape {self.shape}")
+        return ops.Tril.apply(self, diagonal=int(diagonal))
+
+    def mm(self, mat2: "Tensor") -> "Tensor":
+        """Matrix product of two 2-D tensors (no broadcasting)"""
+        if self.ndim != 2 or mat2.ndim != 2:
+            raise RuntimeError(f"mm: both arguments must be 2-D, got shapes {self.shape} and {mat2.shape}")
+        if self.shape[1] != mat2.shape[0]:
+            raise RuntimeError(f"mm: shapes {self.shape} and {mat2.shape} cannot be multiplied "
+                               f"({self.shape[1]} != {mat2.shape[0]})")
+        return ops.MatMul.apply(self, mat2)
+
+    def bmm(self, mat2: "Tensor") -> "Tensor":
+        """Batched matrix product of (b, n, m) and (b, m, p) tensors (no broadcasting)"""
+        if self.ndim != 3 or mat2.ndim != 3:
+            raise RuntimeError(f"bmm: both arguments must be 3-D, got shapes {self.shape} and {mat2.shape}")
+        if self.shape[0] != mat2.shape[0] or self.shape[2] != mat2.shape[1]:
+            raise RuntimeError(f"bmm: shapes {self.shape} and {mat2.shape} do not match (batch sizes must be "
+                               "equal and the inner sizes too)")
+        return ops.MatMul.apply(self, mat2)
+
+    def dot(self, tensor: "Tensor") -> "Tensor":
+        """Inner product of two 1-D tensors of the same size"""
+        if self.ndim != 1 or tensor.ndim != 1 or self.shape != tensor.shape:
+            raise RuntimeError(f"dot: expected two 1-D tensors of the same size, got shapes {self.shape} and "
+                               f"{tensor.shape}")
+        return ops.MatMul.apply(self, tensor)
+
+    def outer(self, vec2: "Tensor") -> "Tensor":
+        """z[i, j] = self[i] vec2[j] (two 1-D tensors)"""
+        if self.ndim != 1 or vec2.ndim != 1:
+            raise RuntimeError(f"outer: expected two 1-D tensors, got shapes {self.shape} and {vec2.shape}")
+        return self.reshape(-1, 1) * vec2.reshape(1, -1)
+
+    ger = outer
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+        """(values, indices) sorted along dim; always stable here (NaN sorts as the largest, as PyTorch)"""
+        d = self._reduce_dim(dim, "sort")
+        x = self if self.ndim else self.reshape(1)
+        idx = _sort_index(x._data, d if self.ndim else 0, descending)
+        vals = ops.TakeAlong.apply(x, idx=idx, dim=d if self.ndim else 0, keepdim=True)
+        if not self.ndim:
+            return _MinMax(vals.reshape(()), Tensor._wrap(idx.reshape(())))
+        return _MinMax(vals, Tensor._wrap(idx))
+
+    def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> "Tensor":
+        return self.sort(dim, descending=descending, stable=stable).indices
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+        """(values, indices) of the k largest (smallest) entries along dim, in order; the gradient goes
+        to the chosen entries"""
+        d = self._reduce_dim(dim, "topk")
+        n = self.shape[d] if self.ndim else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"topk: k={k} is out of range for dim {dim} of size {n} (input shape {self.shape})")
+        x = self if self.ndim else self.reshape(1)
+        d = d if self.ndim else 0
+        idx = _sort_index(x._data, d, largest)
+        idx = np.ascontiguousarray(idx[(slice(None),) * d + (slice(0, k),)])
+        vals = ops.TakeAlong.apply(x, idx=idx, dim=d, keepdim=True)
+        if not self.ndim:
+            return _MinMax(vals.reshape(()), Tensor._wrap(idx.reshape(())))
+        return _MinMax(vals, Tensor._wrap(idx))
+
+
+
+
 # Unary in-place ops `x.f_()` = `x = x.f()` (torch's names); looked up at call time, so any method works.
 _UNARY_INPLACE = ("neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu", "reciprocal", "square",
                   "sign", "floor", "ceil", "round", "trunc", "frac", "sin", "cos", "tan", "log1p", "expm1", "log2",
@@ -756,6 +922,9 @@ def _minmax_dim(x: Tensor, dim: int, keepdim: bool, argop):
     if not isinstance(dim, (int, np.integer)):
         raise TypeError(f"max/min: dim must be an int, got {dim!r} (use amax/amin for several dims)")
     dim = ops._dim(dim, x.ndim, "max/min", x.shape)
+    if x.ndim == 0:  # the one element, index 0 (as PyTorch)
+        vals, idx = _minmax_dim(x.reshape(1), 0, False, argop)
+        return _MinMax(vals.reshape(()), idx.reshape(()))
     idx = np.expand_dims(argop(x._data, axis=dim), dim)
     vals = ops.MaxDim.apply(x, idx=idx, dim=dim, keepdim=keepdim)
     return _MinMax(vals, Tensor._wrap(idx if keepdim else np.squeeze(idx, dim)))
@@ -771,6 +940,31 @@ class _MinMax(tuple):
 
     @property
     def indices(self): return self[1]
+
+
+def _arg_extreme(x: Tensor, dim, keepdim: bool, argop) -> Tensor:
+    """argmax/argmin as PyTorch: dim=None looks at the flattened tensor (keepdim then keeps every dim
+    as size 1); a 0-d tensor gives index 0; always an int64 ndarray"""
+    if dim is None:
+        r = np.asarray(argop(x._data), dtype=np.int64)
+        return Tensor._wrap(r.reshape((1,) * x.ndim) if keepdim else r)
+    d = ops._dim(dim, x.ndim, argop.__name__, x.shape)
+    if x.ndim == 0:
+        return Tensor._wrap(np.zeros((), np.int64))
+    return Tensor._wrap(np.asarray(argop(x._data, axis=d, keepdims=keepdim), dtype=np.int64))
+
+
+def _sort_index(a: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """Stable sort order along axis; descending keeps equal entries in their original order and puts
+    NaN first (as PyTorch): sort the reversed array ascending, reverse that, map positions back"""
+    if not descending:
+        return np.argsort(a, axis=axis, kind="stable")
+    r = np.flip(np.argsort(np.flip(a, axis), axis=axis, kind="stable"), axis)
+    return np.ascontiguousarray(a.shape[axis] - 1 - r)
+
+
+def _data_of(t) -> np.ndarray:
+    return t._data if isinstance(t, Tensor) else np.asarray(t)
 
 
 # ------------------------------------------------------------ functions on several tensors
