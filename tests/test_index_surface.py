@@ -110,7 +110,7 @@ def test_getitem_bool_scalar_gradient_reaches_the_input():
     ((0, slice(None, None, -2)), ValueError, "step must be greater than zero"),
     (5, IndexError, "index 5"),
     ("float", IndexError, "long, int, byte or bool"),
-    ("badmask", IndexError, ""),
+    ("badmask", IndexError, "boolean index did not match"),
 ])
 def test_getitem_errors_as_torch(key, err, match):
     x = tg.ones(2, 3)

@@ -492,7 +492,8 @@ class Expand(Function):
     def backward(self, g): return g
 
 
-_ADVANCED = (np.ndarray, list)
+# bool scalars too: x[True] / x[0, False] copy in NumPy, so their gradient must be scattered, not added into a view
+_ADVANCED = (np.ndarray, list, bool, np.bool_)
 
 
 def _is_advanced(index) -> bool:
@@ -505,25 +506,11 @@ def _is_advanced(index) -> bool:
     return isinstance(index, _ADVANCED)
 
 
-_BOOLS = (bool, np.bool_)
-
-
-def _has_bool(index) -> bool:
-    # x[True] / x[0, False]: NumPy copies (advanced), so the gradient must be scattered, not added into a view
-    if type(index) is tuple:
-        for i in index:
-            if isinstance(i, _BOOLS):
-                return True
-        return False
-    return isinstance(index, _BOOLS)
-
-
 class GetItem(Function):
     """z = x[index] (basic and advanced indexing);  dx = zeros with g scattered (repeats accumulate)"""
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
-        self.advanced = _is_advanced(index) or _has_bool(index)
-        if not self.advanced:
+        if not _is_advanced(index):
             self.slice_index = index
         out = x[index]
         if type(out) is not np.ndarray:  # one element: a 0-d array (a view for basic indices), never a NumPy scalar
@@ -532,7 +519,7 @@ class GetItem(Function):
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
         index = self.index
-        if self.advanced and not (type(index) is np.ndarray and index.dtype == np.bool_):
+        if _is_advanced(index) and not (type(index) is np.ndarray and index.dtype == np.bool_):
             np.add.at(full, index, g)  # integer arrays may repeat an element: accumulate
         else:
             full[index] = g  # basic index or one bool mask: every element at most once

@@ -496,11 +496,12 @@ class Tensor:
         self._data[_index_arg(index)] = value._data if isinstance(value, Tensor) else value
 
     def __getitem__(self, index):
-        index = _index_arg(index)
-        two = _ints_first(index)
-        if two is not None:
-            return ops.GetItem.apply(ops.GetItem.apply(self, index=two[0]), index=two[1])
-        return ops.GetItem.apply(self, index=index)
+        idx = _index_arg(index)
+        if idx is not index and type(idx) is tuple:  # converted entries: maybe ints mixed with index arrays
+            two = _ints_first(idx)
+            if two is not None:
+                return ops.GetItem.apply(ops.GetItem.apply(self, index=two[0]), index=two[1])
+        return ops.GetItem.apply(self, index=idx)
 
     def split(self, split_size_or_sections, dim: int = 0):
         dim = ops._dim(dim, self.ndim, "split", self.shape)
@@ -535,7 +536,11 @@ class Tensor:
         return _ix.gather(self, dim, index)
 
     # ---- indexing (PyTorch surface): the logic and the checks live in indexfns.py
-    def flip(self, *dims) -> "Tensor": return _ix.flip(self, _shape_arg(dims))
+    def flip(self, *dims) -> "Tensor":
+        if not dims:
+            raise TypeError('flip() missing 1 required positional arguments: "dims"')
+        return _ix.flip(self, _shape_arg(dims))
+
     def roll(self, shifts, dims=None) -> "Tensor": return _ix.roll(self, shifts, dims)
     def index_select(self, dim: int, index) -> "Tensor": return _ix.index_select(self, dim, index)
     def masked_select(self, mask) -> "Tensor": return _ix.masked_select(self, mask)
