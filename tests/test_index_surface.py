@@ -66,7 +66,7 @@ GETITEM = [
     (slice(None), 0, [1, 2]), 1, (1, 2, 3), (1, 2), ([0, 0, 1],), (slice(1, None, 2), [2, 2, 0]),
     ([1, 0], [[0], [2]], slice(None)), (Ellipsis, [3, 3, 0]), (slice(None), slice(None, 2), 1),
     "mask", (1, "mask0"), (slice(None), "mask0"), ("int0", slice(None), [0, 1]), ("bool0",), (0, "bool0"), ([0, 1], "int_tensor"),
-    ("int_tensor2d",), ("mask01", 2),
+    ("int_tensor2d",), ("mask01", 2), "list_of_tensors", "list_with_slice",
 ]
 
 
@@ -78,7 +78,10 @@ def _gi(M, key):
                 "mask01": lambda: M.tensor(MASK[:, :, 0]),
                 "int0": lambda: M.tensor(0), "bool0": lambda: M.tensor(False),
                 "int_tensor": lambda: M.tensor([[2, 0], [1, 1]]),
-                "int_tensor2d": lambda: M.tensor([[1, 0, 1]])}[k]() if isinstance(k, str) else k
+                "int_tensor2d": lambda: M.tensor([[1, 0, 1]]),
+                # a short list holding tensors or slices is a tuple (torch's and old NumPy's rule)
+                "list_of_tensors": lambda: [M.tensor(1), M.tensor([0, 2])],
+                "list_with_slice": lambda: [slice(None), 0, [1, 3]]}[k]() if isinstance(k, str) else k
     return one(key)
 
 

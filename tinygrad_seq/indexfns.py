@@ -359,7 +359,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *, g
         out = np.stack([np.searchsorted(c, ui, side="right") for c, ui in zip(cdf, u)])
         out = np.minimum(out, n - 1)
     else:
-        keys = rows / g.exponential(size=rows.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a draw E = 0 gives key inf (0/0: NaN, sorted last)
+            keys = rows / g.exponential(size=rows.shape)
         out = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
     return Tensor._wrap(out.reshape(p.shape[:-1] + (num_samples,)).astype(np.int64))
 
