@@ -284,3 +284,11 @@ def test_long_in_place_chain_backprops_without_recursion():
         y.mul_(1.0001)
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 1.0001 ** 3000)
+
+
+def test_setitem_with_ints_and_index_arrays_uses_torchs_shape():
+    def case(lib, w, v, s):
+        x = (w * 1).reshape(2, 2, 3)
+        x[0, :, [0, 2]] = v[:2, :2] * 3  # torch: shape (2, 2) after the int is applied
+        return x * x
+    same(case)

@@ -11,6 +11,10 @@ from .gradcheck import gradcheck  # noqa: F401
 from .tensor import (Tensor, arange, cat, empty, eye, full, full_like, manual_seed, maximum, minimum,  # noqa: F401
                      ones, ones_like, rand, rand_like, randint, randn, randn_like, rng, stack, tensor, where,
                      zeros, zeros_like)
+from .indexfns import (argwhere, bernoulli, flip, gather, index_add, index_select, masked_fill,  # noqa: F401,E402
+                       masked_select, movedim, moveaxis, multinomial, narrow, nonzero, normal, randint_like,
+                       randperm, repeat_interleave, roll, scatter, scatter_add, select, swapaxes, swapdims, t,
+                       take_along_dim, unflatten, where)
 from . import nn  # noqa: F401,E402
 from . import optim  # noqa: F401,E402
 from .io import load, save  # noqa: F401,E402

@@ -238,13 +238,17 @@ class Where(Function):
 
 
 class MaskedFill(Function):
-    """z = mask ? value : x  (mask constant, broadcast to x)"""
+    """z = mask ? value : x  (mask constant, broadcasting with x; value a number or a 0-d tensor input);
+    dx = g where not mask,  dvalue = Σ g where mask"""
     saves = ()
-    def forward(self, x, mask, value):
+    def forward(self, x, *v, mask, value=None):
         self.mask = mask
-        return np.where(mask, np.asarray(value, dtype=x.dtype), x)
+        return np.where(mask, np.asarray(v[0] if v else value, dtype=x.dtype), x)
     def backward(self, g):
-        return np.where(self.mask, 0, g)
+        gx = np.where(self.mask, 0, g) if self.needs[0] else None
+        if len(self.needs) == 1:
+            return gx
+        return gx, (np.where(self.mask, g, 0).sum() if self.needs[1] else None)
 
 
 # ---------------------------------------------------------------- elementwise, unary
@@ -600,7 +604,8 @@ class Expand(Function):
     def backward(self, g): return g
 
 
-_ADVANCED = (np.ndarray, list)
+# bool scalars too: x[True] / x[0, False] copy in NumPy, so their gradient must be scattered, not added into a view
+_ADVANCED = (np.ndarray, list, bool, np.bool_)
 
 
 def _is_advanced(index) -> bool:
@@ -621,11 +626,10 @@ class GetItem(Function):
         if not _is_advanced(index):
             self.slice_index = index
             self.view = True
-            out = x[index]
-            if type(out) is not np.ndarray:  # an element: index with `...` to get a 0-d view, as torch
-                out = x[(index if type(index) is tuple else (index,)) + (Ellipsis,)]
-            return out
-        return x[index]
+        out = x[index]
+        if type(out) is not np.ndarray:  # one element: a 0-d array (a view for basic indices), never a NumPy scalar
+            out = x[(index if type(index) is tuple else (index,)) + (Ellipsis,)]
+        return out
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
         index = self.index
@@ -686,14 +690,15 @@ class Gather(Function):
     """z[i][j] = x[i][index[i][j]] along dim (as torch.gather);  dx = scatter-add of g"""
     saves = ()
     def forward(self, x, index, dim):
-        self.shape, self.index, self.axis = x.shape, index, _dim(dim, x.ndim)
-        return np.take_along_axis(x, index, axis=self.axis)
+        self.shape = x.shape
+        # full advanced indices: the index may be smaller than x in the other dims (as torch.gather)
+        self.pos = _along_axis(index, _dim(dim, x.ndim))
+        return x[self.pos] if x.ndim else x[()].reshape(index.shape)
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
-        # scatter-add: build full advanced indices so repeated entries accumulate
-        idx = list(np.indices(self.index.shape, sparse=True))
-        idx[self.axis] = self.index
-        np.add.at(full, tuple(idx), g)
+        if not self.shape:
+            return np.asarray(g.sum(), dtype=g.dtype)
+        np.add.at(full, self.pos, g)  # repeated entries accumulate
         return full
 
 
@@ -1523,6 +1528,187 @@ class CrossEntropy(Function):
         if eps:
             gx -= (eps / C) * (1 if self.wc is None else self.wc) * np.expand_dims(gv, 1)
         return gx
+
+
+# ---------------------------------------------------------------- indexing (PyTorch surface)
+
+def _take_adjoint(g: np.ndarray, index: np.ndarray, axis: int, n: int) -> np.ndarray:
+    """Adjoint of np.take(x, index, axis) for 1-D `index`: scatter-add g's slices into `n` slots along
+    `axis` (repeated indices accumulate)."""
+    shape = list(g.shape)
+    shape[axis] = n
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(np.moveaxis(out, axis, 0), index, np.moveaxis(g, axis, 0))
+    return out
+
+
+def _along_axis(index: np.ndarray, axis: int) -> tuple:
+    """Full advanced indices addressing x[i_0, ..., index[i], ..., i_n] for every position of `index`."""
+    idx = list(np.indices(index.shape, sparse=True))
+    idx[axis] = index
+    return tuple(idx)
+
+
+class Flip(Function):
+    """z = x reversed along `dims`;  dx = g reversed along the same dims"""
+    def forward(self, x, dims):
+        self.dims = dims
+        return np.flip(x, dims).copy()
+    def backward(self, g): return np.flip(g, self.dims)
+
+
+class Roll(Function):
+    """z = x shifted cyclically by `shifts` along `dims` (flattened when dims is None);  dx = g rolled back"""
+    def forward(self, x, shifts, dims):
+        self.shifts, self.dims, self.shape = shifts, dims, x.shape
+        if dims is None:
+            return np.roll(x.reshape(-1), shifts).reshape(x.shape)
+        return np.roll(x, shifts, dims)
+    def backward(self, g):
+        back = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
+        if self.dims is None:
+            return np.roll(g.reshape(-1), back).reshape(self.shape)
+        return np.roll(g, back, self.dims)
+
+
+class IndexSelect(Function):
+    """z = x[..., index, ...] along dim (1-D integer index, repeats allowed);  dx = scatter-add of g"""
+    def forward(self, x, index, dim):
+        self.index, self.axis, self.n = index, dim, x.shape[dim]
+        return np.take(x, index, axis=dim)
+    def backward(self, g): return _take_adjoint(g, self.index, self.axis, self.n)
+
+
+class IndexAdd(Function):
+    """z = x;  z[..., index[i], ...] += alpha * src[..., i, ...] along dim;  dx = g,  dsrc = alpha * g[..., index, ...]"""
+    def forward(self, x, src, index, dim, alpha=1):
+        self.index, self.axis, self.alpha = index, dim, alpha
+        out = x.copy()
+        np.add.at(np.moveaxis(out, dim, 0), index, np.moveaxis(src * alpha if alpha != 1 else src, dim, 0))
+        return out
+    def backward(self, g):
+        gs = np.take(g, self.index, axis=self.axis) * self.alpha if self.needs[1] else None
+        return g, gs
+
+
+class Scatter(Function):
+    """z = x with z[i][index[i][j]] = src[i][j] along dim (src a tensor or the constant `value`);
+    reduce 'add'/'multiply' combine with x instead of overwriting.
+    dx = g with the written positions zeroed ('set') or g ('add');  dsrc = gather(g, index) (scatter_add:
+    the same with 'add'). scatter with reduce= has no derivative in PyTorch, so none here either."""
+    def forward(self, x, *src, index, dim, value=None, reduce=None, differentiable=True):
+        self.reduce, self.differentiable = reduce, differentiable
+        self.pos, self.index = _along_axis(index, dim), index
+        self.src_shape = src[0].shape if src else None
+        v = src[0][tuple(slice(0, s) for s in index.shape)] if src else np.asarray(value, dtype=x.dtype)
+        out = x.copy()
+        if reduce is None:
+            out[self.pos] = v  # a repeated index keeps one of its values (PyTorch leaves which undefined)
+        elif reduce == "add":
+            np.add.at(out, self.pos, np.broadcast_to(v, index.shape))
+        else:
+            np.multiply.at(out, self.pos, np.broadcast_to(v, index.shape))
+        return out
+    def backward(self, g):
+        if not self.differentiable:
+            raise RuntimeError("derivative for scatter with reduce= is not implemented (as in PyTorch): "
+                               "use scatter_add, or scatter without reduce")
+        gx = g
+        if self.reduce is None and self.needs[0]:
+            gx = g.copy()
+            gx[self.pos] = 0
+        if len(self.needs) == 1:
+            return gx
+        gs = None
+        if self.needs[1]:
+            gs = np.zeros(self.src_shape, dtype=g.dtype)
+            gs[tuple(slice(0, s) for s in self.index.shape)] = g[self.pos]
+        return gx, gs
+
+
+def _pad_source_index(n: int, lo: int, hi: int, mode: str) -> np.ndarray:
+    """For one axis of length n padded by (lo, hi) (negative crops): which input position each output
+    position copies (reflect: mirrored about the edge, replicate: the edge, circular: wrapped)."""
+    if mode == "circular":  # as PyTorch: crop first, then wrap around what is left
+        start, m = max(-lo, 0), n - max(-lo, 0) - max(-hi, 0)
+        return start + np.arange(-max(lo, 0), m + max(hi, 0)) % m
+    q = np.arange(-lo, n + hi)
+    if mode == "replicate":
+        return np.clip(q, 0, n - 1)
+    if n == 1:
+        return np.zeros_like(q)
+    q = np.abs(q) % (2 * n - 2)
+    return np.where(q >= n, 2 * n - 2 - q, q)
+
+
+class PadMode(Function):
+    """z = x padded by copying its own entries (reflect, replicate or circular), `widths` per axis in
+    NumPy order (negative crops);  dx = scatter-add of g back to the entries each output copied"""
+    def forward(self, x, widths, mode):
+        self.shape = x.shape
+        self.maps = [(a, _pad_source_index(n, lo, hi, mode)) for a, ((lo, hi), n) in enumerate(zip(widths, x.shape))
+                     if lo or hi]
+        out = x
+        for a, src in self.maps:
+            out = np.take(out, src, axis=a)
+        return out if self.maps else x.copy()
+    def backward(self, g):
+        for a, src in reversed(self.maps):
+            g = _take_adjoint(g, src, a, self.shape[a])
+        return g
+
+
+class Normalize(Function):
+    """y = x / max(‖x‖_p, eps) over dim (as F.normalize);
+    dx = g / d - [‖x‖_p >= eps] (Σ g x) / d² · ∂‖x‖_p/∂x,  d = max(‖x‖_p, eps),
+    ∂‖x‖_p/∂x = sign(x) |x|^(p-1) / ‖x‖_p^(p-1) (p = inf: sign(x) on the maxima, shared evenly)"""
+    def forward(self, x, p, dim, eps):
+        self.x, self.p, self.axis = x, p, dim
+        ax = np.abs(x)
+        if p == math.inf:
+            n = ax.max(axis=dim, keepdims=True)
+        elif p == 2:
+            n = np.sqrt((x * x).sum(axis=dim, keepdims=True))
+        else:
+            n = (ax ** p).sum(axis=dim, keepdims=True) ** (1.0 / p)
+        self.n, self.d = n, np.maximum(n, eps)
+        with np.errstate(divide="ignore", invalid="ignore"):  # eps = 0 and a zero vector: NaN, as PyTorch
+            return x / self.d
+    def backward(self, g):
+        x, n, d, p = self.x, self.n, self.d, self.p
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == math.inf:
+                hit = np.abs(x) == n
+                dn = np.sign(x) * hit / hit.sum(axis=self.axis, keepdims=True)
+            elif p == 2:
+                dn = np.where(n > 0, x / np.where(n > 0, n, 1), 0)
+            else:
+                dn = np.where(n > 0, np.sign(x) * (np.abs(x) / np.where(n > 0, n, 1)) ** (p - 1), 0)
+            return g / d - (n >= d) * (g * x).sum(axis=self.axis, keepdims=True) / (d * d) * dn
+
+
+class CosineSimilarity(Function):
+    """y = Σ (x1 / n1)(x2 / n2) over dim, n_i = max(‖x_i‖₂, eps) (as PyTorch: each norm clamped, the
+    clamp itself not differentiated);  dx1 = g (x2 / (n1 n2) - y x1 / (n1 ‖x1‖₂)), dx2 likewise"""
+    def forward(self, x1, x2, dim, eps):
+        x1, x2 = np.broadcast_arrays(x1, x2)
+        self.x1, self.x2, self.axis = x1, x2, dim
+        self.r1 = np.sqrt((x1 * x1).sum(axis=dim, keepdims=True))
+        self.r2 = np.sqrt((x2 * x2).sum(axis=dim, keepdims=True))
+        self.n1, self.n2 = np.maximum(self.r1, eps), np.maximum(self.r2, eps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.y = ((x1 / self.n1) * (x2 / self.n2)).sum(axis=dim, keepdims=True)
+        return np.squeeze(self.y, dim)
+    def backward(self, g):
+        g = np.expand_dims(g, self.axis)
+        y, n1, n2 = self.y, self.n1, self.n2
+
+        def part(xa, xb, na, nb, ra):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                unit = np.where(ra > 0, xa / np.where(ra > 0, ra, 1), 0)  # ∂‖x‖/∂x, 0 at 0 as PyTorch
+                return g * (xb / (na * nb) - y / na * unit)
+        return (part(self.x1, self.x2, n1, n2, self.r1) if self.needs[0] else None,
+                part(self.x2, self.x1, n2, n1, self.r2) if self.needs[1] else None)
 
 
 # The one registry of ops (name -> Function), e.g. for the visualizer's labels and for tests.

@@ -336,20 +336,22 @@ class Tensor:
     def maximum(self, o): return ops.Maximum.apply(self, self._const(o))
     def minimum(self, o): return ops.Minimum.apply(self, self._const(o))
 
-    def masked_fill(self, mask, value: float) -> "Tensor":
+    def masked_fill(self, mask, value) -> "Tensor":
+        """mask ? value : self (mask and self broadcast together, as torch); a 0-d tensor value gets its gradient."""
         m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
         if m.dtype != bool:
-            raise TypeError(f"masked_fill: mask must be bool, got {m.dtype}")
+            raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {m.dtype}")
         if m.shape != self.shape:
             try:
-                full = np.broadcast_shapes(m.shape, self.shape)
+                np.broadcast_shapes(m.shape, self.shape)
             except ValueError:
-                full = None
-            if full != self.shape:  # the mask may broadcast, but never enlarge the tensor
-                raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to the tensor's "
-                                 f"shape {self.shape}")
+                raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast with the tensor's "
+                                 f"shape {self.shape}") from None
         if isinstance(value, Tensor):
-            value = value.item()
+            if value.ndim != 0:
+                raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got tensor with "
+                                   f"{value.ndim} dimension(s) (shape {value.shape})")
+            return ops.MaskedFill.apply(self, value, mask=m)
         return ops.MaskedFill.apply(self, mask=m, value=value)
 
     # comparisons give bool tensors with no gradient
@@ -481,17 +483,29 @@ class Tensor:
         return self.expand(other.shape)
 
     def repeat(self, *reps):
+        """Tile: dim d repeated reps[d] times (as torch.Tensor.repeat; extra leading reps add dims)."""
         reps = _shape_arg(reps)
+        if len(reps) < self.ndim:
+            raise RuntimeError(f"repeat: Number of dimensions of repeat dims ({len(reps)}) can not be smaller than "
+                               f"number of dimensions of tensor ({self.ndim}, shape {self.shape})")
+        if any(r < 0 for r in reps):
+            raise RuntimeError(f"repeat: repeats must be non-negative, got {reps}")
         x = self.reshape((1,) * (len(reps) - self.ndim) + self.shape) if len(reps) > self.ndim else self
         out = x
         for d, r in enumerate(reps):
-            if r != 1:
+            if r == 0:
+                out = out[(slice(None),) * d + (slice(0, 0),)]
+            elif r != 1:
                 out = cat([out] * r, dim=d)
         return out
 
     def __getitem__(self, index):
-        index = _index_arg(index)
-        return ops.GetItem.apply(self, index=index)
+        idx = _index_arg(index)
+        if idx is not index and type(idx) is tuple:  # converted entries: maybe ints mixed with index arrays
+            two = _ints_first(idx)
+            if two is not None:
+                return ops.GetItem.apply(ops.GetItem.apply(self, index=two[0]), index=two[1])
+        return ops.GetItem.apply(self, index=idx)
 
     def split(self, split_size_or_sections, dim: int = 0):
         dim = ops._dim(dim, self.ndim, "split", self.shape)
@@ -522,10 +536,47 @@ class Tensor:
         return tuple(ops.GetItem.apply(self, index=pre + (i,)) for i in range(self.shape[dim]))
 
     def gather(self, dim: int, index) -> "Tensor":
-        idx = index._data if isinstance(index, Tensor) else np.asarray(index)
-        if idx.ndim != self.ndim:
-            raise ValueError(f"gather: index has {idx.ndim} dims ({idx.shape}) but input has {self.ndim} ({self.shape})")
-        return ops.Gather.apply(self, index=idx, dim=dim)
+        """out[i][j] = self[i][index[i][j]] along dim (checked as torch: same ndim, in range)."""
+        return _ix.gather(self, dim, index)
+
+    # ---- indexing (PyTorch surface): the logic and the checks live in indexfns.py
+    def flip(self, *dims) -> "Tensor":
+        if not dims:
+            raise TypeError('flip() missing 1 required positional arguments: "dims"')
+        return _ix.flip(self, _shape_arg(dims))
+
+    def roll(self, shifts, dims=None) -> "Tensor": return _ix.roll(self, shifts, dims)
+    def index_select(self, dim: int, index) -> "Tensor": return _ix.index_select(self, dim, index)
+    def masked_select(self, mask) -> "Tensor": return _ix.masked_select(self, mask)
+    def nonzero(self, *, as_tuple: bool = False): return _ix.nonzero(self, as_tuple=as_tuple)
+    def argwhere(self) -> "Tensor": return _ix.nonzero(self)
+    def scatter_add(self, dim: int, index, src) -> "Tensor": return _ix.scatter_add(self, dim, index, src)
+    def take_along_dim(self, indices, dim=None) -> "Tensor": return _ix.take_along_dim(self, indices, dim)
+    def narrow(self, dim: int, start, length: int) -> "Tensor": return _ix.narrow(self, dim, start, length)
+    def select(self, dim: int, index: int) -> "Tensor": return _ix.select(self, dim, index)
+    def movedim(self, source, destination) -> "Tensor": return _ix.movedim(self, source, destination)
+    moveaxis = movedim
+    def swapaxes(self, axis0: int, axis1: int) -> "Tensor": return self.transpose(axis0, axis1)
+    def swapdims(self, dim0: int, dim1: int) -> "Tensor": return self.transpose(dim0, dim1)
+    def view_as(self, other: "Tensor") -> "Tensor": return self.reshape(other.shape)
+    def reshape_as(self, other: "Tensor") -> "Tensor": return self.reshape(other.shape)
+    def t(self) -> "Tensor": return _ix.t(self)
+    def unflatten(self, dim: int, sizes) -> "Tensor": return _ix.unflatten(self, dim, sizes)
+
+    def scatter(self, dim: int, index, src=None, value=None, *, reduce: str | None = None) -> "Tensor":
+        return _ix.scatter(self, dim, index, src, value, reduce=reduce)
+
+    def index_add(self, dim: int, index, source, *, alpha=1) -> "Tensor":
+        return _ix.index_add(self, dim, index, source, alpha=alpha)
+
+    def repeat_interleave(self, repeats=None, dim=None, *, output_size=None) -> "Tensor":
+        return _ix.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None) -> "Tensor":
+        return _ix.multinomial(self, num_samples, replacement, generator=generator)
+
+    def bernoulli(self, p: float | None = None, *, generator=None) -> "Tensor":
+        return _ix.bernoulli(self, p, generator=generator)
 
     def where(self, cond, other):
         return where(cond, self, other)
@@ -583,6 +634,11 @@ class Tensor:
         """x[index] = value, in place; recorded in the graph (value gets dx[index], x keeps the rest)."""
         v = value if isinstance(value, Tensor) else Tensor._wrap(np.asarray(value, dtype=self._data.dtype))
         idx = _index_arg(index)
+        if idx is not index and type(idx) is tuple:
+            two = _ints_first(idx)  # torch applies the ints first: write through that view
+            if two is not None:
+                ops.GetItem.apply(self, index=two[0])[two[1]] = v
+                return
         self._inplace("setitem", lambda x: ops.SetItem.apply(x, v, index=idx), keep_old=False, cast=True)
 
     def add_(self, other, alpha=1) -> "Tensor":
@@ -903,19 +959,78 @@ def _shape_arg(shape) -> tuple:
     return tuple(shape)
 
 
+_PLAIN_INDEX = (int, type(None), type(Ellipsis))
+
+
+def _index_item(i):
+    """One index entry as NumPy takes it, with PyTorch's meaning: a 0-d integer tensor is an int, a 0-d
+    bool tensor a bool, a list an index array; negative slice steps raise (as torch)."""
+    t = type(i)
+    if t is slice:
+        if i.step is not None and i.step < 0:
+            raise ValueError("step must be greater than zero")
+        return i
+    if t in _PLAIN_INDEX:
+        return i
+    if isinstance(i, Tensor):
+        i = i._data
+    elif isinstance(i, list):
+        i = np.asarray(i) if i else np.zeros(0, np.intp)  # torch: x[[]] is an empty integer index
+    elif isinstance(i, np.bool_):
+        return bool(i)
+    if isinstance(i, np.ndarray):
+        if i.dtype.kind not in "biu":
+            raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got {i.dtype}")
+        if i.ndim == 0:
+            return bool(i) if i.dtype == np.bool_ else int(i)
+    return i
+
+
+def _seq_as_tuple(index: list) -> bool:
+    # PyTorch's (and old NumPy's) rule: a short list holding a sequence, tensor, slice, None or ... is a tuple
+    if len(index) >= 32:
+        return False
+    return any(isinstance(i, (Tensor, list, tuple, slice, np.ndarray)) or i is None or i is Ellipsis for i in index)
+
+
 def _index_arg(index):
-    """Turn Tensor indices into arrays and lists into arrays (advanced indexing)."""
+    """The index as NumPy takes it, with PyTorch's meaning (see _index_item)."""
     if type(index) is tuple:
-        for i in index:
-            if isinstance(i, (Tensor, list)):
-                return tuple(j._data if isinstance(j, Tensor) else (np.asarray(j) if isinstance(j, list) else j)
-                             for j in index)
+        for i in index:  # the common x[:, t]: plain entries and forward slices come back as they are
+            if type(i) not in _PLAIN_INDEX and not (type(i) is slice and (i.step is None or i.step > 0)):
+                return tuple(_index_item(j) for j in index)
         return index
-    if isinstance(index, Tensor):
-        return index._data
-    if isinstance(index, list):
-        return np.asarray(index)
-    return index
+    if type(index) is list and _seq_as_tuple(index):
+        return tuple(_index_item(j) for j in index)
+    return _index_item(index)
+
+
+def _ints_first(index):
+    """PyTorch applies integer indices before advanced ones (NumPy treats them as advanced too, which moves
+    the result's dims when they are not adjacent): (ints-only index, the rest), or None when NumPy agrees."""
+    if type(index) is not tuple:
+        return None
+    has_int = has_array = False
+    for i in index:
+        if type(i) is int or isinstance(i, np.integer):
+            has_int = True
+        elif type(i) is np.ndarray:
+            has_array = True
+    if not (has_int and has_array):
+        return None
+    first, rest = [], []
+    for i in index:
+        if type(i) is int or isinstance(i, np.integer):
+            first.append(i)
+        elif type(i) is np.ndarray:
+            first.extend([slice(None)] * (i.ndim if i.dtype == np.bool_ else 1))
+            rest.append(i)
+        elif i is None or type(i) is bool:  # consume no dim of the input
+            rest.append(i)
+        else:  # a slice or ...
+            first.append(slice(None) if i is not Ellipsis else i)
+            rest.append(i)
+    return tuple(first), tuple(rest)
 
 
 def _minmax_dim(x: Tensor, dim: int, keepdim: bool, argop):
@@ -1111,5 +1226,6 @@ def rand_like(t: Tensor) -> Tensor:
 
 
 from . import ops  # noqa: E402  (ops imports Tensor from here)
+from . import indexfns as _ix  # noqa: E402  (indexfns imports Tensor from here)
 
 autograd._Tensor = Tensor

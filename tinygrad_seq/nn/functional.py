@@ -185,12 +185,13 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     return out[0] if unbatched else out
 
 
-def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
-    """Constant padding, PyTorch's convention: `pad` = (left, right) for the last dim, then the one
-    before it, ... e.g. (1, 1, 2, 0) pads W by 1 each side and H by 2 at the top; negative amounts crop."""
+def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
+    """Padding in PyTorch's convention: `pad` = (left, right) for the last dim, then the one before it,
+    ... e.g. (1, 1, 2, 0) pads W by 1 each side and H by 2 at the top; negative amounts crop.
+    mode 'constant' (value), or 'reflect' / 'replicate' / 'circular' (see _pad_mode)."""
     if mode != "constant":
-        raise NotImplementedError(f"pad: only mode='constant' is supported, got {mode!r}")
-    return _tensor_pad(x, pad, value)
+        return _pad_mode(x, pad, mode, value)
+    return _tensor_pad(x, pad, 0.0 if value is None else value)
 
 
 # ---------------------------------------------------------------- activations
@@ -230,3 +231,83 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """y_i = x_i - ln Σ_j e^{x_j} along dim"""
     return x.log_softmax(dim)
+
+
+# ---------------------------------------------------------------- indexing (PyTorch surface)
+
+def _pad_mode(x: Tensor, pad: Sequence[int], mode: str, value) -> Tensor:
+    """Non-constant F.pad, checked as PyTorch: k (left, right) pairs pad the last k dims (k = 1, 2, 3) of a
+    (k+1)-D or (k+2)-D input; reflect needs each amount < that dim's size, circular <= it."""
+    if mode not in ("reflect", "replicate", "circular"):
+        raise NotImplementedError(f"pad: Unrecognised padding mode {mode}")
+    if value is not None and value != 0:
+        raise RuntimeError(f'pad: Padding mode "{mode}" doesn\'t take in value argument')
+    pad = tuple(int(p) for p in pad)
+    k = len(pad) // 2
+    if len(pad) % 2 or k not in (1, 2, 3) or x.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(f"pad: Padding size {len(pad)} is not supported for {x.ndim}D input tensor "
+                                  f"(shape {x.shape}) in mode {mode!r}: {mode} pads the last 1, 2 or 3 dims of a "
+                                  "2-3D, 3-4D or 4-5D input")
+    widths = [(0, 0)] * x.ndim
+    for i in range(k):
+        d = x.ndim - 1 - i
+        lo, hi = pad[2 * i], pad[2 * i + 1]
+        n = x.shape[d]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise RuntimeError(f"pad: Argument #4: Padding size should be less than the corresponding input dimension, "
+                               f"but got: padding ({lo}, {hi}) at dimension {d} of input {list(x.shape)}")
+        if mode == "circular" and (lo > n or hi > n):
+            raise RuntimeError(f"pad: Padding value causes wrapping around more than once (padding ({lo}, {hi}) "
+                               f"at dimension {d} of input {list(x.shape)})")
+        if n + lo + hi < 0 or (n == 0 and (lo > 0 or hi > 0)):
+            raise RuntimeError(f"pad: padding {pad} gives a negative or impossible size for input shape {x.shape}")
+        widths[d] = (lo, hi)
+    return ops.PadMode.apply(x, widths=tuple(widths), mode=mode)
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """out[..., c] = 1 where c = tensor[...] (int64, shape tensor.shape + (num_classes,); -1: max + 1)."""
+    idx = tensor.numpy() if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if idx.dtype != np.int64:
+        raise RuntimeError(f"one_hot is only applicable to index tensor of type LongTensor (int64), got {idx.dtype}")
+    if num_classes == -1:
+        if idx.size == 0:
+            raise RuntimeError("one_hot: Can not infer total number of classes from empty tensor.")
+        num_classes = int(idx.max()) + 1
+    if idx.size and idx.min() < 0:
+        raise RuntimeError(f"one_hot: Class values must be non-negative, got {int(idx.min())}")
+    if idx.size and idx.max() >= num_classes:
+        raise RuntimeError(f"one_hot: Class values must be smaller than num_classes ({num_classes}), got {int(idx.max())}")
+    return Tensor._wrap((idx[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """y = x / max(‖x‖_p, eps) over dim."""
+    if not p > 0:
+        raise ValueError(f"normalize: p must be > 0, got {p}")
+    d = ops._dim(dim, input.ndim, "normalize", input.shape)
+    if input.ndim == 0:
+        input = input.reshape(1)
+    return ops.Normalize.apply(input, p=float(p), dim=d, eps=eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """y = Σ x1 x2 / (max(‖x1‖₂, eps) · max(‖x2‖₂, eps)) over dim (x1, x2 broadcast), as PyTorch."""
+    try:
+        shape = np.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise RuntimeError(f"cosine_similarity: x1 shape {x1.shape} and x2 shape {x2.shape} do not broadcast") from None
+    d = ops._dim(dim, len(shape), "cosine_similarity", shape)
+    if x1.dtype != x2.dtype:
+        raise RuntimeError(f"cosine_similarity: x1 ({x1.dtype}) and x2 ({x2.dtype}) must have the same dtype")
+    return ops.CosineSimilarity.apply(x1, x2, dim=d, eps=eps)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """y = ‖x1 - x2 + eps‖_p over the last dim."""
+    diff = x1 - x2 + eps
+    if p == 2:
+        return (diff * diff).sum(-1, keepdim=keepdim).sqrt()
+    if p == 1:
+        return diff.abs().sum(-1, keepdim=keepdim)
+    return (diff.abs() ** p).sum(-1, keepdim=keepdim) ** (1.0 / p)
