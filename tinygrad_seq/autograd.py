@@ -325,6 +325,15 @@ def run_backward(roots, grads_in, retain_graph: bool, capture: dict | None = Non
             if deps[k] == 0:
                 ready.append(r)
     only = None if inputs is None else {id(x) for x in inputs}
+    # inf/NaN in a gradient (inf * 0, inf - inf) come out as PyTorch gives them, without NumPy's warning:
+    # one error-state switch for the whole pass instead of one per op
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        _sweep(ready, deps, grads, owned, only, capture, retain_graph)
+
+
+def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, retain_graph: bool) -> None:
+    """Pass 2 of run_backward: process tensors whose consumers are all done (a short loop; gradients
+    accumulate in `grads`, in place only into arrays listed in `owned`)."""
     anomaly = STATE.anomaly
     pop_grad = grads.pop
     while ready:
