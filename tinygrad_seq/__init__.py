@@ -5,6 +5,12 @@ pictures of their unrolled computation graphs.
     x = tg.randn(3, 4, requires_grad=True)
     (x.tanh() ** 2).sum().backward()
 """
+import warnings as _warnings
+
+# PyTorch returns inf/NaN without a word (x * 0 at inf, overflow); NumPy warns. The hot ops stay unguarded
+# for speed, so NumPy's RuntimeWarnings raised inside this package are dropped: user code keeps its own.
+_warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tinygrad_seq(\.|$)")
+
 from .autograd import (detect_anomaly, enable_grad, is_grad_enabled, name_scope, no_grad,  # noqa: F401
                        set_grad_enabled, time_step)
 from .gradcheck import gradcheck  # noqa: F401
