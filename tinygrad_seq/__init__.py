@@ -18,3 +18,12 @@ from .io import load, save  # noqa: F401,E402
 float32 = "float32"
 float64 = "float64"
 __version__ = "0.1.0"
+
+
+# ---- lazily reachable subpackages: `tg.models` and `tg.viz` import on first use (viz's drawing backends,
+# graphviz and matplotlib, are imported by viz only when it draws).
+def __getattr__(name: str):
+    if name in ("models", "viz"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
