@@ -487,3 +487,60 @@ def test_channel_dropout_zeroes_whole_channels(cls, shape):
     assert m.eval()(x) is x
     with pytest.raises(ValueError, match="probability has to be between 0 and 1"):
         getattr(nn, cls)(p=1.5)
+
+
+# ================================================================ MultiheadAttention add_bias_kv / add_zero_attn
+
+MHA_CASES = [dict(add_bias_kv=True), dict(add_zero_attn=True), dict(add_bias_kv=True, add_zero_attn=True),
+             dict(add_bias_kv=True, add_zero_attn=True, batch_first=True), dict(add_bias_kv=True, kdim=3, vdim=5),
+             dict(add_zero_attn=True, bias=False)]
+MASKS = ["none", "bool_attn", "float_attn", "key_padding", "both", "causal"]
+
+
+@pytest.mark.parametrize("masks", MASKS)
+@pytest.mark.parametrize("kw", MHA_CASES)
+def test_mha_bias_kv_and_zero_attn_match_torch(kw, masks):
+    E, h, L, S, N = 6, 2, 4, 5, 3
+    ours, theirs = nn.MultiheadAttention(E, h, **kw), torch.nn.MultiheadAttention(E, h, **kw)
+    copy_weights(ours, theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    bf = kw.get("batch_first", False)
+    shape = (lambda n, t, e: (n, t, e)) if bf else (lambda n, t, e: (t, n, e))
+    arrays = [R.standard_normal(shape(N, L, E)), R.standard_normal(shape(N, S, kw.get("kdim", E))),
+              R.standard_normal(shape(N, S, kw.get("vdim", E)))]
+    mk = {}
+    if masks in ("bool_attn", "both"):
+        mk["attn_mask"] = R.random((L, S)) < 0.3
+    if masks == "float_attn":
+        mk["attn_mask"] = R.standard_normal((N * h, L, S))
+    if masks in ("key_padding", "both"):
+        kp = np.zeros((N, S), bool)
+        kp[0, -2:] = kp[2, :] = True  # batch 2: every real key blocked, only the bias / zero key remains
+        mk["key_padding_mask"] = kp
+    if masks == "causal":
+        mk = dict(attn_mask=np.triu(np.ones((L, S), bool), 1), is_causal=True)
+    ts = [tg.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    ps = [torch.tensor(a.copy(), requires_grad=True) for a in arrays]
+    out, w = ours(*ts, **{k: v for k, v in mk.items()})
+    ref, rw = theirs(*ps, **{k: (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in mk.items()})
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), atol=1e-10, rtol=1e-8)
+    np.testing.assert_allclose(w.numpy(), rw.detach().numpy(), atol=1e-10, rtol=1e-8)
+    g = R.standard_normal(tuple(ref.shape))
+    ((out * tg.Tensor(g)).sum() + (w * w).sum()).backward()
+    ((ref * torch.tensor(g)).sum() + (rw * rw).sum()).backward()
+    for i, (t, p) in enumerate(zip(ts, ps)):
+        np.testing.assert_allclose(t.grad.numpy(), p.grad.numpy(), atol=1e-10, rtol=1e-8, err_msg=f"input {i}")
+    tp = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), tp[name].grad.numpy(), atol=1e-10, rtol=1e-8, err_msg=name)
+
+
+def test_mha_bias_kv_parameters_as_torch():
+    m = nn.MultiheadAttention(8, 2, add_bias_kv=True)
+    assert m.bias_k.shape == (1, 1, 8) and m.bias_v.shape == (1, 1, 8)
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in torch.nn.MultiheadAttention(
+        8, 2, add_bias_kv=True).named_parameters()]
+    assert nn.MultiheadAttention(8, 2).bias_k is None
+    x = tg.Tensor(R.standard_normal((3, 8)))  # unbatched
+    out, w = m(x, x, x)
+    assert out.shape == (3, 8) and w.shape == (3, 4)
