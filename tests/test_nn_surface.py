@@ -544,3 +544,15 @@ def test_mha_bias_kv_parameters_as_torch():
     x = tg.Tensor(R.standard_normal((3, 8)))  # unbatched
     out, w = m(x, x, x)
     assert out.shape == (3, 8) and w.shape == (3, 4)
+
+
+def test_functional_first_argument_is_named_input_as_torch():
+    x = R.standard_normal((2, 3, 6))
+    for name, kw in [("relu", {}), ("gelu", {}), ("tanh", {}), ("sigmoid", {}), ("softmax", dict(dim=1)),
+                     ("log_softmax", dict(dim=-1)), ("softplus", dict(beta=2.0)), ("leaky_relu", {}), ("elu", {}),
+                     ("silu", {}), ("hardtanh", {}), ("dropout", dict(training=False)),
+                     ("layer_norm", dict(normalized_shape=(6,))), ("max_pool1d", dict(kernel_size=2)),
+                     ("avg_pool1d", dict(kernel_size=2)), ("adaptive_avg_pool1d", dict(output_size=2))]:
+        ours = getattr(F, name)(input=tg.Tensor(x), **kw)
+        ref = getattr(torch.nn.functional, name)(input=torch.tensor(x), **kw)
+        np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)

@@ -72,30 +72,30 @@ def _embedding_renorm(w: np.ndarray, idx: np.ndarray, max_norm: float, norm_type
         w[rows[big]] *= (max_norm / (norms[big] + 1e-7)).astype(w.dtype)[:, None]
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """y = x * m / (1 - p), m ~ Bernoulli(1 - p) from tg.rng() (inverted dropout); identity if not training."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
-        return x
+        return input
     if p == 1.0:
-        return x * 0.0
-    mask = (rng().random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
+        return input * 0.0
+    mask = (rng().random(input.shape, dtype=np.float32) >= p).astype(input.dtype)
     mask *= 1.0 / (1.0 - p)
-    return x * mask
+    return input * mask
 
 
-def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """y = (x - μ) / √(σ² + ε) * weight + bias, μ and (biased) σ² over the trailing `normalized_shape` dims."""
     ns = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-    if x.shape[x.ndim - len(ns):] != ns or x.ndim < len(ns):
-        raise ValueError(f"layer_norm: input shape {x.shape} does not end with normalized_shape {ns}")
+    if input.shape[input.ndim - len(ns):] != ns or input.ndim < len(ns):
+        raise ValueError(f"layer_norm: input shape {input.shape} does not end with normalized_shape {ns}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != ns:
             raise ValueError(f"layer_norm: {name} shape {t.shape} != normalized_shape {ns}")
     wb = [t for t in (weight, bias) if t is not None]
-    return ops.LayerNorm.apply(x, *wb, ndim=len(ns), eps=eps, has_w=weight is not None, has_b=bias is not None)
+    return ops.LayerNorm.apply(input, *wb, ndim=len(ns), eps=eps, has_w=weight is not None, has_b=bias is not None)
 
 
 # ---------------------------------------------------------------- convolution, pooling, padding
@@ -340,26 +340,26 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
 
 # ---------------------------------------------------------------- activations
 
-def relu(x: Tensor) -> Tensor:
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """y = max(0, x)"""
-    return x.relu()
+    return input.relu()
 
 
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """y = x Φ(x) (exact) or 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))) (approximate='tanh')"""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return x.gelu(approximate=approximate)
+    return input.gelu(approximate=approximate)
 
 
-def tanh(x: Tensor) -> Tensor:
+def tanh(input: Tensor) -> Tensor:
     """y = tanh(x)"""
-    return x.tanh()
+    return input.tanh()
 
 
-def sigmoid(x: Tensor) -> Tensor:
+def sigmoid(input: Tensor) -> Tensor:
     """y = 1 / (1 + e^-x)"""
-    return x.sigmoid()
+    return input.sigmoid()
 
 
 # ---- more activations (torch.nn.functional's names and defaults), composed from differentiable ops;
@@ -449,11 +449,11 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     return ops.Softplus.apply(input, beta=beta, threshold=threshold)
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
     """y_i = e^{x_i} / Σ_j e^{x_j} along dim"""
-    return x.softmax(dim)
+    return input.softmax(dim)
 
 
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     """y_i = x_i - ln Σ_j e^{x_j} along dim"""
-    return x.log_softmax(dim)
+    return input.log_softmax(dim)
