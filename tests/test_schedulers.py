@@ -34,6 +34,12 @@ CASES = [
     ("OneCycleLR", dict(max_lr=0.3, epochs=3, steps_per_epoch=10, anneal_strategy="linear", pct_start=0.4)),
     ("OneCycleLR", dict(max_lr=0.3, total_steps=30, three_phase=True, div_factor=10.0, final_div_factor=100.0)),
     ("OneCycleLR", dict(max_lr=0.3, total_steps=30, cycle_momentum=False)),
+    ("ConstantLR", dict()),
+    ("ConstantLR", dict(factor=0.5, total_iters=12)),
+    ("PolynomialLR", dict(total_iters=15, power=2.0)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=5)),
+    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=2, eta_min=0.001)),
+    ("LambdaLR", dict(lr_lambda=lambda e: 0.95 ** e + 0.01 * (e % 3))),
 ]
 
 
@@ -138,6 +144,8 @@ def test_reduce_on_plateau_state_dict():
 
 @pytest.mark.parametrize("call,match", [
     (lambda o: S.LinearLR(o, start_factor=0.0), "Starting multiplicative factor"),
+    (lambda o: S.ConstantLR(o, factor=2.0), "Constant multiplicative factor"),
+    (lambda o: S.CosineAnnealingWarmRestarts(o, T_0=0), "Expected positive integer T_0"),
     (lambda o: S.LinearLR(o, end_factor=1.5), "Ending multiplicative factor"),
     (lambda o: S.ReduceLROnPlateau(o, factor=1.0), "Factor should be < 1.0"),
     (lambda o: S.ReduceLROnPlateau(o, mode="up"), "mode up is unknown"),
@@ -162,3 +170,12 @@ def test_onecycle_needs_momentum_or_betas():
         S.OneCycleLR(opt, max_lr=0.1, total_steps=10)
     S.OneCycleLR(opt, max_lr=0.1, total_steps=10, cycle_momentum=False)  # fine without momentum cycling
     assert math.isclose(opt.param_groups[0]["lr"], 0.1 / 25)
+
+
+def test_warm_restarts_with_explicit_fractional_epochs_matches_torch():
+    ours_opt, theirs_opt = _pair()
+    ours = S.CosineAnnealingWarmRestarts(ours_opt, T_0=4, T_mult=2)
+    theirs = TS.CosineAnnealingWarmRestarts(theirs_opt, T_0=4, T_mult=2)
+    for epoch in np.arange(0, 30, 0.25):  # the per-batch idiom: scheduler.step(epoch + i / iters)
+        ours.step(float(epoch)), theirs.step(float(epoch))
+        np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12)
