@@ -556,3 +556,33 @@ def test_functional_first_argument_is_named_input_as_torch():
         ours = getattr(F, name)(input=tg.Tensor(x), **kw)
         ref = getattr(torch.nn.functional, name)(input=torch.tensor(x), **kw)
         np.testing.assert_allclose(ours.numpy(), ref.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+# ================================================================ batch norm
+
+@pytest.mark.parametrize("cls,shape", [("BatchNorm1d", (5, 3)), ("BatchNorm1d", (4, 3, 6)), ("BatchNorm2d", (3, 3, 4, 5))])
+@pytest.mark.parametrize("kw", [dict(), dict(momentum=0.3, eps=1e-3), dict(momentum=None), dict(affine=False),
+                                dict(track_running_stats=False), dict(bias=False)])
+def test_batch_norm_train_and_eval_match_torch(cls, shape, kw):
+    ours, theirs = getattr(nn, cls)(3, **kw), getattr(torch.nn, cls)(3, **kw)
+    if kw.get("affine", True):
+        ours.weight.numpy()[...] = R.standard_normal(3)
+    if ours.bias is not None:
+        ours.bias.numpy()[...] = R.standard_normal(3)
+    copy_weights(ours, theirs)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for _ in range(3):  # training steps move the running statistics
+        check_module(ours, theirs, R.standard_normal(shape) * 2 + 1, copy=False)
+        ours.zero_grad(), theirs.zero_grad()
+    for k, v in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[k], v.numpy(), rtol=1e-10, err_msg=k)
+    ours.eval(), theirs.eval()
+    check_module(ours, theirs, R.standard_normal(shape), copy=False)
+    assert repr(ours) == repr(theirs)
+
+
+def test_batch_norm_errors():
+    with pytest.raises(ValueError, match="expected a 4-D input"):
+        nn.BatchNorm2d(3)(tg.zeros(3, 4, 5))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(3)(tg.zeros(1, 3))
