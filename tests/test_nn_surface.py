@@ -586,3 +586,15 @@ def test_batch_norm_errors():
         nn.BatchNorm2d(3)(tg.zeros(3, 4, 5))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         nn.BatchNorm1d(3)(tg.zeros(1, 3))
+
+
+@pytest.mark.parametrize("name,args,kw", [
+    ("MaxPool1d", (3,), dict(stride=2, ceil_mode=True)), ("MaxPool2d", (2,), dict(return_indices=True)),
+    ("AvgPool1d", (3,), dict()), ("AvgPool2d", (3,), dict(divisor_override=2, ceil_mode=True)),
+    ("AdaptiveAvgPool1d", (3,), {}), ("AdaptiveAvgPool2d", ((2, None),), {}), ("Dropout1d", (0.2,), {}),
+    ("Dropout2d", (), {}), ("Softmax2d", (), {}), ("Dropout", (0.1,), dict(inplace=True)),
+    ("Embedding", (5, 3), dict(max_norm=1.0, scale_grad_by_freq=True, norm_type=1.0)),
+    ("Conv1d", (2, 4, 3), dict(groups=2, padding_mode="reflect", padding=1)),
+    ("BatchNorm2d", (3,), dict(momentum=None, affine=False))])
+def test_new_module_reprs_equal_torch(name, args, kw):
+    assert repr(getattr(nn, name)(*args, **kw)) == repr(getattr(torch.nn, name)(*args, **kw))

@@ -150,7 +150,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, inplace=False"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class _BatchNorm(Module):
@@ -339,8 +339,10 @@ class AvgPool1d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
         super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode, self.count_include_pad = padding, ceil_mode, count_include_pad
+        one = lambda v, n: F._tuple(v, 1, n, "AvgPool1d")  # noqa: E731 - stored as 1-tuples, as torch
+        self.kernel_size = one(kernel_size, "kernel_size")
+        self.stride = one(stride if stride is not None else kernel_size, "stride")
+        self.padding, self.ceil_mode, self.count_include_pad = one(padding, "padding"), ceil_mode, count_include_pad
 
     def forward(self, input: Tensor) -> Tensor:
         return _call(self, F.avg_pool1d, input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
