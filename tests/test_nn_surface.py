@@ -598,3 +598,23 @@ def test_batch_norm_errors():
     ("BatchNorm2d", (3,), dict(momentum=None, affine=False))])
 def test_new_module_reprs_equal_torch(name, args, kw):
     assert repr(getattr(nn, name)(*args, **kw)) == repr(getattr(torch.nn, name)(*args, **kw))
+
+
+def test_forward_hooks_as_torch():
+    def run(m):
+        torch.manual_seed(0) if m is torch.nn else tg.manual_seed(0)
+        net = m.Sequential(m.Linear(2, 3), m.ReLU(), m.Linear(3, 1))
+        seen = []
+        h1 = net[1].register_forward_hook(lambda mod, args, out: seen.append((type(mod).__name__, tuple(out.shape))))
+        h2 = net[2].register_forward_pre_hook(lambda mod, args: (args[0] * 0,))  # replaces the input
+        h3 = net[2].register_forward_hook(lambda mod, args, out: out + 1)  # replaces the output
+        x = np.ones((4, 2), np.float32)
+        out = net(tg.Tensor(x) if m is nn else torch.tensor(x))
+        bias = net[2].bias.numpy() if m is nn else net[2].bias.detach().numpy()
+        first = (np.asarray(out.detach().numpy() if m is torch.nn else out.numpy()), bias)
+        h1.remove(), h2.remove(), h3.remove()
+        out2 = net(tg.Tensor(x) if m is nn else torch.tensor(x))
+        return seen, first, tuple(out2.shape)
+    (seen, (out, bias), shape2), (tseen, _, tshape2) = run(nn), run(torch.nn)
+    assert seen == tseen == [("ReLU", (4, 3))] and shape2 == tshape2
+    np.testing.assert_allclose(out, np.broadcast_to(bias + 1, (4, 1)))  # zeroed input, then +1

@@ -38,6 +38,24 @@ def _typename(value: Any) -> str:
     return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
+class RemovableHandle:
+    """Returned by register_forward_hook / register_forward_pre_hook: `handle.remove()` unregisters it."""
+    _next_id = 0
+
+    def __init__(self, store: dict):
+        self.store, self.id = store, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self.store.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
 class Module:
     """Base class of every layer and model. Assigning a Parameter or Module attribute registers it.
 
@@ -356,9 +374,38 @@ class Module:
         name = self._scope_name
         STATE.scope = (f"{prev[0]}/{name}" if prev[0] else name, prev[1])
         try:
-            return self.forward(*args, **kwargs)
+            hooks = self.__dict__.get("_forward_hooks")
+            if not hooks:
+                return self.forward(*args, **kwargs)
+            return self._call_with_hooks(hooks, args, kwargs)
         finally:
             STATE.scope = prev
+
+    def _call_with_hooks(self, hooks: dict, args: tuple, kwargs: dict):
+        for hook in list(hooks["pre"].values()):
+            res = hook(self, args)
+            if res is not None:
+                args = res if isinstance(res, tuple) else (res,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(hooks["post"].values()):
+            res = hook(self, args, out)
+            if res is not None:
+                out = res
+        return out
+
+    def _add_hook(self, kind: str, hook) -> "RemovableHandle":
+        hooks = self.__dict__.setdefault("_forward_hooks", {"pre": OrderedDict(), "post": OrderedDict()})
+        handle = RemovableHandle(hooks[kind])
+        hooks[kind][handle.id] = hook
+        return handle
+
+    def register_forward_pre_hook(self, hook) -> "RemovableHandle":
+        """hook(module, args) runs before forward; a non-None result replaces the positional args (as torch)."""
+        return self._add_hook("pre", hook)
+
+    def register_forward_hook(self, hook) -> "RemovableHandle":
+        """hook(module, args, output) runs after forward; a non-None result replaces the output (as torch)."""
+        return self._add_hook("post", hook)
 
     # ------------------------------------------------------------ printing
     def extra_repr(self) -> str:
