@@ -618,3 +618,17 @@ def test_forward_hooks_as_torch():
     (seen, (out, bias), shape2), (tseen, _, tshape2) = run(nn), run(torch.nn)
     assert seen == tseen == [("ReLU", (4, 3))] and shape2 == tshape2
     np.testing.assert_allclose(out, np.broadcast_to(bias + 1, (4, 1)))  # zeroed input, then +1
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(is_causal=True), dict(scale=0.3)])
+def test_functional_scaled_dot_product_attention_matches_torch(kw):
+    q, k, v = R.standard_normal((2, 3, 4, 5)), R.standard_normal((2, 3, 4, 5)), R.standard_normal((2, 3, 4, 6))
+    check_fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kw),
+             lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, **kw), q, k, v)
+    mask = R.random((4, 4)) < 0.7
+    mask[:, 0] = True
+    check_fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+             lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=torch.tensor(mask)),
+             q, k, v)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        F.nope

@@ -378,6 +378,17 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.
     return _tensor_pad(x, pad, value)
 
 
+# ---- attention: torch.nn.functional.scaled_dot_product_attention is tinygrad_seq.models' (looked up on
+# first use: the models build on this module, so importing them here would be a cycle)
+
+def __getattr__(name: str):
+    if name == "scaled_dot_product_attention":
+        from ..models.attention import scaled_dot_product_attention
+        globals()[name] = scaled_dot_product_attention
+        return scaled_dot_product_attention
+    raise AttributeError(f"module 'tinygrad_seq.nn.functional' has no attribute '{name}'")
+
+
 # ---------------------------------------------------------------- activations
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
