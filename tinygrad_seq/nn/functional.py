@@ -145,7 +145,8 @@ def _conv(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: in
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{fn}: groups must be a positive integer, got {groups!r}")
     if weight.ndim != d + 2:
-        raise ValueError(f"{fn}: weight must be {d + 2}-D (out_channels, in_channels/groups, *kernel), got {weight.shape}")
+        raise ValueError(f"{fn}: weight must be {d + 2}-D (out_channels, in_channels/groups, *kernel), "
+                         f"got {weight.shape}")
     unbatched = x.ndim == d + 1
     if x.ndim not in (d + 1, d + 2):
         raise ValueError(f"{fn}: expected a {d + 1}-D (unbatched) or {d + 2}-D (batched) input, got shape {x.shape}")
@@ -253,7 +254,8 @@ def _pool_args(fn: str, x: Tensor, kernel_size, stride, padding, d: int = 2, dil
     p = _tuple(padding, d, "padding", fn)
     dl = _tuple(dilation, d, "dilation", fn)
     if min(k) < 1 or min(s) < 1 or min(p) < 0 or min(dl) < 1:
-        raise ValueError(f"{fn}: kernel_size, stride and dilation must be >= 1 and padding >= 0, got {k}, {s}, {p}, {dl}")
+        raise ValueError(f"{fn}: kernel_size, stride and dilation must be >= 1 and padding >= 0, "
+                         f"got {k}, {s}, {p}, {dl}")
     if any(pi > ki // 2 for pi, ki in zip(p, k)):
         raise ValueError(f"{fn}: padding {p} should be at most half of kernel_size {k}")
     extra = []
@@ -341,7 +343,8 @@ def _adaptive_avg(fn: str, input: Tensor, output_size, d: int) -> Tensor:
     the mean over each dim in turn."""
     if input.ndim not in (d + 1, d + 2):
         raise ValueError(f"{fn}: expected a {d + 1}-D or {d + 2}-D input, got shape {input.shape}")
-    sizes = (output_size,) * d if isinstance(output_size, (int, np.integer)) or output_size is None else tuple(output_size)
+    one = isinstance(output_size, (int, np.integer)) or output_size is None
+    sizes = (output_size,) * d if one else tuple(output_size)
     if len(sizes) != d:
         raise ValueError(f"{fn}: output_size must be an int or {d} values, got {output_size!r}")
     x = input

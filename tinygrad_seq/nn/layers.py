@@ -76,7 +76,8 @@ class Embedding(Module):
         if sparse:
             raise NotImplementedError("Embedding: sparse=True (sparse gradients) is not supported; use sparse=False")
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = max_norm, norm_type, scale_grad_by_freq, sparse
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
             self.weight = _empty((num_embeddings, embedding_dim), dtype)
             self.reset_parameters()
@@ -93,7 +94,8 @@ class Embedding(Module):
                         sparse: bool = False) -> "Embedding":
         """An Embedding whose weight is (a copy of) the 2-D `embeddings`; freeze=True: not trained."""
         if embeddings.ndim != 2:
-            raise ValueError(f"Embeddings parameter is expected to be 2-dimensional, got shape {tuple(embeddings.shape)}")
+            raise ValueError("Embeddings parameter is expected to be 2-dimensional, "
+                             f"got shape {tuple(embeddings.shape)}")
         arr = embeddings.numpy() if isinstance(embeddings, Tensor) else np.asarray(embeddings)
         rows, cols = arr.shape
         return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,

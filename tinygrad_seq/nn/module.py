@@ -340,7 +340,8 @@ class Module:
             if k not in targets:
                 continue
             try:
-                arr = v.numpy() if isinstance(v, Tensor) else np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
+                src = v.detach().cpu() if hasattr(v, "detach") and not isinstance(v, Tensor) else v  # e.g. torch
+                arr = src.numpy() if isinstance(src, Tensor) else np.asarray(src)
             except Exception as e:  # noqa: BLE001 - reported with the others
                 errors.append(f'While copying the parameter named "{k}", expected a Tensor or array-like object '
                               f"from checkpoint but received {type(v).__name__} ({e})")

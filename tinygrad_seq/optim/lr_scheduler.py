@@ -409,8 +409,9 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(f"The number of param groups in the `optimizer` ({len(groups)}) differs from when "
-                                   f"`ReduceLROnPlateau` was initialized ({len(self.min_lrs)}); set `min_lrs` to match.")
+                raise RuntimeError(f"The number of param groups in the `optimizer` ({len(groups)}) differs from "
+                                   f"when `ReduceLROnPlateau` was initialized ({len(self.min_lrs)}); "
+                                   "set `min_lrs` to match.")
             self.min_lrs = [self.default_min_lr] * len(groups)
         for g, lo in zip(groups, self.min_lrs):
             old = float(g["lr"])
