@@ -221,6 +221,8 @@ def test_nn_sequence_layers_are_the_models_classes():
         assert getattr(tg.nn, name) is getattr(models, name)
         assert name in dir(tg.nn)
     assert tg.models is models
+    from tinygrad_seq.nn import LSTM, TransformerEncoderLayer  # the from-import form goes through the alias too
+    assert LSTM is models.LSTM and TransformerEncoderLayer is models.TransformerEncoderLayer
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchLayer'"):
         tg.nn.NoSuchLayer
 
