@@ -357,6 +357,13 @@ def _split_mask(mask, dtype, name: str):
     return m.astype(dtype, copy=False), None
 
 
+def _pad_key_axis(m: np.ndarray | None, value) -> np.ndarray | None:
+    """A (.., S) mask extended by one key column that nothing blocks (add_bias_kv / add_zero_attn, as torch)."""
+    if m is None:
+        return None
+    return np.concatenate([m, np.full(m.shape[:-1] + (1,), value, dtype=m.dtype)], -1)
+
+
 def _merge(a, b):
     if a is None:
         return b
@@ -405,8 +412,6 @@ class MultiheadAttention(Module):
                  vdim: int | None = None, batch_first: bool = False, device=None, dtype=None, *,
                  split_heads: bool = False):
         super().__init__()
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention: add_bias_kv=True / add_zero_attn=True are not supported")
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be > 0, got {embed_dim} and "
                              f"{num_heads}")
@@ -443,6 +448,12 @@ class MultiheadAttention(Module):
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dt)
         if bias:
             self.out_proj.bias.numpy()[...] = 0
+        if add_bias_kv:  # one learned extra key and value (1, 1, E), appended to every sequence, as torch
+            self.bias_k = tg.nn.init.xavier_normal_(Parameter(np.empty((1, 1, embed_dim), dt)))
+            self.bias_v = tg.nn.init.xavier_normal_(Parameter(np.empty((1, 1, embed_dim), dt)))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
 
     # ------------------------------------------------------------ projections
     def _bias(self, i: int):
@@ -561,6 +572,13 @@ class MultiheadAttention(Module):
         N, L, S = query.shape[0], query.shape[1], key.shape[1]
         bias, blocked = self._masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
         q, k, v = self.project(query, key, value)
+        if self.bias_k is not None:
+            k, v = self._append_key(k, self.bias_k), self._append_key(v, self.bias_v)
+            bias, blocked = _pad_key_axis(bias, 0.0), _pad_key_axis(blocked, False)
+        if self.add_zero_attn:
+            zero = tg.zeros(*k.shape[:2], 1, self.head_dim, dtype=k.dtype)
+            k, v = tg.cat([k, zero], 2), tg.cat([v, zero], 2)
+            bias, blocked = _pad_key_axis(bias, 0.0), _pad_key_axis(blocked, False)
         scale = 1.0 / math.sqrt(self.head_dim)
         if self.split_heads:
             o, w = self.attend_heads(q, k, v, bias, blocked, need_weights, scale)
@@ -578,6 +596,11 @@ class MultiheadAttention(Module):
             if unbatched:
                 w = w.squeeze(0)
         return out, w
+
+    def _append_key(self, x: Tensor, extra: Parameter) -> Tensor:
+        """x (N, h, S, E/h) with the projected-space row `extra` (1, 1, E) appended as key/value S + 1."""
+        N, h, _, d = x.shape
+        return tg.cat([x, extra.reshape(1, h, 1, d).expand(N, h, 1, d)], 2)
 
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}, "

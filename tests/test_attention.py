@@ -366,8 +366,6 @@ def test_mha_dropout_on_weights_and_init(rng):
 
 
 def test_mha_bad_arguments():
-    with pytest.raises(NotImplementedError, match="add_bias_kv"):
-        A.MultiheadAttention(8, 2, add_bias_kv=True)
     with pytest.raises(ValueError, match="divisible"):
         A.MultiheadAttention(10, 3)
     m = A.MultiheadAttention(8, 2)

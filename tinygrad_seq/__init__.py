@@ -33,3 +33,12 @@ float32 = "float32"
 float64 = "float64"
 __version__ = "0.1.0"
 from .mathfns import *  # noqa: F401,F403,E402  (tg.exp(x), tg.topk(x, k), tg.einsum(...): the math functions)
+
+
+# ---- lazily reachable subpackages: `tg.models` and `tg.viz` import on first use (viz's drawing backends,
+# graphviz and matplotlib, are imported by viz only when it draws).
+def __getattr__(name: str):
+    if name in ("models", "viz"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

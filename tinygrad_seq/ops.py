@@ -1276,10 +1276,11 @@ class LayerNorm(Function):
 
 
 class Embedding(Function):
-    """z = W[idx];  dW[r] = Σ_{idx = r} g (scatter-add by sort + reduceat; row `padding_idx` gets none)"""
+    """z = W[idx];  dW[r] = Σ_{idx = r} g (scatter-add by sort + reduceat; row `padding_idx` gets none),
+    divided by the count of r in idx with scale_grad_by_freq"""
     saves = ()
-    def forward(self, w, idx, padding_idx=None):
-        self.idx, self.shape, self.padding_idx = idx, w.shape, padding_idx
+    def forward(self, w, idx, padding_idx=None, scale_grad_by_freq=False):
+        self.idx, self.shape, self.padding_idx, self.by_freq = idx, w.shape, padding_idx, scale_grad_by_freq
         return w[idx]
 
     def backward(self, g):
@@ -1290,6 +1291,9 @@ class Embedding(Function):
         gw = np.zeros(self.shape, dtype=g.dtype)
         if flat.size:
             gw[rows] = np.add.reduceat(g2[order], starts, axis=0)
+            if self.by_freq:
+                counts = np.diff(np.append(starts, flat.size)).reshape((-1,) + (1,) * (len(self.shape) - 1))
+                gw[rows] /= counts
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return gw
@@ -1317,25 +1321,34 @@ def _col2im(gcols: np.ndarray, xp_shape: tuple, stride: tuple, dilation: tuple) 
     return gx
 
 
-def _pad_spatial(x: np.ndarray, padding: tuple, value: float = 0.0) -> np.ndarray:
-    if not any(padding):
+def _pad_spatial(x: np.ndarray, padding: tuple, value: float = 0.0, extra: tuple | None = None) -> np.ndarray:
+    """Pad each spatial dim by p on both sides, plus extra[i] more on the right (pooling's ceil_mode)."""
+    extra = extra or (0,) * len(padding)
+    if not any(padding) and not any(extra):
         return x
-    return np.pad(x, [(0, 0), (0, 0)] + [(p, p) for p in padding], constant_values=value)
+    return np.pad(x, [(0, 0), (0, 0)] + [(p, p + e) for p, e in zip(padding, extra)], constant_values=value)
 
 
 def _unpad_spatial(g: np.ndarray, padding: tuple, shape: tuple) -> np.ndarray:
-    if not any(padding):
+    if not any(padding) and g.shape == shape:  # (pooling's ceil_mode may leave extra columns on the right)
         return g
     return g[(slice(None), slice(None)) + tuple(slice(p, p + n) for p, n in zip(padding, shape[2:]))]
+
+
+def _group_mm(a: np.ndarray, b: np.ndarray, groups: int) -> np.ndarray:
+    """(P, G·I) with per-group matrices b (G, I, J) -> (P, G·J): group gi's columns times b[gi]."""
+    p = a.shape[0]
+    return np.matmul(a.reshape(p, groups, -1).transpose(1, 0, 2), b).transpose(1, 0, 2).reshape(p, -1)
 
 
 class ConvNd(Function):
     """Cross-correlation (as PyTorch conv1d/conv2d) via im2col, x: (N, C, *S), w: (O, C, *k):
     y[n,o,p] = b[o] + Σ_{c,k} w[o,c,k] xpad[n, c, p*s + k*dil]  (one GEMM: cols (N·P, C·K) @ Wᵀ);
     dW = gᵀ cols,  db = Σ g,  dx = col2im(g W)  (scatter each kernel tap back)"""
-    def forward(self, x, w, b=None, stride=(1,), padding=(0,), dilation=(1,)):
+    def forward(self, x, w, b=None, stride=(1,), padding=(0,), dilation=(1,), groups=1):
         d = w.ndim - 2
         self.stride, self.padding, self.dilation, self.xshape, self.wshape = stride, padding, dilation, x.shape, w.shape
+        self.groups = groups
         xp = _pad_spatial(x, padding)
         self.xp_shape = xp.shape
         cols = _im2col(xp, w.shape[2:], stride, dilation)  # (N, C, *out, *k) view
@@ -1344,7 +1357,10 @@ class ConvNd(Function):
         order = (0,) + tuple(range(2, 2 + d)) + (1,) + tuple(range(2 + d, 2 + 2 * d))
         self.cols = np.ascontiguousarray(cols.transpose(order)).reshape(n * int(np.prod(out)), -1)
         self.w2 = w.reshape(w.shape[0], -1)
-        y = self.cols @ self.w2.T  # (N·P, O)
+        if groups == 1:
+            y = self.cols @ self.w2.T  # (N·P, O)
+        else:  # one GEMM per group: channels [gi·C/G, (gi+1)·C/G) meet filters [gi·O/G, (gi+1)·O/G)
+            y = _group_mm(self.cols, self.w2.reshape(groups, -1, self.w2.shape[1]).transpose(0, 2, 1), groups)
         if b is not None:
             y += b
         return np.ascontiguousarray(np.moveaxis(y.reshape((n,) + out + (w.shape[0],)), -1, 1))
@@ -1353,13 +1369,19 @@ class ConvNd(Function):
         d = len(self.stride)
         g2 = np.moveaxis(g, 1, -1).reshape(-1, g.shape[1])  # (N·P, O)
         gx = gw = None
+        G = self.groups
         if self.needs[0]:
-            n, c, k = self.xshape[0], self.wshape[1], self.wshape[2:]
-            gcols = (g2 @ self.w2).reshape((n,) + self.out + (c,) + k)
+            n, c, k = self.xshape[0], self.wshape[1] * G, self.wshape[2:]
+            gcols = g2 @ self.w2 if G == 1 else _group_mm(g2, self.w2.reshape(G, -1, self.w2.shape[1]), G)
+            gcols = gcols.reshape((n,) + self.out + (c,) + k)
             gcols = np.moveaxis(gcols, 1 + d, 1)  # (N, C, *out, *k) view
             gx = _unpad_spatial(_col2im(gcols, self.xp_shape, self.stride, self.dilation), self.padding, self.xshape)
         if self.needs[1]:
-            gw = (g2.T @ self.cols).reshape(self.wshape)
+            if G == 1:
+                gw = (g2.T @ self.cols).reshape(self.wshape)
+            else:
+                gw = np.matmul(g2.reshape(len(g2), G, -1).transpose(1, 2, 0),
+                               self.cols.reshape(len(g2), G, -1).transpose(1, 0, 2)).reshape(self.wshape)
         if len(self.needs) == 3:
             return gx, gw, (g2.sum(0) if self.needs[2] else None)
         return gx, gw
@@ -1368,9 +1390,9 @@ class ConvNd(Function):
 class MaxPoolNd(Function):
     """y[n,c,p] = max_k xpad[n, c, p*s + k*dil] (padding with -inf);  dx: g routed to the argmax of each
     window (first maximum on ties), overlapping windows accumulate"""
-    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1)):
+    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), extra=None):
         self.stride, self.padding, self.dilation, self.xshape = stride, padding, dilation, x.shape
-        xp = _pad_spatial(x, padding, -np.inf)
+        xp = _pad_spatial(x, padding, -np.inf, extra)
         self.xp_shape = xp.shape
         cols = _im2col(xp, kernel_size, stride, dilation)
         self.cshape = cols.shape
@@ -1387,20 +1409,28 @@ class MaxPoolNd(Function):
 
 
 class AvgPoolNd(Function):
-    """y[n,c,p] = Σ_k xpad[n, c, p*s + k] / D, D = kernel volume (count_include_pad) or the number of
-    unpadded elements in the window;  dx = col2im(g / D)"""
-    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), count_include_pad=True):
+    """y[n,c,p] = Σ_k xpad[n, c, p*s + k] / D, D = divisor_override, or the number of window elements inside
+    the zero-padded input (count_include_pad) or inside the input itself (windows that ceil_mode lets run
+    past the padding are clipped, as PyTorch);  dx = col2im(g / D)"""
+    def forward(self, x, kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), count_include_pad=True, extra=None,
+                divisor_override=None):
         d = len(stride)
         self.stride, self.padding, self.xshape, self.ksize = stride, padding, x.shape, kernel_size
-        xp = _pad_spatial(x, padding)
+        xp = _pad_spatial(x, padding, 0.0, extra)
         self.xp_shape = xp.shape
         ones = (1,) * d
         axes = tuple(range(2 + d, 2 + 2 * d))
         s = _im2col(xp, kernel_size, stride, ones).sum(axis=axes)
-        if count_include_pad or not any(padding):
+        if divisor_override:
+            self.div = np.asarray(divisor_override, dtype=x.dtype)
+        elif (count_include_pad or not any(padding)) and not any(extra or ()):
             self.div = np.asarray(np.prod(kernel_size), dtype=x.dtype)
         else:
-            mask = _pad_spatial(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding)
+            if count_include_pad:  # the zero padding counts, the ceil_mode overhang does not
+                padded = tuple(n + 2 * p for n, p in zip(x.shape[2:], padding))
+                mask = _pad_spatial(np.ones((1, 1) + padded, dtype=x.dtype), (0,) * d, 0.0, extra)
+            else:
+                mask = _pad_spatial(np.ones((1, 1) + x.shape[2:], dtype=x.dtype), padding, 0.0, extra)
             self.div = _im2col(mask, kernel_size, stride, ones).sum(axis=axes)
         return s / self.div
 
@@ -1413,14 +1443,19 @@ class AvgPoolNd(Function):
 
 
 class Softplus(Function):
-    """z = ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|) (no overflow at any x);  dz/dx = σ(x)"""
-    def forward(self, x):
-        self.x = x
-        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    """z = ln(1 + e^{βx}) / β = (max(βx, 0) + ln(1 + e^-|βx|)) / β (no overflow at any x), and z = x where
+    βx > threshold (as PyTorch);  dz/dx = σ(βx) (1 where linear)"""
+    def forward(self, x, beta=1.0, threshold=20.0):
+        bx = x * beta if beta != 1 else x
+        self.bx, self.lin = bx, bx > threshold
+        z = np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))
+        if beta != 1:
+            z /= beta
+        return np.where(self.lin, x, z)
 
     def backward(self, g):
-        e = np.exp(-np.abs(self.x))  # σ(x) = 1/(1+e) for x >= 0, e/(1+e) below: accurate in both tails
-        return g * np.where(self.x >= 0, 1, e) / (1 + e)
+        e = np.exp(-np.abs(self.bx))  # σ(βx) = 1/(1+e) for βx >= 0, e/(1+e) below: accurate in both tails
+        return g * np.where(self.lin, 1, np.where(self.bx >= 0, 1, e) / (1 + e))
 
 
 class BinaryCrossEntropy(Function):

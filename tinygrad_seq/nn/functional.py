@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import ops
-from ..tensor import Tensor, rng
+from ..tensor import Tensor, cat, rng, where
 from ..tensor import pad as _tensor_pad
 from ..losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
                       huber_loss, kl_div, l1_loss, mse_loss, multi_margin_loss, nll_loss, smooth_l1_loss)
@@ -38,13 +38,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return ops.Linear.apply(x, weight, bias)
 
 
-def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """y[...] = W[idx[...]] (rows of the weight); the row `padding_idx` receives no gradient."""
+def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """y[...] = W[idx[...]] (rows of the weight); the row `padding_idx` receives no gradient. With max_norm,
+    every looked-up row whose norm_type-norm exceeds max_norm is first rescaled to norm max_norm, in place in
+    the weight and outside the graph (as PyTorch); scale_grad_by_freq divides each row's gradient by the
+    number of times its index occurs in `input`."""
     idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got {weight.shape}")
+    if sparse:
+        raise NotImplementedError("embedding: sparse=True (sparse gradients) is not supported; use sparse=False")
     n = weight.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise IndexError(f"embedding: index out of range [0, {n}) (min {idx.min()}, max {idx.max()})")
@@ -52,51 +58,106 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
         if not -n <= padding_idx < n:
             raise ValueError(f"embedding: padding_idx {padding_idx} out of range for {n} embeddings")
         padding_idx %= n
-    return ops.Embedding.apply(weight, idx=idx, padding_idx=padding_idx)
+    if max_norm is not None and idx.size:
+        _embedding_renorm(weight.numpy(), idx, float(max_norm), float(norm_type))
+    return ops.Embedding.apply(weight, idx=idx, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def _embedding_renorm(w: np.ndarray, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
+    """PyTorch's embedding_renorm_: rows with norm > max_norm scaled by max_norm / (norm + 1e-7), in place."""
+    rows = np.unique(idx)
+    norms = np.linalg.norm(w[rows].astype(np.float64), ord=norm_type, axis=1)
+    big = norms > max_norm
+    if big.any():
+        w[rows[big]] *= (max_norm / (norms[big] + 1e-7)).astype(w.dtype)[:, None]
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """y = x * m / (1 - p), m ~ Bernoulli(1 - p) from tg.rng() (inverted dropout); identity if not training."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
-        return x
+        return input
     if p == 1.0:
-        return x * 0.0
-    mask = (rng().random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
+        return input * 0.0
+    mask = (rng().random(input.shape, dtype=np.float32) >= p).astype(input.dtype)
     mask *= 1.0 / (1.0 - p)
-    return x * mask
+    return input * mask
 
 
-def layer_norm(x: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """y = (x - μ) / √(σ² + ε) * weight + bias, μ and (biased) σ² over the trailing `normalized_shape` dims."""
     ns = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
-    if x.shape[x.ndim - len(ns):] != ns or x.ndim < len(ns):
-        raise ValueError(f"layer_norm: input shape {x.shape} does not end with normalized_shape {ns}")
+    if input.shape[input.ndim - len(ns):] != ns or input.ndim < len(ns):
+        raise ValueError(f"layer_norm: input shape {input.shape} does not end with normalized_shape {ns}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != ns:
             raise ValueError(f"layer_norm: {name} shape {t.shape} != normalized_shape {ns}")
     wb = [t for t in (weight, bias) if t is not None]
-    return ops.LayerNorm.apply(x, *wb, ndim=len(ns), eps=eps, has_w=weight is not None, has_b=bias is not None)
+    return ops.LayerNorm.apply(input, *wb, ndim=len(ns), eps=eps, has_w=weight is not None, has_b=bias is not None)
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
+               bias: Tensor | None = None, training: bool = False, momentum: float | None = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """y = (x - μ) / √(σ² + ε) · weight + bias per channel (dim 1), μ and biased σ² over the batch and
+    spatial dims when training (the running stats, if given, then move by `momentum`, with the unbiased
+    variance, in place and outside the graph, as PyTorch), else the running stats."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got shape {input.shape}")
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (C,):
+            raise ValueError(f"batch_norm: {name} shape {t.shape} != (C,) = ({C},) for input shape {input.shape}")
+    shape = (1, C) + (1,) * (input.ndim - 2)
+    if training:
+        axes = (0,) + tuple(range(2, input.ndim))
+        n = int(np.prod(input.shape)) // C
+        if n <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape "
+                             f"{input.shape}")
+        mean = input.mean(axes, keepdim=True)
+        var = ((input - mean) ** 2).mean(axes, keepdim=True)
+        if running_mean is not None and running_var is not None:
+            m = momentum
+            rm, rv = running_mean.numpy(), running_var.numpy()
+            rm *= 1 - m
+            rm += m * mean.numpy().reshape(C).astype(rm.dtype)
+            rv *= 1 - m
+            rv += m * var.numpy().reshape(C).astype(rv.dtype) * (n / (n - 1))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are needed when not training")
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+    y = (input - mean) / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
 
 
 # ---------------------------------------------------------------- convolution, pooling, padding
 
 def _conv(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: int, d: int) -> Tensor:
     fn = f"conv{d}d"
-    if groups != 1:
-        raise NotImplementedError(f"{fn}: only groups=1 is supported")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{fn}: groups must be a positive integer, got {groups!r}")
     if weight.ndim != d + 2:
-        raise ValueError(f"{fn}: weight must be {d + 2}-D (out_channels, in_channels, *kernel), got {weight.shape}")
+        raise ValueError(f"{fn}: weight must be {d + 2}-D (out_channels, in_channels/groups, *kernel), "
+                         f"got {weight.shape}")
     unbatched = x.ndim == d + 1
     if x.ndim not in (d + 1, d + 2):
         raise ValueError(f"{fn}: expected a {d + 1}-D (unbatched) or {d + 2}-D (batched) input, got shape {x.shape}")
     if unbatched:
         x = x.unsqueeze(0)
-    if x.shape[1] != weight.shape[1]:
+    if weight.shape[0] % groups:
+        raise ValueError(f"{fn}: weight shape {weight.shape}: out_channels {weight.shape[0]} is not divisible by "
+                         f"groups={groups}")
+    if x.shape[1] != weight.shape[1] * groups:
         raise ValueError(f"{fn}: input shape {x.shape} has {x.shape[1]} channels but weight shape "
-                         f"{weight.shape} expects {weight.shape[1]}")
+                         f"{weight.shape} with groups={groups} expects {weight.shape[1] * groups}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"{fn}: bias shape {bias.shape} != (out_channels,) = ({weight.shape[0]},)")
     if isinstance(padding, str):
@@ -112,7 +173,7 @@ def _conv(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: in
             raise ValueError(f"{fn}: padded input shape {x.shape} (padding {padding}) is smaller than the "
                              f"dilated kernel of weight shape {weight.shape}")
     args = (x, weight) if bias is None else (x, weight, bias)
-    out = ops.ConvNd.apply(*args, stride=stride, padding=padding, dilation=dilation)
+    out = ops.ConvNd.apply(*args, stride=stride, padding=padding, dilation=dilation, groups=int(groups))
     return out[0] if unbatched else out
 
 
@@ -125,8 +186,7 @@ def _string_padding(fn: str, x: Tensor, weight: Tensor, padding: str, stride, di
         raise ValueError(f"{fn}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
     if _tuple(stride, d, "stride", fn) != (1,) * d:
         raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions (stride={stride})")
-    dil = _tuple(dilation, d, "dilation", fn)
-    total = [dl * (k - 1) for dl, k in zip(dil, weight.shape[2:])]
+    total = _same_total(weight.shape[2:], dilation, d, fn)
     if all(t % 2 == 0 for t in total):
         return x, tuple(t // 2 for t in total)
     widths = []
@@ -135,54 +195,182 @@ def _string_padding(fn: str, x: Tensor, weight: Tensor, padding: str, stride, di
     return pad(x, widths), 0
 
 
-def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+def _same_total(ksize, dilation, d: int, fn: str) -> list:
+    return [dl * (k - 1) for dl, k in zip(_tuple(dilation, d, "dilation", fn), ksize)]
+
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _conv_mode_pad(x: Tensor, widths: Sequence[tuple], mode: str, fn: str) -> Tensor:
+    """Pad the trailing len(widths) dims of x by (left, right) each, for Conv's padding_mode 'reflect'
+    (mirror without the edge), 'replicate' (repeat the edge) or 'circular' (wrap around): one gather per
+    dim, so the gradient sums back into the source positions."""
+    d = len(widths)
+    for i, (lo, hi) in enumerate(widths):
+        if not lo and not hi:
+            continue
+        axis = x.ndim - d + i
+        n = x.shape[axis]
+        if mode == "reflect" and max(lo, hi) >= n:
+            raise ValueError(f"{fn}: padding_mode='reflect' needs padding ({lo}, {hi}) < input size {n} in dim {axis} "
+                             f"(input shape {x.shape})")
+        if mode == "circular" and max(lo, hi) > n:
+            raise ValueError(f"{fn}: padding_mode='circular' needs padding ({lo}, {hi}) <= input size {n} in dim "
+                             f"{axis} (input shape {x.shape})")
+        j = np.arange(-lo, n + hi)
+        if mode == "circular":
+            j %= n
+        elif mode == "replicate":
+            j = np.clip(j, 0, n - 1)
+        else:
+            j = np.abs(j)
+            j = np.where(j > n - 1, 2 * (n - 1) - j, j)
+        x = x[(slice(None),) * axis + (j,)]
+    return x
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
-    """y[n,o,l] = b[o] + Σ_{c,k} w[o,c,k] xpad[n, c, l*stride + k*dilation]  (x: (N, C, L) or (C, L))"""
-    return _conv(x, weight, bias, stride, padding, dilation, groups, 1)
+    """y[n,o,l] = b[o] + Σ_{c,k} w[o,c,k] xpad[n, g·C/G + c, l*stride + k*dilation], g = o's group
+    (x: (N, C, L) or (C, L); w: (O, C/groups, k))"""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1)
 
 
-def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
-    """y[n,o,i,j] = b[o] + Σ_{c,ki,kj} w[o,c,ki,kj] xpad[n, c, i*s + ki*dil, j*s + kj*dil]  (x: (N,C,H,W) or (C,H,W))"""
-    return _conv(x, weight, bias, stride, padding, dilation, groups, 2)
+    """y[n,o,i,j] = b[o] + Σ_{c,ki,kj} w[o,c,ki,kj] xpad[n, g·C/G + c, i*s + ki*dil, j*s + kj*dil], g = o's group
+    (x: (N,C,H,W) or (C,H,W); w: (O, C/groups, kh, kw))"""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2)
 
 
-def _pool_args(fn: str, x: Tensor, kernel_size, stride, padding, d: int = 2):
+def _pool_args(fn: str, x: Tensor, kernel_size, stride, padding, d: int = 2, dilation=1, ceil_mode: bool = False):
+    """Checked (kernel, stride, padding, dilation) tuples and the extra right padding per dim that ceil_mode
+    needs (the last window may run past the input, but must start inside it or its left padding)."""
     if x.ndim not in (d + 1, d + 2):
         raise ValueError(f"{fn}: expected a {d + 1}-D or {d + 2}-D input, got shape {x.shape}")
     k = _tuple(kernel_size, d, "kernel_size", fn)
     s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _tuple(stride, d, "stride", fn)
     p = _tuple(padding, d, "padding", fn)
-    if min(k) < 1 or min(s) < 1 or min(p) < 0:
-        raise ValueError(f"{fn}: kernel_size and stride must be >= 1 and padding >= 0, got {k}, {s}, {p}")
+    dl = _tuple(dilation, d, "dilation", fn)
+    if min(k) < 1 or min(s) < 1 or min(p) < 0 or min(dl) < 1:
+        raise ValueError(f"{fn}: kernel_size, stride and dilation must be >= 1 and padding >= 0, "
+                         f"got {k}, {s}, {p}, {dl}")
     if any(pi > ki // 2 for pi, ki in zip(p, k)):
         raise ValueError(f"{fn}: padding {p} should be at most half of kernel_size {k}")
+    extra = []
     for i in range(d):
-        if x.shape[x.ndim - d + i] + 2 * p[i] < k[i]:
+        n, ext = x.shape[x.ndim - d + i], dl[i] * (k[i] - 1) + 1
+        if n + 2 * p[i] < ext:
             raise ValueError(f"{fn}: input shape {x.shape} (padding {p}) is smaller than kernel_size {k}")
-    return k, s, p
+        out = (n + 2 * p[i] - ext) // s[i] + 1
+        if ceil_mode:
+            out = -(-(n + 2 * p[i] - ext) // s[i]) + 1
+            if (out - 1) * s[i] >= n + p[i]:
+                out -= 1
+        extra.append(max(0, (out - 1) * s[i] + ext - (n + 2 * p[i])))
+    return k, s, p, dl, tuple(extra)
 
 
-def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1) -> Tensor:
-    """y[n,c,i,j] = max over the window xpad[n, c, i*s + ki*dil, j*s + kj*dil] (padding counts as -inf)"""
-    k, s, p = _pool_args("max_pool2d", x, kernel_size, stride, padding)
-    dl = _tuple(dilation, 2, "dilation", "max_pool2d")
-    unbatched = x.ndim == 3
-    xb = x.unsqueeze(0) if unbatched else x
-    out = ops.MaxPoolNd.apply(xb, kernel_size=k, stride=s, padding=p, dilation=dl)
+def _max_pool(fn: str, input: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool,
+              return_indices: bool, d: int):
+    k, s, p, dl, extra = _pool_args(fn, input, kernel_size, stride, padding, d, dilation, ceil_mode)
+    unbatched = input.ndim == d + 1
+    xb = input.unsqueeze(0) if unbatched else input
+    out = ops.MaxPoolNd.apply(xb, kernel_size=k, stride=s, padding=p, dilation=dl, extra=extra)
+    out = out[0] if unbatched else out
+    if not return_indices:
+        return out
+    idx = _max_pool_indices(xb.numpy(), k, s, p, dl, extra)
+    return out, Tensor(idx[0] if unbatched else idx)
+
+
+def _max_pool_indices(x: np.ndarray, k: tuple, s: tuple, p: tuple, dl: tuple, extra: tuple) -> np.ndarray:
+    """PyTorch's return_indices: each window's (first) argmax as a flat index into the input's spatial dims."""
+    d = len(k)
+    xp = ops._pad_spatial(x, p, -np.inf, extra)
+    cols = ops._im2col(xp, k, s, dl)
+    out = cols.shape[2:2 + d]
+    taps = np.unravel_index(np.argmax(cols.reshape(cols.shape[:2 + d] + (-1,)), axis=-1), k)
+    coords = [np.arange(o).reshape((-1,) + (1,) * (d - 1 - i)) * s[i] + taps[i] * dl[i] - p[i]
+              for i, o in enumerate(out)]
+    return np.ravel_multi_index(coords, x.shape[2:]).astype(np.int64)
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """y[n,c,i] = max over the window xpad[n, c, i*s + k*dil] (padding counts as -inf); with return_indices
+    also the argmax positions in the input (first maximum on ties)"""
+    return _max_pool("max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 1)
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """y[n,c,i,j] = max over the window xpad[n, c, i*s + ki*dil, j*s + kj*dil] (padding counts as -inf); with
+    return_indices also the flat (i·W + j) argmax positions in the input (first maximum on ties)"""
+    return _max_pool("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, 2)
+
+
+def _avg_pool(fn: str, input: Tensor, kernel_size, stride, padding, ceil_mode: bool, count_include_pad: bool,
+              divisor_override, d: int) -> Tensor:
+    if divisor_override is not None and (isinstance(divisor_override, bool) or int(divisor_override) != divisor_override
+                                         or divisor_override <= 0):
+        raise ValueError(f"{fn}: divisor must be a positive integer, got divisor_override={divisor_override!r}")
+    k, s, p, _, extra = _pool_args(fn, input, kernel_size, stride, padding, d, 1, ceil_mode)
+    unbatched = input.ndim == d + 1
+    xb = input.unsqueeze(0) if unbatched else input
+    out = ops.AvgPoolNd.apply(xb, kernel_size=k, stride=s, padding=p, count_include_pad=count_include_pad,
+                              extra=extra, divisor_override=divisor_override)
     return out[0] if unbatched else out
 
 
-def avg_pool2d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True) -> Tensor:
-    """y[n,c,i,j] = mean of the window xpad[n, c, i*s + ki, j*s + kj] (zero padding counted if count_include_pad)"""
-    if ceil_mode:
-        raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported")
-    k, s, p = _pool_args("avg_pool2d", x, kernel_size, stride, padding)
-    unbatched = x.ndim == 3
-    xb = x.unsqueeze(0) if unbatched else x
-    out = ops.AvgPoolNd.apply(xb, kernel_size=k, stride=s, padding=p, count_include_pad=count_include_pad)
-    return out[0] if unbatched else out
+    """y[n,c,i] = mean of the window xpad[n, c, i*s + k] (zero padding counted if count_include_pad)"""
+    return _avg_pool("avg_pool1d", input, kernel_size, stride, padding, ceil_mode, count_include_pad, None, 1)
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+    """y[n,c,i,j] = Σ window xpad[n, c, i*s + ki, j*s + kj] / D, D = divisor_override, else the window size
+    (zero padding counted if count_include_pad; ceil_mode's overhang never counted)"""
+    return _avg_pool("avg_pool2d", input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override, 2)
+
+
+def _adaptive_avg(fn: str, input: Tensor, output_size, d: int) -> Tensor:
+    """Window i of a dim of size n covers [floor(i·n/m), ceil((i+1)·n/m)) (PyTorch's); the mean over a box is
+    the mean over each dim in turn."""
+    if input.ndim not in (d + 1, d + 2):
+        raise ValueError(f"{fn}: expected a {d + 1}-D or {d + 2}-D input, got shape {input.shape}")
+    one = isinstance(output_size, (int, np.integer)) or output_size is None
+    sizes = (output_size,) * d if one else tuple(output_size)
+    if len(sizes) != d:
+        raise ValueError(f"{fn}: output_size must be an int or {d} values, got {output_size!r}")
+    x = input
+    for i, m in enumerate(sizes):
+        axis = x.ndim - d + i
+        n = x.shape[axis]
+        m = n if m is None else int(m)
+        if m < 1 and n:
+            raise ValueError(f"{fn}: output_size must be positive, got {output_size!r}")
+        if m == n:
+            continue
+        lead = (slice(None),) * axis
+        parts = [x[lead + (slice((j * n) // m, -(-((j + 1) * n) // m)),)].mean(axis, keepdim=True) for j in range(m)]
+        x = cat(parts, axis)
+    return x
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """y[n,c,i] = mean of x[n, c, floor(i·L/out) : ceil((i+1)·L/out)]"""
+    return _adaptive_avg("adaptive_avg_pool1d", input, output_size, 1)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """y[n,c,i,j] = mean of the box [floor(i·H/oh), ceil((i+1)·H/oh)) × [floor(j·W/ow), ceil((j+1)·W/ow)); an
+    output_size entry None keeps that dim"""
+    return _adaptive_avg("adaptive_avg_pool2d", input, output_size, 2)
 
 
 def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> Tensor:
@@ -194,43 +382,136 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float | No
     return _tensor_pad(x, pad, 0.0 if value is None else value)
 
 
+# ---- attention: torch.nn.functional.scaled_dot_product_attention is tinygrad_seq.models' (looked up on
+# first use: the models build on this module, so importing them here would be a cycle)
+
+def __getattr__(name: str):
+    if name == "scaled_dot_product_attention":
+        from ..models.attention import scaled_dot_product_attention
+        globals()[name] = scaled_dot_product_attention
+        return scaled_dot_product_attention
+    raise AttributeError(f"module 'tinygrad_seq.nn.functional' has no attribute '{name}'")
+
+
 # ---------------------------------------------------------------- activations
 
-def relu(x: Tensor) -> Tensor:
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """y = max(0, x)"""
-    return x.relu()
+    return input.relu()
 
 
-def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """y = x Φ(x) (exact) or 0.5 x (1 + tanh(√(2/π)(x + 0.044715 x³))) (approximate='tanh')"""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return x.gelu(approximate=approximate)
+    return input.gelu(approximate=approximate)
 
 
-def tanh(x: Tensor) -> Tensor:
+def tanh(input: Tensor) -> Tensor:
     """y = tanh(x)"""
-    return x.tanh()
+    return input.tanh()
 
 
-def sigmoid(x: Tensor) -> Tensor:
+def sigmoid(input: Tensor) -> Tensor:
     """y = 1 / (1 + e^-x)"""
-    return x.sigmoid()
+    return input.sigmoid()
 
 
-def softplus(x: Tensor) -> Tensor:
-    """y = ln(1 + e^x), stable at any x"""
-    return ops.Softplus.apply(x)
+# ---- more activations (torch.nn.functional's names and defaults), composed from differentiable ops;
+# the gradient at each kink is PyTorch's (leaky_relu/elu: the negative side's slope at 0, hardtanh: 0 at its
+# bounds).
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """y = x if x > 0 else negative_slope · x"""
+    return where(input.numpy() > 0, input, input * negative_slope)
 
 
-def softmax(x: Tensor, dim: int = -1) -> Tensor:
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """y = x if x > 0 else α (e^x - 1)"""
+    pos = input.numpy() > 0
+    return where(pos, input, (where(pos, 0.0, input).exp() - 1.0) * alpha)  # exp never sees large x
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """y = scale · elu(x, α), scale ≈ 1.0507, α ≈ 1.6733 (self-normalising)"""
+    return elu(input, _SELU_ALPHA) * _SELU_SCALE
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """y = x σ(x)"""
+    return input * input.sigmoid()
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """y = x tanh(softplus(x))"""
+    return input * softplus(input).tanh()
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """y = min(max(x, min_val), max_val); dy/dx = 1 strictly inside (min_val, max_val), else 0"""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    a = input.numpy()
+    inside = (a > min_val) & (a < max_val)
+    return where(inside, input, np.clip(a, min_val, max_val))
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """y = min(max(x, 0), 6)"""
+    return hardtanh(input, 0.0, 6.0)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """y = ln σ(x) = -softplus(-x)"""
+    return -softplus(-input)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """y = x / (1 + |x|)"""
+    return input / (input.abs() + 1.0)
+
+
+def _channel_dropout(fn: str, input: Tensor, p: float, training: bool, d: int) -> Tensor:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{fn}: probability has to be between 0 and 1, but got {p}")
+    if input.ndim not in (d + 1, d + 2):
+        raise ValueError(f"{fn}: expected a {d + 1}-D or {d + 2}-D input, got shape {input.shape}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    shape = input.shape[:input.ndim - d] + (1,) * d  # one draw per channel: whole feature maps are zeroed
+    mask = (rng().random(shape, dtype=np.float32) >= p).astype(input.dtype)
+    mask *= 1.0 / (1.0 - p)
+    return input * mask
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels x[n, c, :] with probability p, scale the rest by 1 / (1 - p)"""
+    return _channel_dropout("dropout1d", input, p, training, 1)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels x[n, c, :, :] with probability p, scale the rest by 1 / (1 - p)"""
+    return _channel_dropout("dropout2d", input, p, training, 2)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """y = ln(1 + e^{βx}) / β, stable at any x; y = x where βx > threshold (as PyTorch)"""
+    return ops.Softplus.apply(input, beta=beta, threshold=threshold)
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
     """y_i = e^{x_i} / Σ_j e^{x_j} along dim"""
-    return x.softmax(dim)
+    return input.softmax(dim)
 
 
-def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
     """y_i = x_i - ln Σ_j e^{x_j} along dim"""
-    return x.log_softmax(dim)
+    return input.log_softmax(dim)
 
 
 # ---------------------------------------------------------------- indexing (PyTorch surface)

@@ -18,7 +18,9 @@ from .module import Module, Parameter
 
 __all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d",
            "Flatten", "Identity", "Sequential", "ModuleList", "ModuleDict", "ReLU", "GELU", "Tanh", "Sigmoid",
-           "Softplus", "Softmax", "LogSoftmax", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
+           "Softplus", "Softmax", "LogSoftmax", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+           "LeakyReLU", "ELU", "SELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "LogSigmoid", "Softsign", "Softmax2d",
+           "Dropout1d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
            "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiMarginLoss"]
 
 
@@ -60,29 +62,61 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """y = W[idx], W ~ N(0, 1) (row padding_idx zero and never updated)"""
+    """y = W[idx], W ~ N(0, 1) (row padding_idx zero and never updated); max_norm renormalises the looked-up
+    rows of W in place, scale_grad_by_freq divides each row's gradient by its count in the batch"""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                 sparse: bool = False, _weight=None, _freeze: bool = False, dtype=None):
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings {num_embeddings}")
             padding_idx %= num_embeddings
+        if sparse:
+            raise NotImplementedError("Embedding: sparse=True (sparse gradients) is not supported; use sparse=False")
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.weight = _empty((num_embeddings, embedding_dim), dtype)
-        self.reset_parameters()
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            self.weight = _empty((num_embeddings, embedding_dim), dtype)
+            self.reset_parameters()
+        else:
+            w = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)
+            if w.shape != (num_embeddings, embedding_dim):
+                raise ValueError(f"Embedding: shape of _weight {w.shape} does not match "
+                                 f"(num_embeddings, embedding_dim) = ({num_embeddings}, {embedding_dim})")
+            self.weight = Parameter(w, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False) -> "Embedding":
+        """An Embedding whose weight is (a copy of) the 2-D `embeddings`; freeze=True: not trained."""
+        if embeddings.ndim != 2:
+            raise ValueError("Embeddings parameter is expected to be 2-dimensional, "
+                             f"got shape {tuple(embeddings.shape)}")
+        arr = embeddings.numpy() if isinstance(embeddings, Tensor) else np.asarray(embeddings)
+        rows, cols = arr.shape
+        return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=np.array(arr, copy=True), _freeze=freeze)
 
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
             self.weight.numpy()[self.padding_idx] = 0
 
-    def forward(self, idx) -> Tensor:
-        return _call(self, F.embedding, idx, self.weight, self.padding_idx)
+    def forward(self, input) -> Tensor:
+        return _call(self, F.embedding, input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                     self.scale_grad_by_freq, self.sparse)
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+        s += f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        s += f", max_norm={self.max_norm}" if self.max_norm is not None else ""
+        s += f", norm_type={self.norm_type}" if self.norm_type != 2 else ""
+        s += ", scale_grad_by_freq=True" if self.scale_grad_by_freq else ""
+        return s
 
 
 class LayerNorm(Module):
@@ -108,40 +142,109 @@ class LayerNorm(Module):
 class Dropout(Module):
     """y = x · m / (1 - p), m ~ Bernoulli(1 - p) in training mode; identity in eval mode"""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: probability has to be between 0 and 1, but got {p}")
-        self.p = p
+            raise ValueError(f"{type(self).__name__}: probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, inplace=False"
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class _BatchNorm(Module):
+    """y = (x - μ) / √(σ² + ε) · γ + β per channel; batch statistics in training mode (running estimates
+    updated with `momentum`, or a cumulative average with momentum=None), running estimates in eval mode.
+    Buffers running_mean, running_var, num_batches_tracked as PyTorch."""
+    _dims: tuple = ()
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, dtype=None, *, bias: bool = True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats, self.use_bias = affine, track_running_stats, affine and bias
+        self.weight = init.ones_(_empty((num_features,), dtype)) if affine else None
+        self.bias = init.zeros_(_empty((num_features,), dtype)) if affine and bias else None
+        if track_running_stats:
+            dt = np.dtype(dtype or np.float32)
+            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
+            self.register_buffer("running_var", Tensor(np.ones(num_features, dt)))
+            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.numpy()[...] = 0
+            self.running_var.numpy()[...] = 1
+            self.num_batches_tracked.numpy()[...] = 0
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in self._dims:
+            raise ValueError(f"{type(self).__name__}({self.extra_repr()}): expected a "
+                             f"{' or '.join(f'{d}-D' for d in self._dims)} input, got shape {input.shape}")
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.numpy()[...] += 1
+            if self.momentum is None:  # cumulative moving average
+                momentum = 1.0 / float(self.num_batches_tracked.numpy())
+        batch_stats = self.training or self.running_mean is None
+        return _call(self, F.batch_norm, input, self.running_mean, self.running_var, self.weight, self.bias,
+                     batch_stats, momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.use_bias}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (N, C) or (N, C, L) input over the batch (and length) dims"""
+    _dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm of (N, C, H, W) input over the batch and spatial dims"""
+    _dims = (4,)
 
 
 # ---------------------------------------------------------------- convolution and pooling
 
 class _ConvNd(Module):
-    """Shared init of Conv1d/Conv2d: W, b ~ U(-1/√fan_in, 1/√fan_in), fan_in = in_channels · Π kernel_size"""
+    """Shared init of Conv1d/Conv2d: W (out, in/groups, *k), W, b ~ U(-1/√fan_in, 1/√fan_in),
+    fan_in = in_channels / groups · Π kernel_size. padding_mode 'reflect' / 'replicate' / 'circular' pads
+    the input that way first (then no zero padding), as PyTorch."""
     _d = 0
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None):
         super().__init__()
         name, d = type(self).__name__, self._d
-        if groups != 1:
-            raise NotImplementedError(f"{name}: only groups=1 is supported")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"{name}: only padding_mode='zeros' is supported")
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0:
+            raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+        if in_channels % groups != 0:
+            raise ValueError(f"{name}: in_channels must be divisible by groups (in_channels={in_channels}, "
+                             f"groups={groups})")
+        if out_channels % groups != 0:
+            raise ValueError(f"{name}: out_channels must be divisible by groups (out_channels={out_channels}, "
+                             f"groups={groups})")
+        if padding_mode not in F._PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {list(F._PADDING_MODES)}, but got "
+                             f"padding_mode='{padding_mode}'")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = F._tuple(kernel_size, d, "kernel_size", name)
         self.stride = F._tuple(stride, d, "stride", name)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+            if padding == "same" and self.stride != (1,) * d:
+                raise ValueError("padding='same' is not supported for strided convolutions")
         self.padding = padding if isinstance(padding, str) else F._tuple(padding, d, "padding", name)
         self.dilation = F._tuple(dilation, d, "dilation", name)
-        self.groups = groups
-        self.weight = _empty((out_channels, in_channels) + self.kernel_size, dtype)
+        self.groups, self.padding_mode = int(groups), padding_mode
+        self.weight = _empty((out_channels, in_channels // groups) + self.kernel_size, dtype)
         self.bias = _empty((out_channels,), dtype) if bias else None
         self.reset_parameters()
 
@@ -152,6 +255,24 @@ class _ConvNd(Module):
             k = 1 / math.sqrt(fan_in) if fan_in else 0
             init.uniform_(self.bias, -k, k)
 
+    def _mode_widths(self) -> list:
+        """(left, right) padding per spatial dim, for a non-zeros padding_mode."""
+        if self.padding == "valid":
+            return [(0, 0)] * self._d
+        if self.padding == "same":
+            total = F._same_total(self.kernel_size, self.dilation, self._d, type(self).__name__)
+            return [(t // 2, t - t // 2) for t in total]
+        return [(p, p) for p in self.padding]
+
+    def _conv_forward(self, fn, input: Tensor) -> Tensor:
+        if self.padding_mode != "zeros":
+            if input.ndim not in (self._d + 1, self._d + 2):
+                raise ValueError(f"{type(self).__name__}({self.extra_repr()}): expected a {self._d + 1}-D "
+                                 f"(unbatched) or {self._d + 2}-D (batched) input, got shape {input.shape}")
+            x = _call(self, F._conv_mode_pad, input, self._mode_widths(), self.padding_mode, type(self).__name__)
+            return _call(self, fn, x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return _call(self, fn, input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
     def extra_repr(self) -> str:
         d = self._d
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -159,62 +280,118 @@ class _ConvNd(Module):
             s += f", padding={self.padding}"
         if self.dilation != (1,) * d:
             s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
 
 
 class Conv1d(_ConvNd):
-    """y[n,o,l] = b[o] + Σ_{c,k} W[o,c,k] xpad[n, c, l·stride + k·dilation]  (x: (N, C_in, L) or (C_in, L))"""
+    """y[n,o,l] = b[o] + Σ_{c,k} W[o,c,k] xpad[n, g·C/G + c, l·stride + k·dilation], g = o's group
+    (x: (N, C_in, L) or (C_in, L))"""
     _d = 1
 
-    def forward(self, x: Tensor) -> Tensor:
-        return _call(self, F.conv1d, x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+    def forward(self, input: Tensor) -> Tensor:
+        return self._conv_forward(F.conv1d, input)
 
 
 class Conv2d(_ConvNd):
-    """y[n,o,i,j] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj] xpad[n, c, i·s + ki·dil, j·s + kj·dil]  (x: (N, C_in, H, W))"""
+    """y[n,o,i,j] = b[o] + Σ_{c,ki,kj} W[o,c,ki,kj] xpad[n, g·C/G + c, i·s + ki·dil, j·s + kj·dil], g = o's group
+    (x: (N, C_in, H, W) or (C_in, H, W))"""
     _d = 2
 
-    def forward(self, x: Tensor) -> Tensor:
-        return _call(self, F.conv2d, x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+    def forward(self, input: Tensor) -> Tensor:
+        return self._conv_forward(F.conv2d, input)
 
 
-class MaxPool2d(Module):
-    """y[n,c,i,j] = max of the kernel_size window at (i·stride, j·stride) (stride defaults to kernel_size)"""
+class _MaxPoolNd(Module):
+    _fn: Callable = staticmethod(lambda *a, **k: None)
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False):
         super().__init__()
-        if return_indices or ceil_mode:
-            raise NotImplementedError("MaxPool2d: return_indices and ceil_mode are not supported")
         self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
+        self.padding, self.dilation = padding, dilation
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
-    def forward(self, x: Tensor) -> Tensor:
-        return _call(self, F.max_pool2d, x, self.kernel_size, self.stride, self.padding, self.dilation)
+    def forward(self, input: Tensor):
+        return _call(self, type(self)._fn, input, self.kernel_size, self.stride, self.padding, self.dilation,
+                     self.ceil_mode, self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
-class AvgPool2d(Module):
-    """y[n,c,i,j] = mean of the kernel_size window at (i·stride, j·stride) (zero padding counted if count_include_pad)"""
+class MaxPool1d(_MaxPoolNd):
+    """y[n,c,i] = max of the kernel_size window at i·stride (stride defaults to kernel_size)"""
+    _fn = staticmethod(F.max_pool1d)
+
+
+class MaxPool2d(_MaxPoolNd):
+    """y[n,c,i,j] = max of the kernel_size window at (i·stride, j·stride) (stride defaults to kernel_size)"""
+    _fn = staticmethod(F.max_pool2d)
+
+
+class AvgPool1d(Module):
+    """y[n,c,i] = mean of the kernel_size window at i·stride (zero padding counted if count_include_pad)"""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True):
         super().__init__()
-        if ceil_mode:
-            raise NotImplementedError("AvgPool2d: ceil_mode is not supported")
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.count_include_pad = padding, count_include_pad
+        one = lambda v, n: F._tuple(v, 1, n, "AvgPool1d")  # noqa: E731 - stored as 1-tuples, as torch
+        self.kernel_size = one(kernel_size, "kernel_size")
+        self.stride = one(stride if stride is not None else kernel_size, "stride")
+        self.padding, self.ceil_mode, self.count_include_pad = one(padding, "padding"), ceil_mode, count_include_pad
 
-    def forward(self, x: Tensor) -> Tensor:
-        return _call(self, F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
-                     count_include_pad=self.count_include_pad)
+    def forward(self, input: Tensor) -> Tensor:
+        return _call(self, F.avg_pool1d, input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                     self.count_include_pad)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(Module):
+    """y[n,c,i,j] = window sum / D at (i·stride, j·stride), D = divisor_override or the window size (zero
+    padding counted if count_include_pad)"""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
+        self.padding, self.ceil_mode, self.count_include_pad = padding, ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _call(self, F.avg_pool2d, input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                     self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool1d(Module):
+    """y[n,c,i] = mean of x[n, c, floor(i·L/out) : ceil((i+1)·L/out)]"""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _call(self, F.adaptive_avg_pool1d, input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(AdaptiveAvgPool1d):
+    """y[n,c,i,j] = mean of the box [floor(i·H/oh), ceil((i+1)·H/oh)) × [floor(j·W/ow), ceil((j+1)·W/ow))"""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return _call(self, F.adaptive_avg_pool2d, input, self.output_size)
 
 
 class Flatten(Module):
@@ -385,9 +562,17 @@ class ModuleDict(Module):
 # ---------------------------------------------------------------- activations
 
 class ReLU(Module):
-    """y = max(0, x)"""
+    """y = max(0, x)  (inplace is accepted and ignored: the result is a new tensor)"""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x: Tensor) -> Tensor:
         return x.relu()
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class GELU(Module):
@@ -419,9 +604,115 @@ class Sigmoid(Module):
 
 
 class Softplus(Module):
-    """y = ln(1 + e^x)"""
-    def forward(self, x: Tensor) -> Tensor:
-        return F.softplus(x)
+    """y = ln(1 + e^{βx}) / β, linear where βx > threshold"""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softplus(input, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class _Activation(Module):
+    """An activation with keyword options stored as attributes (extra_repr lists them, as PyTorch)."""
+    _fn: Callable = staticmethod(lambda x: x)
+    _options: tuple[str, ...] = ()
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._fn(input, *[getattr(self, k) for k in self._options])
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={getattr(self, k)}" for k in self._options)
+
+
+class LeakyReLU(_Activation):
+    """y = x if x > 0 else negative_slope · x"""
+    _fn, _options = staticmethod(F.leaky_relu), ("negative_slope",)
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+
+class ELU(_Activation):
+    """y = x if x > 0 else α (e^x - 1)"""
+    _fn, _options = staticmethod(F.elu), ("alpha",)
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+
+class SELU(_Activation):
+    """y = scale · elu(x, α) (scale ≈ 1.0507, α ≈ 1.6733)"""
+    _fn = staticmethod(F.selu)
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+
+class SiLU(SELU):
+    """y = x σ(x)"""
+    _fn = staticmethod(F.silu)
+
+
+class Mish(SELU):
+    """y = x tanh(softplus(x))"""
+    _fn = staticmethod(F.mish)
+
+
+class Hardtanh(_Activation):
+    """y = clamp(x, min_val, max_val) (gradient 0 at the bounds, as PyTorch)"""
+    _fn, _options = staticmethod(F.hardtanh), ("min_val", "max_val")
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+
+class ReLU6(SELU):
+    """y = min(max(x, 0), 6)"""
+    _fn = staticmethod(F.relu6)
+
+
+class LogSigmoid(_Activation):
+    """y = ln σ(x)"""
+    _fn = staticmethod(F.logsigmoid)
+
+
+class Softsign(_Activation):
+    """y = x / (1 + |x|)"""
+    _fn = staticmethod(F.softsign)
+
+
+class Softmax2d(Module):
+    """Softmax over the channels (dim -3) of (N, C, H, W) or (C, H, W) input"""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected a 3-D or 4-D input, got shape {input.shape}")
+        return input.softmax(-3)
+
+
+class Dropout1d(Dropout):
+    """Zero whole channels x[n, c, :] with probability p (training mode), scale the rest by 1 / (1 - p)"""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout1d(input, self.p, self.training)
+
+
+class Dropout2d(Dropout):
+    """Zero whole channels x[n, c, :, :] with probability p (training mode), scale the rest by 1 / (1 - p)"""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout2d(input, self.p, self.training)
 
 
 class _DimModule(Module):

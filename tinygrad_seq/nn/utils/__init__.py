@@ -8,7 +8,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..tensor import Tensor
+from ...tensor import Tensor
+from . import rnn  # noqa: F401,E402
 
 
 def _with_grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:
