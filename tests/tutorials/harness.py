@@ -19,27 +19,24 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
-# `import torch` and friends -> the same names bound to tinygrad_seq (longest patterns first).
+# `import torch` and friends -> the same names bound to tinygrad_seq's modules of the same path.
 IMPORT_REWRITES = [
-    (r"^(\s*)import torch\.nn\.functional as F\s*$", r"\1import tinygrad_seq.nn.functional as F"),
-    (r"^(\s*)import torch\.nn as nn\s*$", r"\1import tinygrad_seq.nn as nn"),
-    (r"^(\s*)import torch\.optim as optim\s*$", r"\1import tinygrad_seq.optim as optim"),
-    (r"^(\s*)from torch import optim\s*$", r"\1from tinygrad_seq import optim"),
-    (r"^(\s*)from torch import nn\s*$", r"\1from tinygrad_seq import nn"),
     (r"^(\s*)import torch\s*$", r"\1import tinygrad_seq as torch"),
+    (r"^(\s*)import torch((?:\.\w+)+) as (\w+)\s*$", r"\1import tinygrad_seq\2 as \3"),
+    (r"^(\s*)from torch((?:\.\w+)*) import (.+)$", r"\1from tinygrad_seq\2 import \3"),
 ]
 
 
 def rewrite_imports(src: str) -> str:
-    lines = src.split("\n")
+    """Rewrite each torch import line; any other line is left byte-identical."""
     out = []
-    for line in lines:
+    for line in src.split("\n"):
         for pat, rep in IMPORT_REWRITES:
             if re.match(pat, line):
                 line = re.sub(pat, rep, line)
                 break
         else:
-            if re.match(r"^\s*(import|from)\s+torch\b", line):
+            if re.match(r"^\s*(import|from)\s+torch\b", line):  # e.g. `import torch.nn` (binds torch itself)
                 raise ValueError(f"no tinygrad_seq rewrite for import line {line!r}")
         out.append(line)
     return "\n".join(out)
