@@ -62,7 +62,7 @@ def test_round_trip_nested(tmp_path):
     tg.save(obj, path)
     back = tg.load(path)
     _assert_same(obj, back)
-    assert isinstance(back["tensor"], np.ndarray)  # Tensors load back as arrays
+    assert isinstance(back["tensor"], tg.Tensor)  # Tensors load back as Tensors, as with torch.load
     assert back["model"]["w32"].dtype == np.float32 and back["model"]["w64"].dtype == np.float64
     # plain NumPy can read the arrays too, without pickle
     with np.load(path, allow_pickle=False) as z:

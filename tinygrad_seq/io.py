@@ -4,8 +4,10 @@ Every array is one `.npy` entry of the zip, named after its place in the structu
 the entry "manifest" holds JSON describing the structure, so a checkpoint can be read back without
 pickle (`np.load(..., allow_pickle=False)`) and is also readable by plain NumPy. Writing is atomic: a
 temporary file in the same directory, fsync, then `os.replace`, so a crash leaves the old file intact.
-Tensors are stored as their arrays and load back as ndarrays; dicts (OrderedDict included) load back as
-plain dicts with the same key order and key types (str or int), tuples as tuples.
+As in PyTorch, a Tensor loads back as a Tensor (keeping `requires_grad`, and a Parameter as a Parameter)
+and an ndarray as an ndarray; dicts (OrderedDict included) load back as plain dicts with the same key
+order and key types (str or int), tuples as tuples. `path` may also be a binary file object (as
+`torch.save(obj, buffer)`), written in place rather than atomically.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import numbers
 import os
 import tempfile
 import zipfile
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -51,7 +53,8 @@ class _Encoder:
         if obj is None or isinstance(obj, (bool, str)):
             return {"t": "value", "v": obj}
         if isinstance(obj, Tensor):
-            return {"t": "array", "k": self._add_array(obj.numpy(), path)}
+            return {"t": "tensor", "k": self._add_array(obj.numpy(), path), "requires_grad": bool(obj.requires_grad),
+                    "parameter": type(obj).__name__ == "Parameter"}
         if isinstance(obj, np.ndarray):
             return {"t": "array", "k": self._add_array(obj, path)}
         if isinstance(obj, np.generic):  # NumPy scalar: keeps its dtype
@@ -81,14 +84,18 @@ class _Encoder:
                         "ndarray, Tensor, int, float, complex, bool, str, None)")
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
+def save(obj: Any, f: str | os.PathLike | IO[bytes]) -> None:
     """Write `obj` (nested dicts with str/int keys, lists, tuples of ndarrays, Tensors, NumPy scalars, Python
-    numbers, strings, bools, None) to `path` (exactly that name; no suffix is added), atomically."""
+    numbers, strings, bools, None) to the path `f` (exactly that name; no suffix is added), atomically, or
+    into the writable binary file object `f`."""
     enc = _Encoder()
     root = enc.node(obj)  # every type error is raised here, before any file is touched
     manifest = json.dumps({"format": FORMAT, "version": VERSION, "root": root}).encode("utf-8")
     entries = {_MANIFEST: np.frombuffer(manifest, dtype=np.uint8), **enc.arrays}
-    path = os.fspath(path)
+    if hasattr(f, "write"):  # a buffer or open file, as torch.save accepts: the caller owns its durability
+        np.savez(f, allow_pickle=False, **entries)
+        return
+    path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
@@ -131,6 +138,12 @@ class _Decoder:
             return node["v"]
         if t == "array":
             return self._array(node)
+        if t == "tensor":
+            arr, rg = self._array(node), bool(node.get("requires_grad", False))
+            if node.get("parameter"):
+                from .nn.module import Parameter  # lazy: nn imports this module's siblings
+                return Parameter(arr, requires_grad=rg)
+            return Tensor(arr, requires_grad=rg)
         if t == "npscalar":
             return self._array(node)[()]
         if t == "complex":
@@ -151,7 +164,7 @@ def _array_keys(node: Any, out: list) -> list:
         n = stack.pop()
         if not isinstance(n, dict):
             raise ValueError(f"malformed manifest node {str(n)[:80]!r}")
-        if n.get("t") in ("array", "npscalar"):
+        if n.get("t") in ("array", "tensor", "npscalar"):
             out.append(n.get("k"))
         elif n.get("t") == "dict":
             stack.extend(v for _, v in n.get("items", []))
@@ -160,13 +173,15 @@ def _array_keys(node: Any, out: list) -> list:
     return out
 
 
-def load(path: str | os.PathLike) -> Any:
-    """Read a checkpoint written by `save`. Arrays (and Tensors) come back as ndarrays, tuples as tuples.
+def load(f: str | os.PathLike | IO[bytes]) -> Any:
+    """Read a checkpoint written by `save` from a path or a readable binary file object. Tensors come back
+    as Tensors, ndarrays as ndarrays, tuples as tuples.
 
     A file that is empty, truncated, corrupt or not written by `save` raises ValueError naming the file
     and the problem; nothing is returned unless the whole checkpoint was read. Never unpickles."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
+    is_file = hasattr(f, "read")
+    path = getattr(f, "name", repr(f)) if is_file else os.fspath(f)
+    if not is_file and not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file: {path!r}")
 
     def bad(problem: str, cause: BaseException | None = None) -> ValueError:
@@ -174,10 +189,10 @@ def load(path: str | os.PathLike) -> Any:
         err.__cause__ = cause
         return err
 
-    if os.path.getsize(path) == 0:
+    if not is_file and os.path.getsize(path) == 0:
         raise bad("the file is empty")
     try:
-        z = np.load(path, allow_pickle=False)
+        z = np.load(f if is_file else path, allow_pickle=False)
     except ValueError as e:  # NumPy's "pickled data" refusal: neither .npy nor .npz
         raise bad(f"not an .npz file ({e})", e) from e
     except (OSError, EOFError, zipfile.BadZipFile) as e:

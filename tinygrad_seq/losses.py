@@ -105,7 +105,7 @@ def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float =
 
 # ---------------------------------------------------------------- classification
 
-def _class_input(fn: str, input: Tensor, target, prob_ok: bool):
+def _class_input(fn: str, input: Tensor, target, prob_ok: bool, index_dtypes: tuple = (np.int64, np.uint8)):
     """Normalise (C,)/(N, C, d1, ...) inputs and their targets; returns (x, target, is_prob, unbatched).
 
     Integer targets have the input's shape without the class dim 1; probability targets (float, only
@@ -120,6 +120,9 @@ def _class_input(fn: str, input: Tensor, target, prob_ok: bool):
             raise ValueError(f"{fn}: probability target shape {t.shape} must equal input shape {x.shape}")
         is_prob = True
     elif kind in "iu":
+        if t.dtype not in index_dtypes:  # as PyTorch: class indices are Long (or Byte, for nll/cross_entropy)
+            names = " or ".join(np.dtype(d).name for d in index_dtypes)
+            raise TypeError(f"{fn}: class-index target must have dtype {names}, got dtype {t.dtype}")
         want = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
         if t.shape != want:
             raise ValueError(f"{fn}: input shape {x.shape} needs class-index target shape {want} "
@@ -262,7 +265,7 @@ def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, we
     _check_reduction(fn, reduction)
     if p not in (1, 2):
         raise ValueError(f"{fn}: only p == 1 and p == 2 are supported, got {p}")
-    x, t, _, unbatched = _class_input(fn, input, target, prob_ok=False)
+    x, t, _, unbatched = _class_input(fn, input, target, prob_ok=False, index_dtypes=(np.int64,))
     if x.ndim != 2:
         raise ValueError(f"{fn}: input must be (C,) or (N, C), got shape {input.shape}")
     N, C = x.shape
