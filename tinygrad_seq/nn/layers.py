@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from ..device import check as check_device
+from ..dtypes import get_default_dtype, to_dtype
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -22,8 +24,9 @@ __all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "Conv1d", "Conv2d", "M
            "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiMarginLoss"]
 
 
-def _empty(shape: tuple, dtype) -> Parameter:
-    return Parameter(np.empty(shape, np.dtype(dtype or np.float32)))
+def _empty(shape: tuple, dtype, device=None) -> Parameter:
+    check_device(device)  # `device=` as torch's layers take it: the CPU only
+    return Parameter(np.empty(shape, get_default_dtype() if dtype is None else to_dtype(dtype)))
 
 
 def _call(layer: Module, fn: Callable, *args, **kwargs):
@@ -39,10 +42,10 @@ def _call(layer: Module, fn: Callable, *args, **kwargs):
 class Linear(Module):
     """y = x Wᵀ + b;  W, b ~ U(-1/√in, 1/√in) (PyTorch's kaiming_uniform_(a=√5))"""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty((out_features, in_features), dtype)
+        self.weight = _empty((out_features, in_features), dtype, device)
         self.bias = _empty((out_features,), dtype) if bias else None
         self.reset_parameters()
 
@@ -62,14 +65,15 @@ class Linear(Module):
 class Embedding(Module):
     """y = W[idx], W ~ N(0, 1) (row padding_idx zero and never updated)"""
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, dtype=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, device=None,
+                 dtype=None):
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} must be within num_embeddings {num_embeddings}")
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.weight = _empty((num_embeddings, embedding_dim), dtype)
+        self.weight = _empty((num_embeddings, embedding_dim), dtype, device)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -89,11 +93,12 @@ class LayerNorm(Module):
     """y = (x - μ) / √(σ² + ε) · γ + β over the trailing normalized_shape dims; γ = 1, β = 0"""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
-                 dtype=None):
+                 device=None, dtype=None):
         super().__init__()
         ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
         self.normalized_shape = tuple(int(n) for n in ns)
         self.eps, self.elementwise_affine, self.use_bias = eps, elementwise_affine, elementwise_affine and bias
+        check_device(device)
         self.weight = init.ones_(_empty(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = init.zeros_(_empty(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
@@ -128,7 +133,7 @@ class _ConvNd(Module):
     _d = 0
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
         name, d = type(self).__name__, self._d
         if groups != 1:
@@ -141,7 +146,7 @@ class _ConvNd(Module):
         self.padding = padding if isinstance(padding, str) else F._tuple(padding, d, "padding", name)
         self.dilation = F._tuple(dilation, d, "dilation", name)
         self.groups = groups
-        self.weight = _empty((out_channels, in_channels) + self.kernel_size, dtype)
+        self.weight = _empty((out_channels, in_channels) + self.kernel_size, dtype, device)
         self.bias = _empty((out_channels,), dtype) if bias else None
         self.reset_parameters()
 
