@@ -344,10 +344,12 @@ class Tensor:
     def __sub__(self, o):
         if type(o) is Tensor and o._data.dtype is self._data.dtype is not _BOOL:
             return ops.Sub.apply(self, o)
-        return ops.Sub.apply(*_no_bool_sub(*_pair(self, o)))
+        _no_bool_sub(self, o)
+        return ops.Sub.apply(*_pair(self, o))
 
     def __rsub__(self, o):
-        a, b = _no_bool_sub(*_pair(self, o))
+        _no_bool_sub(self, o)
+        a, b = _pair(self, o)
         return ops.Sub.apply(b, a)
 
     def __mul__(self, o):
@@ -755,11 +757,16 @@ def _pair(t: Tensor, o, floating: bool = False, graph: bool = True) -> tuple[Ten
     return a, (o._cast(rt) if graph else Tensor._wrap(o._data.astype(rt)))
 
 
-def _no_bool_sub(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-    if a._data.dtype.kind == "b":  # both are bool after promotion
+def _no_bool_sub(t: Tensor, o) -> None:
+    """torch refuses `-` with any bool operand (a Python bool too): `mask - 1`, `1 - mask` raise."""
+    bools = (t._data.dtype.kind == "b") + (o._data.dtype.kind == "b" if isinstance(o, Tensor)
+                                           else isinstance(o, (bool, np.bool_)))
+    if bools == 2:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
                            "Use the `^` or `logical_xor()` operator instead.")
-    return a, b
+    if bools:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
 
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -840,11 +847,11 @@ def pad(x: Tensor, pad: Sequence[int], value: float = 0.0) -> Tensor:
 
 
 def maximum(x: Tensor, y) -> Tensor:
-    return x.maximum(y)
+    return x.maximum(y) if isinstance(x, Tensor) else y.maximum(x)
 
 
 def minimum(x: Tensor, y) -> Tensor:
-    return x.minimum(y)
+    return x.minimum(y) if isinstance(x, Tensor) else y.minimum(x)
 
 
 # ------------------------------------------------------------ constructors
