@@ -348,6 +348,8 @@ class Tensor:
         return ops.Sub.apply(*_pair(self, o))
 
     def __rsub__(self, o):
+        if (type(o) is float or type(o) is int) and self._data.dtype.kind == "f":  # `1 - p`
+            return ops.Sub.apply(_scalar(o, self._data.dtype), self)
         _no_bool_sub(self, o)
         a, b = _pair(self, o)
         return ops.Sub.apply(b, a)
@@ -377,7 +379,7 @@ class Tensor:
         return ops.Neg.apply(self)
 
     def __matmul__(self, o):
-        if type(o) is Tensor and o._data.dtype is self._data.dtype:
+        if isinstance(o, Tensor) and o._data.dtype is self._data.dtype:  # parameters too
             return ops.MatMul.apply(self, o)
         return _matmul(self, o if isinstance(o, Tensor) else Tensor(o))
 
@@ -385,6 +387,8 @@ class Tensor:
         return _matmul(Tensor(o), self)
 
     def __pow__(self, o):
+        if (type(o) is int or type(o) is float) and self._data.dtype.kind == "f":  # `x ** 2`
+            return ops.PowConst.apply(self, c=o)
         if isinstance(o, numbers.Number) or isinstance(o, np.generic):
             o = o.item() if isinstance(o, np.generic) else o
             x = _pair(self, o)[0]  # an int tensor with a float exponent becomes float, bool becomes int64
@@ -452,6 +456,8 @@ class Tensor:
     def _cmp(self, o, f) -> "Tensor":
         if type(o) is Tensor and o._data.dtype is self._data.dtype:
             return Tensor._wrap(f(self._data, o._data))
+        if (type(o) is float or type(o) is int) and self._data.dtype.kind == "f":
+            return Tensor._wrap(f(self._data, o))  # NumPy takes a Python number in the array's dtype, as torch
         try:  # compare in the promoted dtype, as torch (float32 tensor == float64 0-d: in float32)
             a, b = _pair(self, o, graph=False)
         except TypeError:  # e.g. t == None: NumPy's answer
