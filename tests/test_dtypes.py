@@ -257,6 +257,16 @@ def test_float_casts_keep_the_graph_and_int_casts_cut_it():
     assert x.half().requires_grad
 
 
+def test_clone_and_copy_keep_the_dtype():
+    for t in (tg.tensor([True, False]), tg.arange(3, dtype=tg.int32), tg.ones(2, dtype=tg.float16)):
+        assert t.clone().dtype == t.dtype and t.to(t.dtype, copy=True).dtype == t.dtype
+        assert t.clone().numpy() is not t.numpy()
+
+
+def test_torch_dtypes_are_accepted_as_dtype_arguments():
+    assert tg.zeros(2, dtype=torch.float64).dtype == tg.float64 and tg.ones(2).to(torch.int32).dtype == tg.int32
+
+
 def test_nan_to_int_cast_gives_no_warning():
     assert tg.tensor([np.nan, 1.0]).long().dtype == tg.int64
 

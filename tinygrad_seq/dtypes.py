@@ -60,6 +60,8 @@ def to_dtype(d) -> np.dtype:
     (float64/int64/bool, as PyTorch), a legacy type (tg.LongTensor) or its name ("torch.LongTensor")."""
     if type(d) is np.dtype and d in _TORCH_NAMES:
         return d
+    if type(d).__module__ == "torch":  # a real torch.float32, from code that also imports torch
+        d = str(d)
     legacy = getattr(d, "_tg_dtype", None)
     if legacy is not None:
         return legacy

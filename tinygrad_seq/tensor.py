@@ -224,29 +224,9 @@ class Tensor:
 
     # ------------------------------------------------------------ conversion
     def _const(self, v) -> "Tensor":
-        """Wrap a Python number or array as a constant in this tensor's float dtype.
-
-        Nonzero Python numbers are cached as read-only constants: a step's `x * 0.5` reuses one
-        instead of building an array each call (zero is not cached, so 0.0 and -0.0 stay apart).
-        """
-        if isinstance(v, Tensor):
-            return v
-        if isinstance(v, np.ndarray):
-            return Tensor._wrap(v)
-        dt = self._data.dtype
-        if dt.kind != "f":
-            dt = _DEFAULT if isinstance(v, float) else dt
-        if type(v) in _CACHED_TYPES and v:
-            key = (v, dt)
-            c = _CONSTS.get(key)
-            if c is None:
-                if len(_CONSTS) >= 4096:  # bounded: NaN keys never match, odd values come and go
-                    _CONSTS.clear()
-                arr = np.asarray(v, dtype=dt)
-                arr.flags.writeable = False
-                c = _CONSTS[key] = Tensor._wrap(arr)
-            return c
-        return Tensor._wrap(np.asarray(v, dtype=dt))
+        """`v` (a number, array or Tensor) as the operand of a binary op with this tensor, in the
+        promoted dtype (see _pair)."""
+        return _pair(self, v)[1]
 
     # ------------------------------------------------------------ dtype and device conversion
     def to(self, *args, **kwargs) -> "Tensor":
@@ -327,6 +307,8 @@ class Tensor:
         return self
 
     def clone(self) -> "Tensor":
+        if self._data.dtype.kind != "f":  # `* 1` would promote a bool tensor to int64
+            return Tensor._wrap(self._data.copy())
         return self * 1
 
     # ------------------------------------------------------------ arithmetic
