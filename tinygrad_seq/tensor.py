@@ -719,7 +719,7 @@ def _pair(t: Tensor, o, floating: bool = False, graph: bool = True) -> tuple[Ten
     where an int or bool result becomes the default float dtype). Float->float casts keep gradients
     (ops.Cast) unless `graph` is False; int and bool operands carry none."""
     dt = t._data.dtype
-    if isinstance(o, Tensor) and o._data.dtype is dt:  # e.g. x * parameter: nothing to promote
+    if isinstance(o, Tensor) and o._data.dtype is dt and (dt.kind == "f" or not floating):  # x * parameter
         return t, o
     if type(o) is float or type(o) is int:  # the common `x * 0.5`: a Python number never promotes a float tensor
         if dt.kind == "f":
