@@ -51,7 +51,8 @@ class device:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __repr__(self) -> str:
-        return f"device(type='{self.type}')" if self.index is None else f"device(type='{self.type}', index={self.index})"
+        idx = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{idx})"
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):  # device("cpu") == "cpu" (PyTorch says False; friendlier here)
@@ -115,7 +116,7 @@ def parse_to(args: tuple, kwargs: dict, where: str = "to"):
             continue
         if is_device_like(a):
             dev = a
-        elif not isinstance(a, (str, type, np.dtype)) and hasattr(a, "dtype"):  # to(other): its dtype (and device: the CPU)
+        elif not isinstance(a, (str, type, np.dtype)) and hasattr(a, "dtype"):  # to(other): its dtype
             dt = a.dtype
         else:
             dt = a

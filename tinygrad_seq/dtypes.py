@@ -58,7 +58,7 @@ def set_default_dtype(d) -> None:
 def to_dtype(d) -> np.dtype:
     """Normalise a dtype argument: tg.float32, np.float32, "float32", "torch.float32", Python float/int/bool
     (float64/int64/bool, as PyTorch), a legacy type (tg.LongTensor) or its name ("torch.LongTensor")."""
-    if type(d) is np.dtype and d in _TORCH_NAMES:
+    if isinstance(d, np.dtype) and d in _TORCH_NAMES:
         return d
     if type(d).__module__ == "torch":  # a real torch.float32, from code that also imports torch
         d = str(d)
