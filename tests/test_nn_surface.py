@@ -543,7 +543,7 @@ def test_mha_bias_kv_parameters_as_torch():
     assert [n for n, _ in m.named_parameters()] == [n for n, _ in torch.nn.MultiheadAttention(
         8, 2, add_bias_kv=True).named_parameters()]
     assert nn.MultiheadAttention(8, 2).bias_k is None
-    x = tg.Tensor(R.standard_normal((3, 8)))  # unbatched
+    x = tg.Tensor(R.standard_normal((3, 8)).astype(np.float32))  # unbatched (float32, as the module)
     out, w = m(x, x, x)
     assert out.shape == (3, 8) and w.shape == (3, 4)
 

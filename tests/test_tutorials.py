@@ -123,13 +123,13 @@ def test_generated_data_is_in_the_tutorial_formats(tmp_path):
 # ---------------------------------------------------------------- the scripts, under both engines
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=f"gaps: {GAPS_CLASSIFY}")
+
 def test_names_classifier(tmp_path):
     _compare(_run_both(HERE / "names_classifier.py", "names", tmp_path), UNIFORM["names"], "names_classifier")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=f"gaps: {GAPS_GENERATE}")
+
 def test_names_generator(tmp_path):
     _compare(_run_both(HERE / "names_generator.py", "names", tmp_path), UNIFORM["letters"], "names_generator")
 
@@ -165,7 +165,7 @@ def test_torch_runs_the_script_as_written(script, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=f"gaps: {GAPS_TRANSLATE}")
+
 def test_translate_attention(tmp_path):
     res = _run_both(HERE / "translate_attention.py", "fra", tmp_path, report={"encoder_grad": ENCODER_GRAD})
     _compare(res, None, "translate_attention")

@@ -29,8 +29,16 @@ from .generator import Generator  # noqa: F401,E402
 from .threads import get_num_threads, set_num_threads  # noqa: F401,E402
 from . import utils  # noqa: F401,E402
 
-float32 = "float32"
-float64 = "float64"
+# ---- dtypes (NumPy dtype objects: `t.dtype == tg.float32`), devices, promotion
+from .dtypes import (dtype, finfo, float16, float32, float64,  # noqa: F401,E402
+                     get_default_dtype, iinfo, int8, int16, int32, int64, promote_types, set_default_dtype, uint8)
+from .dtypes import bool_ as bool  # noqa: F401,E402  (torch.bool, torch.float, ...: shadow builtins only here)
+from .dtypes import float32 as float, float64 as double, float16 as half  # noqa: F401,E402
+from .dtypes import int64 as long, int32 as int, int16 as short  # noqa: F401,E402
+from .device import backends, cuda, device, DeviceError  # noqa: F401,E402
+from .tensor import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor,  # noqa: F401,E402
+                     IntTensor, LongTensor, ShortTensor, empty_like, is_floating_point, is_tensor, linspace,
+                     result_type)
 __version__ = "0.1.0"
 from .mathfns import *  # noqa: F401,F403,E402  (tg.exp(x), tg.topk(x, k), tg.einsum(...): the math functions)
 

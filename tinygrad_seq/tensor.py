@@ -7,9 +7,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import autograd
+from . import dtypes
 from .autograd import STATE, run_backward
+from .device import CPU as _CPU
+from .device import check as _check_device
+from .device import parse_to as _parse_to
 
-DEFAULT_DTYPE = np.float32
+DEFAULT_DTYPE = np.float32  # the initial default; the current one is dtypes.get_default_dtype()
 _FLOATS = (np.float16, np.float32, np.float64)
 
 _rng = np.random.default_rng()
@@ -36,10 +40,10 @@ def _as_array(data: Any, dtype=None) -> np.ndarray:
         arr = data
     else:
         arr = np.asarray(data)
-        if dtype is None and arr.dtype.kind == "f":  # Python floats -> float32, as torch.tensor
-            arr = arr.astype(DEFAULT_DTYPE)
+        if dtype is None and arr.dtype.kind == "f":  # Python floats -> the default dtype, as torch.tensor
+            arr = arr.astype(dtypes.get_default_dtype(), copy=False)
     if dtype is not None:
-        arr = arr.astype(np.dtype(dtype), copy=False)
+        arr = arr.astype(dtypes.to_dtype(dtype), copy=False)
     return arr
 
 
@@ -172,7 +176,8 @@ class Tensor:
             extra = f", grad_fn=<{type(self._ctx).__name__}>"
         elif self.requires_grad:
             extra = ", requires_grad=True"
-        dt = "" if self.dtype == DEFAULT_DTYPE else f", dtype={self.dtype}"
+        d = self._data.dtype  # shown unless PyTorch hides it: the default float dtype, int64, bool
+        dt = "" if d == dtypes.get_default_dtype() or d == dtypes.int64 or d == dtypes.bool_ else f", dtype={d}"
         body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
         return f"tensor({body}{dt}{extra})"
 
@@ -231,48 +236,84 @@ class Tensor:
 
     # ------------------------------------------------------------ conversion
     def _const(self, v) -> "Tensor":
-        """Wrap a Python number or array as a constant in this tensor's float dtype.
+        """`v` (a number, array or Tensor) as the operand of a binary op with this tensor, in the
+        promoted dtype (see _pair)."""
+        return _pair(self, v)[1]
 
-        Nonzero Python numbers are cached as read-only constants: a step's `x * 0.5` reuses one
-        instead of building an array each call (zero is not cached, so 0.0 and -0.0 stay apart).
-        """
-        if isinstance(v, Tensor):
-            return v
-        if isinstance(v, np.ndarray):
-            return Tensor._wrap(v)
-        dt = self._data.dtype
-        if dt.kind != "f":
-            dt = _DEFAULT if isinstance(v, float) else dt
-        if type(v) in _CACHED_TYPES and v:
-            key = (v, dt)
-            c = _CONSTS.get(key)
-            if c is None:
-                if len(_CONSTS) >= 4096:  # bounded: NaN keys never match, odd values come and go
-                    _CONSTS.clear()
-                arr = np.asarray(v, dtype=dt)
-                arr.flags.writeable = False
-                c = _CONSTS[key] = Tensor._wrap(arr)
-            return c
-        return Tensor._wrap(np.asarray(v, dtype=dt))
+    # ------------------------------------------------------------ dtype and device conversion
+    def to(self, *args, **kwargs) -> "Tensor":
+        """to(dtype), to(device), to(device, dtype), to(other), to(dtype=, device=, copy=): float->float
+        casts keep the graph (ops.Cast); casts to an int or bool dtype cut it (as torch)."""
+        dt, copy = _parse_to(args, kwargs)
+        out = self if dt is None else self._cast(dt)
+        return out.clone() if copy and out is self else out
 
-    def to(self, dtype) -> "Tensor":
-        dt = np.dtype(dtype)
-        return self if dt == self._data.dtype else ops.Cast.apply(self, dtype=dt)
+    def _cast(self, dt: np.dtype) -> "Tensor":
+        if dt == self._data.dtype:
+            return self
+        if dt.kind == "f":
+            return ops.Cast.apply(self, dtype=dt)  # records a node only if self requires grad
+        with np.errstate(invalid="ignore"):  # nan/inf -> int: no NumPy warning (torch gives a value)
+            return Tensor._wrap(self._data.astype(dt))
 
-    def float(self) -> "Tensor":
-        return self.to(np.float32)
+    def float(self) -> "Tensor": return self._cast(dtypes.float32)
+    def double(self) -> "Tensor": return self._cast(dtypes.float64)
+    def half(self) -> "Tensor": return self._cast(dtypes.float16)
+    def long(self) -> "Tensor": return self._cast(dtypes.int64)
+    def int(self) -> "Tensor": return self._cast(dtypes.int32)
+    def short(self) -> "Tensor": return self._cast(dtypes.int16)
+    def char(self) -> "Tensor": return self._cast(dtypes.int8)
+    def byte(self) -> "Tensor": return self._cast(dtypes.uint8)
+    def bool(self) -> "Tensor": return self._cast(dtypes.bool_)
 
-    def double(self) -> "Tensor":
-        return self.to(np.float64)
+    def type(self, dtype=None, non_blocking: bool = False):
+        """type() -> PyTorch's type name ("torch.FloatTensor"); type(dtype or "torch.LongTensor") -> cast."""
+        if dtype is None:
+            return f"torch.{dtypes.torch_name(self._data.dtype)}Tensor"
+        return self._cast(dtypes.to_dtype(dtype))
 
-    def long(self) -> "Tensor":
-        return Tensor._wrap(self._data.astype(np.int64))
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self._cast(other._data.dtype)
 
-    def bool(self) -> "Tensor":
-        return Tensor._wrap(self._data.astype(bool))
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
 
-    def type(self, dtype) -> "Tensor":
-        return self.to(dtype)
+    def element_size(self) -> int:
+        return self._data.dtype.itemsize
+
+    @property
+    def device(self):
+        return _CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, device=None, non_blocking: bool = False) -> "Tensor":
+        _check_device("cuda" if device is None else device)
+        return self
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return tensor(data, dtype=self._data.dtype if dtype is None else dtype, device=device,
+                      requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return zeros(*size, dtype=self._data.dtype if dtype is None else dtype, device=device,
+                     requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return ones(*size, dtype=self._data.dtype if dtype is None else dtype, device=device,
+                    requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return self.new_zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return full(size, fill_value, dtype=self._data.dtype if dtype is None else dtype, device=device,
+                    requires_grad=requires_grad)
 
     def contiguous(self) -> "Tensor":
         return self
@@ -281,25 +322,76 @@ class Tensor:
         return ops.Clone.apply(self)
 
     # ------------------------------------------------------------ arithmetic
-    # `type(o) is Tensor` first: the common tensor-tensor case skips a call (subclasses take _const)
-    def __add__(self, o): return ops.Add.apply(self, o if type(o) is Tensor else self._const(o))
-    def __radd__(self, o): return ops.Add.apply(self._const(o), self)
-    def __sub__(self, o): return ops.Sub.apply(self, o if type(o) is Tensor else self._const(o))
-    def __rsub__(self, o): return ops.Sub.apply(self._const(o), self)
-    def __mul__(self, o): return ops.Mul.apply(self, o if type(o) is Tensor else self._const(o))
-    def __rmul__(self, o): return ops.Mul.apply(self._const(o), self)
-    def __truediv__(self, o): return ops.Div.apply(self, o if type(o) is Tensor else self._const(o))
-    def __rtruediv__(self, o): return ops.Div.apply(self._const(o), self)
-    def __neg__(self): return ops.Neg.apply(self)
-    def __matmul__(self, o): return ops.MatMul.apply(self, o if type(o) is Tensor else self._const(o))
-    def __rmatmul__(self, o): return ops.MatMul.apply(self._const(o), self)
+    # PyTorch's type promotion goes through _pair (dtypes.result_type). The fast path first: two
+    # Tensors of one dtype (`is`: NumPy's builtin dtypes are singletons; anything else takes _pair).
+    def __add__(self, o):
+        if type(o) is Tensor and o._data.dtype is self._data.dtype:
+            return ops.Add.apply(self, o)
+        return ops.Add.apply(*_pair(self, o))
+
+    def __radd__(self, o):
+        a, b = _pair(self, o)
+        return ops.Add.apply(b, a)
+
+    def __sub__(self, o):
+        if type(o) is Tensor and o._data.dtype is self._data.dtype is not _BOOL:
+            return ops.Sub.apply(self, o)
+        _no_bool_sub(self, o)
+        return ops.Sub.apply(*_pair(self, o))
+
+    def __rsub__(self, o):
+        if (type(o) is float or type(o) is int) and self._data.dtype.kind == "f":  # `1 - p`
+            return ops.Sub.apply(_scalar(o, self._data.dtype), self)
+        _no_bool_sub(self, o)
+        a, b = _pair(self, o)
+        return ops.Sub.apply(b, a)
+
+    def __mul__(self, o):
+        if type(o) is Tensor and o._data.dtype is self._data.dtype:
+            return ops.Mul.apply(self, o)
+        return ops.Mul.apply(*_pair(self, o))
+
+    def __rmul__(self, o):
+        a, b = _pair(self, o)
+        return ops.Mul.apply(b, a)
+
+    def __truediv__(self, o):  # true division: int / int gives the default float dtype
+        if type(o) is Tensor and o._data.dtype is self._data.dtype and self._data.dtype.kind == "f":
+            return ops.Div.apply(self, o)
+        return ops.Div.apply(*_pair(self, o, floating=True))
+
+    def __rtruediv__(self, o):
+        a, b = _pair(self, o, floating=True)
+        return ops.Div.apply(b, a)
+
+    def __neg__(self):
+        if self._data.dtype.kind == "b":
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are "
+                               "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+        return ops.Neg.apply(self)
+
+    def __matmul__(self, o):
+        if isinstance(o, Tensor) and o._data.dtype is self._data.dtype:  # parameters too
+            return ops.MatMul.apply(self, o)
+        return _matmul(self, o if isinstance(o, Tensor) else Tensor(o))
+
+    def __rmatmul__(self, o):
+        return _matmul(Tensor(o), self)
 
     def __pow__(self, o):
-        if isinstance(o, numbers.Number):
+        if (type(o) is int or type(o) is float) and self._data.dtype.kind == "f":  # `x ** 2`
             return ops.PowConst.apply(self, c=o)
-        return ops.Pow.apply(self, self._const(o))
+        if isinstance(o, numbers.Number) or isinstance(o, np.generic):
+            o = o.item() if isinstance(o, np.generic) else o
+            x = _pair(self, o)[0]  # an int tensor with a float exponent becomes float, bool becomes int64
+            if x._data.dtype.kind in "iu" and isinstance(o, numbers.Integral) and o < 0:
+                raise RuntimeError("Integers to negative integer powers are not allowed.")
+            return ops.PowConst.apply(x, c=o)
+        return ops.Pow.apply(*_pair(self, o))
 
-    def __rpow__(self, o): return ops.Pow.apply(self._const(o), self)
+    def __rpow__(self, o):
+        a, b = _pair(self, o)
+        return ops.Pow.apply(b, a)
 
     add = __add__
     sub = __sub__
@@ -308,7 +400,7 @@ class Tensor:
     matmul = __matmul__
     pow = __pow__
 
-    def neg(self): return ops.Neg.apply(self)
+    def neg(self): return -self
     def exp(self): return ops.Exp.apply(self)
     def log(self): return ops.Log.apply(self)
     def sqrt(self): return ops.Sqrt.apply(self)
@@ -333,8 +425,8 @@ class Tensor:
 
     clip = clamp
 
-    def maximum(self, o): return ops.Maximum.apply(self, self._const(o))
-    def minimum(self, o): return ops.Minimum.apply(self, self._const(o))
+    def maximum(self, o): return ops.Maximum.apply(*_pair(self, o))
+    def minimum(self, o): return ops.Minimum.apply(*_pair(self, o))
 
     def masked_fill(self, mask, value) -> "Tensor":
         """mask ? value : self (mask and self broadcast together, as torch); a 0-d tensor value gets its gradient."""
@@ -356,7 +448,15 @@ class Tensor:
 
     # comparisons give bool tensors with no gradient
     def _cmp(self, o, f) -> "Tensor":
-        return Tensor._wrap(f(self._data, o._data if isinstance(o, Tensor) else o))
+        if type(o) is Tensor and o._data.dtype is self._data.dtype:
+            return Tensor._wrap(f(self._data, o._data))
+        if (type(o) is float or type(o) is int) and self._data.dtype.kind == "f":
+            return Tensor._wrap(f(self._data, o))  # NumPy takes a Python number in the array's dtype, as torch
+        try:  # compare in the promoted dtype, as torch (float32 tensor == float64 0-d: in float32)
+            a, b = _pair(self, o, graph=False)
+        except TypeError:  # e.g. t == None: NumPy's answer
+            return Tensor._wrap(f(self._data, o))
+        return Tensor._wrap(f(a._data, b._data))
 
     def __lt__(self, o): return self._cmp(o, np.less)
     def __le__(self, o): return self._cmp(o, np.less_equal)
@@ -380,8 +480,16 @@ class Tensor:
     def any(self): return Tensor._wrap(np.any(self._data))
 
     # ------------------------------------------------------------ reductions
-    def sum(self, dim=None, keepdim: bool = False): return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
-    def mean(self, dim=None, keepdim: bool = False): return ops.Mean.apply(self, dim=dim, keepdim=keepdim)
+    def sum(self, dim=None, keepdim: bool = False, dtype=None):
+        x = self if dtype is None else self._cast(dtypes.to_dtype(dtype))
+        return ops.Sum.apply(x, dim=dim, keepdim=keepdim)
+
+    def mean(self, dim=None, keepdim: bool = False, dtype=None):
+        x = self if dtype is None else self._cast(dtypes.to_dtype(dtype))
+        if x._data.dtype.kind != "f":
+            raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a floating "
+                               f"point or complex dtype. Got: {dtypes.torch_name(x._data.dtype)}")
+        return ops.Mean.apply(x, dim=dim, keepdim=keepdim)
 
     def max(self, dim=None, keepdim: bool = False):
         """`max()` -> tensor; `max(dim)` -> (values, indices) as torch.max; `max(other)` -> maximum."""
@@ -405,6 +513,8 @@ class Tensor:
         """var = Σ (x - mean)² / (n - correction)"""
         if unbiased is not None:
             correction = int(unbiased)
+        if self._data.dtype.kind != "f":
+            raise RuntimeError(f"std and var only support floating point and complex dtypes, got {self._data.dtype}")
         return ops.Var.apply(self, dim=dim, keepdim=keepdim, correction=correction)
 
     def std(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None):
@@ -1082,6 +1192,86 @@ def _data_of(t) -> np.ndarray:
     return t._data if isinstance(t, Tensor) else np.asarray(t)
 
 
+# ------------------------------------------------------------ type promotion (PyTorch's rules, dtypes.py)
+
+_BOOL = np.dtype(np.bool_)
+
+
+def _scalar(v, dt: np.dtype) -> Tensor:
+    """A Python number as a constant of dtype `dt`. Nonzero ints and floats are cached read-only: a
+    step's `x * 0.5` reuses one instead of building an array each call (0.0 and -0.0 stay apart)."""
+    if type(v) in _CACHED_TYPES and v:
+        key = (v, dt)
+        c = _CONSTS.get(key)
+        if c is None:
+            if len(_CONSTS) >= 4096:  # bounded: NaN keys never match, odd values come and go
+                _CONSTS.clear()
+            arr = np.asarray(v, dtype=dt)
+            arr.flags.writeable = False
+            c = _CONSTS[key] = Tensor._wrap(arr)
+        return c
+    return Tensor._wrap(np.asarray(v, dtype=dt))
+
+
+def _pair(t: Tensor, o, floating: bool = False, graph: bool = True) -> tuple[Tensor, Tensor]:
+    """(t, o) as two Tensors of PyTorch's result dtype for a binary op (`floating`: true division,
+    where an int or bool result becomes the default float dtype). Float->float casts keep gradients
+    (ops.Cast) unless `graph` is False; int and bool operands carry none."""
+    dt = t._data.dtype
+    if isinstance(o, Tensor) and o._data.dtype is dt and (dt.kind == "f" or not floating):  # x * parameter
+        return t, o
+    if type(o) is float or type(o) is int:  # the common `x * 0.5`: a Python number never promotes a float tensor
+        if dt.kind == "f":
+            return t, _scalar(o, dt)
+    elif isinstance(o, np.generic):
+        o = o.item()
+    elif isinstance(o, (np.ndarray, list, tuple)):
+        o = Tensor(o)
+    if isinstance(o, Tensor):
+        rt = dt if o._data.dtype == dt else dtypes.result_type(t, o)
+    elif isinstance(o, numbers.Real):
+        rt = dtypes.result_type(t, o)
+    else:
+        raise TypeError(f"unsupported operand: a Tensor ({dt}) and {type(o).__name__} {o!r}")
+    if floating and rt.kind != "f":
+        rt = dtypes.get_default_dtype()
+    if graph:
+        a = t if dt == rt else t._cast(rt)
+    else:
+        a = t if dt == rt else Tensor._wrap(t._data.astype(rt))
+    if not isinstance(o, Tensor):
+        return a, _scalar(o, rt)
+    if o._data.dtype == rt:
+        return a, o
+    return a, (o._cast(rt) if graph else Tensor._wrap(o._data.astype(rt)))
+
+
+def _no_bool_sub(t: Tensor, o) -> None:
+    """torch refuses `-` with any bool operand (a Python bool too): `mask - 1`, `1 - mask` raise."""
+    bools = (t._data.dtype.kind == "b") + (o._data.dtype.kind == "b" if isinstance(o, Tensor)
+                                           else isinstance(o, (bool, np.bool_)))
+    if bools == 2:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if bools:
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def _matmul(a: Tensor, b: Tensor) -> Tensor:
+    """matmul does not promote (as torch): both operands must have one dtype."""
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a._data.dtype} != "
+                           f"{b._data.dtype} (matmul of shapes {a.shape} and {b.shape}); cast one with "
+                           ".to(dtype)")
+    return ops.MatMul.apply(a, b)
+
+
+def result_type(tensor1, tensor2) -> np.dtype:
+    """The dtype of an arithmetic op on the two operands (tensors or numbers), as torch.result_type."""
+    return dtypes.result_type(tensor1, tensor2)
+
+
 # ------------------------------------------------------------ functions on several tensors
 
 def _float_like(v, ref: Tensor) -> Tensor:
@@ -1116,8 +1306,10 @@ def where(cond, x, y) -> Tensor:
     c = cond._data if isinstance(cond, Tensor) else np.asarray(cond)
     if c.dtype != bool:
         raise TypeError(f"where: condition must be bool, got {c.dtype}")
-    ref = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)
-    x, y = _float_like(x, ref), _float_like(y, ref)
+    x, y = (Tensor(v) if isinstance(v, (np.ndarray, list, tuple)) else v.item() if isinstance(v, np.generic)
+            else v for v in (x, y))
+    rt = dtypes.result_type(x, y)  # promoted as a binary op (a number does not promote a tensor)
+    x, y = (v._cast(rt) if isinstance(v, Tensor) else _scalar(v, rt) for v in (x, y))
     try:
         np.broadcast_shapes(c.shape, x.shape, y.shape)
     except ValueError:
@@ -1144,85 +1336,198 @@ def pad(x: Tensor, pad: Sequence[int], value: float = 0.0) -> Tensor:
 
 
 def maximum(x: Tensor, y) -> Tensor:
-    return x.maximum(y)
+    return x.maximum(y) if isinstance(x, Tensor) else y.maximum(x)
 
 
 def minimum(x: Tensor, y) -> Tensor:
-    return x.minimum(y)
+    return x.minimum(y) if isinstance(x, Tensor) else y.minimum(x)
 
 
 # ------------------------------------------------------------ constructors
+# Every factory takes PyTorch's `dtype=`, `device=` (the CPU only) and `requires_grad=`; float
+# factories use the default dtype (tg.set_default_dtype).
 
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-def _dt(dtype):
-    return np.dtype(dtype) if dtype is not None else np.dtype(DEFAULT_DTYPE)
+def _dt(dtype) -> np.dtype:
+    return dtypes.to_dtype(dtype) if dtype is not None else dtypes.get_default_dtype()
 
 
-def zeros(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape_arg(shape), _dt(dtype)), requires_grad=requires_grad)
+def _new(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
+    _check_device(device)
+    t = Tensor._wrap(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
 
 
-def ones(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape_arg(shape), _dt(dtype)), requires_grad=requires_grad)
+def _size(shape: tuple, size) -> tuple:
+    """zeros(2, 3), zeros((2, 3)), zeros([2, 3]) and zeros(size=(2, 3))"""
+    if size is not None:
+        if shape:
+            raise TypeError("got both positional sizes and size=")
+        shape = (size,)
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
 
 
-def full(shape, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.full(tuple(np.atleast_1d(shape)) if not isinstance(shape, tuple) else shape, fill_value, _dt(dtype)),
-                  requires_grad=requires_grad)
+def _float_dt(dtype, fn: str) -> np.dtype:
+    dt = _dt(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{fn}: dtype must be a floating point dtype, got {dt} (random draws are floats; "
+                        "use randint for integers)")
+    return dt
 
 
-def empty(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return zeros(*shape, dtype=dtype, requires_grad=requires_grad)
+def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor:
+    """A new tensor holding a copy of `data`: Python ints give int64, floats the default dtype, bools
+    bool; an array keeps its dtype."""
+    src = data._data if isinstance(data, Tensor) else data
+    return _new(np.array(_as_array(src, dtype), copy=True), device, requires_grad)
 
 
-def randn(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(_rng.standard_normal(_shape_arg(shape)).astype(_dt(dtype)), requires_grad=requires_grad)
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _new(np.zeros(_size(shape, size), _dt(dtype)), device, requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(_rng.random(_shape_arg(shape)).astype(_dt(dtype)), requires_grad=requires_grad)
+def ones(*shape, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _new(np.ones(_size(shape, size), _dt(dtype)), device, requires_grad)
 
 
-def randint(low: int, high: int, size: tuple) -> Tensor:
-    return Tensor(_rng.integers(low, high, size=size))
+def empty(*shape, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """As torch.empty, but zero-filled (uninitialised memory helps nobody in a teaching engine)."""
+    return zeros(*shape, size=size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None) -> Tensor:
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor filled with `fill_value`; without dtype, the value's: bool, int64 or the default float."""
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    dt = dtypes.scalar_dtype(fill_value) if dtype is None else dtypes.to_dtype(dtype)
+    return _new(np.full(_size((size,), None), fill_value, dt), device, requires_grad)
+
+
+def randn(*shape, size=None, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
+    g = _rng if generator is None else generator
+    dt = _float_dt(dtype, "randn")
+    return _new(g.standard_normal(_size(shape, size)).astype(dt), device, requires_grad)
+
+
+def rand(*shape, size=None, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
+    g = _rng if generator is None else generator
+    dt = _float_dt(dtype, "rand")
+    return _new(g.random(_size(shape, size)).astype(dt), device, requires_grad)
+
+
+def randint(low=None, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
+    """Integers uniform in [low, high): randint(high, size) or randint(low, high, size), int64 by default."""
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
+    if low is None:
+        low = 0
+    if high is None or size is None:
+        raise TypeError("randint(): expected randint(high, size) or randint(low, high, size), with size a tuple")
+    if int(high) <= int(low):
+        raise ValueError(f"randint: low ({low}) must be less than high ({high})")
+    g = _rng if generator is None else generator
+    size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+    dt = dtypes.int64 if dtype is None else dtypes.to_dtype(dtype)
+    return _new(g.integers(int(low), int(high), size=size).astype(dt, copy=False), device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """[start, end) by step: int64 if every bound is an int, else the default float dtype."""
+    start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
     if end is None:
         start, end = 0, start
     arr = np.arange(start, end, step)
     if dtype is not None:
-        arr = arr.astype(dtype)
+        arr = arr.astype(dtypes.to_dtype(dtype))
     elif arr.dtype.kind == "f":
-        arr = arr.astype(DEFAULT_DTYPE)
-    return Tensor(arr)
+        arr = arr.astype(dtypes.get_default_dtype())
+    return _new(arr, device, requires_grad)
 
 
-def eye(n: int, m: int | None = None, dtype=None) -> Tensor:
-    return Tensor(np.eye(n, m, dtype=_dt(dtype)))
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end (both included), in the default float dtype."""
+    start, end = (v.item() if isinstance(v, Tensor) else v for v in (start, end))
+    arr = np.linspace(start, end, int(steps))
+    with np.errstate(invalid="ignore"):
+        return _new(arr.astype(_dt(dtype)), device, requires_grad)  # an int dtype truncates, as torch
 
 
-def zeros_like(t: Tensor, dtype=None) -> Tensor:
-    return Tensor(np.zeros(t.shape, dtype or t.dtype))
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _new(np.eye(n, m, dtype=_dt(dtype)), device, requires_grad)
 
 
-def ones_like(t: Tensor, dtype=None) -> Tensor:
-    return Tensor(np.ones(t.shape, dtype or t.dtype))
+def _like(input: Tensor, dtype) -> np.dtype:
+    return input._data.dtype if dtype is None else dtypes.to_dtype(dtype)
 
 
-def full_like(t: Tensor, v, dtype=None) -> Tensor:
-    return Tensor(np.full(t.shape, v, dtype or t.dtype))
+def zeros_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _new(np.zeros(input.shape, _like(input, dtype)), device, requires_grad)
 
 
-def randn_like(t: Tensor) -> Tensor:
-    return randn(*t.shape, dtype=t.dtype)
+def ones_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _new(np.ones(input.shape, _like(input, dtype)), device, requires_grad)
 
 
-def rand_like(t: Tensor) -> Tensor:
-    return rand(*t.shape, dtype=t.dtype)
+def empty_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros_like(input, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(input: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _new(np.full(input.shape, fill_value, _like(input, dtype)), device, requires_grad)
+
+
+def randn_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return randn(*input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def rand_like(input: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return rand(*input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> bool:
+    return input.is_floating_point()
+
+
+# ------------------------------------------------------------ legacy typed constructors (tg.LongTensor, ...)
+
+class _LegacyType(type):
+    """torch.FloatTensor and friends: `LongTensor([1, 2])` holds data, `FloatTensor(2, 3)` is a shape
+    (zero-filled here); `isinstance(t, tg.LongTensor)` checks the dtype."""
+    def __call__(cls, *args, device=None):
+        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+            return tensor(args[0], dtype=cls._tg_dtype, device=device)
+        return zeros(*args, dtype=cls._tg_dtype, device=device)
+
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, Tensor) and obj._data.dtype == cls._tg_dtype
+
+    def __repr__(cls) -> str:
+        return f"<class 'tinygrad_seq.{cls.__name__}'>"
+
+
+def _legacy(name: str, dt: np.dtype) -> type:
+    return _LegacyType(name, (), {"_tg_dtype": dt, "__doc__": f"{name}(data) or {name}(*sizes): a {dt} tensor"})
+
+
+FloatTensor = _legacy("FloatTensor", dtypes.float32)
+DoubleTensor = _legacy("DoubleTensor", dtypes.float64)
+HalfTensor = _legacy("HalfTensor", dtypes.float16)
+LongTensor = _legacy("LongTensor", dtypes.int64)
+IntTensor = _legacy("IntTensor", dtypes.int32)
+ShortTensor = _legacy("ShortTensor", dtypes.int16)
+CharTensor = _legacy("CharTensor", dtypes.int8)
+ByteTensor = _legacy("ByteTensor", dtypes.uint8)
+BoolTensor = _legacy("BoolTensor", dtypes.bool_)
 
 
 from . import ops  # noqa: E402  (ops imports Tensor from here)

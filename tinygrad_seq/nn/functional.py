@@ -33,6 +33,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input shape {x.shape} does not match weight shape {weight.shape} "
                          f"(last dim {x.shape[-1]} vs in_features {weight.shape[-1]})")
+    dt = x.dtype
+    if weight.dtype != dt or (bias is not None and bias.dtype != dt):  # as torch: no promotion inside linear
+        dts = ", ".join(str(t.dtype) for t in (x, weight, bias) if t is not None)
+        raise RuntimeError(f"linear: input, weight and bias must have the same dtype, got {dts} "
+                           "(cast with .to(dtype), or convert the layer with .to(dtype))")
     if bias is None:
         return ops.Linear.apply(x, weight)
     return ops.Linear.apply(x, weight, bias)

@@ -11,6 +11,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from ..device import check as check_device
+from ..dtypes import get_default_dtype, to_dtype
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -24,8 +26,9 @@ __all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "Conv1d", "Conv2d", "M
            "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiMarginLoss"]
 
 
-def _empty(shape: tuple, dtype) -> Parameter:
-    return Parameter(np.empty(shape, np.dtype(dtype or np.float32)))
+def _empty(shape: tuple, dtype, device=None) -> Parameter:
+    check_device(device)  # `device=` as torch's layers take it: the CPU only
+    return Parameter(np.empty(shape, get_default_dtype() if dtype is None else to_dtype(dtype)))
 
 
 def _call(layer: Module, fn: Callable, *args, **kwargs):
@@ -41,10 +44,10 @@ def _call(layer: Module, fn: Callable, *args, **kwargs):
 class Linear(Module):
     """y = x Wᵀ + b;  W, b ~ U(-1/√in, 1/√in) (PyTorch's kaiming_uniform_(a=√5))"""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty((out_features, in_features), dtype)
+        self.weight = _empty((out_features, in_features), dtype, device)
         self.bias = _empty((out_features,), dtype) if bias else None
         self.reset_parameters()
 
@@ -67,7 +70,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                 sparse: bool = False, _weight=None, _freeze: bool = False, dtype=None):
+                 sparse: bool = False, _weight=None, _freeze: bool = False, device=None, dtype=None):
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
@@ -79,7 +82,7 @@ class Embedding(Module):
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
-            self.weight = _empty((num_embeddings, embedding_dim), dtype)
+            self.weight = _empty((num_embeddings, embedding_dim), dtype, device)
             self.reset_parameters()
         else:
             w = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)
@@ -123,11 +126,12 @@ class LayerNorm(Module):
     """y = (x - μ) / √(σ² + ε) · γ + β over the trailing normalized_shape dims; γ = 1, β = 0"""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
-                 dtype=None):
+                 device=None, dtype=None):
         super().__init__()
         ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
         self.normalized_shape = tuple(int(n) for n in ns)
         self.eps, self.elementwise_affine, self.use_bias = eps, elementwise_affine, elementwise_affine and bias
+        check_device(device)
         self.weight = init.ones_(_empty(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = init.zeros_(_empty(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
@@ -219,7 +223,7 @@ class _ConvNd(Module):
     _d = 0
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", dtype=None):
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
         name, d = type(self).__name__, self._d
         if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0:
@@ -244,7 +248,7 @@ class _ConvNd(Module):
         self.padding = padding if isinstance(padding, str) else F._tuple(padding, d, "padding", name)
         self.dilation = F._tuple(dilation, d, "dilation", name)
         self.groups, self.padding_mode = int(groups), padding_mode
-        self.weight = _empty((out_channels, in_channels // groups) + self.kernel_size, dtype)
+        self.weight = _empty((out_channels, in_channels // groups) + self.kernel_size, dtype, device)
         self.bias = _empty((out_channels,), dtype) if bias else None
         self.reset_parameters()
 

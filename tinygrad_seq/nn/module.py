@@ -7,6 +7,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from ..autograd import STATE
+from ..device import check as check_device
+from ..device import parse_to
 from ..tensor import Tensor
 
 
@@ -281,10 +283,15 @@ class Module:
             else:
                 p.grad.numpy()[...] = 0
 
-    # ------------------------------------------------------------ dtype
-    def to(self, dtype) -> "Module":
-        """Convert every float parameter and buffer to `dtype` (in this module, in place)."""
-        dt = np.dtype(dtype)
+    # ------------------------------------------------------------ dtype and device
+    def to(self, *args, **kwargs) -> "Module":
+        """to(dtype), to(device), to(device, dtype), to(tensor), to(dtype=, device=): converts every float
+        parameter and buffer (in place, as torch); the device must be the CPU."""
+        dt, _ = parse_to(args, kwargs, "Module.to")
+        if dt is None:
+            return self
+        if dt.kind != "f":
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dt}")
         for t in list(self.parameters()) + list(self.buffers()):
             if t.numpy().dtype.kind == "f":
                 t.data = t.numpy().astype(dt)
@@ -300,6 +307,13 @@ class Module:
 
     def half(self) -> "Module":
         return self.to(np.float16)
+
+    def cpu(self) -> "Module":
+        return self
+
+    def cuda(self, device=None) -> "Module":
+        check_device("cuda" if device is None else device)
+        return self
 
     # ------------------------------------------------------------ state
     def state_dict(self, *args, destination: dict | None = None, prefix: str = "",
