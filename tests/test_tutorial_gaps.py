@@ -2,8 +2,8 @@
 (char_rnn_classification, char_rnn_generation, seq2seq_translation) make, each run under PyTorch and
 under tinygrad_seq and compared (values, dtype names, shapes).
 
-Calls that fail on this branch are marked xfail(strict=False) with the engine area that owns them;
-the lead removes the marks as those branches merge (an XPASS here means the gap is closed).
+Each probe names the area it exercises; all of them now match torch (the gap list found while porting
+the tutorials was closed by the in-place, dtype/device, math, indexing and nn work of issue 9).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ PROBES = [
  ("F_tanh", "nn/module", "x = torch.zeros(1, 3) + 0.5\nresult = F.tanh(x).numpy()"),
  ("LogSoftmax_dim1", "nn/module", "x = torch.zeros(1, 3) + 0.5\nx[0][1] = 2.0\nresult = nn.LogSoftmax(dim=1)(x).numpy()"),
  ("topk_1", "math fn", "x = torch.zeros(1, 4)\nx[0][2] = 3.0\nv, i = x.topk(1)\nresult = (v.numpy(), i.numpy(), str(i.dtype).split('.')[-1], i[0].item())"),
- ("topk_positional_k_dim_largest", "math fn", "x = torch.zeros(1, 4)\nx[0][2] = 3.0\nx[0][0] = 1.0\nv, i = x.topk(3, 1, True)\nresult = (v.numpy(), i.numpy(), v[0][1].item(), i[0][1].item())"),
+ ("topk_positional_k_dim_largest", "math fn", "x = torch.zeros(1, 4)\nx[0][2] = 3.0\nx[0][0] = 1.0\nx[0][3] = 0.5\nv, i = x.topk(3, 1, True)\nresult = (v.numpy(), i.numpy(), v[0][1].item(), i[0][1].item())"),
  ("tensor_dtype_long", "dtypes/device", "t = torch.tensor([3], dtype=torch.long)\nresult = (t.numpy(), str(t.dtype).split('.')[-1])"),
  ("NLLLoss_int64_target", "other (losses)", "x = nn.LogSoftmax(dim=1)(torch.zeros(1, 3) + 0.1)\nresult = nn.NLLLoss()(x, torch.tensor([1], dtype=torch.long)).item()"),
  ("data_add__alpha", "in-place/autograd", "lin = nn.Linear(2, 1)\nlin.weight.grad = torch.ones(1, 2)\nw0 = lin.weight.detach().numpy().copy()\nfor p in [lin.weight]:\n    p.data.add_(p.grad.data, alpha=-0.5)\nresult = lin.weight.detach().numpy() - w0"),
@@ -56,29 +56,6 @@ PROBES = [
  ("sum_int_div", "other", "result = (torch.zeros(3) + 1).sum().item() / 3"),
 ]
 
-# name -> (area, what fails on this branch)
-GAPS = {
-    "topk_1": ("math fn", "Tensor.topk missing"),
-    "topk_positional_k_dim_largest": ("math fn", "Tensor.topk(k, dim, largest) missing"),
-    "tensor_dtype_long": ("dtypes/device", "tg.long missing (dtype=torch.long)"),
-    "NLLLoss_int64_target": ("dtypes/device", "tg.long missing; NLLLoss itself matches"),
-    "data_add__alpha": ("in-place/autograd", "Tensor.add_(other, alpha=) missing"),
-    "LongTensor_list": ("dtypes/device", "tg.LongTensor missing"),
-    "unsqueeze__inplace": ("in-place/autograd", "Tensor.unsqueeze_ missing"),
-    "data_add__deprecated_number_tensor": ("in-place/autograd", "Tensor.add_(Number, Tensor) (old signature) missing"),
-    "NLLLoss_target_row_after_unsqueeze_": ("dtypes/device", "tg.LongTensor missing"),
-    "zero_d_index_and_eq_bool": ("math fn", "Tensor.topk missing (0-d __index__/__bool__ work)"),
-    "device_cuda_is_available": ("dtypes/device", "tg.device and tg.cuda missing"),
-    "zeros_device_kw": ("dtypes/device", "tg.device / zeros(device=) missing"),
-    "tensor_long_device_view": ("dtypes/device", "tg.device / tensor(device=) missing"),
-    "nn_GRU": ("nn/module", "tg.nn.GRU missing (tinygrad_seq.models.GRU exists)"),
-    "bmm_softmax_relu_log_softmax": ("math fn", "tg.bmm missing"),
-    "module_to_device": ("dtypes/device", "tg.device missing; Module.to(device)"),
-    "buffer_write_keeps_graph": ("in-place/autograd", "buf[i] = y keeps no graph: y gets no gradient"),
-    "item_on_1x1_and_eq_int": ("math fn", "Tensor.topk missing"),
-    "confusion_row_normalize_zero_row": ("other (ops numerics)", "0/0 in Div leaks a NumPy RuntimeWarning"),
-}
-
 PROBES.append(("confusion_row_normalize_zero_row", "other (ops numerics)",
                "c = torch.zeros(2, 2)\nc[0][1] += 1\nfor i in range(2):\n    c[i] = c[i] / c[i].sum()\n"
                "result = np.isnan(c.numpy()).tolist()"))
@@ -110,8 +87,7 @@ def _same(a, b) -> bool:
 
 def _params():
     for name, area, code in PROBES:
-        marks = [pytest.mark.xfail(strict=False, reason=f"[{GAPS[name][0]}] {GAPS[name][1]}")] if name in GAPS else []
-        yield pytest.param(code, id=name, marks=marks)
+        yield pytest.param(code, id=name)
 
 
 @pytest.mark.parametrize("code", list(_params()))

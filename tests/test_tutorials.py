@@ -28,14 +28,6 @@ import harness  # noqa: E402
 HERE = Path(__file__).resolve().parent / "tutorials"
 UNIFORM = {"names": math.log(len(harness._SYLLABLES)), "letters": math.log(59)}
 
-# Gaps found on this branch (see the report / tests/test_tutorial_gaps.py); each belongs to another
-# engineer's area, so these runs are expected to fail until those branches are merged.
-GAPS_CLASSIFY = "Tensor.topk, tg.long/dtype=torch.long, Tensor.add_(other, alpha=)"
-GAPS_GENERATE = "tg.LongTensor, Tensor.unsqueeze_, Tensor.topk, Tensor.add_(Number, Tensor) (old signature)"
-GAPS_TRANSLATE = ("tg.device, tg.cuda.is_available, device= on zeros/tensor, Module.to(device), tg.nn.GRU, "
-                  "tg.bmm, Tensor.topk, and buffer writes `outputs[i] = y` that keep the graph (encoder gradient)")
-
-
 def _data(kind: str, workdir: Path) -> None:
     if kind == "fra":
         harness.make_eng_fra_data(workdir)
@@ -178,25 +170,24 @@ def test_translate_attention(tmp_path):
 OFFICIAL = {
     "char_rnn_classification_tutorial.py": ("names", UNIFORM["names"], {
         "n_iters = 100000": "n_iters = 2000", "print_every = 5000": "print_every = 500",
-        "plot_every = 1000": "plot_every = 100", "n_confusion = 10000": "n_confusion = 300"}, None, GAPS_CLASSIFY),
+        "plot_every = 1000": "plot_every = 100", "n_confusion = 10000": "n_confusion = 300"}, None),
     "char_rnn_generation_tutorial.py": ("names", UNIFORM["letters"], {
         "n_iters = 100000": "n_iters = 2000", "print_every = 5000": "print_every = 500",
-        "plot_every = 500": "plot_every = 100"}, None, GAPS_GENERATE),
+        "plot_every = 500": "plot_every = 100"}, None),
     "seq2seq_translation_tutorial.py": ("fra", None, {
         "trainIters(encoder1, attn_decoder1, 75000, print_every=5000)":
         "trainIters(encoder1, attn_decoder1, 300, print_every=100, plot_every=20)"},
-        OFFICIAL_ENCODER_GRAD, GAPS_TRANSLATE),
+        OFFICIAL_ENCODER_GRAD),
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=f"gaps: {v[4]}"))
-                                  for n, v in OFFICIAL.items()])
+@pytest.mark.parametrize("name", list(OFFICIAL))
 def test_official_tutorial(name, tmp_path):
     src_dir = os.environ.get("TINYGRAD_SEQ_TUTORIALS")
     if not src_dir or not (Path(src_dir) / name).exists():
         pytest.skip("set TINYGRAD_SEQ_TUTORIALS to a pytorch/tutorials intermediate_source directory")
-    kind, uni, overrides, grad_expr, _ = OFFICIAL[name]
+    kind, uni, overrides, grad_expr = OFFICIAL[name]
     res = _run_both(Path(src_dir) / name, kind, tmp_path, overrides,
                     report={"encoder_grad": grad_expr} if grad_expr else None)
     _compare(res, uni, name)
