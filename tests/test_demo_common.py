@@ -1,4 +1,4 @@
-"""Demo infrastructure (models/demos/common.py): flags and --quick defaults, seeding, metrics file,
+"""Demo infrastructure (demos/common.py): flags and --quick defaults, seeding, metrics file,
 checkpoint round trip (model, optimizer, generators) and resume truncation, plots, progress, batches,
 tables."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 import tinygrad_seq as tg
 from tinygrad_seq import optim
-from tinygrad_seq.models.demos import common as C
+from tinygrad_seq.demos import common as C
 
 
 def _parser(**kw) -> argparse.ArgumentParser:

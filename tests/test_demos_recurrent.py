@@ -13,7 +13,7 @@ import pytest
 
 import tinygrad_seq as tg
 from tinygrad_seq.cli import main
-from tinygrad_seq.models.demos import data as D
+from tinygrad_seq.demos import data as D
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

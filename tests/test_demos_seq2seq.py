@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_seq.models.demos import seq2seq_data as D
+from tinygrad_seq.demos import seq2seq_data as D
 
 # template field -> strptime directive (strptime accepts unpadded %d/%m and any case for %B/%b/%A/%a)
 _STRPTIME = {"d": "%d", "dd": "%d", "dth": "%d", "m": "%m", "mm": "%m", "Month": "%B", "month": "%B",
@@ -141,7 +141,7 @@ def test_digit_captions():
 # ----------------------------------------------------------------------------------------- demos (--quick)
 def _cli(*argv) -> int:
     """Run one subcommand through the seq2seq provider's argparse (as `tinygrad-seq` does)."""
-    from tinygrad_seq.models.demos import seq2seq
+    from tinygrad_seq.demos import seq2seq
     return seq2seq.main(argv)
 
 

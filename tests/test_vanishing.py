@@ -9,6 +9,7 @@ pytest.importorskip("matplotlib")
 from tinygrad_seq.cli import main  # noqa: E402
 from tinygrad_seq.viz import plot_gradient_flow  # noqa: E402
 from tinygrad_seq.viz import experiments as E  # noqa: E402
+from tinygrad_seq.demos.data import adding_problem  # noqa: E402
 
 
 def test_vanishing_quick_writes_all_files(tmp_path, capsys):
@@ -78,13 +79,15 @@ def test_plot_gradient_flow_lines_and_errors(tmp_path):
 
 
 def test_forget_bias_sweep_keeps_more_gradient():
-    curves = E.sweep_forget_bias(biases=(0.0, 3.0), T=25, hidden=8, batch=4)
+    x, y = adding_problem(4, 25, np.random.default_rng(0), dtype=np.float64)
+    curves = E.sweep_forget_bias(x, y, biases=(0.0, 3.0), hidden=8)
     (lo, hi) = curves.values()
     assert hi[0] > 10 * lo[0]  # a forget gate near 1 carries the gradient back to t = 0
 
 
 def test_sigma_sweep_respects_bound():
-    curves, bounds = E.sweep_sigma(sigmas=(0.5, 0.9), T=25, hidden=8, batch=4)
+    x, y = adding_problem(4, 25, np.random.default_rng(0), dtype=np.float64)
+    curves, bounds = E.sweep_sigma(x, y, sigmas=(0.5, 0.9), hidden=8)
     for label, h in curves.items():
         ratios = h[:-1] / h[1:]
         assert np.all(ratios <= bounds[label] * (1 + 1e-9))
@@ -94,7 +97,7 @@ def test_sigma_sweep_respects_bound():
 
 def test_measure_matches_autograd_grad():
     tg.manual_seed(0)
-    x, y = E.adding_problem(3, 12, np.random.default_rng(0))
+    x, y = adding_problem(3, 12, np.random.default_rng(0), dtype=np.float64)
     m = E.Probe("gru", 6)
     meas = E.measure(m, x, y)
     loss, states = E.probe_loss(m, x, y)

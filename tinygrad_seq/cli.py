@@ -11,9 +11,9 @@ import importlib
 import sys
 
 PROVIDERS = (
-    "tinygrad_seq.viz.cli",               # vanishing, graph
-    "tinygrad_seq.models.demos.recurrent",  # adding, digits, charlm
-    "tinygrad_seq.models.demos.seq2seq",    # translate, copy, reverse, g2p, caption
+    "tinygrad_seq.demos.pictures",   # vanishing, graph
+    "tinygrad_seq.demos.recurrent",  # adding, digits, charlm
+    "tinygrad_seq.demos.seq2seq",    # translate, copy, reverse, g2p, caption
 )
 
 

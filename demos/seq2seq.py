@@ -115,9 +115,9 @@ def _token_accuracy(hyps: list, refs: list) -> dict:
 # ----------------------------------------------------------------------------------------- models
 def build_model(kind: str, task: Task, args: argparse.Namespace) -> tg.nn.Module:
     """The model for `kind` ("rnn", "transformer" or "caption") sized by args."""
+    from tinygrad_seq import models as S  # lazy: keeps `tinygrad-seq --help` light
     if kind == "caption":
-        return CaptionModel(len(task.tgt_vocab), hidden=args.hidden, attention=args.attention)
-    from .. import seq2seq as S  # lazy: keeps `tinygrad-seq --help` light
+        return S.CaptionModel(len(task.tgt_vocab), hidden=args.hidden, attention=args.attention)
     if kind == "rnn":
         return S.RNNSeq2Seq(len(task.src_vocab), len(task.tgt_vocab), emb_size=args.emb, hidden_size=args.hidden,
                             attention=args.attention, pad_idx=D.PAD_IDX)
@@ -150,75 +150,6 @@ def greedy_decode(kind: str, model: tg.nn.Module, batch: D.Batch, max_len: int) 
         return model.greedy_decode(batch.src, max_len, D.SOS_IDX, D.EOS_IDX, src_lengths=batch.src_len)
     return model.greedy_decode(batch.src, max_len, D.SOS_IDX, D.EOS_IDX,
                                src_key_padding_mask=_src_padding_mask(batch), return_attention=True)
-
-
-# ----------------------------------------------------------------------------------------- captioning
-class CaptionModel(tg.nn.Module):
-    """Show-attend-tell style captioner: CNN annotation vectors a_i (models/cnn.py) and a GRU decoder
-    that attends over them at every step:
-
-        h_0 = tanh(W_init mean_i a_i)
-        c_t = sum_i alpha_ti a_i,   alpha_t = softmax_i(score(h_{t-1}, a_i))      (attention over the grid)
-        h_t = GRUCell([E y_{t-1}; c_t], h_{t-1}),   p(y_t) = softmax(W_out [h_t; c_t])
-    """
-
-    def __init__(self, vocab_size: int, hidden: int = 64, channels: int = 16, features: int = 32,
-                 emb_size: int = 16, attention: str = "bahdanau"):
-        super().__init__()
-        from .. import attention as A
-        from ..cells import GRUCell
-        from ..cnn import CNNEncoder
-
-        self.encoder = CNNEncoder(1, channels, features)
-        self.init_h = tg.nn.Linear(features, hidden)
-        self.embedding = tg.nn.Embedding(vocab_size, emb_size)
-        self.attention = _make_attention(A, attention, hidden, features)
-        self.cell = GRUCell(emb_size + features, hidden)
-        self.out = tg.nn.Linear(hidden + features, vocab_size)
-
-    def _start(self, images: tg.Tensor):
-        feats, grid = self.encoder.features(images)           # (B, N, F)
-        return feats, grid, self.init_h(feats.mean(1)).tanh()
-
-    def _step(self, y_prev: np.ndarray, h: tg.Tensor, feats: tg.Tensor):
-        context, weights = self.attention(h, feats)            # (B, F), (B, N)
-        h = self.cell(tg.cat([self.embedding(y_prev), context], dim=-1), h)
-        return self.out(tg.cat([h, context], dim=-1)), h, weights
-
-    def forward(self, images: tg.Tensor, tgt_in: np.ndarray) -> tuple[tg.Tensor, tg.Tensor]:
-        """Teacher forcing: (B, T, V) logits and (B, T, N) attention weights."""
-        feats, _, h = self._start(images)
-        logits, weights = [], []
-        for t in range(tgt_in.shape[1]):
-            with tg.time_step(t):
-                lo, h, w = self._step(tgt_in[:, t], h, feats)
-            logits.append(lo)
-            weights.append(w)
-        return tg.stack(logits, dim=1), tg.stack(weights, dim=1)
-
-    def greedy_decode(self, images: tg.Tensor, max_len: int, sos_idx: int, eos_idx: int):
-        """(B, T) token ids and (B, T, h, w) attention maps over the feature grid."""
-        feats, (gh, gw), h = self._start(images)
-        y = np.full(images.shape[0], sos_idx, dtype=np.int64)
-        ids, maps = [], []
-        done = np.zeros(images.shape[0], dtype=bool)
-        for _ in range(max_len):
-            lo, h, w = self._step(y, h, feats)
-            y = lo.numpy().argmax(-1)
-            ids.append(y)
-            maps.append(w.numpy().reshape(-1, gh, gw))
-            done |= y == eos_idx
-            if done.all():
-                break
-        return np.stack(ids, 1), np.stack(maps, 1)
-
-
-def _make_attention(A, kind: str, query_dim: int, key_dim: int) -> tg.nn.Module:
-    """Soft attention with Bahdanau's additive score vᵀ tanh(W_q q + W_k k) or Luong's general qᵀ W k."""
-    scores = {"bahdanau": "additive", "luong": "general"}
-    if kind not in scores:
-        raise ValueError(f"attention must be one of {sorted(scores)}, got {kind!r}")
-    return A.SoftAttention(scores[kind], query_dim=query_dim, key_dim=key_dim)
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -470,8 +401,8 @@ def register(subparsers) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tinygrad_seq.models.demos.seq2seq COMMAND ...`: these subcommands without the others."""
-    parser = argparse.ArgumentParser(prog="python -m tinygrad_seq.models.demos.seq2seq",
+    """`python -m tinygrad_seq.demos.seq2seq COMMAND ...`: these subcommands without the others."""
+    parser = argparse.ArgumentParser(prog="python -m tinygrad_seq.demos.seq2seq",
                                      description=__doc__.splitlines()[0])
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])

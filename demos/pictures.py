@@ -1,4 +1,6 @@
-"""`tinygrad-seq vanishing` (RNN vs LSTM vs GRU gradient pictures) and `tinygrad-seq graph` (draw any model)."""
+"""`tinygrad-seq vanishing` (RNN vs LSTM vs GRU gradient pictures) and `tinygrad-seq graph` (draw any
+model from the registry in drawables.py). The measuring and drawing live in viz; the data (the adding
+problem) comes from data.py."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-GRAPH_MODELS = ("rnn", "lstm", "gru", "attention", "transformer")
+from .drawables import DRAWABLE, build_graph_model
 
 
 def register(subparsers) -> None:
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_vanishing)
 
     g = subparsers.add_parser("graph", help="draw the computation graph of a small model, coloured by gradient")
-    g.add_argument("--model", choices=GRAPH_MODELS, default="lstm")
+    g.add_argument("--model", choices=list(DRAWABLE), default="lstm")
     g.add_argument("--steps", type=int, default=20, help="sequence length (default 20)")
     g.add_argument("--hidden", type=int, default=16, help="hidden / model size (default 16)")
     g.add_argument("--keep-steps", type=int, default=3)
@@ -42,7 +44,7 @@ def register(subparsers) -> None:
 
 
 def _cells(spec: str) -> list[str]:
-    from .experiments import CELL_NAMES
+    from tinygrad_seq.viz.experiments import CELL_NAMES
     cells = [c.strip().lower() for c in spec.split(",") if c.strip()]
     bad = [c for c in cells if c not in CELL_NAMES]
     if not cells or bad:
@@ -51,7 +53,7 @@ def _cells(spec: str) -> list[str]:
 
 
 def _theory(m) -> str:
-    from .style import fmt
+    from tinygrad_seq.viz.style import fmt
     if m.bound is not None:
         v = f", {len(m.violations)} steps break it" if m.violations else ""
         return f"σ_max(W_hh)·γ = {m.bound:.3g}{v}"
@@ -66,11 +68,13 @@ def run_vanishing(args: argparse.Namespace) -> int:
     the adding problem), print a table with the measured per-step decay and the theory, and write
     rnn.svg, lstm.svg, gru.svg (+ .png), gradient_flow.png, the sweep plots and index.html to --out."""
     import tinygrad_seq as tg
-    from . import experiments as E
-    from .graph import INSTALL_HINT, draw_graph, render
-    from .plots import plot_gradient_flow
-    from .report import write_index
-    from .style import fmt
+    from tinygrad_seq.viz import experiments as E
+    from tinygrad_seq.viz.graph import INSTALL_HINT, draw_graph, render
+    from tinygrad_seq.viz.plots import plot_gradient_flow
+    from tinygrad_seq.viz.report import write_index
+    from tinygrad_seq.viz.style import fmt
+
+    from .data import adding_problem
 
     t_start = time.time()
     cells = _cells(args.cells)
@@ -79,7 +83,7 @@ def run_vanishing(args: argparse.Namespace) -> int:
         raise SystemExit("vanishing: need --steps >= 2, --hidden >= 1, --batch >= 1, --train >= 0, --keep-steps >= 0")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    x, y = E.adding_problem(args.batch, T, np.random.default_rng(args.seed))
+    x, y = adding_problem(args.batch, T, np.random.default_rng(args.seed), dtype=np.float64)
     back = [k for k in (0, 10, 25, 50, T - 1) if k < T]
     header = ["cell"] + [f"t={T - 1 - k}" for k in back] + ["per step (measured)", "theory"]
     table, curves, styles, graphs = [], {}, {}, []
@@ -94,7 +98,9 @@ def run_vanishing(args: argparse.Namespace) -> int:
             table.append(_row(f"{name}, before training", before, back, fmt))
             curves[f"{cell.upper()} before training"] = before.h
             styles[f"{cell.upper()} before training"] = {"ls": ":", "lw": 1.5}
-            losses = E.train(model, args.train, T, seed=args.seed)
+            train_rng = np.random.default_rng(args.seed + 1)
+            batches = (adding_problem(32, T, train_rng, dtype=np.float64) for _ in range(args.train))
+            losses = E.train(model, batches)
             print(f"{cell}: trained {args.train} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
             runs = [(f", after {args.train} steps", model)]
         for suffix, m in runs:
@@ -112,9 +118,9 @@ def run_vanishing(args: argparse.Namespace) -> int:
     plot_gradient_flow(curves, styles=styles, path=out / "gradient_flow.png",
                        title=f"‖∂L/∂h_t‖, adding problem, loss on the last step (T={T}, H={H})")
     sweep_T = T
-    fb = E.sweep_forget_bias(T=sweep_T, hidden=H, seed=args.seed)
+    fb = E.sweep_forget_bias(x, y, hidden=H, seed=args.seed)
     plot_gradient_flow(fb, path=out / "sweep_forget_bias.png", title=f"LSTM: forget-gate bias b_f (T={sweep_T})")
-    sc, sb = E.sweep_sigma(T=sweep_T, hidden=H, seed=args.seed)
+    sc, sb = E.sweep_sigma(x, y, hidden=H, seed=args.seed)
     plot_gradient_flow(sc, bounds=sb, path=out / "sweep_sigma.png",
                        title=f"tanh RNN: W_hh = σ·orthogonal (T={sweep_T}); dashed = Pascanu bound")
     cmd = (f"tinygrad-seq vanishing --steps {T} --hidden {H} --cells {','.join(cells)} --train {args.train} "
@@ -142,37 +148,8 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w[i]) if i == 0 or i == len(w) - 1 else c.rjust(w[i]) for i, c in enumerate(r)))
 
 
-def build_graph_model(kind: str, steps: int, hidden: int, seed: int = 0, split_heads: bool = True):
-    """(loss, model, title) for a small model of `kind` on random data. Attention models run with
-    `split_heads` (each head in its own name scope, drawn as its own cluster) unless told otherwise."""
-    import tinygrad_seq as tg
-    from tinygrad_seq import models
-
-    if kind not in GRAPH_MODELS:
-        raise ValueError(f"model must be one of {GRAPH_MODELS}, got {kind!r}")
-    tg.manual_seed(seed)
-    if kind in ("rnn", "lstm", "gru"):
-        from .experiments import Probe, adding_problem, probe_loss
-        model = Probe(kind, hidden)
-        x, y = adding_problem(4, steps, np.random.default_rng(seed))
-        loss, _ = probe_loss(model, x, y)
-        return loss, model, f"{kind.upper()}, T={steps}, loss on the last step"
-    d = max(4, hidden - hidden % 2)
-    if kind == "attention":
-        model = models.MultiheadAttention(d, 2, split_heads=split_heads)
-        x = tg.randn(min(steps, 8), 2, d)
-        out, _ = model(x, x, x)
-        return (out * out).mean(), model, f"multi-head self-attention (2 heads, d={d})"
-    model = models.Transformer(d_model=d, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
-                               dim_feedforward=2 * d, dropout=0.0)
-    models.set_split_heads(model, split_heads)
-    src, tgt = tg.randn(min(steps, 6), 2, d), tg.randn(min(steps, 5), 2, d)
-    out = model(src, tgt, tgt_mask=models.generate_square_subsequent_mask(tgt.shape[0]))
-    return (out * out).mean(), model, f"Transformer (2+2 layers, 2 heads, d={d})"
-
-
 def run_graph(args: argparse.Namespace) -> int:
-    from .graph import INSTALL_HINT, draw_graph, render
+    from tinygrad_seq.viz.graph import INSTALL_HINT, draw_graph, render
 
     formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in ("svg", "png", "pdf")]
