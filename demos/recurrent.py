@@ -80,14 +80,21 @@ ADDING_DEFAULTS = dict(out="runs/adding", seq_len=100, iters=4000, lr=3e-3, hidd
 ADDING_QUICK = dict(seq_len=10, iters=300, lr=1e-2, hidden=32, eval_every=50, test_size=256)
 
 
-def train_adding(cell: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one cell on the adding problem; returns its row of the results table."""
+def _begin_cell(cell: str, args: argparse.Namespace, input_size: int, out_features: int, config_keys: tuple):
+    """(data generator, model, Adam, run directory, step) of one cell: seeded, and restored from its
+    checkpoint with --resume; a fresh run saves `config_keys` of args as its config.json."""
     data_rng = seed_everything(args.seed)
-    model = LastStateModel(cell, 2, args.hidden, 1)
+    model = LastStateModel(cell, input_size, args.hidden, out_features)
     opt = optim.Adam(model.parameters(), lr=args.lr)
     run = RunDir(args.out / cell)
     step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume,
-                        config={k: getattr(args, k) for k in ADDING_CONFIG})
+                        config={k: getattr(args, k) for k in config_keys})
+    return data_rng, model, opt, run, step
+
+
+def train_adding(cell: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one cell on the adding problem; returns its row of the results table."""
+    data_rng, model, opt, run, step = _begin_cell(cell, args, 2, 1, ADDING_CONFIG)
     # the held-out set has its own generator: identical for every cell, run and resume
     x_test, y_test = adding_problem(args.test_size, args.seq_len, np.random.default_rng([args.seed, 2]))
     x_test, y_test = tg.Tensor(x_test), tg.Tensor(y_test)
@@ -169,12 +176,7 @@ DIGITS_QUICK = dict(epochs=3, hidden=32, lr=1e-2)
 def train_digits(cell: str, args: argparse.Namespace, data: tuple) -> dict[str, Any]:
     """Train one cell on pixel-by-pixel digits; returns its row of the results table."""
     x_tr, y_tr, x_te, y_te = data
-    data_rng = seed_everything(args.seed)
-    model = LastStateModel(cell, 1, args.hidden, 10)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
-    run = RunDir(args.out / cell)
-    step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume,
-                        config={k: getattr(args, k) for k in DIGITS_CONFIG})
+    data_rng, model, opt, run, step = _begin_cell(cell, args, 1, 10, DIGITS_CONFIG)
     per_epoch = math.ceil(len(x_tr) / args.batch_size)
     x_te_t = tg.Tensor(x_te)
 

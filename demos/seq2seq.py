@@ -317,7 +317,9 @@ def run_models(task: Task, args: argparse.Namespace, runs: list) -> int:
         common.plot_curves(curves, out / "loss.png", title=f"{task.name}: training loss")
     (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n")
     common.print_table(results, title=f"{task.name}: held-out results")
-    per_run = "metrics.jsonl,loss.png,checkpoint.npz,examples.txt,attention_*.png"
+    per_run = "metrics.jsonl,loss.png,checkpoint.npz,config.json"
+    if args.n_heatmaps > 0 and not any("stopped_at" in r for r in results):
+        per_run += ",examples.txt,attention_*.png"
     if len(kinds) > 1:
         print(f"outputs in {out}/: summary.json, loss.png, " + ", ".join(f"{k}/{{{per_run}}}" for k in kinds))
     else:
@@ -412,8 +414,6 @@ def _run(name: str, args: argparse.Namespace) -> int:
 def _run_task(name: str, args: argparse.Namespace) -> int:
     common.resolve_args(args)
     common.require(*_NEEDS[name])
-    if args.out is None:
-        args.out = Path("runs") / name
     if getattr(args, "max_len", 1) < getattr(args, "min_len", 1):
         raise common.UsageError(f"--max-len {args.max_len} is shorter than --min-len {args.min_len}")
     if getattr(args, "heads", None) and args.d_model % args.heads:
@@ -441,7 +441,7 @@ def register(subparsers) -> None:
     """Add the translate, copy, reverse, g2p and caption subcommands."""
     for name, cfg in CONFIGS.items():
         p = subparsers.add_parser(name, help=_HELP[name], description=_HELP[name])
-        defaults = {**_SHARED, **cfg["defaults"]}
+        defaults = {**_SHARED, **cfg["defaults"], "out": f"runs/{name}"}
         quick = {**_QUICK_SHARED, **cfg["quick"]}
         if name == "caption":
             defaults = {k: v for k, v in defaults.items() if k not in _SEQ2SEQ_ONLY}
