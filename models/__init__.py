@@ -7,3 +7,5 @@ from .transformer import (PositionalEncoding, TokenEmbedding, Transformer, Trans
                           TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
                           generate_square_subsequent_mask)
 from .seq2seq import RNNSeq2Seq, Seq2SeqTransformer, beam_search  # noqa: F401,E402
+from .cnn import CNNEncoder  # noqa: F401,E402
+from .caption import CaptionModel  # noqa: F401,E402

@@ -1,4 +1,4 @@
-"""Demo infrastructure (models/demos/common.py): flags and --quick defaults, seeding, metrics file,
+"""Demo infrastructure (demos/common.py): flags and --quick defaults, seeding, metrics file,
 checkpoint round trip (model, optimizer, generators) and resume truncation, plots, progress, batches,
 tables."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 import tinygrad_seq as tg
 from tinygrad_seq import optim
-from tinygrad_seq.models.demos import common as C
+from tinygrad_seq.demos import common as C
 
 
 def _parser(**kw) -> argparse.ArgumentParser:
@@ -38,8 +38,8 @@ def test_flags_quick_defaults_and_explicit_values_win():
 
 def test_flags_help_override_and_bad_quick_key():
     p = argparse.ArgumentParser()
-    C.add_common_args(p, {"steps": 100}, help_text={"steps": "sequence length T"})
-    assert "sequence length T (default 100)" in " ".join(p.format_help().split())
+    C.add_common_args(p, {"seq_len": 100}, help_text={"seq_len": "length of each sequence"})
+    assert "length of each sequence (default 100)" in " ".join(p.format_help().split())
     with pytest.raises(ValueError, match="quick keys"):
         C.add_common_args(argparse.ArgumentParser(), {"lr": 1.0}, {"iters": 3})
 

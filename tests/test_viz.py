@@ -66,8 +66,9 @@ def test_dot_structure_clusters_fold_legend_labels():
     # the model's own names win when given
     tg.manual_seed(0)
     p = Probe("lstm", 8)
-    from tinygrad_seq.viz.experiments import adding_problem, probe_loss
-    x, y = adding_problem(2, 12, np.random.default_rng(0))
+    from tinygrad_seq.demos.data import adding_problem
+    from tinygrad_seq.viz.experiments import probe_loss
+    x, y = adding_problem(2, 12, np.random.default_rng(0), dtype=np.float64)
     loss2, _ = probe_loss(p, x, y)
     src2 = draw_graph(loss2, model=p).source
     assert "lstm.weight_hh_l0" in src2 and "head.weight" in src2
@@ -222,7 +223,7 @@ def test_lstm_cell_path_decays_like_product_of_forget_gates():
 
 
 def test_attention_and_transformer_graphs_cluster_layers():
-    from tinygrad_seq.viz.cli import build_graph_model
+    from tinygrad_seq.demos.drawables import build_graph_model
     loss, model, _ = build_graph_model("transformer", 4, 8)
     src = draw_graph(loss, model=model).source
     clusters = set(re.findall(r'subgraph "?(cluster_[^\s"{]*)', src))
@@ -329,7 +330,7 @@ def test_graph_command_draws_heads_unless_batched_heads(tmp_path, capsys):
     from tinygrad_seq.cli import main
     for flag, n_heads in (([], 2), (["--batched-heads"], 0)):
         out = tmp_path / str(n_heads)
-        assert main(["graph", "--model", "attention", "--steps", "4", "--hidden", "8", "--format", "svg",
+        assert main(["graph", "--model", "attention", "--seq-len", "4", "--hidden", "8", "--format", "svg",
                      "--out", str(out)] + flag) == 0
         drawn = next(out.glob("attention.*")).read_text()  # svg, or the DOT source without `dot`
         assert len(set(re.findall(r"cluster_MultiheadAttention/head\d", drawn))) == n_heads

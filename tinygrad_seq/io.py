@@ -84,6 +84,12 @@ class _Encoder:
                         "ndarray, Tensor, int, float, complex, bool, str, None)")
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
 def save(obj: Any, f: str | os.PathLike | IO[bytes]) -> None:
     """Write `obj` (nested dicts with str/int keys, lists, tuples of ndarrays, Tensors, NumPy scalars, Python
     numbers, strings, bools, None) to the path `f` (exactly that name; no suffix is added), atomically, or
@@ -99,10 +105,12 @@ def save(obj: Any, f: str | os.PathLike | IO[bytes]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **entries)
-            f.flush()
-            os.fsync(f.fileno())
+        if hasattr(os, "fchmod"):  # mkstemp makes the file 0600; a checkpoint gets the user's umask like any file
+            os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, allow_pickle=False, **entries)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

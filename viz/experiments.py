@@ -1,13 +1,15 @@
 """The vanishing-gradient experiment behind `tinygrad-seq vanishing` and the sweep plots.
 
 A probe = one recurrent layer (models.RNN / LSTM / GRU) and a linear head on the last state,
-ŷ = W h_T + b, with L = mean (ŷ - y)² on the adding problem (Hochreiter & Schmidhuber 1997). The loss
-sees only h_T, so ||dL/dh_t|| for t < T measures how much gradient survives T-1-t steps of BPTT.
+ŷ = W h_T + b, with L = mean (ŷ - y)². The loss sees only h_T, so ||dL/dh_t|| for t < T measures how
+much gradient survives T-1-t steps of BPTT. The data comes in from the caller (the command feeds the
+adding problem, Hochreiter & Schmidhuber 1997, from demos/data.py): x (n, T, input_size), y (n, 1).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 
@@ -17,22 +19,6 @@ from tinygrad_seq.nn import Linear, Module
 from .grads import capture_grads, find_chains, norm, topo_order
 
 CELL_NAMES = ("rnn", "lstm", "gru")
-
-
-def adding_problem(n: int, T: int, rng: np.random.Generator, dtype=np.float64):
-    """x: (n, T, 2) = (value ~ U[0,1], marker); two markers (one per half); y = sum of marked values."""
-    try:
-        from tinygrad_seq.models.demos.data import adding_problem as shared
-    except ImportError:  # demos not installed: the same generator, locally
-        shared = None
-    if shared is not None:
-        return shared(n, T, rng, dtype)
-    values = rng.random((n, T))
-    rows = np.arange(n)
-    first, second = rng.integers(0, T // 2, n), rng.integers(T // 2, T, n)
-    markers = np.zeros((n, T))
-    markers[rows, first] = markers[rows, second] = 1.0
-    return np.stack([values, markers], -1).astype(dtype), (values[rows, first] + values[rows, second])[:, None].astype(dtype)
 
 
 class Probe(Module):
@@ -104,14 +90,12 @@ def measure(model: Probe, x, y) -> Measurement:
     return m
 
 
-def train(model: Probe, steps: int, T: int, batch: int = 32, lr: float = 1e-2, seed: int = 0,
+def train(model: Probe, batches: Iterable[tuple[np.ndarray, np.ndarray]], lr: float = 1e-2,
           clip: float = 1.0) -> list[float]:
-    """Adam on fresh adding-problem batches; returns the loss per step."""
-    rng = np.random.default_rng(seed + 1)
+    """One Adam step per (x, y) batch of `batches`; returns the loss per step."""
     opt = tg.optim.Adam(list(model.parameters()), lr=lr)
     losses = []
-    for _ in range(steps):
-        x, y = adding_problem(batch, T, rng, model.head.weight.dtype)
+    for x, y in batches:
         loss, _ = probe_loss(model, x, y)
         opt.zero_grad()
         loss.backward()
@@ -127,14 +111,13 @@ def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def sweep_forget_bias(biases=(0.0, 1.0, 3.0, 5.0), T: int = 100, hidden: int = 32, batch: int = 8,
+def sweep_forget_bias(x, y, biases=(0.0, 1.0, 3.0, 5.0), hidden: int = 32,
                       seed: int = 0) -> dict[str, np.ndarray]:
-    """||dL/dh_t|| of an LSTM probe for each forget-gate bias b_f (b_ih[H:2H] = b_f, b_hh[H:2H] = 0)."""
-    x, y = adding_problem(batch, T, np.random.default_rng(seed))
+    """||dL/dh_t|| of an LSTM probe on (x, y) for each forget-gate bias b_f (b_ih[H:2H] = b_f, b_hh[H:2H] = 0)."""
     out = {}
     for b in biases:
         tg.manual_seed(seed)
-        m = Probe("lstm", hidden)
+        m = Probe("lstm", hidden, input_size=np.shape(x)[-1])
         H = hidden
         m.lstm.bias_ih_l0.numpy()[H:2 * H] = b
         m.lstm.bias_hh_l0.numpy()[H:2 * H] = 0.0
@@ -142,17 +125,16 @@ def sweep_forget_bias(biases=(0.0, 1.0, 3.0, 5.0), T: int = 100, hidden: int = 3
     return out
 
 
-def sweep_sigma(sigmas=(0.5, 0.9, 1.0, 1.5), T: int = 100, hidden: int = 32, batch: int = 8,
+def sweep_sigma(x, y, sigmas=(0.5, 0.9, 1.0, 1.5), hidden: int = 32,
                 seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """||dL/dh_t|| of a tanh RNN probe with W_hh = σ · (orthogonal), for each σ = σ_max(W_hh).
+    """||dL/dh_t|| of a tanh RNN probe on (x, y) with W_hh = σ · (orthogonal), for each σ = σ_max(W_hh).
 
     Returns (curves, bounds) where bounds[label] = σ·γ, the Pascanu per-step bound (γ = 1 for tanh).
     """
-    x, y = adding_problem(batch, T, np.random.default_rng(seed))
     curves, bounds = {}, {}
     for s in sigmas:
         tg.manual_seed(seed)
-        m = Probe("rnn", hidden)
+        m = Probe("rnn", hidden, input_size=np.shape(x)[-1])
         m.rnn.weight_hh_l0.numpy()[...] = s * orthogonal(hidden, np.random.default_rng(seed + 7))
         meas = measure(m, x, y)
         label = f"RNN, σ_max(W_hh) = {s:g}"

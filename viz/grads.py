@@ -4,7 +4,7 @@ Everything here reads the graph the engine recorded (`t._ctx`, `.parents`, `.sco
 touches anyone's `.grad`: gradients come from `autograd.run_backward(..., capture=...)` with
 `retain_graph=True`, so the user can still call `backward()` afterwards.
 
-BPTT (FORMULAS.md): dL/dh_{k} = (dh_{k+1}/dh_k)ᵀ dL/dh_{k+1} + (direct terms), and for
+BPTT: dL/dh_{k} = (dh_{k+1}/dh_k)ᵀ dL/dh_{k+1} + (direct terms), and for
 h_{k+1} = φ(W_hh h_k + U x + b):  ||dh_{k+1}/dh_k|| ≤ σ_max(W_hh) · γ  with γ = max φ'
 (1 for tanh, 1/4 for sigmoid)  [Pascanu, Mikolov & Bengio 2013]. Along the LSTM cell path
 dL/dc_{k} = f_{k+1} * dL/dc_{k+1} (+ the path through h), so gradients decay like the product of
@@ -19,10 +19,36 @@ from typing import Any
 import numpy as np
 
 from ..autograd import _unbroadcast, run_backward
+from ..ops import REGISTRY
 
+
+# ---------------------------------------------------------------------------------------------- op classes
+# The ops the pictures reason about, as classes from the engine's one registry (ops.REGISTRY): viz names
+# them only here, and an op renamed or removed in the engine fails at import, not as a wrong picture.
+def _ops(*names: str) -> frozenset:
+    missing = [n for n in names if n not in REGISTRY]
+    if missing:
+        raise ImportError(f"tinygrad_seq.viz: ops {missing} are not in tinygrad_seq.ops.REGISTRY")
+    return frozenset(REGISTRY[n] for n in names)
+
+
+_OP_NAMES = {cls: name for name, cls in REGISTRY.items()}
+
+
+def op_name(ctx) -> str:
+    """The registry name of the op that made a node (its class name for an op defined outside ops.py)."""
+    return _OP_NAMES.get(type(ctx)) or type(ctx).__name__
+
+
+VIEW_OPS = _ops("Permute", "Reshape", "Cast", "Expand", "GetItem")   # a parameter seen through these is the parameter
+SHAPE_OPS = VIEW_OPS | _ops("Cat", "Stack")                          # move a state without computing on it
+TRANSPOSE_OPS = _ops("Permute", "Cast")                              # W.T in h @ W_hh.T
+MATMUL_OPS = _ops("MatMul", "Linear")
+GATE_OP = REGISTRY["Mul"]                                            # g * (carried state)
+CARRY_OPS = _ops("Sub", "Add", "Neg")                                # (1 - z) * n + z * h
+SLICE_OP = REGISTRY["GetItem"]
 # Activation -> γ = sup |φ'| (the per-step Jacobian bound's second factor).
-GAMMA = {"Tanh": 1.0, "Sigmoid": 0.25, "Relu": 1.0}
-_SHAPE_OPS = {"Cat", "Reshape", "GetItem", "Permute", "Expand", "Cast", "Stack"}
+GAMMA = {REGISTRY["Tanh"]: 1.0, REGISTRY["Sigmoid"]: 0.25, REGISTRY["Relu"]: 1.0}
 _RELEASED_MSG = ("{who}: the graph behind this tensor was released by backward(); call {who} before "
                  "backward(), or call backward(retain_graph=True)")
 
@@ -180,7 +206,7 @@ def find_chains(order: list, grads: dict[int, np.ndarray] | None = None,
 
 
 def _classify(ch: Chain, cons: dict[int, list], has_cell: bool) -> None:
-    op = type(ch.states[-1]._ctx).__name__
+    op = type(ch.states[-1]._ctx)
     if ch.name == "c" or (ch.name == "h" and not has_cell):
         gates = [_carry_gate(a, b, cons) for a, b in zip(ch.states, ch.states[1:])]
         if gates and all(g is not None for g in gates):
@@ -190,7 +216,7 @@ def _classify(ch: Chain, cons: dict[int, list], has_cell: bool) -> None:
     if op in GAMMA and not has_cell:
         w = _recurrent_weight(ch.states[0], cons)
         if w is not None:
-            ch.kind, ch.activation, ch.gamma, ch.weight = "rnn", op, GAMMA[op], w
+            ch.kind, ch.activation, ch.gamma, ch.weight = "rnn", _OP_NAMES[op], GAMMA[op], w
             ch.sigma_max = float(np.linalg.norm(np.asarray(w.numpy(), dtype=np.float64), 2))
             return
     ch.kind = "state"
@@ -204,13 +230,13 @@ def _carry_gate(prev, nxt, cons: dict[int, list]) -> float | None:
         nf = []
         for t in frontier:
             for c in cons.get(id(t), ()):
-                if type(c._ctx).__name__ == "Mul" and id(c) in targets:
+                if type(c._ctx) is GATE_OP and id(c) in targets:
                     other = [p for p in c._ctx.parents if p is not t]
                     if len(other) == 1 and other[0].numpy().size > 1:
                         g = other[0].numpy()
                         if g.min() >= 0 and g.max() <= 1:
                             return float(g.mean())
-                if id(c) not in seen and type(c._ctx).__name__ in ("Sub", "Add", "Neg"):
+                if id(c) not in seen and type(c._ctx) in CARRY_OPS:
                     seen.add(id(c))
                     nf.append(c)
         frontier = nf
@@ -224,15 +250,15 @@ def _recurrent_weight(state, cons: dict[int, list]):
         nf = []
         for t in frontier:
             for c in cons.get(id(t), ()):
-                op = type(c._ctx).__name__
-                if op in ("MatMul", "Linear"):
+                op = type(c._ctx)
+                if op in MATMUL_OPS:
                     for p in c._ctx.parents:
-                        while p is not t and p._ctx is not None and type(p._ctx).__name__ in ("Permute", "Cast") \
+                        while p is not t and p._ctx is not None and type(p._ctx) in TRANSPOSE_OPS \
                                 and hasattr(p._ctx, "parents"):
                             p = p._ctx.parents[0]  # W.T in h @ W_hh.T
                         if p is not t and p._ctx is None and p.requires_grad and p.numpy().ndim == 2:
                             return p
-                elif op in _SHAPE_OPS and id(c) not in seen:
+                elif op in SHAPE_OPS and id(c) not in seen:
                     seen.add(id(c))
                     nf.append(c)
         frontier = nf

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from ..nn import Parameter
 from . import style
-from .grads import Chain, capture_grads, consumers, edge_grad_norms, find_chains, norm, topo_order
+from .grads import (SLICE_OP, VIEW_OPS, Chain, capture_grads, consumers, edge_grad_norms, find_chains, norm,
+                    op_name, topo_order)
 
 _SeqGraph: Any = None
-_VIEW_OPS = {"Permute", "Reshape", "Cast", "Expand", "GetItem"}
 _LAYER_SCOPE = re.compile(r"^l\d+(_reverse)?$")
 _HEAD_SCOPE = re.compile(r"^head(\d+)$")  # MultiheadAttention(split_heads=True) runs head i in "head{i}"
 INSTALL_HINT = "install Graphviz: sudo apt-get install graphviz (macOS: brew install graphviz)"
@@ -98,7 +99,7 @@ def _shape(t) -> str:
 
 def _index_repr(ctx) -> str:
     """` [:, 32:64]` for a basic-index GetItem (which gate slice, which time step), else ''."""
-    if type(ctx).__name__ != "GetItem":
+    if type(ctx) is not SLICE_OP:
         return ""
     idx = getattr(ctx, "index", None)
     items = idx if isinstance(idx, tuple) else (idx,)
@@ -137,7 +138,7 @@ def _cluster_label(path: str) -> str:
 
 def _is_param(t) -> bool:
     return t._ctx is None and t.requires_grad and getattr(t, "name", None) is not None \
-        and type(t).__name__ == "Parameter"
+        and isinstance(t, Parameter)
 
 
 # ---------------------------------------------------------------------------------------------- builder
@@ -177,7 +178,7 @@ class _Builder:
             ctx = t._ctx
             if ctx is not None:
                 ps = ctx.parents
-                if type(ctx).__name__ in _VIEW_OPS and len(ps) == 1 and id(ps[0]) in self.alias:
+                if type(ctx) in VIEW_OPS and len(ps) == 1 and id(ps[0]) in self.alias:
                     self.alias[id(t)] = self.alias[id(ps[0])]
                     continue
                 self.cluster[id(t)] = tuple(getattr(ctx, "scope", ("", None)))
@@ -208,7 +209,7 @@ class _Builder:
                 sig[key] = []
                 first_seen.setdefault(key[0], []).append(key[1])
             if t._ctx is not None:
-                sig[key].append((type(t._ctx).__name__, t.numpy().shape, t.name))
+                sig[key].append((op_name(t._ctx), t.numpy().shape, t.name))
         self.steps = first_seen
         self.folded: dict[tuple, str] = {}   # (path, step) -> fold node id
         self.folds: list[dict] = []
@@ -331,7 +332,7 @@ class _Builder:
             label = f"{t.name or ('leaf' if t.requires_grad else 'input')}\n{shape}"
             a.update(shape="ellipse", color="#777777")
         else:
-            op = type(ctx).__name__
+            op = op_name(ctx)
             if chain is not None:
                 label = f"{t.name}  (t={key[1]})\n{op} → {shape}"
                 if nrm is not None:

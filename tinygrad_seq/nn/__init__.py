@@ -14,10 +14,15 @@ _FROM_MODELS = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "Multihe
                 "TransformerEncoder", "TransformerEncoderLayer", "TransformerDecoder", "TransformerDecoderLayer")
 
 
+def from_models(name: str, module: str | None = None) -> Any:
+    """`tinygrad_seq.models[.module].name`, imported on first use (nn.LSTM, F.scaled_dot_product_attention)."""
+    import importlib
+    return getattr(importlib.import_module("tinygrad_seq.models" + (f".{module}" if module else "")), name)
+
+
 def __getattr__(name: str) -> Any:
     if name in _FROM_MODELS:
-        from .. import models
-        value = getattr(models, name)
+        value = from_models(name)
         globals()[name] = value  # later lookups are plain attribute reads
         return value
     raise AttributeError(f"module 'tinygrad_seq.nn' has no attribute '{name}'")

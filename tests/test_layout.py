@@ -1,0 +1,60 @@
+"""Each top-level folder is one layer and imports only the layers below it:
+engine (tinygrad_seq/) < models/ < viz/ < demos/. Read from the sources (import statements), so a
+stray upward import fails here rather than as an import cycle somewhere else."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# folder -> its installed package
+PACKAGE = {"tinygrad_seq": "tinygrad_seq", "models": "tinygrad_seq.models", "viz": "tinygrad_seq.viz",
+           "demos": "tinygrad_seq.demos"}
+LAYERS = ("tinygrad_seq", "models", "viz", "demos")  # bottom to top
+ABOVE = {name: [PACKAGE[n] for n in LAYERS[i + 1:]] for i, name in enumerate(LAYERS)}
+
+
+def _imports(path: Path, package: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import statement in the file."""
+    rel = path.relative_to(ROOT / path.relative_to(ROOT).parts[0]).with_suffix("")
+    parts = [*package.split("."), *rel.parts]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    here = parts[:-1] if path.name != "__init__.py" else parts  # the package the file is in
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                names = [mod] if node.module else [f"{mod}.{a.name}" for a in node.names]
+            else:
+                names = [node.module]
+            out += [(node.lineno, n) for n in names]
+    return out
+
+
+@pytest.mark.parametrize("folder", LAYERS[:-1])
+def test_no_folder_imports_a_layer_above_it(folder):
+    bad = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        # the engine's package __init__ files hold the PyTorch-style lazy aliases (tg.models, tg.nn.LSTM);
+        # cli.py names its command providers by string
+        if folder == "tinygrad_seq" and path.name == "__init__.py":
+            continue
+        for line, mod in _imports(path, PACKAGE[folder]):
+            if any(mod == up or mod.startswith(up + ".") for up in ABOVE[folder]):
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_scan_sees_relative_and_absolute_imports():
+    # the checker itself: a relative import two levels up resolves to the right package
+    found = dict((m, ln) for ln, m in _imports(ROOT / "demos" / "seq2seq.py", "tinygrad_seq.demos"))
+    assert "tinygrad_seq.demos.common" in found and "tinygrad_seq" in found
+    found = [m for _, m in _imports(ROOT / "viz" / "grads.py", "tinygrad_seq.viz")]
+    assert "tinygrad_seq.autograd" in found and "tinygrad_seq.ops" in found
