@@ -366,9 +366,9 @@ def test_detect_anomaly_as_decorator_and_off_by_default():
 @pytest.mark.parametrize("data", [[1, 2, 3], [True, False], np.arange(3)])
 def test_int_and_bool_tensors_cannot_require_grad(data):
     with pytest.raises(RuntimeError, match="floating-point"):
-        tg.Tensor(data, requires_grad=True)
+        tg.tensor(data, requires_grad=True)
     with pytest.raises(RuntimeError, match="floating-point"):
-        tg.Tensor(data).requires_grad_()
+        tg.tensor(data).requires_grad_()
 
 
 def test_requires_grad_false_on_nonleaf_raises():

@@ -10,10 +10,22 @@ def test_python_floats_become_float32_and_arrays_keep_their_dtype():
     assert tg.tensor(3.5).dtype == np.float32
     assert tg.Tensor(np.ones(2)).dtype == np.float64
     assert tg.Tensor(np.ones(2, np.float32)).dtype == np.float32
-    assert tg.Tensor([1, 2]).dtype == np.int64
-    assert tg.Tensor([True]).dtype == np.bool_
+    assert tg.tensor([1, 2]).dtype == np.int64 and tg.tensor([True]).dtype == np.bool_
     assert tg.Tensor([1, 2], dtype=tg.float64).dtype == np.float64
     assert tg.Tensor(np.ones(2), dtype="float32").dtype == np.float32
+
+
+def test_the_legacy_tensor_constructor_follows_torch():
+    torch = pytest.importorskip("torch")
+    for args in [([1, 2],), ([True, False],), ([[1.5]],), (2, 3), (4,), ()]:
+        ours, theirs = tg.Tensor(*args), torch.Tensor(*args)
+        assert ours.shape == tuple(theirs.shape) and ours.dtype == tg.float32, args
+        if args and not all(type(a) is int for a in args):  # sizes: torch leaves the memory uninitialised
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    with pytest.raises(TypeError):
+        tg.Tensor([1.0], [2.0])
+    for f in ("exp", "log", "sqrt", "tanh", "sigmoid", "sin"):  # int inputs compute in the default float dtype
+        assert getattr(tg.arange(1, 4), f)().dtype == tg.float32, f
 
 
 def test_float64_array_is_not_copied_or_converted():

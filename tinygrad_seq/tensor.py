@@ -59,8 +59,16 @@ class Tensor:
                  "__weakref__")
     __array_ufunc__ = None  # make `ndarray * Tensor` defer to Tensor.__rmul__ instead of looping
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype=None):
-        self._data = _as_array(data, dtype)
+    def __init__(self, *data: Any, requires_grad: bool = False, dtype=None):
+        if not data or all(type(d) is int for d in data):  # torch.Tensor(2, 3): a shape (zero-filled here)
+            self._data = np.zeros(data or (0,), dtypes.get_default_dtype() if dtype is None else dtypes.to_dtype(dtype))
+        elif len(data) == 1:
+            d = data[0]
+            if dtype is None and not isinstance(d, (Tensor, np.ndarray, np.generic)):
+                dtype = dtypes.get_default_dtype()  # torch.Tensor([1, 2]) is a float tensor; arrays keep their dtype
+            self._data = _as_array(d, dtype)
+        else:
+            raise TypeError(f"Tensor(): expected one data argument or sizes (ints), got {data!r}")
         self.grad: Tensor | None = None
         self._ctx = None
         self._retain = False
@@ -376,7 +384,7 @@ class Tensor:
         return _matmul(self, o if isinstance(o, Tensor) else Tensor(o))
 
     def __rmatmul__(self, o):
-        return _matmul(Tensor(o), self)
+        return _matmul(tensor(o), self)
 
     def __pow__(self, o):
         if (type(o) is int or type(o) is float) and self._data.dtype.kind == "f":  # `x ** 2`
@@ -401,13 +409,13 @@ class Tensor:
     pow = __pow__
 
     def neg(self): return -self
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
-    def sqrt(self): return ops.Sqrt.apply(self)
+    def exp(self): return ops.Exp.apply(self if self._data.dtype.kind == "f" else self._floating())
+    def log(self): return ops.Log.apply(self if self._data.dtype.kind == "f" else self._floating())
+    def sqrt(self): return ops.Sqrt.apply(self if self._data.dtype.kind == "f" else self._floating())
     def abs(self): return ops.Abs.apply(self)
     __abs__ = abs
-    def tanh(self): return ops.Tanh.apply(self)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def tanh(self): return ops.Tanh.apply(self if self._data.dtype.kind == "f" else self._floating())
+    def sigmoid(self): return ops.Sigmoid.apply(self if self._data.dtype.kind == "f" else self._floating())
     def relu(self): return ops.Relu.apply(self)
     def gelu(self, approximate: str = "none"): return ops.Gelu.apply(self, approximate=approximate)
     def square(self): return ops.PowConst.apply(self, c=2)
@@ -843,7 +851,7 @@ class Tensor:
     # ------------------------------------------------------------ math (PyTorch surface)
     def _floating(self) -> "Tensor":
         """Integer and bool inputs of transcendental functions compute in the default float dtype (as PyTorch)."""
-        return self if self._data.dtype.kind in "fc" else ops.Cast.apply(self, dtype=_DEFAULT)
+        return self if self._data.dtype.kind in "fc" else ops.Cast.apply(self, dtype=dtypes.get_default_dtype())
 
     def sin(self) -> "Tensor": return ops.Sin.apply(self._floating())
     def cos(self) -> "Tensor": return ops.Cos.apply(self._floating())
@@ -1226,7 +1234,7 @@ def _pair(t: Tensor, o, floating: bool = False, graph: bool = True) -> tuple[Ten
     elif isinstance(o, np.generic):
         o = o.item()
     elif isinstance(o, (np.ndarray, list, tuple)):
-        o = Tensor(o)
+        o = tensor(o)
     if isinstance(o, Tensor):
         rt = dt if o._data.dtype == dt else dtypes.result_type(t, o)
     elif isinstance(o, numbers.Real):
