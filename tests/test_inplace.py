@@ -292,3 +292,24 @@ def test_setitem_with_ints_and_index_arrays_uses_torchs_shape():
         x[0, :, [0, 2]] = v[:2, :2] * 3  # torch: shape (2, 2) after the int is applied
         return x * x
     same(case)
+
+
+def test_backward_after_an_optimizer_step_or_load_raises_as_torch():
+    for lib in (tg, torch):
+        for x_grad in (True, False):  # the weight is saved only for the input's gradient
+            lin = lib.nn.Linear(3, 2).double()
+            opt = lib.optim.SGD(lin.parameters(), lr=0.1)
+            x = lib.tensor(W0.copy(), requires_grad=x_grad)
+            loss = (lin(x) ** 2).sum()
+            (lin(x) ** 2).sum().backward()
+            opt.step()  # writes the weight that `loss`'s graph may have saved
+            if x_grad:
+                with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                    loss.backward()
+            else:
+                loss.backward()
+            loss = (lin(x) ** 2).sum()
+            lin.load_state_dict(lin.state_dict())
+            if x_grad:
+                with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                    loss.backward()

@@ -256,6 +256,8 @@ def _check_saved(t: "Tensor", ctx) -> None:
     for i in ctx.saves:
         if i >= len(parents):
             continue
+        if i >= 0 and ctx.cross is not None and not any(ctx.needs[j] for j in ctx.cross[i]):
+            continue  # read only for gradients nobody needs
         x = t if i < 0 else parents[i]
         v = _VERSIONS.get(id(_root(x._data)))
         if v is not None and v[1] > ctx.clock:

@@ -28,6 +28,9 @@ class Function:
     # Which arrays backward reads: input indices, -1 for the output. An in-place write into one of them
     # after the op ran makes backward raise (autograd._check_saved). Default: all of them.
     saves: tuple = (0, 1, 2, 3, -1)
+    # cross[i]: the inputs whose gradient reads input i (x * y, x @ y: each only for the other's): as torch, a
+    # write into input i then matters only if one of those needs a gradient. None: every gradient may read it.
+    cross = None
     # True when the output is a view of input 0's storage (reshape, permute, basic indexing): an in-place
     # write into the output then also rewrites the input's graph (Tensor._inplace).
     view = False
@@ -138,6 +141,7 @@ class Sub(Function):
 class Mul(Function):
     """z = x * y"""
     saves = (0, 1)
+    cross = ((1,), (0,))
     def forward(self, x, y):
         self.x, self.y = x, y
         return x * y
@@ -727,6 +731,7 @@ def _matmul_problem(a: tuple, b: tuple) -> str:
 class MatMul(Function):
     """z = x @ y (1-D, 2-D, batched with broadcast batch dims);  dx = g yᵀ,  dy = xᵀ g"""
     saves = (0, 1)
+    cross = ((1,), (0,))
     def forward(self, x, y):
         self.x, self.y = x, y
         try:
@@ -763,6 +768,8 @@ class MatMul(Function):
 class Linear(Function):
     """z = x Wᵀ + b  (W: out×in; x: ...×in; b: out, or any shape broadcasting to z, e.g. a per-row
     precomputed input projection in a recurrent step);  dx = g W,  dW = gᵀ x,  db = Σ g"""
+    saves = (0, 1)
+    cross = ((1,), (0,))
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
         self.bias_vector = b is not None and b.ndim == 1

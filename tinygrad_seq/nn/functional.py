@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import ops
+from ..autograd import bump_version
 from ..tensor import Tensor, cat, rng, where
 from ..tensor import pad as _tensor_pad
 from ..losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
@@ -75,6 +76,7 @@ def _embedding_renorm(w: np.ndarray, idx: np.ndarray, max_norm: float, norm_type
     big = norms > max_norm
     if big.any():
         w[rows[big]] *= (max_norm / (norms[big] + 1e-7)).astype(w.dtype)[:, None]
+        bump_version(w, "embedding_renorm_")  # a graph that saved the weight before now sees the write
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:

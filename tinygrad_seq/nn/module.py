@@ -6,7 +6,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ..autograd import STATE
+from ..autograd import STATE, bump_version
 from ..device import check as check_device
 from ..device import parse_to
 from ..tensor import Tensor
@@ -378,6 +378,7 @@ class Module:
                     targets[k].data = np.array(arr, dtype=own.dtype, copy=True)
                 else:
                     own[...] = arr.astype(own.dtype, copy=False)  # in place: same objects, same storage
+                    bump_version(own, "load_state_dict")
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ calling

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..autograd import bump_version
 from ..tensor import Tensor
 
 
@@ -128,6 +129,7 @@ class Optimizer:
                 else:
                     g = g + wd * p.numpy()
             self._update(p.numpy(), g, self.state.setdefault(p, {}), group)
+            bump_version(p.numpy(), f"{type(self).__name__}.step")  # as torch: backward through an older graph raises
         return loss
 
     # ------------------------------------------------------------ state
