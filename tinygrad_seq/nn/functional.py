@@ -230,3 +230,6 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """y_i = x_i - ln Σ_j e^{x_j} along dim"""
     return x.log_softmax(dim)
+
+
+from .batchnorm import batch_norm  # noqa: F401,E402  (issue 12; at the end: batchnorm.py needs nothing from here)
