@@ -14,6 +14,7 @@ PROVIDERS = (
     "tinygrad_seq.viz.cli",               # vanishing, graph
     "tinygrad_seq.models.demos.recurrent",  # adding, digits, charlm
     "tinygrad_seq.models.demos.seq2seq",    # translate, copy, reverse, g2p, caption
+    "tinygrad_seq.models.demos.notes",      # norms, forecast, glimpse, classify (issue 12)
 )
 
 
