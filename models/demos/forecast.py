@@ -9,10 +9,11 @@ or `--csv PATH` (one value per row; the last numeric column is used, rows in tim
 
 The last `--test` months are held out. From every origin o in the held-out tail the next `--horizon` H
 months are forecast from y[:o] only, and MAE, RMSE and MAPE are averaged over all origins and steps.
-- LSTM / GRU forecasters: a window of the last `--window` values, expressed relative to the window's
-  last value and divided by a scale fitted on the training part only (std of its monthly changes),
-  plus the month as (sin, cos); the last hidden state -> Linear -> the H future values (direct
-  multi-step). Trained once, on windows that lie entirely in the training part.
+- LSTM / GRU forecasters: a window of the last `--window` values, as changes from the window's last
+  value and from 12 months earlier, divided by a scale fitted on the training part only (std of its
+  monthly changes), plus the month as (sin, cos); the last hidden state -> Linear -> H corrections to
+  the seasonal naive forecast (direct multi-step). Trained once, on windows that lie entirely in the
+  training part.
 - seasonal naive: ŷ_{o+h} = y_{o+h-12k}, the same month of the last observed year.
 - naive: ŷ_{o+h} = y_{o-1}, the last observed value.
 - Holt-Winters exponential smoothing (statsmodels ExponentialSmoothing, additive trend and season),
@@ -90,27 +91,29 @@ def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def make_windows(y: np.ndarray, months: np.ndarray, ends: np.ndarray, window: int, horizon: int, scale: float):
-    """Inputs (B, window, 3): [(y - y_last)/scale, sin, cos of the month]; targets (B, H): (future -
-    y_last)/scale (zeros where the future is past the data). `ends` are the forecast origins o: the
-    window is y[o-window:o]."""
+    """Inputs (B, window, 4): [(y_t - y_last)/scale, (y_t - y_{t-12})/scale, sin, cos of the month];
+    targets (B, H): (future - seasonal naive forecast)/scale (zeros where the future is past the data),
+    so the network learns a correction to "same month last year". `ends` are the forecast origins o:
+    the window is y[o-window:o] (and needs o - window >= 12). Also returns the seasonal naive forecast."""
     idx = ends[:, None] + np.arange(-window, 0)[None, :]
     last = y[ends - 1][:, None]
     ang = 2 * np.pi * months[idx] / SEASON
-    x = np.stack([(y[idx] - last) / scale, np.sin(ang), np.cos(ang)], -1)
+    x = np.stack([(y[idx] - last) / scale, (y[idx] - y[idx - SEASON]) / scale, np.sin(ang), np.cos(ang)], -1)
     fut = ends[:, None] + np.arange(horizon)[None, :]
-    tgt = (y[np.minimum(fut, len(y) - 1)] - last) / scale
-    return x.astype(np.float32), tgt.astype(np.float32), last
+    base = seasonal_naive(y, ends, horizon)
+    tgt = (y[np.minimum(fut, len(y) - 1)] - base) / scale
+    return x.astype(np.float32), tgt.astype(np.float32), base
 
 
 # ------------------------------------------------------------------------------------------ models
 class Forecaster(tg.nn.Module):
-    """ŷ_{o+1..o+H} = y_o + scale · (W h_T + b), h_T the last state of an LSTM/GRU over the window"""
+    """ŷ_{o+h} = y_{o+h-12} + scale · (W h_T + b)_h, h_T the last state of an LSTM/GRU over the window"""
 
     def __init__(self, cell: str, hidden: int, horizon: int):
         super().__init__()
         from tinygrad_seq import models
 
-        self.rnn = (models.LSTM if cell == "lstm" else models.GRU)(3, hidden, batch_first=True)
+        self.rnn = (models.LSTM if cell == "lstm" else models.GRU)(4, hidden, batch_first=True)
         self.head = tg.nn.Linear(hidden, horizon)
 
     def forward(self, x: tg.Tensor) -> tg.Tensor:
@@ -161,14 +164,14 @@ QUICK = dict(epochs=40, hidden=16)
 
 def train_cell(cell: str, args, y, months, n_train, scale, origins) -> tuple[dict, np.ndarray]:
     data_rng = seed_everything(args.seed)
-    ends = np.arange(args.window, n_train - args.horizon + 1)  # every window and target inside the training part
+    ends = np.arange(args.window + SEASON, n_train - args.horizon + 1)  # every window and target inside the training part
     x_tr, t_tr, _ = make_windows(y, months, ends, args.window, args.horizon, scale)
     model = Forecaster(cell, args.hidden, args.horizon)
     opt = optim.Adam(model.parameters(), lr=args.lr)
     run = RunDir(args.out / cell)
     step, _ = run.begin(model, opt, {"data": data_rng}, resume=args.resume)
     per_epoch = math.ceil(len(ends) / args.batch_size)
-    x_te, _, last = make_windows(y, months, origins, args.window, args.horizon, scale)
+    x_te, _, base = make_windows(y, months, origins, args.window, args.horizon, scale)
     truth = y[origins[:, None] + np.arange(args.horizon)[None, :]]
 
     def predict() -> np.ndarray:
@@ -176,7 +179,7 @@ def train_cell(cell: str, args, y, months, n_train, scale, origins) -> tuple[dic
         with tg.no_grad():
             z = model(tg.Tensor(x_te)).numpy().astype(np.float64)
         model.train()
-        return last + scale * z
+        return base + scale * z
 
     t0 = time.perf_counter()
     with progress(args.epochs * per_epoch, desc=f"forecast {cell}", initial=step) as bar:
@@ -234,7 +237,7 @@ def run_forecast(args: argparse.Namespace) -> int:
     n_train = len(y) - args.test
     if args.test < args.horizon:
         raise ValueError(f"--test ({args.test}) must be at least --horizon ({args.horizon})")
-    if n_train < args.window + args.horizon + 2 * SEASON:
+    if n_train < args.window + args.horizon + 3 * SEASON:
         raise ValueError(f"series of {len(y)} values is too short for --test {args.test}, --window "
                          f"{args.window}, --horizon {args.horizon}")
     origins = np.arange(n_train, len(y) - args.horizon + 1)
