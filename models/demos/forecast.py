@@ -214,9 +214,9 @@ def plot_forecasts(path: Path, y: np.ndarray, n_train: int, origins: np.ndarray,
     ax.plot(np.arange(lo, len(y)), y[lo:], color="black", linewidth=1.5, label="truth")
     ax.axvline(n_train, color="gray", linestyle=":", linewidth=1)
     o = origins[0]  # the first origin's whole horizon, and the 1-step-ahead forecast from every origin
-    for (name, p), c in zip(preds.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+    for (name, p), c in zip(preds.items(), ("tab:blue", "tab:orange", "tab:gray", "tab:green", "tab:red", "tab:purple")):
         ax.plot(np.arange(o, o + horizon), p[0], color=c, linestyle="--", label=f"{name} (from month {o})")
-        ax.plot(origins, p[:, 0], color=c, linewidth=0.8, alpha=0.7)
+        ax.plot(origins, p[:, 0], color=c, linewidth=0.8, alpha=0.6)  # thin: 1 step ahead from every origin
     ax.set_title(title)
     ax.set_xlabel("month index (dotted: end of training part)")
     ax.legend(fontsize=8)

@@ -179,15 +179,15 @@ def plot_summary(rows: list[dict], args: argparse.Namespace) -> None:
     fig = Figure(figsize=(10, 3.6), dpi=100)
     axes = fig.subplots(1, 3)
     names = [r["model"] for r in rows]
-    for ax, key in zip(axes[:2], ("test accuracy", "sensitivity")):
-        ax.bar(names, [r[key] for r in rows], color=["tab:green", "tab:orange", "tab:red"][:len(rows)])
-        ax.set_title(key if key != "sensitivity" else "batch-composition sensitivity")
+    for ax, key in zip(axes[:2], ("sensitivity", "train/eval gap")):
+        ax.bar(names, [r[key] for r in rows], color=["tab:blue", "tab:orange", "tab:green"][:len(rows)])
+        ax.set_title("batch-composition sensitivity" if key == "sensitivity" else "train/eval gap")
         ax.tick_params(axis="x", labelsize=8)
     for r in rows:
         recs = RunDir(args.out / r["model"]).records("test")
         axes[2].plot([q["sentences"] for q in recs], [q["accuracy"] for q in recs], label=r["model"])
     axes[2].set_xlabel("training sentences")
-    axes[2].set_title("held-out accuracy")
+    axes[2].set_title("held-out accuracy (eval mode)")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out / "norms.png", format="png")
