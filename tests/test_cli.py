@@ -114,8 +114,10 @@ def test_every_flag_has_help_and_shows_its_default():
         if "--steps" in flags:
             steps = next(a for a in p._actions if "--steps" in a.option_strings)
             assert steps.help == "deprecated: use --seq-len" and steps.dest == "seq_len", name
-        if "--cells" in flags:
-            assert "rnn,lstm,gru" in next(a for a in p._actions if "--cells" in a.option_strings).help
+        for flag in ("--cells", "--models", "--methods", "--variants"):  # list flags: one form everywhere
+            if flag in flags:
+                a = next(a for a in p._actions if flag in a.option_strings)
+                assert "comma-separated" in a.help and a.nargs is None, (name, flag)
 
 
 def test_deprecated_steps_alias_says_so_and_sets_seq_len(capsys):

@@ -18,6 +18,7 @@ PROVIDERS = (
     "tinygrad_seq.demos.pictures",   # vanishing, graph
     "tinygrad_seq.demos.recurrent",  # adding, digits, charlm
     "tinygrad_seq.demos.seq2seq",    # translate, copy, reverse, g2p, caption
+    "tinygrad_seq.demos.notes",      # norms, forecast, glimpse, classify
 )
 
 

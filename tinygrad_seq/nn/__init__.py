@@ -9,6 +9,8 @@ from . import functional, init, utils  # noqa: F401
 from .layers import *  # noqa: F401,F403
 from .module import Module, Parameter  # noqa: F401
 
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d  # noqa: F401,E402
+
 # The one place where torch.nn's names for the sequence layers map onto tinygrad_seq.models.
 _FROM_MODELS = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention", "Transformer",
                 "TransformerEncoder", "TransformerEncoderLayer", "TransformerDecoder", "TransformerDecoderLayer")

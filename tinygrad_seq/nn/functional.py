@@ -105,48 +105,6 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     return ops.LayerNorm.apply(input, *wb, ndim=len(ns), eps=eps, has_w=weight is not None, has_b=bias is not None)
 
 
-def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None = None,
-               bias: Tensor | None = None, training: bool = False, momentum: float | None = 0.1,
-               eps: float = 1e-5) -> Tensor:
-    """y = (x - μ) / √(σ² + ε) · weight + bias per channel (dim 1), μ and biased σ² over the batch and
-    spatial dims when training (the running stats, if given, then move by `momentum`, with the unbiased
-    variance, in place and outside the graph, as PyTorch), else the running stats."""
-    if input.ndim < 2:
-        raise ValueError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got shape {input.shape}")
-    C = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        if t is not None and t.shape != (C,):
-            raise ValueError(f"batch_norm: {name} shape {t.shape} != (C,) = ({C},) for input shape {input.shape}")
-    shape = (1, C) + (1,) * (input.ndim - 2)
-    if training:
-        axes = (0,) + tuple(range(2, input.ndim))
-        n = int(np.prod(input.shape)) // C
-        if n <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape "
-                             f"{input.shape}")
-        mean = input.mean(axes, keepdim=True)
-        var = ((input - mean) ** 2).mean(axes, keepdim=True)
-        if running_mean is not None and running_var is not None:
-            m = momentum
-            rm, rv = running_mean.numpy(), running_var.numpy()
-            rm *= 1 - m
-            rm += m * mean.numpy().reshape(C).astype(rm.dtype)
-            rv *= 1 - m
-            rv += m * var.numpy().reshape(C).astype(rv.dtype) * (n / (n - 1))
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are needed when not training")
-        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
-    y = (input - mean) / (var + eps).sqrt()
-    if weight is not None:
-        y = y * weight.reshape(shape)
-    if bias is not None:
-        y = y + bias.reshape(shape)
-    return y
-
-
-# ---------------------------------------------------------------- convolution, pooling, padding
-
 def _conv(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: int, d: int) -> Tensor:
     fn = f"conv{d}d"
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
@@ -600,3 +558,6 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
     if p == 1:
         return diff.abs().sum(-1, keepdim=keepdim)
     return (diff.abs() ** p).sum(-1, keepdim=keepdim) ** (1.0 / p)
+
+
+from .batchnorm import batch_norm  # noqa: F401,E402  (at the end: batchnorm.py needs nothing from here)

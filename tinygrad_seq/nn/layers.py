@@ -22,7 +22,7 @@ __all__ = ["Linear", "Embedding", "LayerNorm", "Dropout", "Conv1d", "Conv2d", "M
            "Flatten", "Identity", "Sequential", "ModuleList", "ModuleDict", "ReLU", "GELU", "Tanh", "Sigmoid",
            "Softplus", "Softmax", "LogSoftmax", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
            "LeakyReLU", "ELU", "SELU", "SiLU", "Mish", "Hardtanh", "ReLU6", "LogSigmoid", "Softsign", "Softmax2d",
-           "Dropout1d", "Dropout2d", "BatchNorm1d", "BatchNorm2d", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
+           "Dropout1d", "Dropout2d", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss",
            "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss", "MultiMarginLoss"]
 
 
@@ -158,63 +158,6 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
 
-
-class _BatchNorm(Module):
-    """y = (x - μ) / √(σ² + ε) · γ + β per channel; batch statistics in training mode (running estimates
-    updated with `momentum`, or a cumulative average with momentum=None), running estimates in eval mode.
-    Buffers running_mean, running_var, num_batches_tracked as PyTorch."""
-    _dims: tuple = ()
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=None, *, bias: bool = True):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.affine, self.track_running_stats, self.use_bias = affine, track_running_stats, affine and bias
-        self.weight = init.ones_(_empty((num_features,), dtype)) if affine else None
-        self.bias = init.zeros_(_empty((num_features,), dtype)) if affine and bias else None
-        if track_running_stats:
-            dt = np.dtype(dtype or np.float32)
-            self.register_buffer("running_mean", Tensor(np.zeros(num_features, dt)))
-            self.register_buffer("running_var", Tensor(np.ones(num_features, dt)))
-            self.register_buffer("num_batches_tracked", Tensor(np.zeros((), np.int64)))
-        else:
-            self.running_mean = self.running_var = self.num_batches_tracked = None
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.numpy()[...] = 0
-            self.running_var.numpy()[...] = 1
-            self.num_batches_tracked.numpy()[...] = 0
-
-    def forward(self, input: Tensor) -> Tensor:
-        if input.ndim not in self._dims:
-            raise ValueError(f"{type(self).__name__}({self.extra_repr()}): expected a "
-                             f"{' or '.join(f'{d}-D' for d in self._dims)} input, got shape {input.shape}")
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.numpy()[...] += 1
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.numpy())
-        batch_stats = self.training or self.running_mean is None
-        return _call(self, F.batch_norm, input, self.running_mean, self.running_var, self.weight, self.bias,
-                     batch_stats, momentum, self.eps)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"bias={self.use_bias}, track_running_stats={self.track_running_stats}")
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch norm of (N, C) or (N, C, L) input over the batch (and length) dims"""
-    _dims = (2, 3)
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch norm of (N, C, H, W) input over the batch and spatial dims"""
-    _dims = (4,)
-
-
-# ---------------------------------------------------------------- convolution and pooling
 
 class _ConvNd(Module):
     """Shared init of Conv1d/Conv2d: W (out, in/groups, *k), W, b ~ U(-1/√fan_in, 1/√fan_in),
