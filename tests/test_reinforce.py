@@ -92,7 +92,7 @@ def test_learned_baseline_fits_the_expected_loss_per_context():
     base = R.LearnedBaseline(2)
     opt = tg.optim.Adam(base.parameters(), lr=0.05)
     for _ in range(300):
-        f = rng.standard_normal((64, 2))
+        f = rng.standard_normal((64, 2)).astype(np.float32)  # the layer is float32: linear does not promote (torch)
         target = 3 * f[:, 0] - f[:, 1] + 2 + rng.standard_normal(64) * 0.1
         opt.zero_grad()
         base.loss(base(tg.Tensor(f)), target).backward()
