@@ -16,14 +16,13 @@ import math
 import numpy as np
 
 import tinygrad_seq as tg
-from tinygrad_seq import ops
 from tinygrad_seq.nn import Linear, Module, Parameter
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.tensor import Tensor
 
 __all__ = ["masked_softmax", "gumbel_softmax", "scaled_dot_product_attention", "DotScore", "ScaledDotScore",
            "GeneralScore", "AdditiveScore", "make_score", "SoftAttention", "GlobalAttention", "LocalAttention",
-           "HardAttention", "MultiheadAttention", "set_split_heads"]
+           "HardAttention", "MultiheadAttention", "set_split_heads", "attention"]
 
 
 def _mask_array(mask, name: str = "mask") -> np.ndarray | None:
@@ -45,7 +44,8 @@ def masked_softmax(scores: Tensor, mask=None, dim: int = -1) -> Tensor:
         except ValueError:
             raise ValueError(f"masked_softmax: mask shape {m.shape} does not broadcast to scores "
                              f"{scores.shape}") from None
-    return ops.MaskedSoftmax.apply(scores, mask=m, dim=dim)
+        scores = scores.masked_fill(m, -math.inf)
+    return scores.softmax(dim)  # softmax of an all -inf row is all zeros
 
 
 def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: int = -1, mask=None) -> Tensor:
@@ -68,11 +68,6 @@ def _one_hot_argmax(y: Tensor, dim: int) -> Tensor:
     np.put_along_axis(out, idx, 1, axis=dim)
     out *= y.numpy().sum(axis=dim, keepdims=True) > 0
     return Tensor(out)
-
-
-def _weighted_sum(weights: Tensor, values: Tensor) -> Tensor:
-    """c_t = Σ_s α_ts v_s:  (B, T, S) @ (B, S, Dv) -> (B, T, Dv)"""
-    return weights @ values
 
 
 # ---------------------------------------------------------------- score functions
@@ -105,7 +100,7 @@ class ScaledDotScore(DotScore):
     """score(q, k) = qᵀk / √d_k (Vaswani et al.)"""
 
     def score(self, query: Tensor, prepared: Tensor) -> Tensor:
-        return (query * (1.0 / math.sqrt(prepared.shape[-1]))) @ prepared.transpose(-1, -2)
+        return query @ prepared.transpose(-1, -2) / math.sqrt(prepared.shape[-1])
 
 
 class GeneralScore(_Score):
@@ -233,8 +228,8 @@ class SoftAttention(_Attention):
     def forward(self, query: Tensor, keys: Tensor, values: Tensor | None = None, mask=None,
                 prepared: Tensor | None = None):
         single, q, values, m = self._prepare(query, keys, values, mask)
-        w = masked_softmax(self.score(q, keys) if prepared is None else self.score(q, keys, prepared), m)
-        return self._finish(single, _weighted_sum(w, values), w)
+        alpha = masked_softmax(self.score(q, keys, prepared), m)
+        return self._finish(single, alpha @ values, alpha)
 
 
 GlobalAttention = SoftAttention
@@ -277,8 +272,8 @@ class LocalAttention(_Attention):
         blocked = outside if m is None else (outside | m)
         align = masked_softmax(self.score(q, keys), blocked)
         sigma = self.D / 2 if self.D > 0 else 0.5
-        w = align * (dist * dist * (-1.0 / (2 * sigma * sigma))).exp()
-        ctx, w = self._finish(single, _weighted_sum(w, values), w)
+        alpha = align * (-(dist * dist) / (2 * sigma * sigma)).exp()
+        ctx, w = self._finish(single, alpha @ values, alpha)
         self.last_position = p.squeeze(1) if single else p
         return ctx, w
 
@@ -305,7 +300,7 @@ class HardAttention(_Attention):
             w = gumbel_softmax(scores, self.tau, self.straight_through, -1, m)
         else:
             w = _one_hot_argmax(masked_softmax(scores.detach(), m), -1)
-        return self._finish(single, _weighted_sum(w, values), w)
+        return self._finish(single, w @ values, w)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, straight_through={self.straight_through}"
@@ -321,23 +316,18 @@ def _dropout_keep(q: Tensor, k: Tensor, dropout_p: float, training: bool) -> np.
     return (tg.rng().random(shape) >= dropout_p).astype(q.dtype) * (1.0 / (1.0 - dropout_p))
 
 
-def _attend(q: Tensor, k: Tensor, v: Tensor, bias: np.ndarray | None, blocked: np.ndarray | None,
-            dropout_p: float, training: bool, need_weights: bool, scale: float,
-            keep: np.ndarray | None = None):
-    """softmax(q kᵀ·scale + bias, blocked) (dropped out) @ v on (..., L, D) tensors -> (out, weights|None).
-    Without weights it is one fused node; with weights the same maths from separate nodes so the
-    returned weights are part of the graph. `keep` (a mask from _dropout_keep) replaces drawing one."""
-    if keep is None:
-        keep = _dropout_keep(q, k, dropout_p, training)
-    if not need_weights:
-        return ops.ScaledDotProductAttention.apply(q, k, v, bias=bias, blocked=blocked, scale=scale, keep=keep), None
-    s = (q * scale) @ k.transpose(-1, -2)
+def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, bias: np.ndarray | None = None,
+              blocked: np.ndarray | None = None, keep: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+    """Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias, blocked) V on (..., L|S, D) tensors -> (output,
+    weights α); `bias` is an additive float mask, `blocked` a bool one (True = blocked), `keep` a scaled
+    dropout mask (from _dropout_keep) applied to α."""
+    scores = q @ k.transpose(-1, -2) * scale
     if bias is not None:
-        s = s + Tensor(bias)
-    w = ops.MaskedSoftmax.apply(s, mask=blocked, dim=-1)
+        scores = scores + Tensor(bias)
+    alpha = masked_softmax(scores, blocked)
     if keep is not None:
-        w = w * Tensor(keep)
-    return w @ v, w
+        alpha = alpha * Tensor(keep)
+    return alpha @ v, alpha
 
 
 def _head(a: np.ndarray | None, i: int) -> np.ndarray | None:
@@ -391,7 +381,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         m = attn_mask.numpy() if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
         bias, blocked = _split_mask(~m if m.dtype == bool else m, query.dtype, "attn_mask")
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    return _attend(query, key, value, bias, blocked, dropout_p, True, False, scale)[0]
+    return attention(query, key, value, scale, bias, blocked, _dropout_keep(query, key, dropout_p, True))[0]
 
 
 class MultiheadAttention(Module):
@@ -463,7 +453,7 @@ class MultiheadAttention(Module):
         E = self.embed_dim
         return b[i * E:(i + 1) * E]
 
-    def _proj(self, x: Tensor, i: int) -> Tensor:
+    def in_proj(self, x: Tensor, i: int) -> Tensor:
         """x W_iᵀ + b_i for i = 0 (q), 1 (k), 2 (v)"""
         if self._qkv_same_embed_dim:
             E = self.embed_dim
@@ -483,9 +473,9 @@ class MultiheadAttention(Module):
                 w, b = w[E:], (None if b is None else b[E:])
             n = 3 if self_attn else 2
             proj = F.linear(key, w, b).reshape(N, S, n, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-            q = None if self_attn else self.heads(self._proj(query, 0))
+            q = None if self_attn else self.heads(self.in_proj(query, 0))
             return proj.unbind(0) if self_attn else (q, *proj.unbind(0))
-        return self.heads(self._proj(query, 0)), self.heads(self._proj(key, 1)), self.heads(self._proj(value, 2))
+        return self.heads(self.in_proj(query, 0)), self.heads(self.in_proj(key, 1)), self.heads(self.in_proj(value, 2))
 
     def heads(self, x: Tensor) -> Tensor:
         """(N, L, E) -> (N, h, L, E/h)"""
@@ -498,23 +488,22 @@ class MultiheadAttention(Module):
         return self.out_proj(o.permute(0, 2, 1, 3).reshape(N, L, self.embed_dim))
 
     def attend_heads(self, q: Tensor, k: Tensor, v: Tensor, bias: np.ndarray | None, blocked: np.ndarray | None,
-                     need_weights: bool, scale: float):
+                     scale: float):
         """The split_heads path: head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) = softmax(q_i k_iᵀ·scale + M_i) v_i,
         each head from its own ops inside name_scope(f"head{i}") (graph path ".../head{i}").
-        q, k, v: (N, h, L|S, E/h) -> (Concat(head_1..head_h) (N, L, E), weights (N, h, L, S) | None).
+        q, k, v: (N, h, L|S, E/h) -> (Concat(head_1..head_h) (N, L, E), weights (N, h, L, S)).
         One dropout draw for all heads, sliced per head: the same numbers as the batched path."""
         keep = _dropout_keep(q, k, self.dropout, self.training)
         outs, ws = [], []
         for i in range(self.num_heads):
             with tg.name_scope(f"head{i}"):
-                o, w = _attend(q[:, i], k[:, i], v[:, i], _head(bias, i), _head(blocked, i), self.dropout,
-                               self.training, need_weights, scale, keep=_head(keep, i))
+                o, w = attention(q[:, i], k[:, i], v[:, i], scale, _head(bias, i), _head(blocked, i), _head(keep, i))
             outs.append(o)
             ws.append(w)
-        return tg.cat(outs, -1), (tg.stack(ws, 1) if need_weights else None)
+        return tg.cat(outs, -1), tg.stack(ws, 1)
 
     # ------------------------------------------------------------ masks
-    def _masks(self, N: int, L: int, S: int, key_padding_mask, attn_mask, is_causal: bool, dtype):
+    def masks(self, N: int, L: int, S: int, key_padding_mask, attn_mask, is_causal: bool, dtype):
         """-> (additive float (N|1, h|1, L|1, S) | None, blocked bool (same) | None), validated."""
         h = self.num_heads
         if is_causal and attn_mask is None:
@@ -570,7 +559,7 @@ class MultiheadAttention(Module):
             raise ValueError(f"MultiheadAttention: batch/source sizes disagree: query {query.shape}, key {key.shape}, "
                              f"value {value.shape} (batch-first view)")
         N, L, S = query.shape[0], query.shape[1], key.shape[1]
-        bias, blocked = self._masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
+        bias, blocked = self.masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
         q, k, v = self.project(query, key, value)
         if self.bias_k is not None:
             k, v = self._append_key(k, self.bias_k), self._append_key(v, self.bias_v)
@@ -581,11 +570,12 @@ class MultiheadAttention(Module):
             bias, blocked = _pad_key_axis(bias, 0.0), _pad_key_axis(blocked, False)
         scale = 1.0 / math.sqrt(self.head_dim)
         if self.split_heads:
-            o, w = self.attend_heads(q, k, v, bias, blocked, need_weights, scale)
+            o, w = self.attend_heads(q, k, v, bias, blocked, scale)
             out = self.out_proj(o)
         else:
-            o, w = _attend(q, k, v, bias, blocked, self.dropout, self.training, need_weights, scale)
+            o, w = attention(q, k, v, scale, bias, blocked, _dropout_keep(q, k, self.dropout, self.training))
             out = self.merge_heads(o)
+        w = w if need_weights else None
         if unbatched:
             out = out.squeeze(0)
         elif not self.batch_first:

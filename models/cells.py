@@ -1,153 +1,112 @@
-"""Recurrent cells (RNN, LSTM incl. peephole, GRU in PyTorch's and Cho's form), composed from engine ops.
+"""Recurrent cells (RNN, LSTM incl. peephole, GRU in PyTorch's and Cho's form), each step written as its formula.
 
-Each kind has a *kernel* (project, step, cols): `project(x)` maps inputs (any leading dims) to the input
-part of every gate in ONE matmul, `x W_ihᵀ + b` (with the hidden biases that are not gated folded in);
-`step(xs_t, state)` does one time step with the recurrent matmul and the gate math only, where xs_t holds
-the column blocks `cols` of that step's projection (sliced straight from the projection, so the backward
-pass writes each step's gradient into one buffer). The layers (models/rnn.py) project a whole (T, B, D)
-sequence at once and call `step` per t; the cells below project one step.
+x_t below is the step's *input projection* x_t W_ihᵀ + b_ih (+ b_hh where it is not gated): the layers
+(models/rnn.py) compute it for the whole (T, B, D) sequence in one matmul and hand each step its row, the
+cells below for their one step. A step function then does the recurrent matmul and the gate math:
+
+    lstm_step(x_t, h, c, W_hh)  ->  gates = x_t + h @ W_hh.T;  i, f, g, o = gates.chunk(4, -1);
+                                    c = σ(f) * c + σ(i) * tanh(g);  h = σ(o) * tanh(c)
 
 Gate order and parameter layout are PyTorch's (LSTM rows i, f, g, o; GRU rows r, z, n), so copying a
 torch module's `state_dict()` reproduces its outputs and gradients.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
 import numpy as np
 
 import tinygrad_seq as tg
-from tinygrad_seq import ops
 from tinygrad_seq.nn import Module, Parameter
+from tinygrad_seq.nn import functional as F
 from tinygrad_seq.tensor import Tensor
 
-State = tuple  # (h,) for RNN/GRU, (h, c) for LSTM; None entries stand for a zero initial state
+State = tuple  # (h,) for RNN/GRU, (h, c) for LSTM
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-ALL = (slice(None),)  # `cols` of a kernel that uses its whole projection
-# LSTM gates: one sigmoid over all 4H columns (fewest ops: best while per-op overhead dominates), or from
-# batch * hidden >= this, a sigmoid per gate (no wasted quarter, no gradient buffer for the sigmoid's output)
-LSTM_SPLIT_MIN = 1024
 
 
-def step_inputs(xw: Tensor, cols: tuple, t: int | None = None) -> tuple:
-    """The column blocks `cols` of step t of a projection (T, B, G) (t=None: xw is one step (B, G))."""
-    if t is None:
-        return (xw,) if cols is ALL else tuple(ops.GetItem.apply(xw, index=(Ellipsis, c)) for c in cols)
-    return tuple(ops.GetItem.apply(xw, index=(t, Ellipsis, c)) for c in cols)
+# ------------------------------------------------------------------------------------------ steps
+
+def rnn_step(x_t: Tensor, h: Tensor, W_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
+    """h_t = act(x_t + h_{t-1} W_hhᵀ),  x_t = x_t W_ihᵀ + b_ih + b_hh,  act = tanh or relu"""
+    a = x_t + h @ W_hh.T
+    return a.tanh() if nonlinearity == "tanh" else a.relu()
 
 
-def _lin(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    return ops.Linear.apply(x, w) if b is None else ops.Linear.apply(x, w, b)
+def lstm_step(x_t: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, W_hr: Tensor | None = None) -> State:
+    """i, f, g, o = chunks of  x_t + h_{t-1} W_hhᵀ  (x_t = x_t W_ihᵀ + b_ih + b_hh);
+    c_t = σ(f) * c_{t-1} + σ(i) * tanh(g),  h_t = σ(o) * tanh(c_t)  (proj_size: h_t W_hrᵀ)"""
+    gates = x_t + h @ W_hh.T
+    i, f, g, o = gates.chunk(4, -1)
+    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    h = o.sigmoid() * c.tanh()
+    return (h, c) if W_hr is None else (h @ W_hr.T, c)
 
 
-def _cols(lo: int, hi: int) -> tuple:
-    """index of columns lo:hi of a (B, G) tensor (prebuilt once per kernel, used every step)"""
-    return (slice(None), slice(lo, hi))
+def peephole_lstm_step(x_t: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, w_ci: Tensor, w_cf: Tensor,
+                       w_co: Tensor, W_hr: Tensor | None = None) -> State:
+    """The LSTM with diagonal peepholes: i = σ(a_i + w_ci * c_{t-1}),  f = σ(a_f + w_cf * c_{t-1}),
+    c_t = f * c_{t-1} + i * tanh(a_g),  o = σ(a_o + w_co * c_t),  h_t = o * tanh(c_t)"""
+    i, f, g, o = (x_t + h @ W_hh.T).chunk(4, -1)
+    i, f = (i + w_ci * c).sigmoid(), (f + w_cf * c).sigmoid()
+    c = f * c + i * g.tanh()
+    h = (o + w_co * c).sigmoid() * c.tanh()
+    return (h, c) if W_hr is None else (h @ W_hr.T, c)
+
+
+def gru_step(x_t: Tensor, h: Tensor, W_hh: Tensor, b_hh: Tensor | float = 0.0) -> Tensor:
+    """PyTorch's GRU (x_t = x_t W_ihᵀ + b_ih):  r = σ(x_r + h W_hrᵀ + b_hr),  z = σ(x_z + h W_hzᵀ + b_hz),
+    n = tanh(x_n + r * (h W_hnᵀ + b_hn)),  h_t = (1 - z) * n + z * h_{t-1}"""
+    x_r, x_z, x_n = x_t.chunk(3, -1)
+    h_r, h_z, h_n = (h @ W_hh.T + b_hh).chunk(3, -1)
+    r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
+    n = (x_n + r * h_n).tanh()
+    return (1 - z) * n + z * h
+
+
+def cho_gru_step(x_t: Tensor, h: Tensor, W_hr: Tensor, W_hz: Tensor, W_hn: Tensor) -> Tensor:
+    """Cho et al.'s GRU, reset before the matmul (x_t = x_t W_ihᵀ + b_ih + b_hh):  r = σ(x_r + h W_hrᵀ),
+    z = σ(x_z + h W_hzᵀ),  n = tanh(x_n + (r * h) W_hnᵀ),  h_t = (1 - z) * n + z * h_{t-1}"""
+    x_r, x_z, x_n = x_t.chunk(3, -1)
+    r, z = (x_r + h @ W_hr.T).sigmoid(), (x_z + h @ W_hz.T).sigmoid()
+    n = (x_n + (r * h) @ W_hn.T).tanh()
+    return (1 - z) * n + z * h
 
 
 # ------------------------------------------------------------------------------------------ kernels
+# A kernel binds one layer/direction's weights: (W_ih, b, step) with x_t = x W_ihᵀ + b and
+# step(x_t, *state) -> new state tuple.
 
 def rnn_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-               nonlinearity: str = "tanh") -> tuple[Callable, Callable, tuple]:
-    """h_t = act(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh),  act = tanh or relu"""
-    b = _fold(b_ih, b_hh)
-    act = ops.Tanh.apply if nonlinearity == "tanh" else ops.Relu.apply
-
-    def project(x: Tensor) -> Tensor:
-        return _lin(x, w_ih, b)
-
-    def step(xs: tuple, state: State) -> State:
-        h = state[0]
-        pre = xs[0] if h is None else ops.Linear.apply(h, w_hh, xs[0])
-        return (act(pre),)
-    return project, step, ALL
+               nonlinearity: str = "tanh") -> tuple[Tensor, Tensor | None, Callable]:
+    def step(x_t: Tensor, h: Tensor) -> State:
+        return (rnn_step(x_t, h, w_hh, nonlinearity),)
+    return w_ih, _fold(b_ih, b_hh), step
 
 
 def lstm_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-                w_hr: Tensor | None = None, peephole: Sequence[Tensor] | None = None) -> tuple[Callable, Callable, tuple]:
-    """i, f, g, o = σ, σ, tanh, σ of the slices of  a_t = x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh;
-    c_t = f_t * c_{t-1} + i_t * g_t,  h_t = o_t * tanh(c_t)  (with proj_size: h_t = W_hr (o_t * tanh(c_t))).
-
-    Peephole (`peephole=(w_ci, w_cf, w_co)`, diagonal): i_t = σ(a_i + w_ci * c_{t-1}),
-    f_t = σ(a_f + w_cf * c_{t-1}), o_t = σ(a_o + w_co * c_t).
-    """
-    b = _fold(b_ih, b_hh)
-    H = w_hh.shape[0] // 4
-    I, F, G, O = _cols(0, H), _cols(H, 2 * H), _cols(2 * H, 3 * H), _cols(3 * H, 4 * H)
-    sigmoid, tanh, mul, add, sl = ops.Sigmoid.apply, ops.Tanh.apply, ops.Mul.apply, ops.Add.apply, ops.GetItem.apply
-
-    def project(x: Tensor) -> Tensor:
-        return _lin(x, w_ih, b)
-
-    def step(xs: tuple, state: State) -> State:
-        h, c = state
-        a = xs[0] if h is None else ops.Linear.apply(h, w_hh, xs[0])
-        g = tanh(sl(a, index=G))
-        if peephole is None and a.numpy().shape[0] * H >= LSTM_SPLIT_MIN:
-            i, o = sigmoid(sl(a, index=I)), sigmoid(sl(a, index=O))
-            c_new = mul(i, g) if c is None else add(mul(sigmoid(sl(a, index=F)), c), mul(i, g))
-        elif peephole is None:
-            s = sigmoid(a)
-            i, o = sl(s, index=I), sl(s, index=O)
-            c_new = mul(i, g) if c is None else add(mul(sl(s, index=F), c), mul(i, g))
-        else:
-            w_ci, w_cf, w_co = peephole
-            if c is None:  # c_{t-1} = 0: the i and f peepholes see nothing, f_t * c_{t-1} vanishes
-                c_new = mul(sigmoid(sl(a, index=I)), g)
-            else:
-                i = sigmoid(add(sl(a, index=I), mul(w_ci, c)))
-                f = sigmoid(add(sl(a, index=F), mul(w_cf, c)))
-                c_new = add(mul(f, c), mul(i, g))
-            o = sigmoid(add(sl(a, index=O), mul(w_co, c_new)))
-        h_new = mul(o, tanh(c_new))
-        if w_hr is not None:
-            h_new = ops.Linear.apply(h_new, w_hr)
-        return h_new, c_new
-    return project, step, ALL
+                w_hr: Tensor | None = None, peephole: Sequence[Tensor] | None = None):
+    if peephole is None:
+        return w_ih, _fold(b_ih, b_hh), functools.partial(lstm_step, W_hh=w_hh, W_hr=w_hr)
+    w_ci, w_cf, w_co = peephole
+    return w_ih, _fold(b_ih, b_hh), functools.partial(peephole_lstm_step, W_hh=w_hh, w_ci=w_ci, w_cf=w_cf,
+                                                      w_co=w_co, W_hr=w_hr)
 
 
-def gru_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-               variant: str = "pytorch") -> tuple[Callable, Callable, tuple]:
-    """r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr),  z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz),
-    PyTorch:  n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-    Cho:      n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)   (reset before the matmul)
-    h_t = (1 - z_t) * n_t + z_t * h_{t-1}  = n_t + z_t * (h_{t-1} - n_t).
-    """
-    H = w_hh.shape[0] // 3
-    R, Z = _cols(0, H), _cols(H, 2 * H)
-    sl = ops.GetItem.apply
-    cho = variant == "cho"
-    # b_hn sits inside r_t * (...) in PyTorch's form, so only b_hr, b_hz fold into the input projection there
-    if b_ih is None or cho:
-        b, b_hn = _fold(b_ih, b_hh), None
-    else:
-        keep = np.ones(3 * H, b_hh.dtype)
-        keep[2 * H:] = 0
-        b, b_hn = b_ih + b_hh * keep, sl(b_hh, index=slice(2 * H, 3 * H))
-    w_hrz, w_hn = sl(w_hh, index=slice(0, 2 * H)), sl(w_hh, index=slice(2 * H, 3 * H))
-    sigmoid, tanh, mul, add, sub = ops.Sigmoid.apply, ops.Tanh.apply, ops.Mul.apply, ops.Add.apply, ops.Sub.apply
+def gru_kernel(w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, variant: str = "pytorch"):
+    if variant == "cho":  # every bias sits outside the gating: all fold into x_t
+        W_hr, W_hz, W_hn = w_hh.chunk(3, 0)
 
-    def project(x: Tensor) -> Tensor:
-        return _lin(x, w_ih, b)
+        def step(x_t: Tensor, h: Tensor) -> State:
+            return (cho_gru_step(x_t, h, W_hr, W_hz, W_hn),)
+        return w_ih, _fold(b_ih, b_hh), step
 
-    def step(xs: tuple, state: State) -> State:
-        x_rz, x_n = xs
-        h = state[0]
-        rz = sigmoid(x_rz if h is None else ops.Linear.apply(h, w_hrz, x_rz))
-        r, z = sl(rz, index=R), sl(rz, index=Z)
-        if h is None:  # h_{t-1} = 0: W_hn h_{t-1} vanishes
-            pre = x_n if b_hn is None else add(x_n, mul(r, b_hn))
-        elif cho:
-            pre = ops.Linear.apply(mul(r, h), w_hn, x_n)
-        else:
-            pre = add(x_n, mul(r, _lin(h, w_hn, b_hn)))
-        n = tanh(pre)
-        if h is None:
-            return (sub(n, mul(z, n)),)
-        return (add(n, mul(z, sub(h, n))),)
-    return project, step, (slice(0, 2 * H), slice(2 * H, 3 * H))
+    def step(x_t: Tensor, h: Tensor) -> State:
+        return (gru_step(x_t, h, w_hh, 0.0 if b_hh is None else b_hh),)
+    return w_ih, b_ih, step
 
 
 def _fold(b_ih: Tensor | None, b_hh: Tensor | None) -> Tensor | None:
@@ -235,9 +194,10 @@ class _CellBase(Module):
         raise NotImplementedError
 
     def _state(self, x: Tensor, hx, n: int, unbatched: bool) -> State:
-        """hx -> a state tuple of (B, H) tensors (None = zeros), checking every shape"""
+        """hx -> a state tuple of (B, H) tensors (zeros if hx is None), checking every shape"""
         if hx is None:
-            return (None,) * n
+            B = 1 if unbatched else x.shape[0]
+            return tuple(tg.zeros(B, self.hidden_size, dtype=x.dtype) for _ in range(n))
         parts = (hx,) if n == 1 else tuple(hx)
         if len(parts) != n:
             raise ValueError(f"{type(self).__name__}: hx must be a tuple (h_0, c_0), got {len(parts)} tensors")
@@ -258,8 +218,8 @@ class _CellBase(Module):
         state = self._state(x, hx, n, unbatched)
         if unbatched:
             x = x.unsqueeze(0)
-        project, step, cols = self._kernel()
-        state = name_state(step(step_inputs(project(x), cols), state))
+        W_ih, b, step = self._kernel()
+        state = name_state(step(F.linear(x, W_ih, b), *state))
         if unbatched:
             state = tuple(s.squeeze(0) for s in state)
         return state

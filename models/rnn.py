@@ -2,8 +2,8 @@
 names and semantics, plus `lengths=` for padded batches and `return_states=True` for analysis.
 
 Per layer and direction: one matmul projects the whole input sequence (T, B, D) -> (T, B, G·H); each
-time step then does only the recurrent matmul and the gate math (models/cells.py kernels; the cells
-are re-exported here).
+time step then does only the recurrent matmul and the gate math (the step functions of models/cells.py,
+whose cells are re-exported here).
 
 Graph contract (the visualizer relies on it): each layer/direction runs inside
 `tg.name_scope("l{layer}")` / `tg.name_scope("l{layer}_reverse")`, each step inside `tg.time_step(t)`;
@@ -16,12 +16,11 @@ import warnings
 import numpy as np
 
 import tinygrad_seq as tg
-from tinygrad_seq import ops
 from tinygrad_seq.nn import Module, functional as F
 from tinygrad_seq.tensor import Tensor
 
 from .cells import (GATES, GRUCell, LSTMCell, RNNCell, State, check_sizes, gru_kernel,  # noqa: F401
-                    init_forget_bias, lstm_kernel, name_state, rnn_kernel, step_inputs, uniform_param, validate_input)
+                    init_forget_bias, lstm_kernel, name_state, rnn_kernel, uniform_param, validate_input)
 
 __all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -79,10 +78,11 @@ class _RNNBase(Module):
 
     # -------------------------------------------------------------------------------- checks
     def _initial_states(self, hx, B: int, unbatched: bool, dtype) -> list[State]:
-        """hx -> one state tuple per layer/direction (None entries = zeros), checking shapes first"""
+        """hx -> one state tuple per layer/direction (zeros if hx is None), checking shapes first"""
         who, n, LD = type(self).__name__, self.n_state, self.num_layers * self.num_directions
+        sizes = (self.proj_size or self.hidden_size, self.hidden_size)
         if hx is None:
-            return [(None,) * n] * LD
+            return [tuple(tg.zeros(B, size, dtype=dtype) for size in sizes[:n])] * LD
         if n == 2:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise ValueError(f"{who}: hx must be a tuple (h_0, c_0)")
@@ -90,7 +90,6 @@ class _RNNBase(Module):
         else:
             parts = (hx,)
         names = ("h_0", "c_0")
-        sizes = (self.proj_size or self.hidden_size, self.hidden_size)
         out = []
         for name, size, p in zip(names, sizes, parts):
             p = p if isinstance(p, Tensor) else Tensor(np.asarray(p))
@@ -100,7 +99,7 @@ class _RNNBase(Module):
             if p.dtype != dtype:
                 raise TypeError(f"{who}: {name} dtype {p.dtype} differs from the parameters' dtype {dtype}")
             out.append(p.unsqueeze(1) if unbatched else p)
-        return [tuple(ops.GetItem.apply(p, index=k) for p in out) for k in range(LD)]
+        return [tuple(p[k] for p in out) for k in range(LD)]
 
     @staticmethod
     def _valid_mask(who: str, lengths, T: int, B: int) -> np.ndarray | None:
@@ -174,18 +173,17 @@ class _RNNBase(Module):
     def _run_direction(self, inp: Tensor, k: int, state: State, reverse: bool, valid: np.ndarray | None):
         """The time loop of one layer/direction: returns (stacked outputs (T, B, H_out), final state,
         per-step state lists indexed by t)."""
-        project, step, cols = self._kernel(k)
-        xw = project(inp)  # ONE matmul for all T steps
+        W_ih, b, step = self._kernel(k)
+        xw = F.linear(inp, W_ih, b)  # ONE matmul for all T steps: x_t W_ihᵀ + b of every t
         T = inp.shape[0]
         lo = T if valid is None else int(valid[..., 0].all(axis=1).sum())  # first step with a padded sequence
         hist = [[None] * T for _ in range(self.n_state)]
         where = tg.where
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             with tg.time_step(t):
-                new = step(step_inputs(xw, cols, t), state)
+                new = step(xw[t], *state)
                 if t >= lo:  # padded sequences keep their state (forward) / their initial state (reverse)
-                    v = valid[t]
-                    new = tuple(where(v, n, 0.0 if o is None else o) for n, o in zip(new, state))
+                    new = tuple(where(valid[t], n, o) for n, o in zip(new, state))
                 state = name_state(new)
             for i, s in enumerate(state):
                 hist[i][t] = s

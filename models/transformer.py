@@ -20,7 +20,7 @@ from tinygrad_seq.nn import Dropout, Embedding, LayerNorm, Linear, Module, Modul
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.tensor import Tensor
 
-from .attention import MultiheadAttention, _attend
+from .attention import MultiheadAttention, attention
 
 __all__ = ["PositionalEncoding", "TokenEmbedding", "TransformerEncoderLayer", "TransformerDecoderLayer",
            "TransformerEncoder", "TransformerDecoder", "Transformer", "generate_square_subsequent_mask"]
@@ -201,20 +201,20 @@ class TransformerDecoderLayer(Module):
             if "k" in cache:
                 k, v = tg.cat([cache["k"], k], dim=2), tg.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-            return sa.merge_heads(_attend(q, k, v, None, None, 0.0, False, False, scale)[0])
+            return sa.merge_heads(attention(q, k, v, scale)[0])
 
         def cross_attention(h):
             if "mem_k" not in cache:
-                cache["mem_k"] = ca.heads(ca._proj(memory, 1))
-                cache["mem_v"] = ca.heads(ca._proj(memory, 2))
+                cache["mem_k"] = ca.heads(ca.in_proj(memory, 1))
+                cache["mem_v"] = ca.heads(ca.in_proj(memory, 2))
                 cache["mem_blocked"], cache["mem_bias"] = None, None
                 if memory_key_padding_mask is not None:
-                    bias, blocked = ca._masks(memory.shape[0], 1, memory.shape[1], memory_key_padding_mask,
+                    bias, blocked = ca.masks(memory.shape[0], 1, memory.shape[1], memory_key_padding_mask,
                                               None, False, memory.dtype)
                     cache["mem_bias"], cache["mem_blocked"] = bias, blocked
-            o, w = _attend(ca.heads(ca._proj(h, 0)), cache["mem_k"], cache["mem_v"], cache["mem_bias"],
-                           cache["mem_blocked"], 0.0, False, self.store_attention, scale)
-            self.last_attention = None if w is None else w.numpy().mean(1)
+            o, w = attention(ca.heads(ca.in_proj(h, 0)), cache["mem_k"], cache["mem_v"], scale, cache["mem_bias"],
+                             cache["mem_blocked"])
+            self.last_attention = w.numpy().mean(1) if self.store_attention else None
             return ca.merge_heads(o)
 
         if self.norm_first:

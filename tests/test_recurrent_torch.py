@@ -159,10 +159,3 @@ def test_dropout_eval_matches_torch_and_train_differs():
     assert not np.allclose(train_out, ref)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstm_proj"])
-def test_lstm_per_gate_sigmoid_path_matches_torch(kind, monkeypatch):
-    """Large batch * hidden takes the sigmoid-per-gate path: force it at these small sizes."""
-    from tinygrad_seq.models import cells
-    monkeypatch.setattr(cells, "LSTM_SPLIT_MIN", 0)
-    _run_both(kind, *CONFIGS[2])
-    _run_both(kind, *CONFIGS[1])
