@@ -192,7 +192,7 @@ def test_a_saved_tensor_modified_in_place_raises_at_backward(name):
             y = a.sigmoid(); y[0] = 0.0; return y, "Sigmoid"
         if name == "mul_input":
             y = a * w; a.add_(1); return y, "Mul"
-        y = a @ w.T; a.zero_(); return y, "MatMul"
+        y = a @ w.T; a.zero_(); return y, "Linear"  # x @ W.T is one Linear node
     y, op = make(tg)
     with pytest.raises(RuntimeError, match=rf"modified by an inplace operation.*{op}.*version 1"):
         y.sum().backward()
@@ -313,3 +313,12 @@ def test_backward_after_an_optimizer_step_or_load_raises_as_torch():
             if x_grad:
                 with pytest.raises(RuntimeError, match="modified by an inplace operation"):
                     loss.backward()
+
+
+def test_matmul_with_a_transposed_weight_is_one_linear_node_and_exact():
+    def case(lib, w, v, s):
+        return ((v @ w.T) @ w.permute(0, 1)) @ w.T.T.T
+    same(case)
+    w = tg.tensor(W0.copy(), requires_grad=True)
+    assert type((tg.tensor(V0) @ w.T)._ctx).__name__ == "Linear"
+    assert type((tg.tensor(V0.T.copy()) @ w.permute(0, 1))._ctx).__name__ != "Linear"

@@ -585,7 +585,7 @@ class Permute(Function):
     saves = ()
     view = True
     def forward(self, x, order):
-        self.inv = tuple(np.argsort(order))
+        self.inv = tuple(order.index(i) for i in range(len(order)))  # np.argsort costs ~2 us on a 2-tuple
         return x.transpose(order)
     def backward(self, g): return g.transpose(self.inv)
 

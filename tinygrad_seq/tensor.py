@@ -380,6 +380,11 @@ class Tensor:
 
     def __matmul__(self, o):
         if isinstance(o, Tensor) and o._data.dtype is self._data.dtype:  # parameters too
+            v = o._view
+            if v is not None and o.ndim == 2 and self.ndim >= 1 and type(v[1]) is ops.Permute and v[1].inv == (1, 0):
+                # x @ W.T is x Wᵀ: one Linear node on W itself (no transpose in the graph; a weight shared over
+                # time steps then gets its gradient as one GEMM, and the GEMM reads W contiguously)
+                return ops.Linear.apply(self, v[0])
             return ops.MatMul.apply(self, o)
         return _matmul(self, o if isinstance(o, Tensor) else Tensor(o))
 
