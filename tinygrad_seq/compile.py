@@ -304,6 +304,7 @@ class _ProgramState:
         rec, vals = self.rec, self.vals
         grads: dict = {slot: g}
         cgrads: dict = {}
+        owned: set = set()  # keys of gradient arrays this pass created: safe to add into in place
         n_in = rec.n_inputs
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for (cls, needs, kw, refs, s, sl), ctx in zip(reversed(rec.program), reversed(self.ctxs)):
@@ -314,6 +315,7 @@ class _ProgramState:
                     continue
                 if type(go) is OuterSum:
                     go = go.value()
+                owned.discard(s)
                 if sl is not None:
                     pg = (go,)
                 else:
@@ -327,40 +329,45 @@ class _ProgramState:
                     if kind == "a":
                         continue
                     if kind == "s":
-                        shape, dt, dst, key = vals[j].shape, vals[j].dtype, grads, j
+                        arr, dst, key = vals[j], grads, j
                     else:
-                        c = rec.consts[j]._data
-                        shape, dt, dst, key = c.shape, c.dtype, cgrads, j
-                    if sl is not None:
-                        buf = dst.get(key)
-                        if type(buf) is not np.ndarray or not buf.flags.writeable or not getattr(buf, "_own", False):
-                            nb = np.zeros(shape, dt)
-                            if buf is not None:
-                                nb += buf.value() if type(buf) is OuterSum else buf
-                            buf = dst[key] = nb
-                            _OWNED.add(id(nb))
-                        v = buf[sl]
+                        arr, dst, key = rec.consts[j]._data, cgrads, ~j  # consts: negative keys in `owned`
+                    prev = dst.get(j)
+                    if sl is not None:  # a slice's gradient: add into one zero buffer this pass owns
+                        if key not in owned:
+                            buf = np.zeros(arr.shape, arr.dtype)
+                            if prev is not None:
+                                buf += _fin(prev, None)
+                            dst[j] = prev = buf
+                            owned.add(key)
+                        v = prev[sl]
                         if type(v) is np.ndarray:
                             np.add(v, gi, out=v)
                         else:
-                            buf[sl] += gi
+                            prev[sl] += gi
                         continue
-                    if type(gi) is OuterSum:
-                        prev = dst.get(key)
+                    if type(gi) is OuterSum:  # a shared weight: keep the factors, one GEMM at the end
                         if prev is None:
-                            dst[key] = gi
+                            dst[j] = gi
                         elif type(prev) is OuterSum:
                             prev.extend(gi)
+                        elif key in owned:
+                            prev += gi.value()
                         else:
-                            dst[key] = prev + gi.value()
+                            dst[j] = prev + gi.value()
+                            owned.add(key)
                         continue
-                    if gi.shape != shape:
-                        gi = _unbroadcast(gi, shape)
-                    if gi.dtype != dt:
-                        gi = gi.astype(dt)
-                    prev = dst.get(key)
-                    dst[key] = gi if prev is None else (prev + gi if type(prev) is not OuterSum else prev.value() + gi)
-        _OWNED.clear()
+                    if gi.shape != arr.shape:
+                        gi = _unbroadcast(gi, arr.shape)
+                    if gi.dtype != arr.dtype:
+                        gi = gi.astype(arr.dtype)
+                    if prev is None:
+                        dst[j] = gi
+                    elif key in owned:
+                        prev += gi
+                    else:
+                        dst[j] = (prev.value() if type(prev) is OuterSum else prev) + gi
+                        owned.add(key)
         out = []  # every parent gets an array (zeros if the gradient happened to vanish on the way)
         for i in reach[0]:
             out.append(_fin(grads.get(i), self.inputs[i]))
@@ -369,10 +376,7 @@ class _ProgramState:
         return tuple(out)
 
 
-_OWNED: set = set()
-
-
-def _fin(g, t: Tensor):
+def _fin(g, t):
     if g is None:
         return np.zeros(t._data.shape, t._data.dtype)
     return g.value() if type(g) is OuterSum else g
