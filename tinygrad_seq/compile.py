@@ -56,6 +56,7 @@ class _Trace:
         self.live: dict[int, int] = {}        # id(pre-existing tensor) -> index into self.consts
         self.consts: list[Tensor] = []        # pre-existing tensors, read live at replay
         self.program: list = []               # (cls, needs, kw, in_refs, out_slot, slice_index)
+        self.shapes: dict = {}                # slot -> (shape, dtype) seen in the trace (fixed by the guards)
         self.tainted: set = set()             # root arrays of tensors of unknown provenance
         self.draws: list = []                 # proxied random draws since the last factory: (method, args, kw, result)
         self.broken: str | None = None
@@ -64,6 +65,7 @@ class _Trace:
         s = self.nslots
         self.nslots += 1
         self.slots[id(t)] = s
+        self.shapes[s] = (t._data.shape, t._data.dtype)
         self.keep.append(t)
         r = t._data
         while isinstance(r.base, np.ndarray):
@@ -224,6 +226,9 @@ class _Recording:
         self.out_refs = out_refs
         self.out_grad = out_grad
         self.reach = [self._reach(r[1]) if r[0] == "s" else None for r in out_refs]
+        self.shapes = tr.shapes
+        self.fwd = _gen_forward(self.program, tr.shapes, tr.consts)
+        self.bwds: dict = {}  # output slot -> generated backward program
 
     def _reach(self, slot: int) -> tuple:
         """(input indices, const indices) whose gradient the output at `slot` reaches."""
@@ -254,22 +259,8 @@ class _Recording:
         for i, t in enumerate(inputs):
             vals[i] = t._data
         consts = self.consts
-        ctxs = []
-        new = object.__new__
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            for cls, needs, kw, refs, s, _sl in self.program:
-                args = [vals[r[1]] if r[0] == "s" else (consts[r[1]]._data if r[0] == "c" else r[1]) for r in refs]
-                ctx = new(cls)
-                if needs is not None:
-                    ctx.needs = needs
-                if cls is _Draw:
-                    d = ctx.forward(kw["method"], kw["args"], kw["kw"], kw["dtype"])
-                else:
-                    d = ctx.forward(*args, **kw)
-                if type(d) is not np.ndarray:
-                    d = np.asarray(d)
-                vals[s] = d
-                ctxs.append(ctx)
+            ctxs = self.fwd(vals, consts)
         outs = []
         node = None
         if STATE.grad_enabled and any(self.out_grad):
@@ -300,80 +291,13 @@ class _ProgramState:
         self.rec, self.vals, self.ctxs, self.inputs = rec, vals, ctxs, inputs
 
     def backward(self, slot: int, g: np.ndarray, reach: tuple) -> tuple:
-        """The recorded ops in reverse, each op instance's own backward: gradients of every leaf."""
-        rec, vals = self.rec, self.vals
-        grads: dict = {slot: g}
-        cgrads: dict = {}
-        owned: set = set()  # keys of gradient arrays this pass created: safe to add into in place
-        n_in = rec.n_inputs
+        """The recorded ops in reverse, each op instance's own backward: gradients of the leaves in `reach`."""
+        rec = self.rec
+        bwd = rec.bwds.get(slot)
+        if bwd is None:
+            bwd = rec.bwds[slot] = _gen_backward(rec, slot, reach)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            for (cls, needs, kw, refs, s, sl), ctx in zip(reversed(rec.program), reversed(self.ctxs)):
-                if needs is None:
-                    continue
-                go = grads.pop(s, None)
-                if go is None:
-                    continue
-                if type(go) is OuterSum:
-                    go = go.value()
-                owned.discard(s)
-                if sl is not None:
-                    pg = (go,)
-                else:
-                    pg = ctx.backward(go)
-                    if not isinstance(pg, tuple):
-                        pg = (pg,)
-                for r, gi, need in zip(refs, pg, needs):
-                    if gi is None or not need:
-                        continue
-                    kind, j = r
-                    if kind == "a":
-                        continue
-                    if kind == "s":
-                        arr, dst, key = vals[j], grads, j
-                    else:
-                        arr, dst, key = rec.consts[j]._data, cgrads, ~j  # consts: negative keys in `owned`
-                    prev = dst.get(j)
-                    if sl is not None:  # a slice's gradient: add into one zero buffer this pass owns
-                        if key not in owned:
-                            buf = np.zeros(arr.shape, arr.dtype)
-                            if prev is not None:
-                                buf += _fin(prev, None)
-                            dst[j] = prev = buf
-                            owned.add(key)
-                        v = prev[sl]
-                        if type(v) is np.ndarray:
-                            np.add(v, gi, out=v)
-                        else:
-                            prev[sl] += gi
-                        continue
-                    if type(gi) is OuterSum:  # a shared weight: keep the factors, one GEMM at the end
-                        if prev is None:
-                            dst[j] = gi
-                        elif type(prev) is OuterSum:
-                            prev.extend(gi)
-                        elif key in owned:
-                            prev += gi.value()
-                        else:
-                            dst[j] = prev + gi.value()
-                            owned.add(key)
-                        continue
-                    if gi.shape != arr.shape:
-                        gi = _unbroadcast(gi, arr.shape)
-                    if gi.dtype != arr.dtype:
-                        gi = gi.astype(arr.dtype)
-                    if prev is None:
-                        dst[j] = gi
-                    elif key in owned:
-                        prev += gi
-                    else:
-                        dst[j] = (prev.value() if type(prev) is OuterSum else prev) + gi
-                        owned.add(key)
-        out = []  # every parent gets an array (zeros if the gradient happened to vanish on the way)
-        for i in reach[0]:
-            out.append(_fin(grads.get(i), self.inputs[i]))
-        for j in reach[1]:
-            out.append(_fin(cgrads.get(j), rec.consts[j]))
-        return tuple(out)
+            return bwd(g, self.ctxs, self.inputs, rec.consts, self.vals)
 
 
 def _fin(g, t):
@@ -388,6 +312,184 @@ class _ProgramNode(Function):
 
     def backward(self, g):
         return self.state.backward(self.slot, g, self.reach)
+
+
+# ---------------------------------------------------------------- code generation
+# The recording becomes two straight-line Python functions (exec'd once per recording): no loop, no
+# per-op dispatch on the kind of each input; each line is one op's own forward (or backward).
+_EMIT_FWD = {"Add": "{0} + {1}", "Sub": "{0} - {1}", "Mul": "{0} * {1}", "Tanh": "tanh({0})"}
+
+
+def _emitted(rec_shapes: dict, consts: list, entry) -> bool:
+    """Ops replayed by a dedicated line of NumPy (no op instance): same-dtype elementwise ops, sigmoid,
+    tanh and basic slices (a zero-cost view). Their backward lines read the replay's arrays directly."""
+    cls, needs, kw, refs, s, sl = entry
+    name = cls.__name__
+    if cls is not _OPS.get(name):
+        return False
+    if name == "GetItem":
+        return sl is not None and len(rec_shapes[s][0]) > 0 and refs[0][0] != "a"
+    if name not in _EMIT_FWD and name != "Sigmoid":
+        return False
+    dts = [rec_shapes[j][1] if k == "s" else (consts[j]._data.dtype if k == "c" else getattr(j, "dtype", None))
+           for k, j in refs]
+    if any(d is None or d != rec_shapes[s][1] for d in dts):
+        return False
+    return name != "Mul" or all(k != "c" for k, _ in refs)  # Mul's backward reads its inputs: not live ones
+
+
+_OPS = {c.__name__: c for c in (ops.Add, ops.Sub, ops.Mul, ops.Tanh, ops.Sigmoid, ops.GetItem)}
+
+
+def _gen_forward(program: list, shapes: dict, consts: list):
+    ns: dict = {"new": object.__new__, "ndarray": np.ndarray, "asarray": np.asarray, "tanh": np.tanh}
+    lines = ["def fwd(V, K):"]
+    names = []
+    for e, entry in enumerate(program):
+        cls, needs, kw, refs, s, _sl = entry
+        ns[f"C{e}"], ns[f"N{e}"], ns[f"W{e}"] = cls, needs, kw
+        args = []
+        for i, (kind, j) in enumerate(refs):
+            if kind == "s":
+                args.append(f"V[{j}]")
+            elif kind == "c":
+                args.append(f"K[{j}]._data")
+            else:
+                ns[f"A{e}_{i}"] = j
+                args.append(f"A{e}_{i}")
+        if _emitted(shapes, consts, entry):
+            name = cls.__name__
+            if name == "GetItem":
+                ns[f"SL{e}"] = _sl
+                lines.append(f"    V[{s}] = {args[0]}[SL{e}]")
+            elif name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5
+                lines.append(f"    d = tanh({args[0]} * 0.5); d *= 0.5; d += 0.5; V[{s}] = d")
+            else:
+                lines.append(f"    d = {_EMIT_FWD[name].format(*args)}")
+                lines.append("    if type(d) is not ndarray: d = asarray(d)")
+                lines.append(f"    V[{s}] = d")
+            names.append("None")
+            continue
+        if kw:
+            args.append(f"**W{e}")
+        lines.append(f"    c{e} = new(C{e})")
+        if needs is not None:
+            lines.append(f"    c{e}.needs = N{e}")
+        lines.append(f"    d = c{e}.forward({', '.join(args)})")
+        lines.append("    if type(d) is not ndarray: d = asarray(d)")
+        lines.append(f"    V[{s}] = d")
+        names.append(f"c{e}")
+    lines.append(f"    return [{', '.join(names)}]")
+    exec("\n".join(lines), ns)
+    return ns["fwd"]
+
+
+def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
+    program, shapes = rec.program, rec.shapes
+    ns: dict = {"OuterSum": OuterSum, "acc": _acc, "acc_sl": _acc_sl, "fin": _fin}
+    lines = ["def bwd(g, ctxs, inputs, consts, V):", f"    G = [None] * {rec.nslots}", f"    KG = [None] * {len(rec.consts)}",
+             "    own = set()", f"    G[{slot}] = g"]
+    live = {slot}
+    for e in range(len(program) - 1, -1, -1):
+        cls, needs, kw, refs, s, sl = program[e]
+        if s not in live or needs is None:
+            continue
+        targets = [(i, r) for i, (r, need) in enumerate(zip(refs, needs)) if need and r[0] != "a"]
+        if not targets:
+            continue
+        lines.append(f"    go = G[{s}]")
+        lines.append("    if go is not None:")
+        lines.append(f"        G[{s}] = None")
+        lines.append("        if type(go) is OuterSum: go = go.value()")
+        em = _emitted(shapes, rec.consts, program[e])
+        name = cls.__name__
+        if sl is not None:
+            ns[f"SL{e}"] = sl
+        elif em:  # the op's own backward formula, on the replay's arrays
+            a = []
+            for i, (k, j) in enumerate(refs):
+                if k == "s":
+                    a.append(f"V[{j}]")
+                else:
+                    ns[f"A{e}_{i}"] = j
+                    a.append(f"A{e}_{i}")
+            if name == "Add":
+                r = "(go, go)"
+            elif name == "Sub":
+                r = "(go, -go)"
+            elif name == "Mul":
+                r = f"(go * {a[1]}, go * {a[0]})"
+            elif name == "Tanh":
+                r = f"(go * (1 - V[{s}] * V[{s}]),)"
+            else:  # Sigmoid
+                r = f"(go * V[{s}] * (1 - V[{s}]),)"
+            lines.append(f"        r = {r}")
+        else:
+            lines.append(f"        r = ctxs[{e}].backward(go)")
+            lines.append("        if type(r) is not tuple: r = (r,)")
+        for i, (kind, j) in targets:
+            if kind == "s":
+                live.add(j)
+                shape, dt = shapes[j]
+                dst, key = "G", j
+            else:
+                c = rec.consts[j]._data
+                shape, dt = c.shape, c.dtype
+                dst, key = "KG", ~j
+            ns[f"S{e}_{i}"], ns[f"T{e}_{i}"] = shape, dt
+            if sl is not None:
+                lines.append(f"        acc_sl({dst}, {j}, {key}, go, SL{e}, S{e}_{i}, T{e}_{i}, own)")
+            else:
+                lines.append(f"        gi = r[{i}] if len(r) > {i} else None")
+                lines.append(f"        if gi is not None: acc({dst}, {j}, {key}, gi, S{e}_{i}, T{e}_{i}, own)")
+    outs = [f"fin(G[{i}], inputs[{i}])" for i in reach[0]] + [f"fin(KG[{j}], consts[{j}])" for j in reach[1]]
+    lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
+    exec("\n".join(lines), ns)
+    return ns["bwd"]
+
+
+def _acc(D: list, j: int, key: int, gi, shape, dt, own: set) -> None:
+    """Add gradient gi into D[j] (in place only into arrays this pass made: `own` holds their keys)."""
+    prev = D[j]
+    if type(gi) is OuterSum:  # a shared weight: keep the factors, one GEMM at the end
+        if prev is None:
+            D[j] = gi
+        elif type(prev) is OuterSum:
+            prev.extend(gi)
+        elif key in own:
+            prev += gi.value()
+        else:
+            D[j] = prev + gi.value()
+            own.add(key)
+        return
+    if gi.shape != shape:
+        gi = _unbroadcast(gi, shape)
+    if gi.dtype != dt:
+        gi = gi.astype(dt)
+    if prev is None:
+        D[j] = gi
+        own.discard(key)
+    elif key in own:
+        prev += gi
+    else:
+        D[j] = (prev.value() if type(prev) is OuterSum else prev) + gi
+        own.add(key)
+
+
+def _acc_sl(D: list, j: int, key: int, gi, sl, shape, dt, own: set) -> None:
+    """A basic slice's gradient: added into one zero buffer of the full shape that this pass owns."""
+    prev = D[j]
+    if key not in own or type(prev) is not np.ndarray:
+        buf = np.zeros(shape, dt)
+        if prev is not None:
+            buf += prev.value() if type(prev) is OuterSum else prev
+        D[j] = prev = buf
+        own.add(key)
+    v = prev[sl]
+    if type(v) is np.ndarray:
+        np.add(v, gi, out=v)
+    else:
+        prev[sl] += gi
 
 
 # ---------------------------------------------------------------- the compiled callable
@@ -509,6 +611,7 @@ class _Const(Function):
 def _const_slot(tr: _Trace, t: Tensor) -> int:
     s = tr.nslots
     tr.nslots += 1
+    tr.shapes[s] = (t._data.shape, t._data.dtype)
     tr.program.append((_Const, None, {}, (("a", t._data),), s, None))
     return s
 
