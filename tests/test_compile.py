@@ -326,3 +326,17 @@ def test_draw_graph_on_compiled_output_raises_clearly():
     out = cf(_randn(3))
     with pytest.raises(RuntimeError, match=r"tg\.compile.*eager"):
         viz.draw_graph(out)
+
+
+def test_an_output_also_consumed_inside_keeps_its_own_gradient():
+    # h is returned AND used by a later op: backward from h must add both contributions
+    w = _randn(3, seed=7)
+    def fn(x):
+        h = x * w
+        return h, (h * h).sum()
+    cf = tg.compile(fn)
+    cf(_randn(3))
+    x = _randn(3, seed=8)
+    h, s = cf(x)
+    (h.sum() * 3 + s).backward()
+    np.testing.assert_allclose(x.grad.numpy(), (3 + 2 * x.numpy() * w.numpy()) * w.numpy(), rtol=1e-12)

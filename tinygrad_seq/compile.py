@@ -390,6 +390,7 @@ def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
     lines = ["def bwd(g, ctxs, inputs, consts, V):", f"    G = [None] * {rec.nslots}", f"    KG = [None] * {len(rec.consts)}",
              "    own = set()", f"    G[{slot}] = g"]
     live = {slot}
+    assigned = {("G", slot)}  # (dst, j) that an earlier line (in this reverse order) may already have set
     for e in range(len(program) - 1, -1, -1):
         cls, needs, kw, refs, s, sl = program[e]
         if s not in live or needs is None:
@@ -414,16 +415,15 @@ def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
                     ns[f"A{e}_{i}"] = j
                     a.append(f"A{e}_{i}")
             if name == "Add":
-                r = "(go, go)"
+                exprs = ["go", "go"]
             elif name == "Sub":
-                r = "(go, -go)"
+                exprs = ["go", "-go"]
             elif name == "Mul":
-                r = f"(go * {a[1]}, go * {a[0]})"
+                exprs = [f"go * {a[1]}", f"go * {a[0]}"]
             elif name == "Tanh":
-                r = f"(go * (1 - V[{s}] * V[{s}]),)"
+                exprs = [f"go * (1 - V[{s}] * V[{s}])"]
             else:  # Sigmoid
-                r = f"(go * V[{s}] * (1 - V[{s}]),)"
-            lines.append(f"        r = {r}")
+                exprs = [f"go * V[{s}] * (1 - V[{s}])"]
         else:
             lines.append(f"        r = ctxs[{e}].backward(go)")
             lines.append("        if type(r) is not tuple: r = (r,)")
@@ -439,9 +439,15 @@ def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
             ns[f"S{e}_{i}"], ns[f"T{e}_{i}"] = shape, dt
             if sl is not None:
                 lines.append(f"        acc_sl({dst}, {j}, {key}, go, SL{e}, S{e}_{i}, T{e}_{i}, own)")
+            elif em:  # gi has the output's shape and dtype: the first gradient of a slot is stored as is
+                if (dst, j) not in assigned and shapes[s] == (shape, dt):
+                    lines.append(f"        {dst}[{j}] = {exprs[i]}")
+                else:
+                    lines.append(f"        acc({dst}, {j}, {key}, {exprs[i]}, S{e}_{i}, T{e}_{i}, own)")
             else:
                 lines.append(f"        gi = r[{i}] if len(r) > {i} else None")
                 lines.append(f"        if gi is not None: acc({dst}, {j}, {key}, gi, S{e}_{i}, T{e}_{i}, own)")
+            assigned.add((dst, j))
     outs = [f"fin(G[{i}], inputs[{i}])" for i in reach[0]] + [f"fin(KG[{j}], consts[{j}])" for j in reach[1]]
     lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
     exec("\n".join(lines), ns)
