@@ -329,6 +329,10 @@ def _emitted(rec_shapes: dict, consts: list, entry) -> bool:
         return False
     if name == "GetItem":
         return sl is not None and len(rec_shapes[s][0]) > 0 and refs[0][0] != "a"
+    if name == "Permute":
+        return refs[0][0] != "a"
+    if name == "MatMul":  # 2-D @ 2-D of replay arrays (its backward reads both)
+        return all(k == "s" and len(rec_shapes[j][0]) == 2 for k, j in refs)
     if name not in _EMIT_FWD and name != "Sigmoid":
         return False
     dts = [rec_shapes[j][1] if k == "s" else (consts[j]._data.dtype if k == "c" else getattr(j, "dtype", None))
@@ -338,7 +342,18 @@ def _emitted(rec_shapes: dict, consts: list, entry) -> bool:
     return name != "Mul" or all(k != "c" for k, _ in refs)  # Mul's backward reads its inputs: not live ones
 
 
-_OPS = {c.__name__: c for c in (ops.Add, ops.Sub, ops.Mul, ops.Tanh, ops.Sigmoid, ops.GetItem)}
+_OPS = {c.__name__: c for c in (ops.Add, ops.Sub, ops.Mul, ops.Tanh, ops.Sigmoid, ops.GetItem, ops.Permute, ops.MatMul)}
+
+
+def _transpose_grad(g, inv: tuple):
+    """Permute's backward; a lazy weight gradient Σ aᵀb transposes to Σ bᵀa without being formed."""
+    if type(g) is OuterSum:
+        if inv == (1, 0):
+            t = object.__new__(OuterSum)
+            t.a, t.b = g.b, g.a
+            return t
+        g = g.value()
+    return g.transpose(inv)
 
 
 def _gen_forward(program: list, shapes: dict, consts: list):
@@ -362,6 +377,10 @@ def _gen_forward(program: list, shapes: dict, consts: list):
             if name == "GetItem":
                 ns[f"SL{e}"] = _sl
                 lines.append(f"    V[{s}] = {args[0]}[SL{e}]")
+            elif name == "Permute":
+                lines.append(f"    V[{s}] = {args[0]}.transpose(W{e}['order'])")
+            elif name == "MatMul":
+                lines.append(f"    V[{s}] = {args[0]} @ {args[1]}")
             elif name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5
                 lines.append(f"    d = tanh({args[0]} * 0.5); d *= 0.5; d += 0.5; V[{s}] = d")
             else:
@@ -386,7 +405,7 @@ def _gen_forward(program: list, shapes: dict, consts: list):
 
 def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
     program, shapes = rec.program, rec.shapes
-    ns: dict = {"OuterSum": OuterSum, "acc": _acc, "acc_sl": _acc_sl, "fin": _fin}
+    ns: dict = {"OuterSum": OuterSum, "acc": _acc, "acc_sl": _acc_sl, "fin": _fin, "tgrad": _transpose_grad}
     lines = ["def bwd(g, ctxs, inputs, consts, V):", f"    G = [None] * {rec.nslots}", f"    KG = [None] * {len(rec.consts)}",
              "    own = set()", f"    G[{slot}] = g"]
     live = {slot}
@@ -401,9 +420,10 @@ def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
         lines.append(f"    go = G[{s}]")
         lines.append("    if go is not None:")
         lines.append(f"        G[{s}] = None")
-        lines.append("        if type(go) is OuterSum: go = go.value()")
         em = _emitted(shapes, rec.consts, program[e])
         name = cls.__name__
+        if not (em and name == "Permute"):
+            lines.append("        if type(go) is OuterSum: go = go.value()")
         if sl is not None:
             ns[f"SL{e}"] = sl
         elif em:  # the op's own backward formula, on the replay's arrays
@@ -414,7 +434,12 @@ def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
                 else:
                     ns[f"A{e}_{i}"] = j
                     a.append(f"A{e}_{i}")
-            if name == "Add":
+            if name == "Permute":
+                ns[f"INV{e}"] = tuple(int(i) for i in np.argsort(kw["order"]))
+                exprs = [f"tgrad(go, INV{e})"]
+            elif name == "MatMul":  # dx = g yᵀ; dy = xᵀ g kept lazy (one GEMM over all steps for a shared weight)
+                exprs = [f"go @ {a[1]}.T", f"OuterSum({a[0]}, go)"]
+            elif name == "Add":
                 exprs = ["go", "go"]
             elif name == "Sub":
                 exprs = ["go", "-go"]
