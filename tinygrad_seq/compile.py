@@ -405,7 +405,8 @@ def _gen_forward(program: list, shapes: dict, consts: list):
 
 def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
     program, shapes = rec.program, rec.shapes
-    ns: dict = {"OuterSum": OuterSum, "acc": _acc, "acc_sl": _acc_sl, "fin": _fin, "tgrad": _transpose_grad}
+    ns: dict = {"OuterSum": OuterSum, "acc": _acc, "acc_sl": _acc_sl, "fin": _fin, "tgrad": _transpose_grad,
+                "zeros": np.zeros, "add": np.add}
     lines = ["def bwd(g, ctxs, inputs, consts, V):", f"    G = [None] * {rec.nslots}", f"    KG = [None] * {len(rec.consts)}",
              "    own = set()", f"    G[{slot}] = g"]
     live = {slot}
@@ -462,7 +463,15 @@ def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
                 shape, dt = c.shape, c.dtype
                 dst, key = "KG", ~j
             ns[f"S{e}_{i}"], ns[f"T{e}_{i}"] = shape, dt
-            if sl is not None:
+            if sl is not None and em:  # into one zero buffer of the parent's shape, owned by this pass
+                if (dst, j) not in assigned:
+                    lines.append(f"        b = zeros(S{e}_{i}, T{e}_{i}); v = b[SL{e}]; add(v, go, out=v); "
+                                 f"{dst}[{j}] = b; own.add({key})")
+                else:
+                    lines.append(f"        b = {dst}[{j}]")
+                    lines.append(f"        if {key} in own: v = b[SL{e}]; add(v, go, out=v)")
+                    lines.append(f"        else: acc_sl({dst}, {j}, {key}, go, SL{e}, S{e}_{i}, T{e}_{i}, own)")
+            elif sl is not None:
                 lines.append(f"        acc_sl({dst}, {j}, {key}, go, SL{e}, S{e}_{i}, T{e}_{i}, own)")
             elif em:  # gi has the output's shape and dtype: the first gradient of a slot is stored as is
                 if (dst, j) not in assigned and shapes[s] == (shape, dt):
