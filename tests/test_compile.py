@@ -340,3 +340,14 @@ def test_an_output_also_consumed_inside_keeps_its_own_gradient():
     h, s = cf(x)
     (h.sum() * 3 + s).backward()
     np.testing.assert_allclose(x.grad.numpy(), (3 + 2 * x.numpy() * w.numpy()) * w.numpy(), rtol=1e-12)
+
+
+def test_in_place_write_into_a_compiled_output_before_backward_raises():
+    w = _randn(3, seed=2)
+    cf = tg.compile(lambda x: (x * w).tanh())
+    cf(_randn(3))
+    out2 = cf(_randn(3, seed=5))
+    with tg.no_grad():
+        out2.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out2.sum().backward()

@@ -276,6 +276,9 @@ class _Recording:
                 ctx.state, ctx.slot, ctx.reach = node, r[1], self.reach[i]
                 ctx.parents = tuple([inputs[j] for j in ins] + [consts[j] for j in cs])
                 ctx.needs = (True,) * len(ctx.parents)
+                # the replay's arrays (its output, inputs, parameters) are read by backward: an in-place write
+                # into any of them before backward raises, as in eager mode (autograd._check_saved)
+                ctx.saves = (-1,) + tuple(range(len(ctx.parents)))
                 ctx.scope = STATE.scope
                 ctx.clock = STATE.clock
                 t._ctx, t.requires_grad = ctx, True
