@@ -77,21 +77,36 @@ def bench(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: int) ->
         mx.grad = None
         ml(mx).backward(g)
 
+    cl = TransformerEncoderLayer(E, H, FF, dropout=0.0, batch_first=True)  # the same layer under tg.compile
+    cl.load_state_dict(ml.state_dict())
+    tg.compile(cl)
+    cx = tg.Tensor(x, requires_grad=True)
+
+    def compiled_step():
+        cl.zero_grad()
+        cx.grad = None
+        cl(cx).backward(g)
+
     # same numbers before timing anything
     torch_step()
     tg_step()
+    compiled_step()
+    compiled_step()  # the second call replays
     err = np.abs(tx.grad.numpy() - mx.grad.numpy()).max()
+    err_c = np.abs(cx.grad.numpy() - mx.grad.numpy()).max()
     # alternate blocks of torch and tinygrad_seq steps so both see the same machine load
     rounds = 3
-    tt, tm = [], []
+    tt, tm, tc = [], [], []
     for r in range(rounds):
         tt.append(_timeit(torch_step, max(1, repeats // rounds), warmup if r == 0 else 1))
         tm.append(_timeit(tg_step, max(1, repeats // rounds), warmup if r == 0 else 1))
-    t_torch, t_tg = np.concatenate(tt), np.concatenate(tm)
+        tc.append(_timeit(compiled_step, max(1, repeats // rounds), warmup if r == 0 else 1))
+    t_torch, t_tg, t_c = np.concatenate(tt), np.concatenate(tm), np.concatenate(tc)
     return {"config": f"B={B} L={L} E={E} heads={H} ff={FF}", "torch_ms": 1e3 * np.median(t_torch),
             "tg_ms": 1e3 * np.median(t_tg), "torch_best_ms": 1e3 * t_torch.min(), "tg_best_ms": 1e3 * t_tg.min(),
             "ratio": np.median(t_tg) / np.median(t_torch), "best_ratio": t_tg.min() / t_torch.min(),
-            "max_grad_diff": err}
+            "max_grad_diff": err, "compiled_ms": 1e3 * np.median(t_c), "compiled_ratio": np.median(t_c) / np.median(t_torch),
+            "compiled_grad_diff": err_c}
 
 
 def main() -> int:
@@ -107,6 +122,8 @@ def main() -> int:
         print(f"{r['config']:34s} {r['torch_ms']:9.3f} {r['tg_ms']:9.3f} {r['torch_best_ms']:10.3f} "
               f"{r['tg_best_ms']:9.3f} {r['ratio']:7.2f} {r['best_ratio']:10.2f}   "
               f"(max |dx| diff {r['max_grad_diff']:.1e})")
+        print(f"{'  compiled (tg.compile)':34s} {'':9s} {r['compiled_ms']:9.3f} {'':10s} {'':9s} {r['compiled_ratio']:7.2f}"
+              f" {'':10s}   (max |dx| diff vs eager {r['compiled_grad_diff']:.1e})")
     return 0
 
 

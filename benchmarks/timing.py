@@ -24,3 +24,17 @@ def best_time(fn, repeat: int) -> float:
         fn()
         times.append(_clock() - t0)
     return min(times)
+
+
+def interleaved_medians(fns: dict, repeat: int) -> dict:
+    """Median time of each contender, run round-robin (one of each per round) so that slow phases of a
+    shared machine hit every contender alike."""
+    for fn in fns.values():
+        fn()  # warm-up (a compiled contender traces here)
+    times: dict = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t0 = _clock()
+            fn()
+            times[k].append(_clock() - t0)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}

@@ -50,3 +50,5 @@ def __getattr__(name: str):
         import importlib
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ---- tg.compile (issue 10): trace once, replay a flat NumPy program
+from .compile import compile  # noqa: F401,E402

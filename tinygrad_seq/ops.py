@@ -89,10 +89,13 @@ class Function:
             out._ctx = None
         if STATE.anomaly:
             _check_finite(data, "forward", ctx)
+        if _REC is not None:  # tg.compile is tracing: record this op (see compile.py)
+            _REC(ctx, tensors, kw, out)
         return out
 
 
 _NO_GRAD = (False,)
+_REC = None  # tg.compile's recorder while it traces a call, else None (one global read per op)
 _new = object.__new__
 
 
@@ -1766,3 +1769,19 @@ def _register_all() -> None:
 _register_all()
 
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module; bound at the end to avoid a cycle)
+
+
+# ---------------------------------------------------------------- random ops (tg.compile, issue 10)
+
+class Dropout(Function):
+    """y = x * m / (1 - p), m ~ Bernoulli(1 - p) drawn in forward (so a compiled replay draws fresh numbers);
+    dx = g * m / (1 - p)"""
+    saves = ()
+    draws_random = True  # tg.compile: forward draws from the library's generator
+    def forward(self, x, p):
+        from .tensor import rng
+        mask = (rng().random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
+        mask *= 1.0 / (1.0 - p)
+        self.mask = mask
+        return x * mask
+    def backward(self, g): return g * self.mask

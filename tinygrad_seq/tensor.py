@@ -17,6 +17,25 @@ DEFAULT_DTYPE = np.float32  # the initial default; the current one is dtypes.get
 _FLOATS = (np.float16, np.float32, np.float64)
 
 _rng = np.random.default_rng()
+# ---- tg.compile (issue 10): the trace now recording (compile._Trace) or None; checked where tensors are
+# made outside ops, read in Python or written in place, so a replay never repeats a stale value.
+_TRACE = None
+
+
+def _reads_values(fn: Callable) -> Callable:
+    """tg.compile: fn computes a tensor from its operands' values outside the engine's ops (comparisons,
+    isnan, argmax ...): while tracing, that is a graph break unless every operand is a constant."""
+    def wrapper(*args, **kw):
+        if _TRACE is None:
+            return fn(*args, **kw)
+        for a in args:
+            if isinstance(a, Tensor):
+                _TRACE.on_read(a, f"{fn.__name__.strip('_')}()")
+        r = fn(*args, **kw)
+        _TRACE.on_made(r, "const")
+        return r
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
 _DEFAULT = np.dtype(DEFAULT_DTYPE)
 _CACHED_TYPES = (int, float)
 _CONSTS: dict = {}  # (number, dtype) -> constant Tensor, see Tensor._const
@@ -69,6 +88,8 @@ class Tensor:
             self._data = _as_array(d, dtype)
         else:
             raise TypeError(f"Tensor(): expected one data argument or sizes (ints), got {data!r}")
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_made(self, "wrap" if len(data) == 1 and isinstance(data[0], Tensor) else "init")
         self.grad: Tensor | None = None
         self._ctx = None
         self._retain = False
@@ -91,6 +112,8 @@ class Tensor:
         t._hooks = None
         t.name = None
         t._view = t._history = None
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_made(t, "wrap")
         return t
 
     # ------------------------------------------------------------ basics
@@ -117,6 +140,8 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The ndarray itself (shares memory, as torch's `.numpy()`)."""
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_read(self, ".numpy()")
         return self._data
 
     @property
@@ -126,24 +151,34 @@ class Tensor:
         t = object.__new__(_Untracked)
         t._data, t.grad, t.requires_grad, t._ctx, t._retain, t._hooks, t.name = self._data, None, False, None, False, None, None
         t._view = t._history = None
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_made(t, "wrap")
         return t
 
     @data.setter
     def data(self, value) -> None:
+        if _TRACE is not None:  # tg.compile
+            _TRACE.brk("the function assigns .data")
         self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         """np.asarray(t) gives the data (NumPy ufuncs on a Tensor still raise: use the Tensor's ops)."""
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_read(self, "np.asarray()")
         if dtype is not None and np.dtype(dtype) != self._data.dtype:
             return self._data.astype(dtype)
         return self._data.copy() if copy else self._data
 
     def item(self):
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_read(self, ".item()")
         if self._data.size != 1:
             raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
         return self._data.item()
 
     def tolist(self):
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_read(self, ".tolist()")
         return self._data.tolist()
 
     @property
@@ -163,6 +198,8 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_read(self, "bool()")
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of a tensor with shape {self.shape} is ambiguous")
         return bool(self._data)
@@ -174,6 +211,8 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
+        if _TRACE is not None:  # tg.compile
+            _TRACE.on_read(self, "int()")
         return int(self._data)
 
     __hash__ = object.__hash__
@@ -460,6 +499,7 @@ class Tensor:
         return ops.MaskedFill.apply(self, mask=m, value=value)
 
     # comparisons give bool tensors with no gradient
+    @_reads_values
     def _cmp(self, o, f) -> "Tensor":
         if type(o) is Tensor and o._data.dtype is self._data.dtype:
             return Tensor._wrap(f(self._data, o._data))
@@ -477,6 +517,7 @@ class Tensor:
     def __ge__(self, o): return self._cmp(o, np.greater_equal)
     def __eq__(self, o): return self._cmp(o, np.equal)  # type: ignore[override]
     def __ne__(self, o): return self._cmp(o, np.not_equal)  # type: ignore[override]
+    @_reads_values
     def __invert__(self): return Tensor._wrap(~self._data)
     def __and__(self, o): return self._cmp(o, np.logical_and)
     def __or__(self, o): return self._cmp(o, np.logical_or)
@@ -485,11 +526,15 @@ class Tensor:
     def ne(self, o): return self != o
     def lt(self, o): return self < o
     def gt(self, o): return self > o
+    @_reads_values
     def isnan(self): return Tensor._wrap(np.isnan(self._data))
+    @_reads_values
     def isfinite(self): return Tensor._wrap(np.isfinite(self._data))
     def argmax(self, dim=None, keepdim=False): return _arg_extreme(self, dim, keepdim, np.argmax)
     def argmin(self, dim=None, keepdim=False): return _arg_extreme(self, dim, keepdim, np.argmin)
+    @_reads_values
     def all(self): return Tensor._wrap(np.all(self._data))
+    @_reads_values
     def any(self): return Tensor._wrap(np.any(self._data))
 
     # ------------------------------------------------------------ reductions
@@ -715,6 +760,8 @@ class Tensor:
         the new values from the view (torch's CopySlices). `keep_old`: fn's backward reads the old values,
         so fn gets a private copy of them. `cast`: any dtype may be written (copy_), not only same-kind.
         """
+        if _TRACE is not None:  # tg.compile
+            _TRACE.brk(f"the function writes in place ({op})")
         grad = STATE.grad_enabled
         if grad:
             _check_inplace_leaf(self, op)
@@ -830,6 +877,8 @@ class Tensor:
 
     def _reshape_(self, op: str, fn) -> "Tensor":
         """In-place view ops (unsqueeze_, squeeze_, t_, transpose_): a new shape on the same storage."""
+        if _TRACE is not None:  # tg.compile
+            _TRACE.brk(f"the function writes in place ({op})")
         if not STATE.grad_enabled:
             self._data = fn(self)._data
             return self
@@ -894,6 +943,7 @@ class Tensor:
 
     def clamp_min(self, min) -> "Tensor": return self.clamp(min=min)
     def clamp_max(self, max) -> "Tensor": return self.clamp(max=max)
+    @_reads_values
     def isinf(self) -> "Tensor": return Tensor._wrap(np.isinf(self._data))
 
     def _reduce_dim(self, dim, fn: str) -> int:
@@ -1180,6 +1230,7 @@ class _MinMax(tuple):
     def indices(self): return self[1]
 
 
+@_reads_values
 def _arg_extreme(x: Tensor, dim, keepdim: bool, argop) -> Tensor:
     """argmax/argmin as PyTorch: dim=None looks at the flattened tensor (keepdim then keeps every dim
     as size 1); a 0-d tensor gives index 0; always an int64 ndarray"""
@@ -1222,8 +1273,13 @@ def _scalar(v, dt: np.dtype) -> Tensor:
             arr = np.asarray(v, dtype=dt)
             arr.flags.writeable = False
             c = _CONSTS[key] = Tensor._wrap(arr)
+        if _TRACE is not None:  # tg.compile: a number, the same at every call
+            _TRACE.on_made(c, "const")
         return c
-    return Tensor._wrap(np.asarray(v, dtype=dt))
+    c = Tensor._wrap(np.asarray(v, dtype=dt))
+    if _TRACE is not None:  # tg.compile
+        _TRACE.on_made(c, "const")
+    return c
 
 
 def _pair(t: Tensor, o, floating: bool = False, graph: bool = True) -> tuple[Tensor, Tensor]:
@@ -1367,6 +1423,8 @@ def _dt(dtype) -> np.dtype:
 def _new(arr: np.ndarray, device, requires_grad: bool) -> Tensor:
     _check_device(device)
     t = Tensor._wrap(arr)
+    if _TRACE is not None:  # tg.compile: a factory's result (random if it drew from the generator)
+        _TRACE.on_made(t, "factory")
     if requires_grad:
         t.requires_grad_(True)
     return t

@@ -603,6 +603,8 @@ def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool
     """
     if not hasattr(root, "_ctx") or not hasattr(root, "data"):
         raise TypeError(f"draw_graph: root must be a tinygrad_seq Tensor, got {type(root).__name__}")
+    from tinygrad_seq.compile import check_drawable  # a compiled call has one node for its whole program
+    check_drawable(root)
     if model is not None and params is None:
         params = dict(model.named_parameters())
     names = {id(p): n for n, p in (params or {}).items()}

@@ -87,9 +87,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return input
     if p == 1.0:
         return input * 0.0
-    mask = (rng().random(input.shape, dtype=np.float32) >= p).astype(input.dtype)
-    mask *= 1.0 / (1.0 - p)
-    return input * mask
+    return ops.Dropout.apply(input, p=p)  # the mask is drawn inside the op: tg.compile replays redraw it
 
 
 def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
