@@ -58,3 +58,22 @@ def test_the_scan_sees_relative_and_absolute_imports():
     assert "tinygrad_seq.demos.common" in found and "tinygrad_seq" in found
     found = [m for _, m in _imports(ROOT / "viz" / "grads.py", "tinygrad_seq.viz")]
     assert "tinygrad_seq.autograd" in found and "tinygrad_seq.ops" in found
+
+
+def test_the_core_engine_files_import_one_way_only():
+    """autograd < ops < tensor: autograd and ops never import tensor.py (an op builds its result as
+    `inputs[0]._result_type`), tensor.py imports neither the modules above it nor anything at its bottom."""
+    core = {name: ROOT / "tinygrad_seq" / f"{name}.py" for name in ("autograd", "ops", "tensor")}
+    below = {"autograd": set(), "ops": {"tinygrad_seq.autograd"},
+             "tensor": {"tinygrad_seq.autograd", "tinygrad_seq.ops", "tinygrad_seq.dtypes", "tinygrad_seq.device"}}
+    for name, path in core.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {n.lineno for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and getattr(node.test, "id", "") == "TYPE_CHECKING" for b in node.body for n in ast.walk(b)
+                       if hasattr(n, "lineno")}
+        mods = {m for ln, m in _imports(path, "tinygrad_seq") if ln not in typing_only}
+        engine = {m for m in mods if m.startswith("tinygrad_seq.") or m == "tinygrad_seq"}
+        assert engine <= below[name], f"{name}.py imports {sorted(engine - below[name])}"
+        first_def = min(n.lineno for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
+        late = [n.lineno for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) and n.lineno > first_def]
+        assert not late, f"{name}.py imports below its first definition, at lines {late}"

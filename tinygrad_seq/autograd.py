@@ -9,6 +9,7 @@ holds is never mutated.
 from __future__ import annotations
 
 import functools
+import gc as _gc
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -27,6 +28,8 @@ class _State:
     # Counts in-place writes; every graph node records it at creation (`Function.clock`), so backward can
     # tell whether an array a node saved was overwritten after the node was made.
     clock: int = 0
+    # The library's random generator (tg.manual_seed replaces it): randn, init, dropout, sampling.
+    rng: np.random.Generator = np.random.default_rng()
 
 
 STATE = _State
@@ -349,9 +352,9 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
             owned.add(k)
         if t._hooks:
             for hook in t._hooks:
-                r = hook(_Tensor._wrap(g))
+                r = hook(t._wrap(g))
                 if r is not None:
-                    g = r._data if isinstance(r, _Tensor) else np.asarray(r)
+                    g = r._data if hasattr(r, "_data") else np.asarray(r)
                     owned.discard(k)  # the hook may keep the array it returned: never store it uncopied
         ctx = t._ctx
         if capture is not None:
@@ -433,7 +436,6 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
                 ready.append(p)
 
 
-_Tensor: Any = None  # set by tensor.py (it imports this module)
 
 
 def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
@@ -441,9 +443,9 @@ def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
     # array with another tensor's gradient: copy unless this pass created the array.
     # np.array (not .copy()) also turns a NumPy scalar (0-d results) into a writable 0-d array.
     if t.grad is None:
-        t.grad = _Tensor._wrap(g if owned and type(g) is np.ndarray else np.array(g))
+        t.grad = t._wrap(g if owned and type(g) is np.ndarray else np.array(g))
     else:
-        t.grad = _Tensor._wrap(np.asarray(t.grad._data + g))
+        t.grad = t._wrap(np.asarray(t.grad._data + g))
 
 
 def root_grad(out: "Tensor", g, what: str = "grad") -> np.ndarray:
@@ -456,7 +458,7 @@ def root_grad(out: "Tensor", g, what: str = "grad") -> np.ndarray:
             raise RuntimeError(f"{what} can be implicitly created only for scalar outputs; the output has shape "
                                f"{tuple(out.shape)}: pass a gradient of that shape")
         return np.ones(out._data.shape, dtype=out._data.dtype)
-    arr = np.asarray(g._data if isinstance(g, _Tensor) else g, dtype=out._data.dtype)
+    arr = np.asarray(getattr(g, "_data", g), dtype=out._data.dtype)
     if arr.shape != out._data.shape:
         raise RuntimeError(f"{what}: gradient has shape {tuple(arr.shape)} but the output has shape {tuple(out.shape)}")
     return arr
@@ -478,7 +480,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
     if len(gos) != len(outs):
         raise RuntimeError(f"grad: grad_outputs has {len(gos)} entries but outputs has {len(outs)}")
     for i, x in enumerate(ins):
-        if not isinstance(x, _Tensor) or not x.requires_grad:
+        if not getattr(x, "requires_grad", False):
             raise RuntimeError(f"grad: input {i} does not require grad (One of the differentiated Tensors does not "
                                "require grad)")
     g0 = [root_grad(o, g, "grad") for o, g in zip(outs, gos)]
@@ -491,9 +493,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
             raise RuntimeError(f"grad: the differentiated Tensor at index {i} (shape {tuple(x.shape)}) appears to not "
                                "have been used in the graph. Set allow_unused=True if this is the desired behavior.")
         if g is None:
-            res.append(_Tensor._wrap(np.zeros(x._data.shape, x._data.dtype)) if materialize_grads else None)
+            res.append(x._wrap(np.zeros(x._data.shape, x._data.dtype)) if materialize_grads else None)
         else:
-            res.append(_Tensor._wrap(np.array(g)))
+            res.append(x._wrap(np.array(g)))
     return tuple(res)
 
 
@@ -505,7 +507,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
 # garbage doubles the generation-2 threshold (up to 64x the one set at import); one that finds garbage
 # restores it. Cycles are still collected, only full sweeps that keep finding nothing get rarer, and
 # generations 0 and 1 are untouched.
-import gc as _gc
 
 _GC_BASE2 = _gc.get_threshold()[2]
 _GC_MAX2 = _GC_BASE2 * 64

@@ -168,7 +168,7 @@ class _Draw(Function):
     """A random factory call (randn/rand) inside a compiled function, re-drawn on every replay."""
     saves = ()
     def forward(self, method, args, kw, dtype):
-        return getattr(_tmod._rng, method)(*args, **kw).astype(dtype)
+        return getattr(STATE.rng, method)(*args, **kw).astype(dtype)
     def backward(self, g): return ()
 
 
@@ -603,8 +603,8 @@ class CompiledFunction:
                 return self.eager(*args, **kwargs)
             tr.slot_of(t)
         _ACTIVE.append(tr)
-        gen = _tmod._rng
-        _tmod._rng = _ProxyRNG(gen, tr)
+        gen = STATE.rng
+        STATE.rng = _ProxyRNG(gen, tr)
         ops._REC, _tmod._TRACE = tr.record, tr
         try:
             out = self.eager(*args, **kwargs)
@@ -612,8 +612,8 @@ class CompiledFunction:
             out = None
         finally:
             ops._REC, _tmod._TRACE = None, None
-            if _tmod._rng.__class__ is _ProxyRNG:
-                _tmod._rng = gen
+            if STATE.rng.__class__ is _ProxyRNG:
+                STATE.rng = gen
             _ACTIVE.pop()
         if tr.broken is not None:
             self.broken = tr.broken

@@ -409,3 +409,27 @@ def normal(mean, std=1.0, size: Sequence[int] | None = None, *, generator=None, 
     ref = mean if isinstance(mean, Tensor) else std if isinstance(std, Tensor) else None
     dt = np.dtype(dtype) if dtype is not None else (ref.dtype if ref is not None else np.dtype(np.float32))
     return Tensor._wrap((m + s * _gen(generator).standard_normal(shape)).astype(dt))
+
+
+# ---------------------------------------------------------------- the Tensor methods of these functions
+# (x.flip(dims) is flip(x, dims), ...): registered here, in the module that builds on Tensor (early tinygrad's
+# `register`), so tensor.py needs no import of this one.
+
+def _flip_method(self, *dims) -> Tensor:
+    if not dims:
+        raise TypeError('flip() missing 1 required positional arguments: "dims"')
+    return flip(self, _shape_arg(dims))
+
+
+def _nonzero_method(self, *, as_tuple: bool = False):
+    return nonzero(self, as_tuple=as_tuple)
+
+
+_METHODS = {"gather": gather, "flip": _flip_method, "roll": roll, "index_select": index_select,
+            "masked_select": masked_select, "nonzero": _nonzero_method, "argwhere": argwhere,
+            "scatter": scatter, "scatter_add": scatter_add, "index_add": index_add, "take_along_dim": take_along_dim,
+            "narrow": narrow, "select": select, "movedim": movedim, "moveaxis": movedim, "t": t,
+            "unflatten": unflatten, "repeat_interleave": repeat_interleave, "multinomial": multinomial,
+            "bernoulli": bernoulli}
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)

@@ -38,6 +38,7 @@ class Function:
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         cls.released = _Released(cls.__name__)
+        REGISTRY.setdefault(cls.__name__, cls)  # defining an op registers it (the visualizer's labels, tests)
 
     def forward(self, *args: np.ndarray, **kw: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -69,7 +70,7 @@ class Function:
             raise kind(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         if type(data) is not np.ndarray:  # NumPy gives scalars for 0-d results; a Tensor always holds an array
             data = np.asarray(data)
-        out = _new(Tensor)
+        out = _new(tensors[0]._result_type)  # a plain Tensor (tensor.py sets the class; this module never imports it)
         out._data = data
         out.grad = None
         out._retain = False
@@ -94,6 +95,8 @@ class Function:
         return out
 
 
+# The one registry of ops (name -> Function class), filled as each op class is defined.
+REGISTRY: dict[str, type] = {}
 _NO_GRAD = (False,)
 _REC = None  # tg.compile's recorder while it traces a call, else None (one global read per op)
 _new = object.__new__
@@ -1756,22 +1759,7 @@ class CosineSimilarity(Function):
                 part(self.x2, self.x1, n2, n1, self.r2) if self.needs[1] else None)
 
 
-# The one registry of ops (name -> Function), e.g. for the visualizer's labels and for tests.
-REGISTRY: dict[str, type[Function]] = {}
-
-
-def _register_all() -> None:
-    for name, obj in list(globals().items()):
-        if isinstance(obj, type) and issubclass(obj, Function) and obj is not Function:
-            REGISTRY[name] = obj
-
-
-_register_all()
-
-from .tensor import Tensor  # noqa: E402  (tensor.py imports this module; bound at the end to avoid a cycle)
-
-
-# ---------------------------------------------------------------- random ops (tg.compile, issue 10)
+# ---------------------------------------------------------------- random ops (tg.compile)
 
 class Dropout(Function):
     """y = x * m / (1 - p), m ~ Bernoulli(1 - p) drawn in forward (so a compiled replay draws fresh numbers);
@@ -1779,8 +1767,7 @@ class Dropout(Function):
     saves = ()
     draws_random = True  # tg.compile: forward draws from the library's generator
     def forward(self, x, p):
-        from .tensor import rng
-        mask = (rng().random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
+        mask = (STATE.rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
         mask *= 1.0 / (1.0 - p)
         self.mask = mask
         return x * mask

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import autograd
 from . import dtypes
+from . import ops
 from .autograd import STATE, run_backward
 from .device import CPU as _CPU
 from .device import check as _check_device
@@ -16,7 +17,6 @@ from .device import parse_to as _parse_to
 DEFAULT_DTYPE = np.float32  # the initial default; the current one is dtypes.get_default_dtype()
 _FLOATS = (np.float16, np.float32, np.float64)
 
-_rng = np.random.default_rng()
 # ---- tg.compile (issue 10): the trace now recording (compile._Trace) or None; checked where tensors are
 # made outside ops, read in Python or written in place, so a replay never repeats a stale value.
 _TRACE = None
@@ -43,13 +43,12 @@ _CONSTS: dict = {}  # (number, dtype) -> constant Tensor, see Tensor._const
 
 def manual_seed(seed: int) -> None:
     """Seed every random draw of the library (randn, rand, init, dropout, sampling)."""
-    global _rng
-    _rng = np.random.default_rng(seed)
+    STATE.rng = np.random.default_rng(seed)
 
 
 def rng() -> np.random.Generator:
     """The library's random generator (reseeded by `manual_seed`)."""
-    return _rng
+    return STATE.rng
 
 
 def _as_array(data: Any, dtype=None) -> np.ndarray:
@@ -703,48 +702,12 @@ class Tensor:
         pre = (slice(None),) * dim
         return tuple(ops.GetItem.apply(self, index=pre + (i,)) for i in range(self.shape[dim]))
 
-    def gather(self, dim: int, index) -> "Tensor":
-        """out[i][j] = self[i][index[i][j]] along dim (checked as torch: same ndim, in range)."""
-        return _ix.gather(self, dim, index)
-
-    # ---- indexing (PyTorch surface): the logic and the checks live in indexfns.py
-    def flip(self, *dims) -> "Tensor":
-        if not dims:
-            raise TypeError('flip() missing 1 required positional arguments: "dims"')
-        return _ix.flip(self, _shape_arg(dims))
-
-    def roll(self, shifts, dims=None) -> "Tensor": return _ix.roll(self, shifts, dims)
-    def index_select(self, dim: int, index) -> "Tensor": return _ix.index_select(self, dim, index)
-    def masked_select(self, mask) -> "Tensor": return _ix.masked_select(self, mask)
-    def nonzero(self, *, as_tuple: bool = False): return _ix.nonzero(self, as_tuple=as_tuple)
-    def argwhere(self) -> "Tensor": return _ix.nonzero(self)
-    def scatter_add(self, dim: int, index, src) -> "Tensor": return _ix.scatter_add(self, dim, index, src)
-    def take_along_dim(self, indices, dim=None) -> "Tensor": return _ix.take_along_dim(self, indices, dim)
-    def narrow(self, dim: int, start, length: int) -> "Tensor": return _ix.narrow(self, dim, start, length)
-    def select(self, dim: int, index: int) -> "Tensor": return _ix.select(self, dim, index)
-    def movedim(self, source, destination) -> "Tensor": return _ix.movedim(self, source, destination)
-    moveaxis = movedim
+    # ---- indexing (PyTorch surface): gather, scatter, flip, roll, ... are indexfns' functions, registered as
+    # methods there (that module builds on this one)
     def swapaxes(self, axis0: int, axis1: int) -> "Tensor": return self.transpose(axis0, axis1)
     def swapdims(self, dim0: int, dim1: int) -> "Tensor": return self.transpose(dim0, dim1)
     def view_as(self, other: "Tensor") -> "Tensor": return self.reshape(other.shape)
     def reshape_as(self, other: "Tensor") -> "Tensor": return self.reshape(other.shape)
-    def t(self) -> "Tensor": return _ix.t(self)
-    def unflatten(self, dim: int, sizes) -> "Tensor": return _ix.unflatten(self, dim, sizes)
-
-    def scatter(self, dim: int, index, src=None, value=None, *, reduce: str | None = None) -> "Tensor":
-        return _ix.scatter(self, dim, index, src, value, reduce=reduce)
-
-    def index_add(self, dim: int, index, source, *, alpha=1) -> "Tensor":
-        return _ix.index_add(self, dim, index, source, alpha=alpha)
-
-    def repeat_interleave(self, repeats=None, dim=None, *, output_size=None) -> "Tensor":
-        return _ix.repeat_interleave(self, repeats, dim, output_size=output_size)
-
-    def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None) -> "Tensor":
-        return _ix.multinomial(self, num_samples, replacement, generator=generator)
-
-    def bernoulli(self, p: float | None = None, *, generator=None) -> "Tensor":
-        return _ix.bernoulli(self, p, generator=generator)
 
     def where(self, cond, other):
         return where(cond, self, other)
@@ -865,10 +828,10 @@ class Tensor:
         return self._inplace("index_fill_", lambda x: x.masked_fill(mask, value), keep_old=False)
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
-        return self.copy_(_rng.uniform(a, b, self.shape))
+        return self.copy_(STATE.rng.uniform(a, b, self.shape))
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
-        return self.copy_(_rng.normal(mean, std, self.shape))
+        return self.copy_(STATE.rng.normal(mean, std, self.shape))
 
     def detach_(self) -> "Tensor":
         """Cut this tensor from the graph in place."""
@@ -1088,6 +1051,10 @@ def _unary_inplace(name: str):
 for _n in _UNARY_INPLACE:
     setattr(Tensor, _n + "_", _unary_inplace(_n))
 
+
+# Function.apply builds its result as `_new(inputs[0]._result_type)`: ops.py needs no import of this module,
+# and an op on a Parameter gives a plain Tensor.
+Tensor._result_type = Tensor
 
 class _Untracked(Tensor):
     """What `t.data` gives: t's storage as a tensor whose in-place writes autograd does not track (as torch)."""
@@ -1478,13 +1445,13 @@ def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False)
 
 
 def randn(*shape, size=None, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
-    g = _rng if generator is None else generator
+    g = STATE.rng if generator is None else generator
     dt = _float_dt(dtype, "randn")
     return _new(g.standard_normal(_size(shape, size)).astype(dt), device, requires_grad)
 
 
 def rand(*shape, size=None, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
-    g = _rng if generator is None else generator
+    g = STATE.rng if generator is None else generator
     dt = _float_dt(dtype, "rand")
     return _new(g.random(_size(shape, size)).astype(dt), device, requires_grad)
 
@@ -1500,7 +1467,7 @@ def randint(low=None, high=None, size=None, *, generator=None, dtype=None, devic
         raise TypeError("randint(): expected randint(high, size) or randint(low, high, size), with size a tuple")
     if int(high) <= int(low):
         raise ValueError(f"randint: low ({low}) must be less than high ({high})")
-    g = _rng if generator is None else generator
+    g = STATE.rng if generator is None else generator
     size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
     dt = dtypes.int64 if dtype is None else dtypes.to_dtype(dtype)
     return _new(g.integers(int(low), int(high), size=size).astype(dt, copy=False), device, requires_grad)
@@ -1601,7 +1568,3 @@ ByteTensor = _legacy("ByteTensor", dtypes.uint8)
 BoolTensor = _legacy("BoolTensor", dtypes.bool_)
 
 
-from . import ops  # noqa: E402  (ops imports Tensor from here)
-from . import indexfns as _ix  # noqa: E402  (indexfns imports Tensor from here)
-
-autograd._Tensor = Tensor
