@@ -22,6 +22,7 @@ from .indexfns import (argwhere, bernoulli, flip, gather, index_add, index_selec
                        randperm, repeat_interleave, roll, scatter, scatter_add, select, swapaxes, swapdims, t,
                        take_along_dim, unflatten, where)
 from . import nn  # noqa: F401,E402
+from . import ops  # noqa: F401,E402
 from . import optim  # noqa: F401,E402
 from .io import load, save  # noqa: F401,E402
 # ---- utils.data, Generator, BLAS threads (issue 9)
@@ -49,6 +50,8 @@ def __getattr__(name: str):
     if name in ("models", "viz"):
         import importlib
         return importlib.import_module(f"{__name__}.{name}")
+    if name in ops.METHODS:  # tg.<method>(x, ...) of an op that declares `method` (see ops.Function.method)
+        return ops.METHODS[name].apply
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 # ---- tg.compile (issue 10): trace once, replay a flat NumPy program
 from .compile import compile  # noqa: F401,E402

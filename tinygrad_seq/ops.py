@@ -5,6 +5,8 @@
 where an input gets no gradient). Gradients of broadcasting ops may come back in the broadcast shape:
 the engine sums them back to each input's shape (autograd._unbroadcast), so no op repeats that code.
 `self.needs` (tuple of bools, one per input) lets an op skip work for inputs that need no gradient.
+Defining a subclass registers it (`REGISTRY`); an op that sets `method = "name"` is also `x.name(...)` and
+`tg.name(x, ...)` with no other code (see Erf at the end), so a new op is one class here plus its test.
 """
 from __future__ import annotations
 
@@ -34,11 +36,17 @@ class Function:
     # True when the output is a view of input 0's storage (reshape, permute, basic indexing): an in-place
     # write into the output then also rewrites the input's graph (Tensor._inplace).
     view = False
+    # The name under which the op is also `x.<method>(...)` and `tg.<method>(x, ...)` (tensor inputs positional,
+    # options as keywords), with no other code: a new op is its class here plus its test. Ops whose methods
+    # need argument handling leave this None and get a hand-written Tensor method instead.
+    method: str | None = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         cls.released = _Released(cls.__name__)
         REGISTRY.setdefault(cls.__name__, cls)  # defining an op registers it (the visualizer's labels, tests)
+        if cls.__dict__.get("method"):
+            METHODS[cls.method] = cls
 
     def forward(self, *args: np.ndarray, **kw: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -97,6 +105,7 @@ class Function:
 
 # The one registry of ops (name -> Function class), filled as each op class is defined.
 REGISTRY: dict[str, type] = {}
+METHODS: dict[str, type] = {}  # method name -> op (Function.method)
 _NO_GRAD = (False,)
 _REC = None  # tg.compile's recorder while it traces a call, else None (one global read per op)
 _new = object.__new__
@@ -1772,3 +1781,15 @@ class Dropout(Function):
         self.mask = mask
         return x * mask
     def backward(self, g): return g * self.mask
+
+
+# ---------------------------------------------------------------- ops that are their own method and function
+
+class Erf(Function):
+    """z = erf(x) = 2/√π ∫₀ˣ e^(-t²) dt;  dz/dx = 2/√π e^(-x²)   (x.erf(), tg.erf(x): from `method` alone)"""
+    method = "erf"
+    saves = (0,)
+    def forward(self, x):
+        self.x = x
+        return erf(x)
+    def backward(self, g): return g * (2 / math.sqrt(math.pi)) * np.exp(-self.x * self.x)

@@ -99,6 +99,13 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
+    def __getattr__(self, name: str):
+        """x.<method>(...) for an op that declares `method` (ops.Function.method) and has no hand-written method."""
+        op = ops.METHODS.get(name)
+        if op is None:
+            raise AttributeError(f"'Tensor' object has no attribute '{name}'")
+        return lambda *others, **kw: op.apply(self, *others, **kw)
+
     @staticmethod
     def _wrap(arr: np.ndarray) -> "Tensor":
         """Fast constructor for op results: no conversion, no checks."""
