@@ -273,6 +273,21 @@ def _check_saved(t: "Tensor", ctx) -> None:
                 "into it after the op saved it for backward. Use an out-of-place op (or .clone()) there.")
 
 
+def add_outer(prev, g: OuterSum, owned: set, key):
+    """prev + g for a shared weight's gradient g (kept as factors: one GEMM when it is complete); adds in place
+    only into an array this pass made (`key in owned`). The one rule the eager and compiled backward share."""
+    if prev is None:
+        return g
+    if type(prev) is OuterSum:
+        prev.extend(g)
+        return prev
+    if key in owned:
+        prev += g.value()
+        return prev
+    owned.add(key)
+    return prev + g.value()
+
+
 def run_backward(roots, grads_in, retain_graph: bool, capture: dict | None = None, inputs=None) -> None:
     """Propagate `grads_in` from `roots` (a tensor or a list; gradients summed where graphs meet) to every
     leaf that requires grad (iterative, no recursion).
@@ -383,16 +398,7 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
             pdata = p._data
             if type(pg) is OuterSum:  # a shared weight's gradient: keep the factors, one matmul at the end
                 pk = id(p)
-                prev = grads.get(pk)
-                if prev is None:
-                    grads[pk] = pg
-                elif type(prev) is OuterSum:
-                    prev.extend(pg)
-                elif pk in owned:
-                    prev += pg.value()
-                else:
-                    grads[pk] = prev + pg.value()
-                    owned.add(pk)
+                grads[pk] = add_outer(grads.get(pk), pg, owned, pk)
                 n = deps[pk] - 1
                 deps[pk] = n
                 if n == 0:

@@ -32,7 +32,7 @@ import numpy as np
 import sys
 
 from . import ops
-from .autograd import STATE, OuterSum, _unbroadcast
+from .autograd import STATE, OuterSum, _unbroadcast, add_outer
 from .ops import Function
 from .tensor import Tensor
 
@@ -495,15 +495,7 @@ def _acc(D: list, j: int, key: int, gi, shape, dt, own: set) -> None:
     """Add gradient gi into D[j] (in place only into arrays this pass made: `own` holds their keys)."""
     prev = D[j]
     if type(gi) is OuterSum:  # a shared weight: keep the factors, one GEMM at the end
-        if prev is None:
-            D[j] = gi
-        elif type(prev) is OuterSum:
-            prev.extend(gi)
-        elif key in own:
-            prev += gi.value()
-        else:
-            D[j] = prev + gi.value()
-            own.add(key)
+        D[j] = add_outer(prev, gi, own, key)
         return
     if gi.shape != shape:
         gi = _unbroadcast(gi, shape)
