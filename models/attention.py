@@ -44,8 +44,7 @@ def masked_softmax(scores: Tensor, mask=None, dim: int = -1) -> Tensor:
         except ValueError:
             raise ValueError(f"masked_softmax: mask shape {m.shape} does not broadcast to scores "
                              f"{scores.shape}") from None
-        scores = scores.masked_fill(m, -math.inf)
-    return scores.softmax(dim)  # softmax of an all -inf row is all zeros
+    return scores.masked_softmax(mask=m, dim=dim)
 
 
 def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: int = -1, mask=None) -> Tensor:

@@ -318,7 +318,8 @@ def test_stable_at_extreme_inputs_without_warnings(name, dtype):
 
 
 def test_masked_rows_in_softmax_family():
-    """-inf entries (masking) give exact zeros; a fully masked row gives zeros / -inf, never NaN."""
+    """-inf entries (masking) give exact zeros; a fully masked row gives NaN in softmax/log_softmax and -inf
+    in logsumexp, as PyTorch, and zeros in masked_softmax (attention's rule); never a warning."""
     a = np.array([[0.5, -np.inf, 1.5], [-np.inf, -np.inf, -np.inf]])
     x = tg.Tensor(a, requires_grad=True)
     with warnings.catch_warnings():
@@ -326,15 +327,22 @@ def test_masked_rows_in_softmax_family():
         p = x.softmax(-1)
         lp = x.log_softmax(-1)
         lse = x.logsumexp(-1)
-        (p.sum() + lse[0]).backward()
+        mp = x.masked_softmax(dim=-1)
+        (lse[0] + mp.sum()).backward()
     e = np.exp(np.array([0.5, 1.5]) - np.logaddexp(0.5, 1.5))
     np.testing.assert_allclose(p.numpy()[0], [e[0], 0.0, e[1]])
-    np.testing.assert_array_equal(p.numpy()[1], 0.0)
+    assert np.isnan(p.numpy()[1]).all() and np.isnan(lp.numpy()[1]).all()
+    np.testing.assert_allclose(mp.numpy()[0], p.numpy()[0])
+    np.testing.assert_array_equal(mp.numpy()[1], 0.0)
     np.testing.assert_allclose(lp.numpy()[0, [0, 2]], np.log(e))
-    assert lp.numpy()[0, 1] == -np.inf and (lp.numpy()[1] == -np.inf).all()
+    assert lp.numpy()[0, 1] == -np.inf
     np.testing.assert_allclose(lse.numpy(), [np.logaddexp(0.5, 1.5), -np.inf])
     assert np.isfinite(x.grad.numpy()).all()
-    np.testing.assert_allclose(x.grad.numpy()[0], [e[0], 0.0, e[1]], atol=1e-15)  # d(sum p)=0, dlse=softmax
+    np.testing.assert_allclose(x.grad.numpy()[0], [e[0], 0.0, e[1]], atol=1e-15)  # d(sum mp)=0, dlse=softmax
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(a)
+    np.testing.assert_array_equal(np.isnan(torch.softmax(t, -1).numpy()), np.isnan(p.numpy()))
+    np.testing.assert_array_equal(np.isnan(torch.log_softmax(t, -1).numpy()), np.isnan(lp.numpy()))
 
 
 # ---------------------------------------------------------------- bad input: op and shapes named

@@ -513,7 +513,8 @@ class MaxDim(Function):
 
 
 def _exp_shifted(x, axis, keep_shifted=False):
-    """(e, s, d, m): m = max x over `axis`, d = x - m, e = e^d, s = Σ e (keepdims shapes).
+    """(e, s, d, m, ok): m = max x over `axis`, d = x - m, e = e^d, s = Σ e (keepdims shapes); ok: every
+    row's max is finite (softmax and log_softmax give NaN for the other rows, as PyTorch).
 
     Stable at any finite x (e <= 1, s >= 1); without `keep_shifted`, d's buffer is reused for e.
     Rows whose max is not finite take a path that never warns: a row of only -inf (fully masked)
@@ -526,13 +527,13 @@ def _exp_shifted(x, axis, keep_shifted=False):
     if fin.all():
         d = x - m
         e = np.exp(d) if keep_shifted else np.exp(d, out=d)
-        return e, e.sum(axis=axis, keepdims=True), d, m
+        return e, e.sum(axis=axis, keepdims=True), d, m, True
     with np.errstate(invalid="ignore", over="ignore"):
         d = x - np.where(fin, m, 0)
         e = np.exp(d)
     e = np.where(fin, e, np.where(np.isnan(m), x.dtype.type(np.nan), x == np.inf))
     s = e.sum(axis=axis, keepdims=True)
-    return e, np.where(s == 0, 1, s), d, m
+    return e, np.where(s == 0, 1, s), d, m, False
 
 
 class LogSumExp(Function):
@@ -540,7 +541,7 @@ class LogSumExp(Function):
     saves = ()
     def forward(self, x, dim=None, keepdim=False):
         self.shape, self.axis, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
-        self.e, self.s, _, m = _exp_shifted(x, self.axis)
+        self.e, self.s, _, m, _ = _exp_shifted(x, self.axis)
         out = np.log(self.s) + m
         if not keepdim:
             out = out.reshape(()) if self.axis is None else np.squeeze(out, axis=self.axis)
@@ -551,14 +552,17 @@ class LogSumExp(Function):
 
 
 class Softmax(Function):
-    """y_i = e^(x_i - m) / Σ_j e^(x_j - m) (a fully masked row of -inf gives zeros);  dx = y * (g - Σ g y)"""
+    """y_i = e^(x_i - m) / Σ_j e^(x_j - m) (a row of only -inf, or with +inf, gives NaN, as PyTorch;
+    MaskedSoftmax gives zeros there);  dx = y * (g - Σ g y)"""
     saves = (-1,)
     def forward(self, x, dim=-1):
         if not x.ndim:  # 0-d: dim 0 / -1 is the one element (as PyTorch)
             return self.forward(x.reshape(1), _axes(dim, 0) or 0).reshape(())
         self.axis = dim
-        e, s, _, _ = _exp_shifted(x, dim)
+        e, s, _, m, ok = _exp_shifted(x, dim)
         e /= s
+        if not ok:
+            e = np.where(np.isfinite(m), e, x.dtype.type(np.nan))
         self.out = e
         return e
     def backward(self, g):
@@ -569,15 +573,19 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """y = (x - m) - ln Σ e^(x - m) (= x - logsumexp x; a fully masked row stays -inf);  dx = g - softmax(x) Σ g"""
+    """y = (x - m) - ln Σ e^(x - m) (= x - logsumexp x; a row of only -inf, or with +inf, gives NaN, as
+    PyTorch);  dx = g - softmax(x) Σ g"""
     saves = ()
     def forward(self, x, dim=-1):
         if not x.ndim:
             return self.forward(x.reshape(1), _axes(dim, 0) or 0).reshape(())
         self.axis = dim
-        self.e, self.s, d, _ = _exp_shifted(x, dim, keep_shifted=True)
+        self.e, self.s, d, m, ok = _exp_shifted(x, dim, keep_shifted=True)
         d -= np.log(self.s)  # subtract from the shifted values: x - (m + ln s) loses digits at |x| ~ 1e4
-        return d
+        if ok:
+            return d
+        self.e = np.where(np.isfinite(m), self.e, x.dtype.type(np.nan))  # and NaN gradients, as PyTorch
+        return np.where(np.isfinite(m), d, x.dtype.type(np.nan))
     def backward(self, g):
         return g - (self.e / self.s) * g.sum(axis=self.axis, keepdims=True)
 
@@ -1516,8 +1524,10 @@ def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False
 
 class MaskedSoftmax(Softmax):
     """y = softmax(x) over the entries not blocked (mask True or x = -inf); blocked entries and fully
-    blocked rows give 0 (PyTorch's softmax gives NaN for a fully -inf row);  dx = y * (g - Σ g y),
-    Softmax's backward (blocked entries have y = 0, so they get no gradient)"""
+    blocked rows give 0 (as torch's scaled_dot_product_attention; its softmax gives NaN there);
+    dx = y * (g - Σ g y), Softmax's backward (blocked entries have y = 0, so they get no gradient).
+    `x.masked_softmax(mask=None, dim=-1)`."""
+    method = "masked_softmax"
     def forward(self, x, mask=None, dim=-1):
         self.axis = dim
         self.out = _masked_softmax(x, mask, dim)
