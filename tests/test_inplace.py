@@ -322,3 +322,18 @@ def test_matmul_with_a_transposed_weight_is_one_linear_node_and_exact():
     w = tg.tensor(W0.copy(), requires_grad=True)
     assert type((tg.tensor(V0) @ w.T)._ctx).__name__ == "Linear"
     assert type((tg.tensor(V0.T.copy()) @ w.permute(0, 1))._ctx).__name__ != "Linear"
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "elu", "selu", "silu", "mish", "hardtanh", "relu6"])
+def test_functional_inplace_true_writes_into_the_input_as_torch(name):
+    def case(lib, w, v, s):
+        x = w * 1
+        y = getattr(lib.nn.functional, name)(x, inplace=True)
+        assert y is x
+        return x * v
+    same(case)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        tg.nn.functional.relu(tg.tensor(W0.copy(), requires_grad=True), inplace=True)
+    m = tg.nn.ReLU(inplace=True)
+    x = tg.tensor(W0.copy())
+    assert m(x) is x and (x.numpy() >= 0).all()

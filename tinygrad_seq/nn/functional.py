@@ -79,6 +79,15 @@ def _embedding_renorm(w: np.ndarray, idx: np.ndarray, max_norm: float, norm_type
         bump_version(w, "embedding_renorm_")  # a graph that saved the weight before now sees the write
 
 
+def _result(input: Tensor, fn, inplace: bool) -> Tensor:
+    """fn(input), or with torch's `inplace=True` written into `input` (a recorded in-place write) and returned;
+    fn then reads a copy, so what its backward saved is not the array being overwritten."""
+    if not inplace:
+        return fn(input)
+    out = fn(input.clone())
+    return input.copy_(out)
+
+
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """y = x * m / (1 - p), m ~ Bernoulli(1 - p) from tg.rng() (inverted dropout); identity if not training."""
     if not 0.0 <= p <= 1.0:
@@ -86,8 +95,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        return input * 0.0
-    return ops.Dropout.apply(input, p=p)  # the mask is drawn inside the op: tg.compile replays redraw it
+        return _result(input, lambda x: x * 0.0, inplace)
+    return _result(input, lambda x: ops.Dropout.apply(x, p=p), inplace)  # mask drawn in the op: replays redraw it
 
 
 def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
@@ -361,7 +370,7 @@ def __getattr__(name: str):
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """y = max(0, x)"""
-    return input.relu()
+    return _result(input, lambda x: x.relu(), inplace)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -387,13 +396,14 @@ def sigmoid(input: Tensor) -> Tensor:
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """y = x if x > 0 else negative_slope · x"""
-    return where(input.numpy() > 0, input, input * negative_slope)
+    return _result(input, lambda x: where(x.numpy() > 0, x, x * negative_slope), inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """y = x if x > 0 else α (e^x - 1)"""
     pos = input.numpy() > 0
-    return where(pos, input, (where(pos, 0.0, input).exp() - 1.0) * alpha)  # exp never sees large x
+    # exp never sees a large x
+    return _result(input, lambda x: where(pos, x, (where(pos, 0.0, x).exp() - 1.0) * alpha), inplace)
 
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
@@ -401,17 +411,17 @@ _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """y = scale · elu(x, α), scale ≈ 1.0507, α ≈ 1.6733 (self-normalising)"""
-    return elu(input, _SELU_ALPHA) * _SELU_SCALE
+    return _result(input, lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE, inplace)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """y = x σ(x)"""
-    return input * input.sigmoid()
+    return _result(input, lambda x: x * x.sigmoid(), inplace)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """y = x tanh(softplus(x))"""
-    return input * softplus(input).tanh()
+    return _result(input, lambda x: x * softplus(x).tanh(), inplace)
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
@@ -420,12 +430,12 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
     a = input.numpy()
     inside = (a > min_val) & (a < max_val)
-    return where(inside, input, np.clip(a, min_val, max_val))
+    return _result(input, lambda x: where(inside, x, np.clip(a, min_val, max_val)), inplace)
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """y = min(max(x, 0), 6)"""
-    return hardtanh(input, 0.0, 6.0)
+    return hardtanh(input, 0.0, 6.0, inplace)
 
 
 def logsigmoid(input: Tensor) -> Tensor:
@@ -455,12 +465,12 @@ def _channel_dropout(fn: str, input: Tensor, p: float, training: bool, d: int) -
 
 def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels x[n, c, :] with probability p, scale the rest by 1 / (1 - p)"""
-    return _channel_dropout("dropout1d", input, p, training, 1)
+    return _result(input, lambda x: _channel_dropout("dropout1d", x, p, training, 1), inplace)
 
 
 def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero whole channels x[n, c, :, :] with probability p, scale the rest by 1 / (1 - p)"""
-    return _channel_dropout("dropout2d", input, p, training, 2)
+    return _result(input, lambda x: _channel_dropout("dropout2d", x, p, training, 2), inplace)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:

@@ -153,7 +153,7 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
@@ -509,14 +509,14 @@ class ModuleDict(Module):
 # ---------------------------------------------------------------- activations
 
 class ReLU(Module):
-    """y = max(0, x)  (inplace is accepted and ignored: the result is a new tensor)"""
+    """y = max(0, x)  (inplace=True writes y into x, as PyTorch)"""
 
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.relu()
+        return F.relu(x, self.inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -570,7 +570,10 @@ class _Activation(Module):
     _options: tuple[str, ...] = ()
 
     def forward(self, input: Tensor) -> Tensor:
-        return type(self)._fn(input, *[getattr(self, k) for k in self._options])
+        args = [getattr(self, k) for k in self._options]
+        if "inplace" in self.__dict__:
+            return type(self)._fn(input, *args, inplace=self.inplace)
+        return type(self)._fn(input, *args)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={getattr(self, k)}" for k in self._options)
@@ -652,14 +655,14 @@ class Dropout1d(Dropout):
     """Zero whole channels x[n, c, :] with probability p (training mode), scale the rest by 1 / (1 - p)"""
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.dropout1d(input, self.p, self.training)
+        return F.dropout1d(input, self.p, self.training, self.inplace)
 
 
 class Dropout2d(Dropout):
     """Zero whole channels x[n, c, :, :] with probability p (training mode), scale the rest by 1 / (1 - p)"""
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.dropout2d(input, self.p, self.training)
+        return F.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class _DimModule(Module):
