@@ -247,10 +247,24 @@ def version(arr: np.ndarray) -> int:
 def _resolve(p: "Tensor", clock: int) -> "Tensor":
     """The version of `p` that a node recorded at `clock` consumed: `p._history` lists (clock of the
     in-place write, stand-in for the value before it); the first write after `clock` holds that value."""
-    for when, old in p._history:
+    for when, old, _ in p._history:
         if when > clock:
             return old
     return p
+
+
+def _check_view(p: "Tensor", ctx) -> None:
+    """Raise if `p`, a view, fed `ctx` after its base was written in place (not through p) where p's memory
+    lies: p then holds the new values while its graph still leads to the old base (torch would rebuild the
+    view's graph; rather than a wrong gradient, say so)."""
+    base, vctx = p._view
+    for when, _, via in base._history:
+        if vctx.clock < when <= ctx.clock and via is not p and (
+                via is None or np.shares_memory(p._data, via._data)):
+            raise RuntimeError(
+                f"a view of shape {list(p.shape)} was used by {type(ctx).__name__} after the tensor it views "
+                "was modified in place; its gradient would skip that write. Take the view after the write "
+                "(or .clone() it before).")
 
 
 def _check_saved(t: "Tensor", ctx) -> None:
@@ -321,6 +335,9 @@ def run_backward(roots, grads_in, retain_graph: bool, capture: dict | None = Non
             ctx.parents = tuple(_resolve(p, ctx.clock) if p._history else p for p in ctx.parents)
             _check_saved(t, ctx)
         for p in ctx.parents:
+            v = p._view
+            if v is not None and v[0]._history is not None:
+                _check_view(p, ctx)
             if p.requires_grad:
                 k = id(p)
                 if k in deps:

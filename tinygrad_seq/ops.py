@@ -85,7 +85,11 @@ class Function:
         out._hooks = None
         out.name = None
         out._history = None
-        out._view = (tensors[0], ctx) if ctx.view else None
+        if ctx.view:
+            ctx.clock = STATE.clock  # when the view was taken (autograd._check_view)
+            out._view = (tensors[0], ctx)
+        else:
+            out._view = None
         if True in needs:
             ctx.parents = tensors
             ctx.needs = needs

@@ -721,7 +721,7 @@ class Tensor:
 
     # ------------------------------------------------------------ in-place ops (torch's semantics)
     def _inplace(self, op: str, fn: Callable[["Tensor"], "Tensor"], keep_old: bool = True, cast: bool = False,
-                 bump: bool = True) -> "Tensor":
+                 bump: bool = True, via: "Tensor | None" = None) -> "Tensor":
         """Make `fn(old value)` this tensor's value in place.
 
         The storage (and so every view of it) takes the new values and its version moves on. With autograd
@@ -763,11 +763,11 @@ class Tensor:
         if grad and (new.requires_grad or self.requires_grad):
             if self._history is None:
                 self._history = []
-            self._history.append((STATE.clock, old))
+            self._history.append((STATE.clock, old, via))  # via: the view written through, if any
             self._ctx, self.requires_grad = new._ctx, new.requires_grad
             if self._view is not None:
                 base, vop = self._view
-                base._inplace(op, lambda b: _view_back(b, self, vop), keep_old=False, cast=True, bump=False)
+                base._inplace(op, lambda b: _view_back(b, self, vop), keep_old=False, cast=True, bump=False, via=self)
         return self
 
     def __setitem__(self, index, value) -> None:
@@ -861,7 +861,7 @@ class Tensor:
             STATE.clock += 1  # no value changed, but earlier consumers must keep the old shape (autograd._resolve)
             if self._history is None:
                 self._history = []
-            self._history.append((STATE.clock, old))
+            self._history.append((STATE.clock, old, None))
             self._ctx = new._ctx
         return self
 
