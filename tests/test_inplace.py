@@ -378,3 +378,17 @@ def _view_cases():
 @pytest.mark.parametrize("case", _view_cases(), ids=lambda f: f.__name__)
 def test_views_that_stay_valid_match_torch(case):
     same(case)
+
+
+def test_writing_the_result_of_an_in_place_op_that_saved_it_raises_as_torch():
+    for lib in (tg, torch):
+        w = lib.tensor(W0.copy(), requires_grad=True)
+        y = w * 1
+        y.exp_()
+        z = (y * 1).sum()   # exp_ alone is fine
+        z.backward()
+        y = w * 1
+        y.exp_()
+        y.mul_(2)           # exp_'s backward needs its output, which this overwrites
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()

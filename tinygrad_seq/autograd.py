@@ -277,7 +277,7 @@ def _check_saved(t: "Tensor", ctx) -> None:
             continue  # read only for gradients nobody needs
         x = t if i < 0 else parents[i]
         v = _VERSIONS.get(id(_root(x._data)))
-        if v is not None and v[1] > ctx.clock:
+        if v is not None and v[1] > (getattr(ctx, "out_clock", ctx.clock) if i < 0 else ctx.clock):
             what = "output 0" if i < 0 else f"input {i}"
             scope = ctx.scope[0] if getattr(ctx, "scope", None) else ""
             raise RuntimeError(

@@ -756,10 +756,12 @@ class Tensor:
                                f"{self._data.dtype}")
         if new._data is not self._data:
             np.copyto(self._data, new._data, casting="unsafe")
-            if new._ctx is not None and -1 in new._ctx.saves:  # its saved output is new's own array, not ours
-                new._ctx.saves = tuple(i for i in new._ctx.saves if i != -1)
         if bump and type(self) is not _Untracked:
             autograd.bump_version(self._data, op)
+        if new._ctx is not None and -1 in new._ctx.saves:
+            # the op's output is now this tensor (x.exp_() saves its result): a later write into it must raise
+            # at backward, as torch, but this write itself is the op's own
+            new._ctx.out_clock = STATE.clock
         if grad and (new.requires_grad or self.requires_grad):
             if self._history is None:
                 self._history = []
