@@ -154,11 +154,8 @@ class Tensor:
     def data(self) -> "Tensor":
         """The same storage as a Tensor outside the graph (as torch's `.data`: writes to it are not
         recorded, so `p.data.add_(...)` updates a parameter without autograd noticing)."""
-        t = object.__new__(_Untracked)
-        t._data, t.grad, t.requires_grad, t._ctx, t._retain, t._hooks, t.name = self._data, None, False, None, False, None, None
-        t._view = t._history = None
-        if _TRACE is not None:  # tg.compile
-            _TRACE.on_made(t, "wrap")
+        t = Tensor._wrap(self._data)
+        t.__class__ = _Untracked  # same slots: only in-place writes behave differently
         return t
 
     @data.setter

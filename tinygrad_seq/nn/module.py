@@ -187,19 +187,19 @@ class Module:
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at dotted path `target`, e.g. "encoder.fc.weight"."""
-        mpath, _, name = target.rpartition(".")
-        mod = self.get_submodule(mpath)
-        if name not in mod._parameters:
-            raise AttributeError(f"{type(mod).__name__} has no parameter `{name}`")
-        return mod._parameters[name]
+        return self._get_entry(target, "_parameters", "parameter")
 
     def get_buffer(self, target: str) -> Tensor:
         """The buffer at dotted path `target`."""
+        return self._get_entry(target, "_buffers", "buffer")
+
+    def _get_entry(self, target: str, store: str, what: str):
         mpath, _, name = target.rpartition(".")
         mod = self.get_submodule(mpath)
-        if name not in mod._buffers:
-            raise AttributeError(f"{type(mod).__name__} has no buffer `{name}`")
-        return mod._buffers[name]
+        entries = getattr(mod, store)
+        if name not in entries:
+            raise AttributeError(f"{type(mod).__name__} has no {what} `{name}`")
+        return entries[name]
 
     # ------------------------------------------------------------ traversal
     def named_modules(self, memo: set | None = None, prefix: str = "",
