@@ -58,17 +58,6 @@ def register(subparsers) -> None:
     g.set_defaults(func=run_graph)
 
 
-def _theory(m) -> str:
-    from tinygrad_seq.viz.style import fmt
-    if m.bound is not None:
-        v = f", {len(m.violations)} steps break it" if m.violations else ""
-        return f"σ_max(W_hh)·γ = {m.bound:.3g}{v}"
-    if m.mean_gate is not None:
-        g = "f̄" if m.cell == "lstm" else "z̄"
-        return f"{g} = {m.mean_gate:.3g}, half-life {fmt(m.half_life)} steps"
-    return ""
-
-
 def _earlier_cells(out: Path, run: dict) -> list[dict]:
     """Rows of an earlier run in `out` with the same settings (another subset of cells); others are dropped."""
     rows = read_results(out / "results.json", "cell")
@@ -87,7 +76,7 @@ def run_vanishing(args: argparse.Namespace) -> int:
     import tinygrad_seq as tg
     from tinygrad_seq.viz import experiments as E
     from tinygrad_seq.viz.graph import INSTALL_HINT, draw_graph, render
-    from tinygrad_seq.viz.plots import plot_gradient_flow
+    from tinygrad_seq.viz.plots import CELL_COLOURS, plot_gradient_flow
     from tinygrad_seq.viz.report import write_index
     from tinygrad_seq.viz.style import fmt
 
@@ -103,20 +92,22 @@ def run_vanishing(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     x, y = adding_problem(args.batch_size, T, np.random.default_rng(args.seed), dtype=np.float64)
     back = [k for k in (0, 10, 25, 50, T - 1) if k < T]
-    header = ["cell"] + [f"t={T - 1 - k}" for k in back] + ["per step (measured)", "theory"]
+    header = ["cell"] + [f"t={T - 1 - k}" for k in back] + list(TABLE_THEORY_HEADER)
     new = []
     for cell in cells:
         tg.manual_seed(args.seed)
         kw = {"forget_bias": args.forget_bias} if cell == "lstm" else {}
         model = E.Probe(cell, H, **kw)
         name = cell.upper() + (f" (forget bias {args.forget_bias:g})" if cell == "lstm" and args.forget_bias else "")
-        res = {"cell": cell, **run, "rows": [], "curves": {}, "styles": {}}
+        res = {"cell": cell, **run, "rows": [], "curves": {}, "styles": {}, "theory": []}
+        colour = CELL_COLOURS[cell]
         suffix = ""
         if args.train:
             before = E.measure(model, x, y)
             res["rows"].append(_row(f"{name}, before training", before, back, fmt))
+            res["theory"].append({"when": "before training", **before.theory.as_dict()})
             res["curves"][f"{cell.upper()} before training"] = before.h.tolist()
-            res["styles"][f"{cell.upper()} before training"] = {"ls": ":", "lw": 1.5}
+            res["styles"][f"{cell.upper()} before training"] = {"color": colour, "ls": "-", "lw": 1.5}
             train_rng = np.random.default_rng(args.seed + 1)
             with progress(args.train, desc=f"vanishing {cell}: training") as bar:
                 losses = E.train(model, _batches(adding_problem, args.train, T, train_rng, bar))
@@ -124,9 +115,11 @@ def run_vanishing(args: argparse.Namespace) -> int:
             suffix = f", after {args.train} steps"
         meas = E.measure(model, x, y)
         res["rows"].append(_row(name + suffix, meas, back, fmt))
+        res["theory"].append({"when": f"after {args.train} steps" if args.train else "at init", **meas.theory.as_dict()})
         res["curves"][cell.upper() + suffix] = meas.h.tolist()
+        res["styles"][cell.upper() + suffix] = {"color": colour, "ls": "--" if args.train else "-", "lw": 2}
         loss, _ = E.probe_loss(model, x, y)
-        g = draw_graph(loss, model=model, keep_steps=args.keep_steps,
+        g = draw_graph(loss, model=model, keep_steps=args.keep_steps, theory=meas.theory,
                        title=f"{name}: T={T}, loss on the last step{', after training' if args.train else ''}")
         # quiet: without `dot` each picture falls back to DOT source; one line at the end says so
         svg = render(g, out / f"{cell}.svg", quiet=True)
@@ -140,7 +133,8 @@ def run_vanishing(args: argparse.Namespace) -> int:
     styles = {k: v for r in results for k, v in r["styles"].items()}
     graphs = [tuple(r["graph"]) for r in results]
     plot_gradient_flow(curves, styles=styles, path=out / "gradient_flow.png",
-                       title=f"‖∂L/∂h_t‖, adding problem, loss on the last step (T={T}, H={H})")
+                       title=f"‖∂L/∂h_t‖, adding problem, loss on the last step (T={T}, H={H})"
+                             + (f"\nsolid: before training, dashed: after {args.train} steps" if args.train else ""))
     fb = E.sweep_forget_bias(x, y, hidden=H, seed=args.seed)
     plot_gradient_flow(fb, path=out / "sweep_forget_bias.png", title=f"LSTM: forget-gate bias b_f (T={T})")
     sc, sb = E.sweep_sigma(x, y, hidden=H, seed=args.seed)
@@ -168,9 +162,16 @@ def _batches(adding_problem, n: int, T: int, rng: np.random.Generator, bar):
         bar.update(1)
 
 
+TABLE_THEORY_HEADER = ("∂L/∂h ×r per step", "half-life", "mean-field ×r", "half-life", "condition / lane")
+
+
 def _row(name: str, m, back: list[int], fmt) -> list[str]:
-    T = len(m.h)
-    return [name] + [fmt(float(m.h[T - 1 - k])) for k in back] + [f"×{fmt(m.mean_ratio)}", _theory(m)]
+    """One table row: ‖∂L/∂h_t‖ at a few t, then the Theory in its one wording (grads.DEFINITIONS)."""
+    from tinygrad_seq.viz.grads import fmt_hl, fmt_rate
+    T, th = len(m.h), m.theory
+    return [name] + [fmt(float(m.h[T - 1 - k])) for k in back] + [
+        fmt_rate(th.rate), fmt_hl(th.half_life), fmt_rate(th.predicted_rate), fmt_hl(th.predicted_half_life),
+        th.summary()]
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:

@@ -58,7 +58,7 @@ def test_dot_structure_clusters_fold_legend_labels():
     assert step_clusters(src) == {"0", "1", "18", "19"}  # first and last keep_steps steps kept
     assert "cluster_LSTM" in src and "cluster_LSTM/l0" in src
     assert len(g.stats["folds"]) == 1 and g.stats["folds"][0]["n"] == 16
-    assert "×16 steps (t=2…17)" in src and "gradient ×" in src
+    assert "×16 steps (t=2…17)" in src and "∂L/∂h ×" in src and "∂L/∂c ×" in src
     assert "legend" in src and "shared by every picture" in src and "strip" in src
     assert "lstm.weight_hh_l0" in src and "lstm.weight_ih_l0" in src  # module path + attribute
     assert re.search(r"label=\"c  \(t=19\)", src) and re.search(r"label=\"h  \(t=0\)", src)
@@ -182,7 +182,25 @@ def test_rnn_theory_orthogonal_sigma_09_never_breaks_bound():
     assert ch["sigma_max"] == pytest.approx(0.9, rel=1e-10) and ch["bound"] == pytest.approx(0.9)
     assert len(ch["ratios"]) == T - 1 and all(0 < r <= 0.9 * (1 + 1e-9) for r in ch["ratios"])
     assert not ch["violations"] and ch["mean_ratio"] < 0.9
-    assert "no step breaks it" in g.source and "σ_max(W_hh)·γ = 0.9·1 (tanh)" in g.source
+    # the step Jacobians diag(tanh')·W_hh, each against the bound, and against torch.autograd
+    assert len(ch["jacobian_norms"]) == T - 1 and all(j <= 0.9 * (1 + 1e-9) for j in ch["jacobian_norms"])
+    assert "no step breaks it" in g.source and "σ_max(W_hh)·γ = 0.9 &lt; 1: vanishing guaranteed" in g.source
+    torch = pytest.importorskip("torch")
+    hs = [s for s in _states(out[-1].sum(), "h")]
+    w = torch.tensor(m.weight_hh_l0.numpy())
+    for k in (0, 17, T - 2):
+        norms = []
+        for b in range(4):  # torch differentiates h_(k+1) = tanh(a + W_hh h_k) of each sequence at its h_k
+            h_prev = torch.tensor(hs[k].numpy()[b])
+            a = torch.atanh(torch.tensor(hs[k + 1].numpy()[b])) - w @ h_prev
+            jac = torch.autograd.functional.jacobian(lambda h: torch.tanh(a + w @ h), h_prev)
+            norms.append(np.linalg.norm(jac.numpy(), 2))
+        assert ch["jacobian_norms"][k] == pytest.approx(max(norms), rel=1e-9)
+
+
+def _states(loss, name):
+    from tinygrad_seq.viz.grads import find_chains, topo_order
+    return next(c for c in find_chains(topo_order(loss)) if c.name == name).states
 
 
 def test_sigmoid_rnn_gamma_quarter_and_violations_flagged():
@@ -195,11 +213,17 @@ def test_sigmoid_rnn_gamma_quarter_and_violations_flagged():
     ch = g.stats["chains"][0]
     assert ch["gamma"] == 0.25 and ch["bound"] == pytest.approx(0.5)
     assert all(r <= 0.5 * (1 + 1e-9) for r in ch["ratios"]) and not ch["violations"]
-    # a loss on every step adds direct gradient to each h: the chain bound no longer holds, and is flagged
+    # a loss on every step adds direct gradient to each h: gradient RATIOS exceed the bound, but the bound is
+    # on Jacobians, and no step Jacobian exceeds it: nothing is flagged
     g2 = draw_graph(tg.stack(hs).sum(), fold=False)
     ch2 = g2.stats["chains"][0]
-    bad = [t for t, r in zip(ch2["steps"], ch2["ratios"]) if r > 0.5]
-    assert bad and ch2["violations"] == bad and "break it" in g2.source
+    assert any(r > 0.5 for r in ch2["ratios"]) and not ch2["violations"]
+    assert max(ch2["jacobian_norms"]) <= 0.5 and "no step breaks it" in g2.source
+    # the flag compares Jacobians with the bound: a wrong γ (1/8 instead of 1/4) makes steps break it
+    from tinygrad_seq.viz.grads import find_chains, topo_order
+    c = find_chains(topo_order(hs[-1].sum()), {id(h): np.ones((3, H)) for h in hs})[0]
+    c.gamma = 0.125
+    assert c.violations == [k for k, j in enumerate(c.jacobian_norms) if j > 2.0 * 0.125] and c.violations
 
 
 def test_lstm_cell_path_decays_like_product_of_forget_gates():
@@ -218,8 +242,13 @@ def test_lstm_cell_path_decays_like_product_of_forget_gates():
         expect = np.linalg.norm(np.prod(f[k + 1:], axis=0)) if k < T - 1 else np.sqrt(B * H)
         assert ch["norms"][k] == pytest.approx(expect, rel=1e-10)
     assert ch["mean_gate"] == pytest.approx(f[1:].mean(), rel=1e-10)
-    assert ch["half_life"] == pytest.approx(math.log(0.5) / math.log(f[1:].mean()))
-    assert "half-life" in g.source and "cell path (LSTM)" in g.source
+    # without W_hh the lane alone is the whole story: its per-unit product of gates IS the measured decay,
+    # and its norm is set by the units whose gates stay highest, not by the mean gate
+    assert ch["lane_rate"] == pytest.approx(ch["mean_ratio"], rel=1e-10)
+    assert ch["half_life"] == pytest.approx(math.log(0.5) / math.log(ch["mean_ratio"]))
+    assert ch["dominant_gate"] == pytest.approx(np.exp(np.log(f[1:]).mean(0)).max(), rel=1e-10)
+    assert ch["mean_ratio"] > f[1:].mean()
+    assert "c lane alone ×" in g.source and "0% from the measured half-life" in g.source
 
 
 def test_attention_and_transformer_graphs_cluster_layers():

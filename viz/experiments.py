@@ -16,7 +16,7 @@ import numpy as np
 import tinygrad_seq as tg
 from tinygrad_seq.nn import Linear, Module
 
-from .grads import capture_grads, find_chains, norm, topo_order
+from .grads import Theory, capture_grads, chain_theory, find_chains, half_life, meanfield_rate, norm, topo_order
 
 CELL_NAMES = ("rnn", "lstm", "gru")
 
@@ -61,8 +61,9 @@ class Measurement:
     bound: float | None = None          # RNN: σ_max(W_hh)·γ
     mean_ratio: float | None = None     # geometric-mean per-step ratio on the h chain
     mean_gate: float | None = None      # LSTM: mean forget gate; GRU: mean z (carry)
-    half_life: float | None = None
+    half_life: float | None = None      # measured: ln 0.5 / ln mean_ratio
     violations: list = field(default_factory=list)
+    theory: Theory | None = None        # measured vs predicted (see grads.DEFINITIONS)
 
     def decay(self) -> float | None:
         """Per-step factor fitted end to end: (||dL/dh_0|| / ||dL/dh_(T-1)||)^(1/(T-1))."""
@@ -72,22 +73,72 @@ class Measurement:
         return float((h[0] / h[-1]) ** (1 / (len(h) - 1)))
 
 
-def measure(model: Probe, x, y) -> Measurement:
-    """Gradients at every step via a capture-mode backward (no `.grad` touched)."""
+def measure(model: Probe, x, y, with_theory: bool = True) -> Measurement:
+    """Gradients at every step via a capture-mode backward (no `.grad` touched), and (with_theory) the
+    `Theory` next to them."""
     loss, states = probe_loss(model, x, y)
     cap = capture_grads(loss, "measure")
     hs = states["h"][0]
     m = Measurement(model.cell, float(loss.item()), np.array([norm(cap.get(id(s))) or 0.0 for s in hs]))
     if "c" in states:
         m.c = np.array([norm(cap.get(id(s))) or 0.0 for s in states["c"][0]])
-    for ch in find_chains(topo_order(loss, "measure"), cap):
+    chains = find_chains(topo_order(loss, "measure"), cap)
+    for ch in chains:
         if ch.name == "h" and ch.kind == "rnn":
-            m.bound, m.violations = ch.bound, [ch.steps[k] for k in ch.violations]
+            m.bound, m.violations = ch.bound, [ch.steps[k + 1] for k in ch.violations]
         if ch.name == "h":
-            m.mean_ratio = ch.mean_ratio
+            m.mean_ratio, m.half_life = ch.mean_ratio, ch.half_life
         if ch.kind in ("lstm-cell", "gru-carry"):
-            m.mean_gate, m.half_life = ch.mean_gate, ch.half_life
+            m.mean_gate = ch.mean_gate
+    if with_theory:
+        m.theory = theory(model, x, y, chains=chains, states=states, grads=cap)
     return m
+
+
+def step_jacobians(model: Probe, x, states: dict) -> np.ndarray:
+    """J[t-1, b] = ∂s_t/∂s_(t-1) for t = 1..T-1 and every sequence b, s = h (RNN, GRU) or (h, c) (LSTM):
+    the layer's own step function (its kernel) differentiated by the engine, one row per output unit."""
+    layer = model.layer
+    W_ih, b, step = layer._kernel(0)
+    xw = tg.nn.functional.linear(tg.Tensor(np.swapaxes(np.asarray(x, dtype=np.float64), 0, 1)), W_ih, b).numpy()
+    hs = [s.numpy() for s in states["h"][0]]
+    cs = [s.numpy() for s in states["c"][0]] if "c" in states else None
+    T, B, H = len(hs), hs[0].shape[0], hs[0].shape[1]
+    S = 2 * H if cs is not None else H
+    eye = np.tile(np.eye(S), (B, 1))  # row (b, j): e_j, the output unit whose Jacobian row it computes
+    J = np.empty((T - 1, B, S, S))
+    for t in range(1, T):
+        prev = [tg.Tensor(np.repeat(a[t - 1], S, axis=0), requires_grad=True)
+                for a in ((hs, cs) if cs is not None else (hs,))]
+        new = step(tg.Tensor(np.repeat(xw[t], S, axis=0)), *prev)
+        outs = [n for n in new][:len(prev)]
+        gos = [tg.Tensor(eye[:, i * H:(i + 1) * H]) for i in range(len(prev))]
+        gr = tg.autograd.grad(outs, prev, grad_outputs=gos)
+        J[t - 1] = np.concatenate([g.numpy() for g in gr], axis=1).reshape(B, S, S)
+    return J
+
+
+def theory(model: Probe, x, y, chains=None, states=None, grads=None) -> Theory:
+    """Measured ×r per step (h chain) next to the predictors of `grads.DEFINITIONS` for a probe on (x, y).
+
+    The mean-field prediction uses the layer's step Jacobians (`step_jacobians`); the lane and the
+    Pascanu numbers come from the chains the graph shows (`find_chains`)."""
+    if chains is None:
+        loss, states = probe_loss(model, x, y)
+        grads = capture_grads(loss, "theory")
+        chains = find_chains(topo_order(loss, "theory"), grads)
+    h = next(ch for ch in chains if ch.name == "h")
+    lane = next((ch for ch in chains if ch.kind in ("lstm-cell", "gru-carry")), None)
+    th = chain_theory(model.cell, h, lane)
+    T, H = len(h.states), h.states[0].numpy().shape[-1]
+    J = step_jacobians(model, x, states)
+    lam = np.asarray(grads[id(h.states[-1])], dtype=np.float64)
+    if J.shape[-1] > H:  # LSTM: the step's outputs are (h, c); the loss reads h_(T-1) only
+        lam = np.concatenate([lam, np.zeros_like(lam)], axis=-1)
+    th.predicted_rate = meanfield_rate(J.mean(0), lam, T, lambda v: v[:, :H])
+    th.predicted_half_life = half_life(th.predicted_rate)
+    th.spectral_radius = float(max(abs(np.linalg.eigvals(J.mean((0, 1))))))
+    return th
 
 
 def train(model: Probe, batches: Iterable[tuple[np.ndarray, np.ndarray]], lr: float = 1e-2,
@@ -113,15 +164,14 @@ def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def sweep_forget_bias(x, y, biases=(0.0, 1.0, 3.0, 5.0), hidden: int = 32,
                       seed: int = 0) -> dict[str, np.ndarray]:
-    """||dL/dh_t|| of an LSTM probe on (x, y) for each forget-gate bias b_f (b_ih[H:2H] = b_f, b_hh[H:2H] = 0)."""
+    """||dL/dh_t|| of an LSTM probe on (x, y) for each forget bias b, LSTM(forget_bias=b): b added to the
+    forget slice of b_ih at init, as in the main demo (grads.DEFINITIONS["forget_bias"]), so the b = 1
+    curve is the main demo's LSTM."""
     out = {}
     for b in biases:
         tg.manual_seed(seed)
-        m = Probe("lstm", hidden, input_size=np.shape(x)[-1])
-        H = hidden
-        m.lstm.bias_ih_l0.numpy()[H:2 * H] = b
-        m.lstm.bias_hh_l0.numpy()[H:2 * H] = 0.0
-        out[f"LSTM, forget bias {b:g} (σ(b)={1 / (1 + math.exp(-b)):.2f})"] = measure(m, x, y).h
+        m = Probe("lstm", hidden, input_size=np.shape(x)[-1], forget_bias=float(b))
+        out[f"LSTM, forget bias {b:g}"] = measure(m, x, y, with_theory=False).h
     return out
 
 
@@ -136,7 +186,7 @@ def sweep_sigma(x, y, sigmas=(0.5, 0.9, 1.0, 1.5), hidden: int = 32,
         tg.manual_seed(seed)
         m = Probe("rnn", hidden, input_size=np.shape(x)[-1])
         m.rnn.weight_hh_l0.numpy()[...] = s * orthogonal(hidden, np.random.default_rng(seed + 7))
-        meas = measure(m, x, y)
+        meas = measure(m, x, y, with_theory=False)
         label = f"RNN, σ_max(W_hh) = {s:g}"
         curves[label], bounds[label] = meas.h, s * 1.0
     return curves, bounds

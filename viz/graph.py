@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 import shutil
 from html import escape
 from pathlib import Path
@@ -17,8 +18,8 @@ import numpy as np
 
 from ..nn import Parameter
 from . import style
-from .grads import (SLICE_OP, VIEW_OPS, Chain, capture_grads, consumers, edge_grad_norms, find_chains, norm,
-                    op_name, topo_order)
+from .grads import (DEFINITIONS, SLICE_OP, VIEW_OPS, Chain, capture_grads, chain_theory, consumers, edge_grad_norms,
+                    find_chains, fmt_hl, fmt_rate, norm, op_name, topo_order)
 
 _SeqGraph: Any = None
 _LAYER_SCOPE = re.compile(r"^l\d+(_reverse)?$")
@@ -368,19 +369,12 @@ class _Builder:
             idx = [k for k, s in enumerate(ch.steps) if (path, s) in self.folded and self.folded[(path, s)] == f["id"]]
             if not idx:
                 continue
-            lo, hi = max(idx[0] - 1, 0), min(idx[-1] + 1, len(ch.states) - 1)
-            r = _geo_rate(ch.norms[lo], ch.norms[hi], hi - lo)
             logs += [math.log10(n) for k, n in enumerate(ch.norms) if k in idx and n]
-            what = "gradient" if ch.name == "h" else f"∂L/∂{ch.name}"
+            r = ch.rate  # the chain's ×r per step: the same number as the legend and the table
             if r is not None:
-                lines.append(f"{what} ×{r:.3g} per step")
+                lines.append(f"∂L/∂{ch.name} {fmt_rate(r)} per step, half-life {fmt_hl(ch.half_life)} steps")
                 if per_step is None:
                     per_step = r
-            if ch.gates:
-                gate = "f" if ch.kind == "lstm-cell" else "z"
-                fm = float(np.mean([ch.gates[k - 1] for k in idx if k >= 1] or ch.gates))
-                hl = f", half-life {math.log(0.5) / math.log(fm):.3g} steps" if 0 < fm < 1 else ""
-                lines.append(f"mean {gate} = {fm:.3g}{hl}")
         if per_step is None and self.show_grads:  # no named state: follow the largest gradient per step
             rep = self.step_representatives(path, steps)
             if len(rep) >= 2 and rep[0] and rep[-1]:
@@ -484,7 +478,6 @@ class _Builder:
         for ch in self.chains:
             lane = ch.kind in ("lstm-cell", "gru-carry")
             colour = style.LANE_EDGE if lane else style.STATE_EDGE
-            gate = "f" if ch.kind == "lstm-cell" else "z"
             broken = set(ch.violations)
             for k in range(len(ch.states) - 1):
                 path = self.chain_path(ch.states[k], ch.states[k + 1])
@@ -501,9 +494,9 @@ class _Builder:
                         st.update(color=colour, style="bold")
                     if i == 0 and ch.ratios and ch.ratios[k] is not None and not (
                             src.startswith("fold") or dst.startswith("fold")):
-                        lab = f"∇×{ch.ratios[k]:.3g}" + (f" {gate}̄={ch.gates[k]:.2f}" if lane else "")
-                        if k in broken:  # breaks the Pascanu bound: say so on the edge itself
-                            lab += f" > {ch.bound:.3g}!"
+                        lab = f"∇×{ch.ratios[k]:.3g}"
+                        if k in broken:  # a step Jacobian above the Pascanu bound: say so on the edge itself
+                            lab += f" ‖J‖={ch.jacobian_norms[k]:.3g} > {ch.bound:.3g}!"
                         st.update(label=lab, fontcolor="#b2182b" if k in broken else colour)
                     if not lane:
                         break
@@ -543,37 +536,36 @@ class _Builder:
             lines.append((f"dashed boxes: {total} structurally identical time steps folded "
                           f"(first and last {self.keep} kept)", "#444444"))
         if any(not ch.kind.startswith(("lstm", "gru")) for ch in self.chains) and self.show_grads:
-            lines.append(("- - ∇×r on a state edge: measured ‖∂L/∂h_k‖ / ‖∂L/∂h_(k+1)‖", style.STATE_EDGE))
-        for ch in self.chains:
-            if not ch.norms:
-                continue
+            lines.append(("- - ∇×r on a state edge: measured ‖∂L/∂h_k‖ / ‖∂L/∂h_(k+1)‖ of that one step", style.STATE_EDGE))
+        given = {th.cell: th for th in self.theory}
+        heads = [ch for ch in self.chains if ch.norms and (ch.name == "h" or not any(
+            c.path == ch.path and c.name == "h" and c.norms for c in self.chains))]  # an LSTM's c: in its h's theory
+        used: set[str] = set()
+        for ch in heads:
             where = escape(f"{ch.path} {ch.name}")
-            if ch.kind == "rnn":
-                viol = ch.violations
-                bad = f"<B>{len(viol)} step(s) break it</B>: t = {', '.join(str(ch.steps[k]) for k in viol[:8])}" \
-                    if viol else "no step breaks it"
-                mx = max((r for r in ch.ratios if r is not None), default=None)
-                lines.append((f"theory (Pascanu, Mikolov &amp; Bengio 2013), {where}: ‖∂L/∂h_k‖/‖∂L/∂h_(k+1)‖ ≤ "
-                              f"σ_max(W_hh)·γ = {ch.sigma_max:.3g}·{ch.gamma:g} ({ch.activation.lower()}) = "
-                              f"{ch.bound:.3g}", "#222222"))
-                lines.append((f"measured: geometric mean {style.fmt(ch.mean_ratio)}, max {style.fmt(mx)} per step; "
-                              f"{bad}", "#b2182b" if viol else "#1a6b30"))
-            elif ch.kind in ("lstm-cell", "gru-carry"):
-                gate, what = ("f", "cell path (LSTM)") if ch.kind == "lstm-cell" else ("z", "carry path (GRU)")
-                hl = ch.half_life
-                hl_s = "∞" if hl == math.inf else style.fmt(hl)
-                lines.append((f"━ {where}: {what}: mean carry gate {gate}̄ = {ch.mean_gate:.3g} → half-life "
-                              f"ln 0.5 / ln {gate}̄ = {hl_s} steps; measured ∇ ×{style.fmt(ch.mean_ratio)} per step",
-                              style.LANE_EDGE))
-            else:
-                lines.append((f"{where}: measured ∇ ×{style.fmt(ch.mean_ratio)} per step (geometric mean)", "#444444"))
+            lane = next((c for c in self.chains if c.path == ch.path and c.kind in ("lstm-cell", "gru-carry")), None)
+            cell = {"rnn": "rnn", "gru-carry": "gru"}.get(ch.kind, "lstm" if lane is not None else "")
+            one = sum(c.kind == ch.kind for c in heads) == 1  # a given Theory describes one layer
+            th = (given.get(cell) if one else None) or chain_theory(cell, ch, lane)
+            colour = style.LANE_EDGE if lane is not None else "#222222"
+            for i, text in enumerate(th.legend_lines()):
+                bad = text.startswith("condition") and th.violations
+                lines.append(((f"{where}: " if i == 0 else "    ") + escape(text), "#b2182b" if bad else colour))
+            used.update(k for k, v in (("rate", 1), ("mean_field", th.predicted_rate), ("pascanu", th.pascanu),
+                                       ("lane", th.lane_rate)) if v is not None)
+        for key in ("rate", "mean_field", "pascanu", "lane"):
+            if key in used:
+                lines += [(("" if i == 0 else "    ") + escape(part), "#555555")
+                          for i, part in enumerate(textwrap.wrap(DEFINITIONS[key], 110))]
         return lines
 
     def chain_stats(self, ch: Chain) -> dict:
         return {"path": ch.path, "name": ch.name, "kind": ch.kind, "steps": list(ch.steps), "norms": ch.norms,
                 "ratios": ch.ratios, "mean_ratio": ch.mean_ratio, "sigma_max": ch.sigma_max, "gamma": ch.gamma,
-                "bound": ch.bound, "violations": [ch.steps[k] for k in ch.violations],
-                "gates": ch.gates, "mean_gate": ch.mean_gate, "half_life": ch.half_life}
+                "bound": ch.bound, "violations": [ch.steps[k + 1] for k in ch.violations],
+                "jacobian_norms": ch.jacobian_norms if ch.kind == "rnn" else [],
+                "gates": ch.gates, "mean_gate": ch.mean_gate, "half_life": ch.half_life,
+                "dominant_gate": ch.dominant_gate, "lane_rate": ch.lane_rate}
 
 
 def _geo_rate(first: float | None, last: float | None, n: int) -> float | None:
@@ -585,7 +577,7 @@ def _geo_rate(first: float | None, last: float | None, n: int) -> float | None:
 
 def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool = True, model=None,
                params: dict | None = None, strip: bool = True, legend: bool = True, max_strip_cells: int = 24,
-               title: str | None = None):
+               title: str | None = None, theory=None):
     """The computation graph behind `root` (a loss) as a `graphviz.Digraph`.
 
     - op nodes (rounded boxes: op and output shape), tensor nodes (ellipses: inputs, named states
@@ -596,8 +588,10 @@ def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool
       ("×94 steps, gradient ×0.71 per step");
     - with `show_grads`: fill = log10 ||dL/dv|| on the shared scale (style.py), edge width = the
       gradient flowing along the edge, state edges h_k → h_{k+1} labeled ||dL/dh_k|| / ||dL/dh_{k+1}||,
-      the LSTM cell / GRU carry lane with its mean gate and half-life ln 0.5 / ln f̄, a strip of
-      per-step ||dL/dh_t|| under the graph, and a legend with the Pascanu bound σ_max(W_hh)·γ.
+      the LSTM cell / GRU carry lane, a strip of per-step ||dL/dh_t|| under the graph, and a legend with
+      the measured ×r per step and half-life, the Pascanu condition σ_max(W_hh)·γ and the predictors
+      (definitions: grads.DEFINITIONS); `theory` = a `Theory` per cell (experiments.theory) adds the
+      mean-field prediction for LSTM/GRU, which needs the cell's step Jacobians.
     Gradients come from a capture-mode backward with retain_graph=True: `.grad` is untouched and
     `root.backward()` still works afterwards. `.stats` on the result holds the measured numbers.
     """
@@ -609,4 +603,5 @@ def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool
         params = dict(model.named_parameters())
     names = {id(p): n for n, p in (params or {}).items()}
     b = _Builder(root, fold, keep_steps, show_grads, names, strip, legend, max_strip_cells, title)
+    b.theory = [] if theory is None else list(theory) if isinstance(theory, (list, tuple)) else [theory]
     return b.build()

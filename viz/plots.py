@@ -8,6 +8,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 _PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+# one colour per cell in every plot (before/after training: same colour, solid vs dashed)
+CELL_COLOURS = {"rnn": _PALETTE[0], "lstm": _PALETTE[1], "gru": _PALETTE[2]}
 
 
 def _figure(figsize=(7.5, 4.2)):

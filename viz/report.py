@@ -9,21 +9,37 @@ EXPLANATION = """
 <p>Backpropagation through time multiplies one Jacobian per step:
 <code>∂L/∂h<sub>k</sub> = (∏<sub>j=k+1..T</sub> ∂h<sub>j</sub>/∂h<sub>j-1</sub>)<sup>T</sup> ∂L/∂h<sub>T</sub></code>.
 For a plain RNN, <code>h<sub>j</sub> = tanh(W<sub>hh</sub> h<sub>j-1</sub> + U x<sub>j</sub> + b)</code>, so each factor
-is <code>diag(tanh′)·W<sub>hh</sub></code> with norm at most <code>σ<sub>max</sub>(W<sub>hh</sub>)·γ</code>
-(γ = 1 for tanh, ¼ for sigmoid). When that bound is below 1 the gradient shrinks geometrically with the
-distance to the loss: the network cannot learn long-range dependencies (Pascanu, Mikolov &amp; Bengio, 2013,
-<i>On the difficulty of training recurrent neural networks</i>). The legend of each graph prints the bound
-next to the measured per-step ratio.</p>
+is <code>diag(tanh′)·W<sub>hh</sub></code>. Its norm is at most <code>σ<sub>max</sub>(W<sub>hh</sub>)·γ</code>
+(γ = 1 for tanh, ¼ for sigmoid): when that is below 1 the gradient must shrink geometrically with the distance
+to the loss (Pascanu, Mikolov &amp; Bengio, 2013, <i>On the difficulty of training recurrent neural networks</i>).
+That is a <b>sufficient condition</b>, not a prediction: at the default init σ<sub>max</sub>·γ ≈ 1.05 and the
+gradient still shrinks about ×0.56 per step, because the factor that sets the rate is the spectral radius of
+the average step Jacobian, here ρ(W<sub>hh</sub>)·mean tanh′. The table puts the measured rate next to that
+<b>mean-field prediction</b>; the legend of the RNN graph checks every step Jacobian against the bound.</p>
 <p>The LSTM adds a second path, the cell state <code>c<sub>t</sub> = f<sub>t</sub> ∗ c<sub>t-1</sub> + i<sub>t</sub> ∗ g<sub>t</sub></code>
-(the green lane). Along it the Jacobian is just <code>diag(f<sub>t</sub>)</code>: no weight matrix, no squashing
-derivative, so the gradient decays like the product of forget gates, with half-life
-<code>ln 0.5 / ln f̄</code> steps, and a forget gate near 1 (bias 1 to 5) carries it over long distances
-(Hochreiter &amp; Schmidhuber, 1997; Gers et al., 2000). The GRU's update gate plays the same role:
-<code>h<sub>t</sub> = (1 − z<sub>t</sub>) ∗ n<sub>t</sub> + z<sub>t</sub> ∗ h<sub>t-1</sub></code>.</p>
+(the green lane). Along it alone the Jacobian is <code>diag(f<sub>t</sub>)</code>: no weight matrix and no squashing
+derivative, so each unit keeps the product of its own forget gates, and the norm of the gradient is set by the
+units whose gates stay highest (the <i>mean</i> gate f̄ predicts nothing: a product of numbers is not their
+mean to a power). A forget gate near 1 (bias 1 to 5) carries the gradient over long distances (Hochreiter &amp;
+Schmidhuber, 1997; Gers et al., 2000). The GRU carry gate plays the same role:
+<code>h<sub>t</sub> = (1 − z<sub>t</sub>) ∗ n<sub>t</sub> + z<sub>t</sub> ∗ h<sub>t-1</sub></code>. The path through h adds
+to the lane: at init it carries much of the gradient (the mean-field prediction, which includes it, matches there;
+the lane alone is too fast), after training the lane carries it (the lane alone matches the trained LSTM, whose
+time-varying gates the mean-field average misses).</p>
 <p>Colours use one fixed log scale in every picture (cream ≤ 10<sup>-8</sup>, dark red ≥ 1), so the three
-graphs compare directly. Folded boxes stand for runs of identical time steps and give the measured gradient
-factor per step. The strip under each graph shows ‖∂L/∂h<sub>t</sub>‖ for every step.</p>
+graphs compare directly. Folded boxes stand for runs of identical time steps and repeat the chain's ×r per step.
+The strip under each graph shows ‖∂L/∂h<sub>t</sub>‖ for every step.</p>
 """
+
+
+def definitions_html() -> str:
+    """The one definition of each number (grads.DEFINITIONS), as the page prints it."""
+    from .grads import DEFINITIONS
+    names = {"rate": "×r per step", "forget_bias": "forget bias", "mean_field": "mean-field prediction",
+             "pascanu": "Pascanu condition", "lane": "lane alone"}
+    return "<ul class=\"defs\">" + "".join(f"<li><b>{escape(names[k])}</b>: {escape(v)}</li>"
+                                         for k, v in DEFINITIONS.items()) + "</ul>"
+
 
 _CSS = """body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1600px}
 .row{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}.col{flex:1;min-width:320px}
@@ -53,6 +69,7 @@ def write_index(out: Path, graphs: list[tuple[str, str]], plots: list[tuple[str,
 <p><code>{escape(command)}</code></p>
 <h2>‖∂L/∂h<sub>t</sub>‖ for a loss on the last step</h2>
 <table><tr>{''.join(f'<th>{escape(h)}</th>' for h in header)}</tr>{rows}</table>
+<h3>What the numbers mean</h3>{definitions_html()}
 <div class="plots">{pl}</div>
 <h2>Why gradients vanish</h2>{EXPLANATION}
 <h2>The unrolled computation graphs</h2><div class="row">{cols}</div>
