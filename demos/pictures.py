@@ -136,7 +136,8 @@ def run_vanishing(args: argparse.Namespace) -> int:
                        title=f"‖∂L/∂h_t‖, adding problem, loss on the last step (T={T}, H={H})"
                              + (f"\nsolid: before training, dashed: after {args.train} steps" if args.train else ""))
     fb = E.sweep_forget_bias(x, y, hidden=H, seed=args.seed)
-    plot_gradient_flow(fb, path=out / "sweep_forget_bias.png", title=f"LSTM: forget-gate bias b_f (T={T})")
+    plot_gradient_flow(fb, path=out / "sweep_forget_bias.png",
+                       title=f"LSTM: forget bias b, added to the forget slice of b_ih at init (T={T})")
     sc, sb = E.sweep_sigma(x, y, hidden=H, seed=args.seed)
     plot_gradient_flow(sc, bounds=sb, path=out / "sweep_sigma.png",
                        title=f"tanh RNN: W_hh = σ·orthogonal (T={T}); dashed = Pascanu bound")

@@ -5,5 +5,5 @@
 graphviz and matplotlib are imported only when these are called.
 """
 from .graph import draw_graph, render  # noqa: F401
-from .grads import capture_grads, find_chains, state_grad_norms  # noqa: F401
+from .grads import DEFINITIONS, Theory, capture_grads, find_chains, state_grad_norms  # noqa: F401
 from .plots import plot_gradient_flow  # noqa: F401

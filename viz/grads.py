@@ -15,7 +15,8 @@ table and page uses (one place: `DEFINITIONS`, printed in the legends):
   Jacobian norm exceeds it (impossible for a correct γ; gradient ratios are not Jacobians).
 - mean-field prediction: every step Jacobian ∂s_t/∂s_(t-1) replaced by its time average J̄ (per sequence),
   and the loss's own gradient at the last step carried back through J̄; its long-distance limit is the
-  spectral radius ρ(J̄), for a tanh RNN ρ(diag(mean tanh') W_hh) ≈ ρ(W_hh)·mean tanh'.
+  spectral radius ρ(J̄), for a tanh RNN ρ(diag(mean tanh') W_hh) (≈ ρ(W_hh)·mean tanh' when the units
+  share one mean tanh').
 - cell lane alone (LSTM c, GRU carry): ∂L/∂c_k = f_(k+1) ⊙ ∂L/∂c_(k+1) with the path through h dropped,
   i.e. the per-unit product of the gates applied to the gradient the loss puts on each unit. The norm of a
   product is set by the units whose gates stay highest, so the arithmetic mean gate f̄ does not predict it.
@@ -420,13 +421,14 @@ def state_grad_norms(loss, states: list) -> list[float | None]:
 
 # ---------------------------------------------------------------------------------------------- theory
 DEFINITIONS = {
-    "rate": "×r per step = (‖∂L/∂h_0‖ / ‖∂L/∂h_(T-1)‖)^(1/(T-1)): the geometric mean of ‖∂L/∂h_k‖/‖∂L/∂h_(k+1)‖ "
+    "rate": "×r per step = (‖∂L/∂h_0‖ / ‖∂L/∂h_(T-1)‖)^(1/(T-1)): the geometric mean of "
+            "‖∂L/∂h_k‖/‖∂L/∂h_(k+1)‖ "
             "over the whole h chain (the same on the c chain where it says ∂L/∂c); half-life = ln 0.5 / ln r steps",
     "forget_bias": "forget bias b = b added to the forget-gate slice of b_ih at init (LSTM(forget_bias=b)); "
                    "every other weight and bias keeps the PyTorch init U(-1/√H, 1/√H)",
     "mean_field": "predicted (mean-field) = the gradient of the loss at t = T-1 carried back through J̄, the time "
                   "average of the step Jacobians ∂(h,c)_t/∂(h,c)_(t-1) of each sequence; its far-from-the-loss "
-                  "rate is the spectral radius ρ(J̄)",
+                  "rate is the spectral radius ρ(J̄) (tanh RNN: ρ(diag(mean tanh′)·W_hh))",
     "pascanu": "Pascanu condition: ‖∂h_t/∂h_(t-1)‖ ≤ σ_max(W_hh)·γ (γ = sup φ′: 1 tanh, ¼ sigmoid); below 1 "
                "vanishing is guaranteed; it bounds, it does not predict",
     "lane": "lane alone = ∂L/∂s_k = g_(k+1) ⊙ ∂L/∂s_(k+1) on the lane s (LSTM: c, g = f; GRU: h, g = z) without "
@@ -521,7 +523,8 @@ class Theory:
         if self.predicted_rate is not None:
             far = f"; far from the loss ρ(J̄) = {self.spectral_radius:.3g}" if self.spectral_radius else ""
             if self.rho_w_dphi is not None:
-                far += f" ≈ ρ(W_hh)·mean tanh′ = {self.rho_w:.3g}·{self.mean_dphi:.3g} = {self.rho_w_dphi:.3g}"
+                far += (f" (ρ(W_hh)·mean tanh′ = {self.rho_w:.3g}·{self.mean_dphi:.3g} = {self.rho_w_dphi:.3g}: "
+                        "the same when every unit has the same mean tanh′)")
             lines.append(f"predicted: {self.predicted_text()}{self._off('predicted')}{far}")
         if self.pascanu is not None:
             broken = (f"{len(self.violations)} step(s) break it" if self.violations else "no step breaks it")

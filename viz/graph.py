@@ -536,7 +536,8 @@ class _Builder:
             lines.append((f"dashed boxes: {total} structurally identical time steps folded "
                           f"(first and last {self.keep} kept)", "#444444"))
         if any(not ch.kind.startswith(("lstm", "gru")) for ch in self.chains) and self.show_grads:
-            lines.append(("- - ∇×r on a state edge: measured ‖∂L/∂h_k‖ / ‖∂L/∂h_(k+1)‖ of that one step", style.STATE_EDGE))
+            lines.append(("- - ∇×r on a state edge: measured ‖∂L/∂h_k‖ / ‖∂L/∂h_(k+1)‖ of that one step",
+                          style.STATE_EDGE))
         given = {th.cell: th for th in self.theory}
         heads = [ch for ch in self.chains if ch.norms and (ch.name == "h" or not any(
             c.path == ch.path and c.name == "h" and c.norms for c in self.chains))]  # an LSTM's c: in its h's theory

@@ -12,10 +12,11 @@ For a plain RNN, <code>h<sub>j</sub> = tanh(W<sub>hh</sub> h<sub>j-1</sub> + U x
 is <code>diag(tanh′)·W<sub>hh</sub></code>. Its norm is at most <code>σ<sub>max</sub>(W<sub>hh</sub>)·γ</code>
 (γ = 1 for tanh, ¼ for sigmoid): when that is below 1 the gradient must shrink geometrically with the distance
 to the loss (Pascanu, Mikolov &amp; Bengio, 2013, <i>On the difficulty of training recurrent neural networks</i>).
-That is a <b>sufficient condition</b>, not a prediction: at the default init σ<sub>max</sub>·γ ≈ 1.05 and the
-gradient still shrinks about ×0.56 per step, because the factor that sets the rate is the spectral radius of
-the average step Jacobian, here ρ(W<sub>hh</sub>)·mean tanh′. The table puts the measured rate next to that
-<b>mean-field prediction</b>; the legend of the RNN graph checks every step Jacobian against the bound.</p>
+That is a <b>sufficient condition</b>, not a prediction: at the default init σ<sub>max</sub>·γ is just above 1
+and the gradient still shrinks fast (the table), because what sets the rate is the spectral radius of the
+average step Jacobian, ρ(diag(mean tanh′)·W<sub>hh</sub>) (at init about ρ(W<sub>hh</sub>)·mean tanh′). The table
+puts the measured rate next to that <b>mean-field prediction</b>, for every cell; the legend of the RNN graph
+checks every step Jacobian against the bound.</p>
 <p>The LSTM adds a second path, the cell state <code>c<sub>t</sub> = f<sub>t</sub> ∗ c<sub>t-1</sub> + i<sub>t</sub> ∗ g<sub>t</sub></code>
 (the green lane). Along it alone the Jacobian is <code>diag(f<sub>t</sub>)</code>: no weight matrix and no squashing
 derivative, so each unit keeps the product of its own forget gates, and the norm of the gradient is set by the
@@ -35,10 +36,7 @@ The strip under each graph shows ‖∂L/∂h<sub>t</sub>‖ for every step.</p>
 def definitions_html() -> str:
     """The one definition of each number (grads.DEFINITIONS), as the page prints it."""
     from .grads import DEFINITIONS
-    names = {"rate": "×r per step", "forget_bias": "forget bias", "mean_field": "mean-field prediction",
-             "pascanu": "Pascanu condition", "lane": "lane alone"}
-    return "<ul class=\"defs\">" + "".join(f"<li><b>{escape(names[k])}</b>: {escape(v)}</li>"
-                                         for k, v in DEFINITIONS.items()) + "</ul>"
+    return "<ul class=\"defs\">" + "".join(f"<li>{escape(v)}</li>" for v in DEFINITIONS.values()) + "</ul>"
 
 
 _CSS = """body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1600px}
