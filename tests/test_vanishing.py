@@ -257,3 +257,14 @@ def test_plot_keeps_style_colour_and_dashes():
     ax = plot_gradient_flow(curves, styles=styles).axes[0]
     assert [ln.get_color() for ln in ax.lines] == ["#1f77b4", "#1f77b4"]
     assert [ln.get_linestyle() for ln in ax.lines] == ["-", "--"]
+
+
+def test_readme_states_the_same_definitions():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "(‖∂L/∂h_0‖ / ‖∂L/∂h_(T-1)‖)^(1/(T-1))" in DEFINITIONS["rate"] and \
+        "(‖∂L/∂h_0‖ / ‖∂L/∂h_(T-1)‖)^(1/(T-1))" in readme
+    assert "b added to the forget-gate slice of b_ih at init" in DEFINITIONS["forget_bias"] and \
+        "b added to the forget-gate slice of `b_ih` at init" in readme
+    assert "sufficient condition, not a prediction" in readme and "below 1 vanishing is guaranteed" in \
+        DEFINITIONS["pascanu"]

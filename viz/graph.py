@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-import textwrap
 import shutil
+import textwrap
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -538,7 +538,7 @@ class _Builder:
         if any(not ch.kind.startswith(("lstm", "gru")) for ch in self.chains) and self.show_grads:
             lines.append(("- - ∇×r on a state edge: measured ‖∂L/∂h_k‖ / ‖∂L/∂h_(k+1)‖ of that one step",
                           style.STATE_EDGE))
-        given = {th.cell: th for th in self.theory}
+        given = {th.cell: th for th in getattr(self, "theory", ())}
         heads = [ch for ch in self.chains if ch.norms and (ch.name == "h" or not any(
             c.path == ch.path and c.name == "h" and c.norms for c in self.chains))]  # an LSTM's c: in its h's theory
         used: set[str] = set()
@@ -586,7 +586,7 @@ def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool
     - clusters per module (attention heads too, "head 0", when MultiheadAttention runs with
       split_heads=True) and, inside, per time step ("t=17"); with `fold`, runs of structurally
       identical steps keep their first and last `keep_steps` and become one summary node
-      ("×94 steps, gradient ×0.71 per step");
+      ("×94 steps", "∂L/∂h ×0.71 per step, half-life 2 steps": the chain's ×r, as in the legend);
     - with `show_grads`: fill = log10 ||dL/dv|| on the shared scale (style.py), edge width = the
       gradient flowing along the edge, state edges h_k → h_{k+1} labeled ||dL/dh_k|| / ||dL/dh_{k+1}||,
       the LSTM cell / GRU carry lane, a strip of per-step ||dL/dh_t|| under the graph, and a legend with
