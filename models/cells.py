@@ -190,7 +190,8 @@ class _CellBase(Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
 
-    def _kernel(self):  # pragma: no cover - abstract
+    def kernel(self):  # pragma: no cover - abstract
+        """(W_ih, b, step): the cell's input projection and its step formula (see `RNNBase.kernel`)."""
         raise NotImplementedError
 
     def _state(self, x: Tensor, hx, n: int, unbatched: bool) -> State:
@@ -218,7 +219,7 @@ class _CellBase(Module):
         state = self._state(x, hx, n, unbatched)
         if unbatched:
             x = x.unsqueeze(0)
-        W_ih, b, step = self._kernel()
+        W_ih, b, step = self.kernel()
         state = name_state(step(F.linear(x, W_ih, b), *state))
         if unbatched:
             state = tuple(s.squeeze(0) for s in state)
@@ -238,7 +239,7 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, dtype)
         self.nonlinearity = nonlinearity
 
-    def _kernel(self):
+    def kernel(self):
         return rnn_kernel(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity)
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
@@ -263,7 +264,7 @@ class LSTMCell(_CellBase):
                 setattr(self, f"weight_c{g}", uniform_param((hidden_size,), hidden_size, dtype))
         init_forget_bias(self.bias_ih, self.bias_hh, hidden_size, forget_bias, chrono_init, "LSTMCell")
 
-    def _kernel(self):
+    def kernel(self):
         peep = (self.weight_ci, self.weight_cf, self.weight_co) if self.peephole else None
         return lstm_kernel(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None, peep)
 
@@ -290,7 +291,7 @@ class GRUCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, dtype)
         self.variant = variant
 
-    def _kernel(self):
+    def kernel(self):
         return gru_kernel(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.variant)
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:

@@ -67,7 +67,9 @@ class _RNNBase(Module):
                     setattr(self, "weight_hr" + sfx, uniform_param((self.proj_size, hidden_size), hidden_size, dtype))
 
     # -------------------------------------------------------------------------------- per-kind hooks
-    def _kernel(self, k: int):  # pragma: no cover - abstract
+    def kernel(self, k: int):  # pragma: no cover - abstract
+        """(W_ih, b, step) of layer/direction k: x_t W_ihᵀ + b is computed for all t at once, then
+        `step(xw_t, *state) -> new state` applies the cell's formula (models/cells.py) once per t."""
         raise NotImplementedError
 
     def _params(self, k: int) -> tuple:
@@ -173,7 +175,7 @@ class _RNNBase(Module):
     def _run_direction(self, inp: Tensor, k: int, state: State, reverse: bool, valid: np.ndarray | None):
         """The time loop of one layer/direction: returns (stacked outputs (T, B, H_out), final state,
         per-step state lists indexed by t)."""
-        W_ih, b, step = self._kernel(k)
+        W_ih, b, step = self.kernel(k)
         xw = F.linear(inp, W_ih, b)  # ONE matmul for all T steps: x_t W_ihᵀ + b of every t
         T = inp.shape[0]
         lo = T if valid is None else int(valid[..., 0].all(axis=1).sum())  # first step with a padded sequence
@@ -216,7 +218,7 @@ class RNN(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0, dtype)
         self.nonlinearity = nonlinearity
 
-    def _kernel(self, k: int):
+    def kernel(self, k: int):
         return rnn_kernel(*self._params(k), self.nonlinearity)
 
     def extra_repr(self) -> str:
@@ -245,7 +247,7 @@ class LSTM(_RNNBase):
             b = (getattr(self, "bias_ih" + sfx), getattr(self, "bias_hh" + sfx)) if bias else (None, None)
             init_forget_bias(*b, hidden_size, forget_bias, chrono_init, "LSTM")
 
-    def _kernel(self, k: int):
+    def kernel(self, k: int):
         sfx = self._suffixes[k]
         w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
         peep = tuple(getattr(self, f"weight_c{g}{sfx}") for g in "ifo") if self.peephole else None
@@ -270,7 +272,7 @@ class GRU(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0, dtype)
         self.variant = variant
 
-    def _kernel(self, k: int):
+    def kernel(self, k: int):
         return gru_kernel(*self._params(k), self.variant)
 
     def extra_repr(self) -> str:

@@ -99,7 +99,7 @@ def step_jacobians(model: Probe, x, states: dict) -> np.ndarray:
     """J[t-1, b] = ∂s_t/∂s_(t-1) for t = 1..T-1 and every sequence b, s = h (RNN, GRU) or (h, c) (LSTM):
     the layer's own step function (its kernel) differentiated by the engine, one row per output unit."""
     layer = model.layer
-    W_ih, b, step = layer._kernel(0)
+    W_ih, b, step = layer.kernel(0)
     xw = tg.nn.functional.linear(tg.Tensor(np.swapaxes(np.asarray(x, dtype=np.float64), 0, 1)), W_ih, b).numpy()
     hs = [s.numpy() for s in states["h"][0]]
     cs = [s.numpy() for s in states["c"][0]] if "c" in states else None
