@@ -126,7 +126,8 @@ class Chromium:
         buf = b""
         while True:
             chunk = os.read(self._from, 1 << 16)
-            if not chunk:
+            if not chunk:  # Chromium exited
+                os.close(self._from)
                 return
             buf += chunk
             *msgs, buf = buf.split(b"\0")

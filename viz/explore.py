@@ -185,7 +185,7 @@ def write_explorer(out: str | Path, data: dict, command: str = "") -> Path:
 _CSS = """
 .panel{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}.controls{min-width:300px;max-width:380px}
 .ctl{margin:10px 0}.ctl label{display:block;font-size:14px}.ctl input[type=range]{width:100%}
-.ctl .val{font-weight:bold}.plots2{flex:1;min-width:520px}svg.plot{width:100%;height:auto;background:#fff;
+.ctl .val{font-weight:bold}.plots2{flex:1;min-width:520px}svg.plot{width:100%;display:block;background:#fff;
 border:1px solid #ddd}svg.plot text{font-size:12px;fill:#333}#nums td{text-align:right}#nums td:first-child{text-align:left}#nums td+td{white-space:nowrap}.cells label{margin-right:12px}
 .note{color:#555;font-size:13px}.legend{font-size:13px;margin:2px 0 12px}
 .legend span{margin-right:16px;white-space:nowrap;display:inline-block}"""
@@ -212,8 +212,8 @@ curve below was measured by the engine beforehand (<code>{{COMMAND}}</code>); th
 <p class="note" id="defs"></p>
 </div>
 <div class="plots2">
-<svg class="plot" id="plot" viewBox="0 0 760 360"></svg><div class="legend" id="plot-legend"></div>
-<svg class="plot" id="ratio" viewBox="0 0 760 230"></svg><div class="legend" id="ratio-legend"></div>
+<svg class="plot" id="plot" data-h="360"></svg><div class="legend" id="plot-legend"></div>
+<svg class="plot" id="ratio" data-h="230"></svg><div class="legend" id="ratio-legend"></div>
 </div></div>
 <h2>The unrolled graph <span class="note" id="gcap"></span></h2>
 <div id="graph">{{VIEWER}}</div>
@@ -243,7 +243,8 @@ function fmt(v,d){if(v===null||v===undefined)return '–';var a=Math.abs(v);
 function el(tag,at,txt){var e=document.createElementNS('http://www.w3.org/2000/svg',tag);
   for(var k in at)e.setAttribute(k,at[k]);if(txt!==undefined)e.textContent=txt;return e;}
 function plot(svg,series,o){while(svg.firstChild)svg.removeChild(svg.firstChild);
-  var W=+svg.viewBox.baseVal.width,H=+svg.viewBox.baseVal.height,L=70,R=16,T0=28,B=40;
+  var W=Math.max(400,svg.clientWidth||760),H=+svg.dataset.h,L=70,R=16,T0=28,B=40;  // drawn in screen px: text stays 12px
+  svg.setAttribute('viewBox','0 0 '+W+' '+H);svg.style.height=H+'px';
   var lo=Infinity,hi=-Infinity,n=1;series.forEach(function(s){n=Math.max(n,s.v.length);if(s.noscale)return;
     s.v.forEach(function(v){if(v>0){lo=Math.min(lo,v);hi=Math.max(hi,v);}});});
   if(!(lo<Infinity)){lo=1e-8;hi=1;}var a,b,ticks=[];
@@ -253,7 +254,8 @@ function plot(svg,series,o){while(svg.firstChild)svg.removeChild(svg.firstChild)
   function X(t){return L+(W-L-R)*(n>1?t/(n-1):0);}
   function Y(v){return T0+(H-T0-B)*(o.lin?(b-v)/(b-a):(b-Math.log10(v))/(b-a));}
   ticks.forEach(function(v){svg.appendChild(el('line',{x1:L,x2:W-R,y1:Y(v),y2:Y(v),stroke:'#eee'}));
-    svg.appendChild(el('text',{x:L-6,y:Y(v)+4,'text-anchor':'end'},o.lin?String(+v.toFixed(2)):'1e'+Math.round(Math.log10(v))));});
+    var tx=el('text',{x:L-6,y:Y(v)+4,'text-anchor':'end'},o.lin?String(+v.toFixed(2)):'10');
+    if(!o.lin)tx.appendChild(el('tspan',{dy:-6,'font-size':'9px'},String(Math.round(Math.log10(v)))));svg.appendChild(tx);});
   var tk=n>40?20:n>15?5:1;for(var t=0;t<n;t+=tk)svg.appendChild(el('text',{x:X(t),y:H-B+16,'text-anchor':'middle'},String(o.x0?t+o.x0:t)));
   svg.appendChild(el('text',{x:(L+W-R)/2,y:H-6,'text-anchor':'middle'},o.xlabel));
   svg.appendChild(el('text',{x:L,y:18,'font-weight':'bold'},o.title));
@@ -304,5 +306,5 @@ function update(){var o=cur(),c=o.cell,r=D.runs[key(c,o)],T=A.T[o.T];
   document.getElementById('defs').textContent='Trained settings: Adam (lr 0.01, clip 1) on batches of 32 sequences of length '+G.train_T+
     '; every setting measured on '+G.batch_size+' sequences (seed '+G.seed+').';
   window.explorer={key:key(c,o),run:r};}
-document.addEventListener('DOMContentLoaded',update);
+document.addEventListener('DOMContentLoaded',update);window.addEventListener('resize',update);
 })();"""

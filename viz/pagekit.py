@@ -55,7 +55,8 @@ function setup(box){
     if(a==='in')zoom(1.5);else if(a==='out')zoom(1/1.5);else if(a==='fit')fit();
     else if(a==='one')zoom(1/st.s);});
   if(img.complete&&img.naturalWidth)fit();img.addEventListener('load',fit);
-  window.addEventListener('resize',fit);
+  var lastW=box.clientWidth;window.addEventListener('resize',function(){  // refit when the width changes only
+    if(box.clientWidth!==lastW){lastW=box.clientWidth;fit();}});
   return st;}
 window.pzSet=function(box,src){var img=box.querySelector('img');setup(box);img.src=src;};
 document.addEventListener('DOMContentLoaded',function(){
