@@ -34,15 +34,15 @@ def _box(points: str) -> tuple[float, float, float, float]:
 def crop_box(svg: str, last: int) -> tuple[float, float, float, float] | None:
     """(x0, y0, x1, y1) in the SVG's user units (pt, before its translate) around the cluster of step
     `last`, the folded box and everything below them down to the loss; None if they are not found."""
-    boxes = []
-    for g in re.findall(r'<g id="clust\d+" class="cluster">(.*?)</g>\s*</g>', svg, re.S):
-        if re.search(rf">t={last}</text>", g):
-            boxes.append(_box(re.search(r'\s(?:d|points)="([^"]+)"', g).group(1)))
-    for g in re.findall(r'<g id="node\d+" class="node">(.*?)</g>\s*(?=<g|</g)', svg, re.S):
-        if re.search(r"steps \(t=", g) or re.search(r">L = ", g):
-            boxes += [_box(m) for m in re.findall(r'\s(?:points|d)="([^"]+)"', g)]
-    if len(boxes) < 2:
+    step = [_box(re.search(r'\s(?:d|points)="([^"]+)"', g).group(1))
+            for g in re.findall(r'<g id="clust\d+" class="cluster">(.*?)</g>\s*</g>', svg, re.S)
+            if re.search(rf">t={last}</text>", g)]
+    nodes = re.findall(r'<g id="node\d+" class="node">(.*?)</g>\s*(?=<g|</g)', svg, re.S)
+    fold = [_box(m) for g in nodes if re.search(r"steps \(t=", g) for m in re.findall(r'\s(?:points|d)="([^"]+)"', g)]
+    loss = [_box(m) for g in nodes if re.search(r">L = ", g) for m in re.findall(r'\s(?:points|d)="([^"]+)"', g)]
+    if not step or not fold:
         return None
+    boxes = step + fold + loss
     return (min(b[0] for b in boxes) - MARGIN, min(b[1] for b in boxes) - MARGIN,
             max(b[2] for b in boxes) + MARGIN, max(b[3] for b in boxes) + MARGIN)
 

@@ -311,3 +311,25 @@ def test_explore_page_in_chromium(pages, browser, tmp_path):
         assert b.js("document.querySelector('#graph img').naturalWidth") > 0
     b.screenshot(tmp_path / "explore_rnn.png", full=True)
     assert b.errors() == []
+
+
+def test_readme_crop_box_holds_the_last_step_and_the_fold(tmp_path):
+    """scripts/readme_images.py crops each README graph around the cluster "t=T-1" and the folded box."""
+    if not shutil.which("dot"):
+        pytest.skip("no Graphviz `dot`")
+    import importlib.util
+
+    from tinygrad_seq.demos.data import adding_problem
+    from tinygrad_seq.viz import experiments as E
+    from tinygrad_seq.viz.graph import draw_graph
+    spec = importlib.util.spec_from_file_location("readme_images", Path(__file__).parent.parent / "scripts" / "readme_images.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    T = 12
+    x, y = adding_problem(2, T, np.random.default_rng(0), dtype=np.float64)
+    model = E.Probe("lstm", 4)
+    svg = draw_graph(E.probe_loss(model, x, y)[0], model=model, keep_steps=1).pipe(format="svg").decode()
+    box = mod.crop_box(svg, T - 1)
+    width, height = (float(v) for v in re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) ([\d.]+)"', svg).groups())
+    assert box is not None and 0 < box[2] - box[0] < width and 0 < box[3] - box[1] < height
+    assert mod.crop_box(svg, T + 5) is None  # no such step: the whole picture is kept

@@ -231,7 +231,9 @@ var sl={},names=['T','H','fb','sigma','train'];
 function lab(k,v){if(k==='sigma')return v===null?'as initialised':String(v);return String(v);}
 function nearest(arr,v){var b=0;for(var i=0;i<arr.length;i++)if(Math.abs(arr[i]-v)<Math.abs(arr[b]-v))b=i;return b;}
 names.forEach(function(k){var s=document.getElementById('s-'+k);s.max=A[k].length-1;sl[k]=s;
-  s.addEventListener('input',update);});
+  var dl=document.createElement('datalist');dl.id='ticks-'+k;A[k].forEach(function(_,i){var op=document.createElement('option');
+    op.value=i;dl.appendChild(op);});document.body.appendChild(dl);s.setAttribute('list',dl.id);  // a tick per precomputed value
+  s.title=A[k].map(function(v){return lab(k,v);}).join(', ');s.addEventListener('input',update);});
 sl.T.value=nearest(A.T,100);sl.H.value=nearest(A.H,32);sl.fb.value=nearest(A.fb,1);sl.sigma.value=0;sl.train.value=0;
 Array.prototype.forEach.call(document.querySelectorAll('input[name=cell]'),function(r){r.addEventListener('change',update);});
 function cur(){var c=document.querySelector('input[name=cell]:checked').value,o={cell:c};
