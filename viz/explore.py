@@ -177,6 +177,9 @@ def write_explorer(out: str | Path, data: dict, command: str = "") -> Path:
     html = (_PAGE.replace("{{CSS}}", BASE_CSS + _CSS).replace("{{PANZOOM}}", PANZOOM_JS)
             .replace("{{COMMAND}}", escape(command)).replace("{{VIEWER}}", viewer("", "unrolled graph", 2.0, link=False))
             .replace("{{JS}}", _JS).replace("{{DATA}}", blob))
+    if not (out / "index.html").exists():  # explore run on its own: say where the main page comes from
+        html = html.replace('<a href="index.html">Back to the main page</a>',
+                            f"The main page (index.html) is written by <code>tinygrad-seq vanishing --out {escape(str(out))}</code>")
     path = out / "explore.html"
     path.write_text(html, encoding="utf-8")
     return path
