@@ -278,7 +278,7 @@ var lastGraph=null;
 function update(){var o=cur(),c=o.cell,r=D.runs[key(c,o)],T=A.T[o.T];
   names.forEach(function(k){document.getElementById('v-'+k).textContent=lab(k,A[k][o[k]]);});
   var rr=D.runs[key('rnn',o)];if(A.sigma[o.sigma]===null&&rr.bound!==null)
-    document.getElementById('v-sigma').textContent='as initialised ('+fmt(rr.bound)+')';
+    document.getElementById('v-sigma').textContent='as initialised ('+(A.train[o.train]?'after training: ':'')+fmt(rr.bound)+')';
   var s=[];['rnn','lstm','gru'].forEach(function(k){if(k===c)return;var q=D.runs[key(k,o)];
     s.push({v:q.h,col:COL[k],w:1.2,op:0.45,name:'h-'+k,key:key(k,o),legend:NAME[k]+' ‖∂L/∂h_t‖ (same sliders)'});});
   s.push({v:r.h,col:COL[c],w:3,name:'h',key:key(c,o),legend:NAME[c]+' ‖∂L/∂h_t‖'});

@@ -30,7 +30,8 @@ factor per step. The strip under each graph shows ‖∂L/∂h<sub>t</sub>‖ fo
 
 _CSS = BASE_CSS + """
 .graph{margin:18px 0 30px}.graph h3{margin:6px 0}
-.plots{display:flex;flex-wrap:wrap;gap:12px;margin-top:14px}.plots a{flex:0 1 calc(50% - 6px);min-width:480px;max-width:825px}.plots img{width:100%;border:1px solid #eee}
+.plots{display:flex;flex-wrap:wrap;gap:12px;margin-top:14px}
+.plots a{flex:0 1 calc(50% - 6px);min-width:480px;max-width:825px}.plots img{width:100%;border:1px solid #eee}
 .explore{background:#eef6ee;border:1px solid #9c9;padding:8px 12px;display:inline-block}"""
 
 
