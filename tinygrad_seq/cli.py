@@ -16,6 +16,7 @@ import sys
 
 PROVIDERS = (
     "tinygrad_seq.demos.pictures",   # vanishing, graph
+    "tinygrad_seq.demos.explore",    # explore
     "tinygrad_seq.demos.recurrent",  # adding, digits, charlm
     "tinygrad_seq.demos.seq2seq",    # translate, copy, reverse, g2p, caption
     "tinygrad_seq.demos.notes",      # norms, forecast, glimpse, classify

@@ -1,9 +1,12 @@
-"""index.html for `tinygrad-seq vanishing`: the three graphs side by side, the plots, the table and
-a short explanation of why gradients vanish."""
+"""index.html for `tinygrad-seq vanishing`: the table, the plots, a short explanation of why gradients
+vanish, a link to the interactive explorer (explore.html) and the graphs, one per row at the full page
+width, each in a pan/zoom viewer (pagekit.py)."""
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+
+from .pagekit import BASE_CSS, PANZOOM_JS, viewer
 
 EXPLANATION = """
 <p>Backpropagation through time multiplies one Jacobian per step:
@@ -38,39 +41,46 @@ def definitions_html() -> str:
     from .grads import DEFINITIONS
     return "<ul class=\"defs\">" + "".join(f"<li>{escape(v)}</li>" for v in DEFINITIONS.values()) + "</ul>"
 
-
-_CSS = """body{font-family:Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1600px}
-.row{display:flex;gap:16px;align-items:flex-start;flex-wrap:wrap}.col{flex:1;min-width:320px}
-.col img{width:100%;border:1px solid #ddd}table{border-collapse:collapse;font-size:13px}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}code{background:#f6f6f6}
-.plots img{max-width:48%;border:1px solid #eee}"""
-
+_CSS = BASE_CSS + """
+.graph{margin:18px 0 30px}.graph h3{margin:6px 0}
+.plots{display:flex;flex-wrap:wrap;gap:12px;margin-top:14px}
+.plots a{flex:0 1 calc(50% - 6px);min-width:480px;max-width:825px}.plots img{width:100%;border:1px solid #eee}
+.explore{background:#eef6ee;border:1px solid #9c9;padding:8px 12px;display:inline-block}"""
 
 def _picture(title: str, f: str) -> str:
     if f.endswith(".dot"):  # rendered without the `dot` program: link the source instead of a broken image
         return (f'<p><a href="{escape(f)}">DOT source</a> (install Graphviz for the picture: '
                 f'<code>sudo apt-get install graphviz</code>, then re-run the command)</p>')
-    return f'<a href="{escape(f)}"><img src="{escape(f)}" alt="{escape(title)}"></a>'
-
+    return viewer(f, title)
 
 def write_index(out: Path, graphs: list[tuple[str, str]], plots: list[tuple[str, str]], table: list[list[str]],
-                header: list[str], command: str) -> Path:
-    """`graphs`/`plots`: (title, file name relative to `out`). Returns the path of index.html."""
+                header: list[str], command: str, explore: str = "explore.html") -> Path:
+    """`graphs`/`plots`: (title, file name relative to `out`); `explore`: the explorer page the index links
+    to (written by `tinygrad-seq explore --out <the same directory>`). Returns the path of index.html."""
     out = Path(out)
-    cols = "".join(f'<div class="col"><h3>{escape(t)}</h3>{_picture(t, f)}</div>' for t, f in graphs)
+    rows_g = "".join(f'<section class="graph"><h3>{escape(t)}</h3>{_picture(t, f)}</section>' for t, f in graphs)
     pl = "".join(f'<a href="{escape(f)}"><img src="{escape(f)}" alt="{escape(t)}" title="{escape(t)}"></a>'
                  for t, f in plots)
     rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in table)
+    have = (out / explore).exists()
+    link = (f'<p class="explore"><b><a id="explore-link" href="{escape(explore)}">Open the interactive explorer</a></b>: '
+            f'move sliders for T, hidden size, forget-gate bias, σ<sub>max</sub>(W<sub>hh</sub>), cell and training '
+            f'steps and watch ‖∂L/∂h<sub>t</sub>‖ change' +
+            ("" if have else f' (written by <code>tinygrad-seq explore --out {escape(str(out))}</code>)') + "</p>")
     html = f"""<!doctype html><html><head><meta charset="utf-8"><title>Vanishing gradients: RNN vs LSTM vs GRU</title>
-<style>{_CSS}</style></head><body>
+<style>{_CSS}</style><script>{PANZOOM_JS}</script></head><body>
+<div class="text">
 <h1>Vanishing gradients through time: RNN vs LSTM vs GRU</h1>
 <p><code>{escape(command)}</code></p>
+{link}
 <h2>‖∂L/∂h<sub>t</sub>‖ for a loss on the last step</h2>
 <table><tr>{''.join(f'<th>{escape(h)}</th>' for h in header)}</tr>{rows}</table>
 <h3>What the numbers mean</h3>{definitions_html()}
+</div>
 <div class="plots">{pl}</div>
-<h2>Why gradients vanish</h2>{EXPLANATION}
-<h2>The unrolled computation graphs</h2><div class="row">{cols}</div>
+<div class="text"><h2>Why gradients vanish</h2>{EXPLANATION}</div>
+<h2>The unrolled computation graphs</h2>
+{rows_g}
 </body></html>"""
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
