@@ -589,6 +589,9 @@ class _Builder:
         short = dotted[len(parent) + 1:] if parent and dotted.startswith(parent + ".") else dotted
         heads = self.head_stats(inside)
         lines = [self.levels(path)[-1][2] or ""]
+        named = sorted({t.name for t in outs if t.name})
+        if named:
+            lines[0] += f" → {', '.join(named)}"
         if self.show_grads:
             lines.append(f"‖∂L/∂out‖ {style.fmt(g_out)} → ‖∂L/∂in‖ {style.fmt(g_in)}")
         lines += [f"head {h}: ‖∂L/∂α‖ {style.fmt(gn)} · H(α) {ent:.2f} of ln S = {mx:.2f} nats" for h, gn, ent, mx in heads]
@@ -842,9 +845,14 @@ class _Builder:
         sublayer input, the part the identity path carries (= ‖∂L/∂y‖) and the part F passes back,
         ‖(∂F/∂x)ᵀ ∂L/∂y‖ (the sum of x's other consumers' local gradients: exact)."""
         cells_in, cells_skip, cells_f = [], [], []
-        for r in self.order:
-            if r.name != "residual" or r._ctx is None or len(r._ctx.parents) != 2:
-                continue
+        rank = {n: i for i, (n, _) in enumerate(self.model.named_modules())} if self.model is not None else {}
+        found = [(k, r) for k, r in enumerate(self.order)
+                 if r.name == "residual" and r._ctx is not None and len(r._ctx.parents) == 2]
+
+        def forward_order(item):  # the order modules were registered (encoder before decoder), then the graph's
+            lv = self.levels(getattr(item[1]._ctx, "scope", ("", None))[0])
+            return (rank.get(lv[-1][0], -1) if lv else -1), item[0]
+        for _, r in sorted(found, key=forward_order):
             x, branch = r._ctx.parents
             g = self.grads.get(id(r))
             through = None
