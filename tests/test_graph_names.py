@@ -126,8 +126,8 @@ class Wrap(Module):
         super().__init__()
         self.attn = tg.models.MultiheadAttention(6, 3, batch_first=True, split_heads=split_heads).double()
 
-    def forward(self, x):
-        return self.attn(x, x, x)[0]
+    def forward(self, x, causal=False):
+        return self.attn(x, x, x, is_causal=causal)[0]
 
 
 def test_head_gradient_and_entropy_agree_split_or_batched_and_with_the_weights():
@@ -159,3 +159,13 @@ def test_graph_command_transformer_is_module_level_with_a_loss_that_carries_grad
         assert main(["graph", "--format", "svg", "--out", str(tmp_path / "bad")] + bad) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err
+
+
+def test_uniform_entropy_reference_counts_only_the_keys_a_causal_row_sees():
+    tg.manual_seed(2)
+    w = Wrap(True)
+    x = tg.randn(2, 5, 6, dtype=np.float64)
+    out = w(x, causal=True)
+    heads = draw_graph((out * out).sum(), model=w, depth=1).stats["boxes"]["attn"]["heads"]
+    assert [h["max_entropy"] for h in heads] == pytest.approx([np.mean(np.log(np.arange(1, 6)))] * 3)
+    assert all(0 < h["entropy"] < h["max_entropy"] for h in heads)

@@ -587,14 +587,17 @@ class _Builder:
         dotted = self.levels(path)[-1][0]
         parent = self.levels(path.rsplit("/", 1)[0])[-1][0] if "/" in path and self.levels(path.rsplit("/", 1)[0]) else ""
         short = dotted[len(parent) + 1:] if parent and dotted.startswith(parent + ".") else dotted
-        heads = self.head_stats(inside)
+        attn_paths = {re.sub(r"/head\d+$", "", getattr(t._ctx, "scope", ("", None))[0])
+                      for t in inside if t.name == "alpha" and t._ctx is not None}
+        heads = self.head_stats(inside) if len(attn_paths) == 1 else []  # per head of one attention only
         lines = [self.levels(path)[-1][2] or ""]
         named = sorted({t.name for t in outs if t.name})
         if named:
             lines[0] += f" → {', '.join(named)}"
         if self.show_grads:
             lines.append(f"‖∂L/∂out‖ {style.fmt(g_out)} → ‖∂L/∂in‖ {style.fmt(g_in)}")
-        lines += [f"head {h}: ‖∂L/∂α‖ {style.fmt(gn)} · H(α) {ent:.2f} of ln S = {mx:.2f} nats" for h, gn, ent, mx in heads]
+        lines += [f"head {h}: ‖∂L/∂α‖ {style.fmt(gn)} · H(α) {ent:.2f} of {mx:.2f} nats (uniform)"
+                  for h, gn, ent, mx in heads]
         self.box_stats[dotted] = {"path": path, "grad_out": g_out, "grad_in": g_in,
                                   "heads": [{"head": h, "grad_alpha": gn, "entropy": e, "max_entropy": m}
                                             for h, gn, e, m in heads]}
@@ -607,7 +610,8 @@ class _Builder:
                            f"{style.fmt(g_out)}, passed back to its inputs {style.fmt(g_in)}"}
 
     def head_stats(self, tensors: list) -> list[tuple[int, float | None, float, float]]:
-        """(head, ‖∂L/∂α_head‖, mean entropy of α's rows, ln S) from the tensors named "alpha": one per
+        """(head, ‖∂L/∂α_head‖, mean entropy of α's rows, that of uniform attention over the keys each row
+        sees) from the tensors named "alpha": one per
         head scope (split_heads) or the head axis of a batched (N, h, L, S) α."""
         acc: dict[int, list] = {}
         for t in tensors:
@@ -624,7 +628,9 @@ class _Builder:
         for h, items in sorted(acc.items()):
             ent = [float(np.mean(-(a * np.log(np.where(a > 0, a, 1.0))).sum(-1))) for a, _ in items]
             gn = _combine(norm(g) for _, g in items) if self.show_grads else None
-            out.append((h, gn, float(np.mean(ent)), math.log(items[0][0].shape[-1])))
+            # uniform attention over the keys a row may see (a causal or padding mask leaves fewer than S)
+            mx = [float(np.mean(np.log(np.maximum((a > 0).sum(-1), 1)))) for a, _ in items]
+            out.append((h, gn, float(np.mean(ent)), float(np.mean(mx))))
         return out
 
     def param_attrs(self, p, key) -> dict:
@@ -735,7 +741,7 @@ class _Builder:
             st = self.head_stats(self.members(path))
             if st:
                 _, gn, ent, mx = st[0]
-                label += f"  ‖∂L/∂α‖ {style.fmt(gn)}, H(α) {ent:.2f} of {mx:.2f} nats"
+                label += f"  ‖∂L/∂α‖ {style.fmt(gn)}, H(α) {ent:.2f} of {mx:.2f} nats (uniform)"
         lv = self.levels(path)
         if len(lv) >= 2 and lv[-1][0].startswith(lv[-2][0] + "."):
             label = lv[-1][0][len(lv[-2][0]) + 1:] if not _HEAD_SCOPE.match(path.rsplit("/", 1)[-1]) else label
