@@ -109,7 +109,7 @@ class SelfAttentionReverser(tg.nn.Module):
 
     def forward(self, tokens):
         x = self.pos(self.embed(tokens))
-        return self.generator((x + self.self_attn(x, x, x, need_weights=False)[0]).named("residual"))
+        return self.generator((x + self.self_attn(x, x, x, need_weights=False)[0]).named("residual")).named("logits")
 
 
 @drawable("attention")

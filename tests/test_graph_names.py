@@ -169,3 +169,15 @@ def test_uniform_entropy_reference_counts_only_the_keys_a_causal_row_sees():
     heads = draw_graph((out * out).sum(), model=w, depth=1).stats["boxes"]["attn"]["heads"]
     assert [h["max_entropy"] for h in heads] == pytest.approx([np.mean(np.log(np.arange(1, 6)))] * 3)
     assert all(0 < h["entropy"] < h["max_entropy"] for h in heads)
+
+
+def test_a_boxed_recurrent_layer_keeps_its_named_inputs_and_its_strip():
+    loss, model, _ = build_graph_model("lstm", 12, 5)
+    g = draw_graph(loss, model=model, depth=1)
+    assert set(g.stats["boxes"]) == {"lstm", "head"} and g.stats["graph_nodes"] < 15
+    labels = {lab for _, lab in node_labels(g.source)}
+    assert {"x", "h_0", "c_0", "h_T", "lstm", "head"} <= labels
+    assert "strip" in g.source and len(g.stats["chains"]) == 2  # the per-step norms are still measured
+    h_T = next(t for t in topo_order(loss) if t.name == "h_T")
+    (gh,) = tg.autograd.grad(loss, [h_T], retain_graph=True)
+    assert g.stats["boxes"]["head"]["grad_in"] == pytest.approx(np.linalg.norm(gh.numpy()), rel=1e-12)

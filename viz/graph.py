@@ -135,7 +135,11 @@ def _cluster_label(path: str) -> str:
     if parts[-1].isdigit() and len(parts) > 1:
         return ".".join(parts[-2:])
     m = _HEAD_SCOPE.match(parts[-1])
-    return f"head {m.group(1)}" if m else parts[-1]
+    if m:
+        return f"head {m.group(1)}"
+    if _LAYER_SCOPE.match(parts[-1]):  # a recurrent layer/direction's name scope
+        return f"{parts[-1]}: layer {parts[-1][1:].split('_')[0]}" + (", right to left" if "_reverse" in parts[-1] else "")
+    return parts[-1]
 
 
 def _is_param(t) -> bool:
@@ -294,9 +298,13 @@ class _Builder:
             if key[0] not in memo:
                 memo[key[0]] = self.box_of(key[0])
             box = memo[key[0]]
-            if box is not None:
-                self.boxed[id(t)] = box
-                del self.cluster[id(t)]
+            if box is None:
+                continue
+            if t._ctx is None and t.name is not None:  # a named input (x, h_0) stays visible, next to its box
+                self.cluster[id(t)] = (box.rsplit("/", 1)[0] if "/" in box else "", None)
+                continue
+            self.boxed[id(t)] = box
+            del self.cluster[id(t)]
 
     def box_of(self, path: str) -> str | None:
         for lv, (dotted, prefix, _) in enumerate(self.levels(path), 1):
@@ -543,6 +551,8 @@ class _Builder:
             return f"-{wrap[0]}"
         if op in _FUNC and len(ps) == 1:
             return f"{_FUNC[op]}({args[0]})"
+        if op == "CrossEntropy" and len(ps) == 1:  # the target is an argument, not an input
+            return f"-log softmax({args[0]})[y]"
         if op == "MatMul" and len(ps) == 2:
             return f"{wrap[0]} {wrap[1]}"
         if op == "Linear" and len(ps) >= 2:
