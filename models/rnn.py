@@ -184,7 +184,7 @@ class _RNNBase(Module):
         where = tg.where
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             with tg.time_step(t):
-                new = step(xw[t], *state)
+                new = step(xw[t].named("x_t W_ihᵀ + b"), *state)
                 if t >= lo:  # padded sequences keep their state (forward) / their initial state (reverse)
                     new = tuple(where(valid[t], n, o) for n, o in zip(new, state))
                 state = name_state(new)

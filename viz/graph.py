@@ -753,11 +753,10 @@ class _Builder:
                 _, gn, ent, mx = st[0]
                 label += f"  ‖∂L/∂α‖ {style.fmt(gn)}, H(α) {ent:.2f} of {mx:.2f} nats (uniform)"
         lv = self.levels(path)
-        if len(lv) >= 2 and lv[-1][0].startswith(lv[-2][0] + "."):
-            label = lv[-1][0][len(lv[-2][0]) + 1:] if not _HEAD_SCOPE.match(path.rsplit("/", 1)[-1]) else label
-        elif lv:
-            label = lv[-1][0] if not _HEAD_SCOPE.match(path.rsplit("/", 1)[-1]) else label
         cls = lv[-1][2] if lv else None
+        if cls is not None:  # a module: its name below the enclosing one ("transformer.encoder", "layers.0")
+            up = lv[-2][0] + "." if len(lv) >= 2 and lv[-1][0].startswith(lv[-2][0] + ".") else ""
+            label = lv[-1][0][len(up):]
         return f"{label}  ({cls})" if cls else label
 
     def collect_edges(self) -> dict[tuple[str, str], float | None]:
