@@ -203,9 +203,13 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    """Build a small example model (registry: demos/drawables.py) on random data and draw the graph
-    behind its loss, coloured by ||dL/dv||, to --out/<model>.<format>. Without the Graphviz `dot`
-    program the graph is written as DOT source."""
+    """Build a small example model (registry: demos/drawables.py) and draw the graph behind its loss,
+    coloured by ||dL/dv||, to --out/<model>.<format>: the recurrent cells on the adding problem (loss on the
+    last step), attention and the Transformer with a cross-entropy task (reverse / copy a token batch, at
+    init or after --train N Adam steps; the title says which). The Transformer is drawn at module level
+    (--depth 3: each sublayer one box, the residual path and a per-layer strip of ||dL/dx||); --depth all
+    draws every op, --expand opens modules. Without the Graphviz `dot` program the graph is written as
+    DOT source."""
     require("graphviz")
     from tinygrad_seq.viz.graph import INSTALL_HINT, draw_graph, render
 

@@ -647,7 +647,11 @@ class _Builder:
         nrm = self.gnorm(p) if self.show_grads else None
         fill = style.grad_color(nrm) if self.show_grads else "#eef1f5"
         label = _param_label(p, key[0], self.names)
-        return {"label": f"{label}\n{_shape(p)}", "shape": "box", "style": "filled", "fillcolor": fill,
+        shown = label
+        mods = [d for d, _, cls in self.levels(key[0]) if cls is not None]
+        if len(label) > 24 and mods and label.startswith(mods[-1] + "."):
+            shown = label[len(mods[-1]) + 1:]  # inside its module's cluster the module path is the cluster's name
+        return {"label": f"{shown}\n{_shape(p)}", "shape": "box", "style": "filled", "fillcolor": fill,
                 "fontcolor": style.font_color(fill), "color": "#444444", "fontsize": "8", "height": "0.25",
                 "tooltip": f"parameter {label} {_shape(p)}; total ‖∂L/∂W‖ = {style.fmt(nrm)} "
                            "(one copy per cluster that uses it; edge width = this cluster's share)"}
