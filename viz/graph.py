@@ -138,7 +138,8 @@ def _cluster_label(path: str) -> str:
     if m:
         return f"head {m.group(1)}"
     if _LAYER_SCOPE.match(parts[-1]):  # a recurrent layer/direction's name scope
-        return f"{parts[-1]}: layer {parts[-1][1:].split('_')[0]}" + (", right to left" if "_reverse" in parts[-1] else "")
+        layer = parts[-1][1:].split("_")[0]
+        return f"{parts[-1]}: layer {layer}" + (", right to left" if "_reverse" in parts[-1] else "")
     return parts[-1]
 
 
@@ -577,8 +578,8 @@ class _Builder:
         return out
 
     def box_attrs(self, path: str) -> dict:
-        """One box for a collapsed module: its name and class, ‖∂L/∂out‖ arriving at its outputs and
-        ‖∂L/∂in‖ it passes back to its inputs (parameters excluded), and per attention head ‖∂L/∂α‖, H(α)."""
+        """One box for a collapsed module: its name and class, ‖∂L/∂out‖ arriving at its outputs,
+        ‖∂L/∂in‖ it passes back to its inputs (parameters excluded), per attention head ‖∂L/∂α‖, H(α)."""
         inside = self.members(path)
         ids = {id(t) for t in inside}
         outs = [t for t in inside if t is self.root or any(id(c) not in ids for c in self.cons.get(id(t), ()))]
@@ -595,7 +596,8 @@ class _Builder:
                         acc[id(q)] = acc[id(q)] + gq if id(q) in acc else gq
             g_in = _combine(norm(v) for v in acc.values()) if acc else None
         dotted = self.levels(path)[-1][0]
-        parent = self.levels(path.rsplit("/", 1)[0])[-1][0] if "/" in path and self.levels(path.rsplit("/", 1)[0]) else ""
+        up = self.levels(path.rsplit("/", 1)[0]) if "/" in path else []
+        parent = up[-1][0] if up else ""
         short = dotted[len(parent) + 1:] if parent and dotted.startswith(parent + ".") else dotted
         attn_paths = {re.sub(r"/head\d+$", "", getattr(t._ctx, "scope", ("", None))[0])
                       for t in inside if t.name == "alpha" and t._ctx is not None}
@@ -713,8 +715,9 @@ class _Builder:
             parts = p.split("/")
             paths.update("/".join(parts[:i]) for i in range(1, len(parts)))
         own = {p for p, _ in bodies}
-        skipped = {p for p in paths if p == self.root_part or (p not in own and all(
-            q.rsplit("/", 1)[-1].isdigit() for q in paths if q.startswith(p + "/") and q.count("/") == p.count("/") + 1))}
+        kids = {p: [q for q in paths if q.startswith(p + "/") and q.count("/") == p.count("/") + 1] for p in paths}
+        skipped = {p for p in paths if p == self.root_part or (
+            p not in own and all(q.rsplit("/", 1)[-1].isdigit() for q in kids[p]))}
 
         def parent_of(p: str) -> str:
             while "/" in p:
@@ -844,7 +847,8 @@ class _Builder:
         """The per-step strip of ||dL/dh_t|| cells and the legend, under the graph (invisible edges)."""
         anchor, n = self.disp(self.root) or self.nid[id(self.root)], 0
         if self.strip and self.show_grads and any(ch.norms for ch in self.chains):
-            rows = [(f"{self.where(ch.path)} ‖∂L/∂{ch.name}_t‖", self.strip_cells(ch)) for ch in self.chains if ch.norms]
+            rows = [(f"{self.where(ch.path)} ‖∂L/∂{ch.name}_t‖", self.strip_cells(ch))
+                    for ch in self.chains if ch.norms]
             g.node("strip", label=style.strip_html(rows), shape="plaintext", margin="0")
             g.edge(anchor, "strip", style="invis")
             anchor, n = "strip", n + 1
