@@ -11,7 +11,7 @@ import numpy as np
 
 from .common import (UsageError, csv_choices, deprecated, int_at_least, nonnegative_int, positive_int, progress,
                      read_results, require, write_results)
-from .drawables import DRAWABLE, build_graph_model
+from .drawables import DEFAULT_DEPTH, DRAWABLE, build_graph_model
 
 CELL_NAMES = ("rnn", "lstm", "gru")
 FORMATS = ("svg", "png", "pdf")
@@ -54,8 +54,31 @@ def register(subparsers) -> None:
     g.add_argument("--batched-heads", action="store_true",
                    help="attention/transformer: draw all heads as one batched computation instead of one "
                         "cluster per head")
+    g.add_argument("--depth", type=_depth, default=None, metavar="N|all",
+                   help="draw modules at depth N (encoder = 1, encoder.layers.0 = 2, ...) as one box each with "
+                        "the gradient flowing in and out; 'all' draws every op (default: the model's own choice, "
+                        "a module-level picture for the transformer, every op for the others)")
+    g.add_argument("--expand", type=lambda v: [x for x in v.split(",") if x], default=[], metavar="MODULES",
+                   help="comma-separated modules drawn op by op inside a --depth picture, e.g. "
+                        "encoder.layers.0.self_attn")
+    g.add_argument("--train", type=nonnegative_int, default=0, metavar="N",
+                   help="attention/transformer: N Adam steps on the task before drawing (default: at init)")
+    g.add_argument("--layers", type=positive_int, default=None, metavar="N",
+                   help="transformer: N encoder and N decoder layers (default 2)")
     g.add_argument("--seed", type=nonnegative_int, default=0, help="random seed")
     g.set_defaults(func=run_graph)
+
+
+def _depth(v: str) -> int | str:
+    if v == "all":
+        return v
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int or 'all', got {v!r}")
+    return n
 
 
 def _earlier_cells(out: Path, run: dict) -> list[dict]:
@@ -182,18 +205,33 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    """Build a small example model (registry: demos/drawables.py) on random data and draw the graph
-    behind its loss, coloured by ||dL/dv||, to --out/<model>.<format>. Without the Graphviz `dot`
-    program the graph is written as DOT source."""
+    """Build a small example model (registry: demos/drawables.py) and draw the graph behind its loss,
+    coloured by ||dL/dv||, to --out/<model>.<format>: the recurrent cells on the adding problem (loss on the
+    last step), attention and the Transformer with a cross-entropy task (reverse / copy a token batch, at
+    init or after --train N Adam steps; the title says which). The Transformer is drawn at module level
+    (--depth 3: each sublayer one box, the residual path and a per-layer strip of ||dL/dx||); --depth all
+    draws every op, --expand opens modules. Without the Graphviz `dot` program the graph is written as
+    DOT source."""
     require("graphviz")
     from tinygrad_seq.viz.graph import INSTALL_HINT, draw_graph, render
 
-    loss, model, title = build_graph_model(args.model, args.seq_len, args.hidden, args.seed,
-                                           split_heads=not args.batched_heads)
-    g = draw_graph(loss, model=model, fold=not args.no_fold, keep_steps=args.keep_steps, title=title)
+    try:
+        loss, model, title = build_graph_model(args.model, args.seq_len, args.hidden, args.seed,
+                                               split_heads=not args.batched_heads, train=args.train,
+                                               layers=args.layers)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    depth = DEFAULT_DEPTH.get(args.model) if args.depth is None else (None if args.depth == "all" else args.depth)
+    t0 = time.perf_counter()
+    try:
+        g = draw_graph(loss, model=model, fold=not args.no_fold, keep_steps=args.keep_steps, title=title,
+                       depth=depth, expand=args.expand)
+    except ValueError as e:  # an --expand naming no module
+        raise UsageError(str(e)) from None
     out = Path(args.out)
     written = list(dict.fromkeys(render(g, out / f"{args.model}.{f}", quiet=True) for f in args.format))
-    print(f"{title}: {g.stats['nodes']} nodes; wrote {', '.join(str(w) for w in written)}")
+    print(f"{title}: {g.stats['nodes']} nodes (depth={'all' if depth is None else depth}), built and rendered in "
+          f"{time.perf_counter() - t0:.2f} s; wrote {', '.join(str(w) for w in written)}")
     if any(w.suffix == ".dot" for w in written):
         print(f"no pictures from Graphviz `dot`: wrote the DOT source instead; {INSTALL_HINT}")
     print(f"outputs in {out}/: {', '.join(w.name for w in written)}")

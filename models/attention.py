@@ -323,10 +323,10 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, bias: np.ndarray | 
     scores = q @ k.transpose(-1, -2) * scale
     if bias is not None:
         scores = scores + Tensor(bias)
-    alpha = masked_softmax(scores, blocked)
+    alpha = masked_softmax(scores.named("scores"), blocked).named("alpha")
     if keep is not None:
         alpha = alpha * Tensor(keep)
-    return alpha @ v, alpha
+    return (alpha @ v).named("context"), alpha
 
 
 def _head(a: np.ndarray | None, i: int) -> np.ndarray | None:
@@ -471,10 +471,13 @@ class MultiheadAttention(Module):
             if not self_attn:
                 w, b = w[E:], (None if b is None else b[E:])
             n = 3 if self_attn else 2
-            proj = F.linear(key, w, b).reshape(N, S, n, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            proj = F.linear(key, w, b).named("x W_qkvᵀ + b" if self_attn else "m W_kvᵀ + b")
+            proj = proj.reshape(N, S, n, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             q = None if self_attn else self.heads(self.in_proj(query, 0))
-            return proj.unbind(0) if self_attn else (q, *proj.unbind(0))
-        return self.heads(self.in_proj(query, 0)), self.heads(self.in_proj(key, 1)), self.heads(self.in_proj(value, 2))
+            q, k, v = proj.unbind(0) if self_attn else (q, *proj.unbind(0))
+        else:
+            q, k, v = (self.heads(self.in_proj(x, i)) for i, x in enumerate((query, key, value)))
+        return q.named("q"), k.named("k"), v.named("v")
 
     def heads(self, x: Tensor) -> Tensor:
         """(N, L, E) -> (N, h, L, E/h)"""

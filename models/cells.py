@@ -32,17 +32,18 @@ GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 def rnn_step(x_t: Tensor, h: Tensor, W_hh: Tensor, nonlinearity: str = "tanh") -> Tensor:
     """h_t = act(x_t + h_{t-1} W_hhᵀ),  x_t = x_t W_ihᵀ + b_ih + b_hh,  act = tanh or relu"""
-    a = x_t + h @ W_hh.T
+    a = (x_t + h @ W_hh.T).named("a_t")
     return a.tanh() if nonlinearity == "tanh" else a.relu()
 
 
 def lstm_step(x_t: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, W_hr: Tensor | None = None) -> State:
     """i, f, g, o = chunks of  x_t + h_{t-1} W_hhᵀ  (x_t = x_t W_ihᵀ + b_ih + b_hh);
     c_t = σ(f) * c_{t-1} + σ(i) * tanh(g),  h_t = σ(o) * tanh(c_t)  (proj_size: h_t W_hrᵀ)"""
-    gates = x_t + h @ W_hh.T
-    i, f, g, o = gates.chunk(4, -1)
-    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    h = o.sigmoid() * c.tanh()
+    a_i, a_f, a_g, a_o = (x_t + h @ W_hh.T).named("a_t").chunk(4, -1)
+    i, f = a_i.sigmoid().named("i_t"), a_f.sigmoid().named("f_t")
+    g, o = a_g.tanh().named("g_t"), a_o.sigmoid().named("o_t")
+    c = f * c + i * g
+    h = o * c.tanh()
     return (h, c) if W_hr is None else (h @ W_hr.T, c)
 
 
@@ -50,10 +51,10 @@ def peephole_lstm_step(x_t: Tensor, h: Tensor, c: Tensor, W_hh: Tensor, w_ci: Te
                        w_co: Tensor, W_hr: Tensor | None = None) -> State:
     """The LSTM with diagonal peepholes: i = σ(a_i + w_ci * c_{t-1}),  f = σ(a_f + w_cf * c_{t-1}),
     c_t = f * c_{t-1} + i * tanh(a_g),  o = σ(a_o + w_co * c_t),  h_t = o * tanh(c_t)"""
-    i, f, g, o = (x_t + h @ W_hh.T).chunk(4, -1)
-    i, f = (i + w_ci * c).sigmoid(), (f + w_cf * c).sigmoid()
-    c = f * c + i * g.tanh()
-    h = (o + w_co * c).sigmoid() * c.tanh()
+    i, f, g, o = (x_t + h @ W_hh.T).named("a_t").chunk(4, -1)
+    i, f = (i + w_ci * c).sigmoid().named("i_t"), (f + w_cf * c).sigmoid().named("f_t")
+    c = f * c + i * g.tanh().named("g_t")
+    h = (o + w_co * c).sigmoid().named("o_t") * c.tanh()
     return (h, c) if W_hr is None else (h @ W_hr.T, c)
 
 
@@ -61,9 +62,9 @@ def gru_step(x_t: Tensor, h: Tensor, W_hh: Tensor, b_hh: Tensor | float = 0.0) -
     """PyTorch's GRU (x_t = x_t W_ihᵀ + b_ih):  r = σ(x_r + h W_hrᵀ + b_hr),  z = σ(x_z + h W_hzᵀ + b_hz),
     n = tanh(x_n + r * (h W_hnᵀ + b_hn)),  h_t = (1 - z) * n + z * h_{t-1}"""
     x_r, x_z, x_n = x_t.chunk(3, -1)
-    h_r, h_z, h_n = (h @ W_hh.T + b_hh).chunk(3, -1)
-    r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
-    n = (x_n + r * h_n).tanh()
+    h_r, h_z, h_n = (h @ W_hh.T + b_hh).named("h_{t-1} W_hhᵀ + b_hh").chunk(3, -1)
+    r, z = (x_r + h_r).sigmoid().named("r_t"), (x_z + h_z).sigmoid().named("z_t")
+    n = (x_n + r * h_n).tanh().named("n_t")
     return (1 - z) * n + z * h
 
 
@@ -71,8 +72,8 @@ def cho_gru_step(x_t: Tensor, h: Tensor, W_hr: Tensor, W_hz: Tensor, W_hn: Tenso
     """Cho et al.'s GRU, reset before the matmul (x_t = x_t W_ihᵀ + b_ih + b_hh):  r = σ(x_r + h W_hrᵀ),
     z = σ(x_z + h W_hzᵀ),  n = tanh(x_n + (r * h) W_hnᵀ),  h_t = (1 - z) * n + z * h_{t-1}"""
     x_r, x_z, x_n = x_t.chunk(3, -1)
-    r, z = (x_r + h @ W_hr.T).sigmoid(), (x_z + h @ W_hz.T).sigmoid()
-    n = (x_n + (r * h) @ W_hn.T).tanh()
+    r, z = (x_r + h @ W_hr.T).sigmoid().named("r_t"), (x_z + h @ W_hz.T).sigmoid().named("z_t")
+    n = (x_n + (r * h) @ W_hn.T).tanh().named("n_t")
     return (1 - z) * n + z * h
 
 

@@ -7,7 +7,9 @@ whose cells are re-exported here).
 
 Graph contract (the visualizer relies on it): each layer/direction runs inside
 `tg.name_scope("l{layer}")` / `tg.name_scope("l{layer}_reverse")`, each step inside `tg.time_step(t)`;
-each step's hidden state tensor has `.name == "h"`, the LSTM cell state `.name == "c"`.
+each step's hidden state tensor has `.name == "h"`, the LSTM cell state `.name == "c"`. The gates and other
+per-step terms carry their formula name (`.named("f_t")`: i_t f_t g_t o_t, r_t z_t n_t, a_t); names ending
+in "_t" or holding a symbol label nodes only, bare names ("h", "c") are the states viz follows across steps.
 """
 from __future__ import annotations
 
@@ -84,7 +86,8 @@ class _RNNBase(Module):
         who, n, LD = type(self).__name__, self.n_state, self.num_layers * self.num_directions
         sizes = (self.proj_size or self.hidden_size, self.hidden_size)
         if hx is None:
-            return [tuple(tg.zeros(B, size, dtype=dtype) for size in sizes[:n])] * LD
+            zero = [tg.zeros(B, size, dtype=dtype).named(s0) for size, s0 in zip(sizes[:n], ("h_0", "c_0"))]
+            return [tuple(zero)] * LD
         if n == 2:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise ValueError(f"{who}: hx must be a tuple (h_0, c_0)")
@@ -135,7 +138,7 @@ class _RNNBase(Module):
         if unbatched:
             x = x.unsqueeze(1)
         elif self.batch_first:
-            x = x.transpose(0, 1)
+            x = x.transpose(0, 1).named(x.name)  # time-major; a constant input keeps its name
         T, B = x.shape[0], x.shape[1]
         if T == 0 or B == 0:
             raise ValueError(f"{who}: empty input of shape {x.shape}")
@@ -176,14 +179,14 @@ class _RNNBase(Module):
         """The time loop of one layer/direction: returns (stacked outputs (T, B, H_out), final state,
         per-step state lists indexed by t)."""
         W_ih, b, step = self.kernel(k)
-        xw = F.linear(inp, W_ih, b)  # ONE matmul for all T steps: x_t W_ihᵀ + b of every t
+        xw = F.linear(inp, W_ih, b).named("x W_ihᵀ + b")  # ONE matmul for all T steps: x_t W_ihᵀ + b of every t
         T = inp.shape[0]
         lo = T if valid is None else int(valid[..., 0].all(axis=1).sum())  # first step with a padded sequence
         hist = [[None] * T for _ in range(self.n_state)]
         where = tg.where
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
             with tg.time_step(t):
-                new = step(xw[t], *state)
+                new = step(xw[t].named("x_t W_ihᵀ + b"), *state)
                 if t >= lo:  # padded sequences keep their state (forward) / their initial state (reverse)
                     new = tuple(where(valid[t], n, o) for n, o in zip(new, state))
                 state = name_state(new)

@@ -152,7 +152,8 @@ class Seq2SeqTransformer(Module):
         if memory_key_padding_mask is None:
             memory_key_padding_mask = src_key_padding_mask
         memory = self.encode(src, src_mask, src_key_padding_mask)
-        out = self.generator(self.decode(tgt, memory, tgt_mask, tgt_key_padding_mask, memory_key_padding_mask))
+        out = self.generator(self.decode(tgt, memory, tgt_mask, tgt_key_padding_mask,
+                                         memory_key_padding_mask)).named("logits")
         return out if self.batch_first else out.transpose(0, 1)
 
     # ------------------------------------------------------------ step-by-step decoding

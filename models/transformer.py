@@ -71,7 +71,7 @@ class PositionalEncoding(Module):
             raise ValueError(f"PositionalEncoding: positions up to {start + length} exceed max_len={self.max_len}")
         if self.learned:
             return self.pe(np.arange(start, start + length))
-        return Tensor(self.pe.numpy()[start:start + length].astype(dtype, copy=False))
+        return Tensor(self.pe.numpy()[start:start + length].astype(dtype, copy=False)).named("PE")
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         L = x.shape[1] if self.batch_first else x.shape[0]
@@ -95,7 +95,7 @@ class TokenEmbedding(Module):
             self.embedding.weight.numpy()[self.embedding.padding_idx] = 0
 
     def forward(self, tokens) -> Tensor:
-        return self.embedding(tokens) * math.sqrt(self.d_model)
+        return (self.embedding(tokens) * math.sqrt(self.d_model)).named("E[x]·√d")
 
 
 class TransformerEncoderLayer(Module):
@@ -126,15 +126,15 @@ class TransformerEncoderLayer(Module):
                                             need_weights=False, is_causal=is_causal)[0])
 
     def _ff_block(self, x: Tensor) -> Tensor:
-        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))).named("ffn"))
 
     def forward(self, src: Tensor, src_mask=None, src_key_padding_mask=None, is_causal: bool = False) -> Tensor:
         x = src
         if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
-            return x + self._ff_block(self.norm2(x))
-        x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
-        return self.norm2(x + self._ff_block(x))
+            x = (x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)).named("residual")
+            return (x + self._ff_block(self.norm2(x))).named("residual")
+        x = self.norm1((x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal)).named("residual"))
+        return self.norm2((x + self._ff_block(x)).named("residual"))
 
 
 class TransformerDecoderLayer(Module):
@@ -174,18 +174,20 @@ class TransformerDecoderLayer(Module):
                                                  need_weights=False, is_causal=is_causal)[0])
 
     def _ff_block(self, x):
-        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+        return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))).named("ffn"))
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal: bool = False, memory_is_causal: bool = False) -> Tensor:
         x = tgt
         if self.norm_first:
-            x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
-            x = x + self._mha_block(self.norm2(x), memory, memory_mask, memory_key_padding_mask, memory_is_causal)
-            return x + self._ff_block(self.norm3(x))
-        x = self.norm1(x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal))
-        x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal))
-        return self.norm3(x + self._ff_block(x))
+            x = (x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)).named("residual")
+            x = (x + self._mha_block(self.norm2(x), memory, memory_mask, memory_key_padding_mask,
+                                     memory_is_causal)).named("residual")
+            return (x + self._ff_block(self.norm3(x))).named("residual")
+        x = self.norm1((x + self._sa_block(x, tgt_mask, tgt_key_padding_mask, tgt_is_causal)).named("residual"))
+        x = self.norm2((x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask,
+                                            memory_is_causal)).named("residual"))
+        return self.norm3((x + self._ff_block(x)).named("residual"))
 
     # ------------------------------------------------------------ incremental decoding
     def step(self, x: Tensor, memory: Tensor, cache: dict, memory_key_padding_mask=None) -> Tensor:

@@ -61,7 +61,7 @@ def test_dot_structure_clusters_fold_legend_labels():
     assert "×16 steps (t=2…17)" in src and "∂L/∂h ×" in src and "∂L/∂c ×" in src
     assert "legend" in src and "shared by every picture" in src and "strip" in src
     assert "lstm.weight_hh_l0" in src and "lstm.weight_ih_l0" in src  # module path + attribute
-    assert re.search(r"label=\"c  \(t=19\)", src) and re.search(r"label=\"h  \(t=0\)", src)
+    assert re.search(r"label=<<B>c_t  \(t=19\)</B>", src) and re.search(r"label=<<B>h_t  \(t=0\)</B>", src)
     assert "3×8" in src and "3×32" in src  # tensor shapes (B×H, B×4H)
     # the model's own names win when given
     tg.manual_seed(0)
@@ -100,8 +100,8 @@ def test_colour_monotone_in_gradient_norm():
     g = draw_graph(loss, fold=False)
     ch = next(c for c in g.stats["chains"] if c["name"] == "h")
     for t, n in zip(ch["steps"], ch["norms"]):
-        assert re.search(rf'label="h  \(t={t}\)[^\]]*fillcolor="{style.grad_color(n)}"', g.source) or \
-            re.search(rf'fillcolor="{style.grad_color(n)}"[^\]]*label="h  \(t={t}\)', g.source)
+        assert re.search(rf'label=<<B>h_t  \(t={t}\)[^\]]*fillcolor="{style.grad_color(n)}"', g.source) or \
+            re.search(rf'fillcolor="{style.grad_color(n)}"[^\]]*label=<<B>h_t  \(t={t}\)', g.source)
     assert ch["norms"][-1] > ch["norms"][0]
 
 
@@ -254,13 +254,15 @@ def test_lstm_cell_path_decays_like_product_of_forget_gates():
 def test_attention_and_transformer_graphs_cluster_layers():
     from tinygrad_seq.demos.drawables import build_graph_model
     loss, model, _ = build_graph_model("transformer", 4, 8)
-    src = draw_graph(loss, model=model).source
+    src = draw_graph(loss, model=model).source  # depth=None: every op
     clusters = set(re.findall(r'subgraph "?(cluster_[^\s"{]*)', src))
-    layers = {c for c in clusters if re.fullmatch(r"cluster_Transformer/(encoder|decoder)(/layers)?/\d", c)}
+    layers = {c for c in clusters if re.fullmatch(r"cluster_Seq2SeqTransformer/(encoder|decoder)/\d", c)}
     assert len(layers) == 4  # 2 encoder + 2 decoder layers, each a cluster
+    assert "cluster_Seq2SeqTransformer" not in clusters  # the root module is the picture, not a cluster
     assert any(c.endswith("/self_attn") for c in clusters) and any(c.endswith("/multihead_attn") for c in clusters)
-    assert "encoder.layers.0.self_attn.in_proj_weight" in src
+    assert "transformer.encoder.layers.0.self_attn.in_proj_weight" in src
     tree = cluster_tree(src)
+    assert tree["cluster_Seq2SeqTransformer/encoder/0"][1] == "layers.0  (TransformerEncoderLayer)"
     attn = {c for c in clusters if c.endswith(("/self_attn", "/multihead_attn"))}
     assert len(attn) == 6  # 2 encoder self-attn, 2 decoder self-attn + 2 cross-attn: each with 2 head clusters
     assert sorted(v[0] for v in head_clusters(tree).values()) == sorted(list(attn) * 2)
@@ -299,8 +301,9 @@ def test_attention_heads_drawn_as_clusters_nested_in_their_module():
     x = tg.randn(2, 4, 12, dtype=np.float64)
     out, _ = m(x, x, x, key_padding_mask=np.array([[0, 0, 0, 1], [0, 0, 0, 0]], bool))
     tree = cluster_tree(draw_graph((out * out).mean(), model=m).source)
-    assert head_clusters(tree) == {f"cluster_MultiheadAttention/head{i}": ("cluster_MultiheadAttention", f"head {i}")
-                                   for i in range(3)}
+    heads = head_clusters(tree)  # the root module itself is no cluster: the heads sit at the top
+    assert sorted(heads) == [f"cluster_MultiheadAttention/head{i}" for i in range(3)]
+    assert all(v[0] is None and v[1].startswith(f"head {c[-1]}  ‖∂L/∂α‖") and "H(α)" in v[1] for c, v in heads.items())
 
     layer = TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0).double()
     x = tg.randn(5, 2, 8, dtype=np.float64)
@@ -309,8 +312,8 @@ def test_attention_heads_drawn_as_clusters_nested_in_their_module():
     layer.self_attn.split_heads = True
     tree = draw()
     attn = "cluster_TransformerEncoderLayer/self_attn"
-    assert tree[attn][0] == "cluster_TransformerEncoderLayer"
-    assert head_clusters(tree) == {f"{attn}/head{i}": (attn, f"head {i}") for i in range(2)}
+    assert tree[attn] == (None, "self_attn  (MultiheadAttention)")
+    assert {c: v[0] for c, v in head_clusters(tree).items()} == {f"{attn}/head{i}": attn for i in range(2)}
 
 
 @pytest.mark.skipif(not HAS_DOT, reason="Graphviz `dot` not installed")
@@ -362,5 +365,5 @@ def test_graph_command_draws_heads_unless_batched_heads(tmp_path, capsys):
         assert main(["graph", "--model", "attention", "--seq-len", "4", "--hidden", "8", "--format", "svg",
                      "--out", str(out)] + flag) == 0
         drawn = next(out.glob("attention.*")).read_text()  # svg, or the DOT source without `dot`
-        assert len(set(re.findall(r"cluster_MultiheadAttention/head\d", drawn))) == n_heads
+        assert len(set(re.findall(r"cluster_SelfAttentionReverser/self_attn/head\d", drawn))) == n_heads
     assert capsys.readouterr().out.count("nodes") == 2

@@ -144,6 +144,12 @@ class Tensor:
     def numel(self) -> int:
         return self._data.size
 
+    def named(self, name: str) -> "Tensor":
+        """Set `.name` (the tensor's role in its formula, e.g. "f_t", "alpha"; draw_graph labels the node
+        with it) and return the tensor itself, so code reads `f = a_f.sigmoid().named("f_t")`."""
+        self.name = name
+        return self
+
     def numpy(self) -> np.ndarray:
         """The ndarray itself (shares memory, as torch's `.numpy()`)."""
         if _TRACE is not None:  # tg.compile

@@ -41,13 +41,13 @@ class Probe(Module):
 
     def forward(self, x):
         out, _, states = self.layer(x, return_states=True)
-        return self.head(out[:, -1]), states
+        return self.head(out[:, -1].named("h_T")).named("ŷ"), states
 
 
 def probe_loss(model: Probe, x, y):
     """(L = mean (ŷ - y)², per-step states dict from return_states=True)"""
-    pred, states = model(tg.Tensor(x) if not isinstance(x, tg.Tensor) else x)
-    d = pred - tg.Tensor(y)
+    pred, states = model(tg.Tensor(x).named("x") if not isinstance(x, tg.Tensor) else x)
+    d = pred - tg.Tensor(y).named("y")
     return (d * d).mean(), states
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -316,6 +317,9 @@ def fmt_hl(h: float | None) -> str:
     return "∞" if h == math.inf else f"{h:.3g}"
 
 
+_STATE_NAME = re.compile(r"^(?!.*_t$)[A-Za-z]\w*$")  # "h", "c", "s": carried states; "f_t" names a term
+
+
 def find_chains(order: list, grads: dict[int, np.ndarray] | None = None,
                 cons: dict[int, list] | None = None) -> list[Chain]:
     """Group the named per-step tensors (".name" = "h", "c", ... inside tg.time_step) into chains.
@@ -329,6 +333,8 @@ def find_chains(order: list, grads: dict[int, np.ndarray] | None = None,
     for t in order:
         ctx = t._ctx
         if ctx is None or t.name is None or getattr(ctx, "scope", (None, None))[1] is None:
+            continue
+        if not _STATE_NAME.match(t.name):  # a formula term of one step ("f_t", "h_{t-1} W_hhᵀ"), not a state
             continue
         groups.setdefault((ctx.scope[0], t.name), []).append(t)
     cons = consumers(order) if cons is None else cons
