@@ -416,7 +416,8 @@ class _ForwardPlan:
             k = self.kind[e]
             if k in ("ew", "mm", "lin", "stack"):
                 self.fk[s] = "buf"
-            elif k == "view" and refs[0][0] == "s" and refs[0][1] in self.fk:
+            elif k == "view" and refs[0][0] == "s" and refs[0][1] in self.fk and (
+                    cls is not ops.Reshape or self.fk[refs[0][1]] == "buf"):  # a reshape of a contiguous buffer
                 self.fk[s] = "pview"
         for e in self.live:  # a stack along dim 0 of buffered results: they are written into its rows
             cls, needs, kw, refs, s, sl = prog[e]
@@ -427,10 +428,131 @@ class _ForwardPlan:
                 if k == "s" and self.fk.get(j) == "buf" and j not in self.sview and seen.count(j) == 1:
                     self.sview[j] = (s, i)
                     self.fk[j] = "sview"
+        self.nvirt = rec.nslots
+        self.groups: list = []  # elementwise ops on adjacent slices, run as one call (see _fuse)
+        self.lead: dict = {}    # entry index of a group's first op -> group
+        self.skip: set = set()  # the group's other ops: nothing to run
+        self._fuse(rec)
 
-    def demote(self, slot: int) -> None:
-        """A reshape that copies (non-contiguous source): computed per call instead."""
-        del self.fk[slot]
+    def _desc(self, rec, j: int, fview: dict):
+        """(source, axis, lo, hi) when slot j is a range of one axis of a buffer: a basic slice made once per
+        set, or one op's part of a fused group's buffer."""
+        if j in fview:
+            return fview[j]
+        e = rec.producer.get(j)
+        if e is None or self.fk.get(j) != "pview" or rec.program[e][0] is not ops.GetItem:
+            return None
+        cls, needs, kw, refs, s, sl = rec.program[e]
+        src = refs[0][1]
+        rng = _range(sl, rec.shapes[src][0])
+        if rng is None:
+            return None
+        return (("s", src),) + rng
+
+    def _fuse(self, rec) -> None:
+        """The same elementwise op on adjacent ranges of the same buffers (σ of an LSTM's i and f gates,
+        x_r + h_r and x_z + h_z of a GRU) runs once on the joined range, writing into one buffer whose
+        ranges are the ops' results (views): fewer NumPy calls, the same numbers."""
+        prog = rec.program
+        fview: dict = {}
+        open_: list = []
+        for e in self.live:
+            cls, needs, kw, refs, s, sl = prog[e]
+            if self.kind[e] != "ew" or self.fk.get(s) != "buf":
+                continue
+            oshape = rec.shapes[s][0]
+            ds = []
+            for k, j in refs:
+                if k == "s":
+                    d = self._desc(rec, j, fview)
+                    if d is None or rec.shapes[j][0] != oshape:
+                        break
+                    ds.append(d)
+                elif k == "a" and j.ndim == 0:
+                    ds.append(("same", id(j)))
+                else:
+                    break
+            else:
+                axes = {d[1] for d in ds if d[0] != "same"}
+                if len(axes) != 1:
+                    continue
+                axis = axes.pop()
+                n = oshape[axis]
+                if any(d[3] - d[2] != n for d in ds if d[0] != "same"):
+                    continue
+                for g in open_:
+                    if g["cls"] is not cls or g["axis"] != axis or g["dtype"] != rec.shapes[s][1] or \
+                            g["rest"] != oshape[:axis] + oshape[axis + 1:] or len(g["ins"]) != len(ds) or \
+                            any(d[0] == ("F", g["id"]) for d in ds):
+                        continue
+                    pairs = list(zip(g["ins"], ds))
+                    if any((a[0] == "same") != (b[0] == "same") or a[0] != b[0] for a, b in pairs):
+                        continue
+                    if all(a[0] == "same" or a[3] == b[2] for a, b in pairs):  # appends
+                        g["ins"] = [a if a[0] == "same" else a[:3] + (b[3],) for a, b in pairs]
+                        g["members"].append((e, s, g["n"], g["n"] + n))
+                        g["n"] += n
+                    elif all(a[0] == "same" or a[2] == b[3] for a, b in pairs):  # prepends
+                        g["ins"] = [a if a[0] == "same" else a[:2] + (b[2], a[3]) for a, b in pairs]
+                        g["members"] = [(m[0], m[1], m[2] + n, m[3] + n) for m in g["members"]]
+                        g["members"].append((e, s, 0, n))
+                        g["n"] += n
+                    else:
+                        continue
+                    for m in g["members"]:
+                        fview[m[1]] = (("F", g["id"]), axis, m[2], m[3])
+                    break
+                else:
+                    g = {"id": len(self.groups) + len(open_), "cls": cls, "axis": axis, "dtype": rec.shapes[s][1],
+                         "rest": oshape[:axis] + oshape[axis + 1:], "ins": ds, "members": [(e, s, 0, n)], "n": n,
+                         "lead": e}
+                    open_.append(g)
+                    fview[s] = (("F", g["id"]), axis, 0, n)
+        for g in sorted(open_, key=lambda g: g["id"]):
+            if len(g["members"]) < 2:
+                continue
+            self.groups.append(g)
+        gid_ok = {g["id"] for g in self.groups}
+        # a group whose input is a range of a dissolved one-op group cannot run fused
+        changed = True
+        while changed:
+            changed = False
+            for g in list(self.groups):
+                if any(d[0] != "same" and d[0][0] == "F" and d[0][1] not in gid_ok for d in g["ins"]):
+                    self.groups.remove(g)
+                    gid_ok.discard(g["id"])
+                    changed = True
+        for g in self.groups:
+            shape = list(g["rest"])
+            shape.insert(g["axis"], g["n"])
+            g["shape"] = tuple(shape)
+            g["out"] = self.nvirt  # virtual slots: the fused buffer and the fused inputs
+            g["vin"] = list(range(self.nvirt + 1, self.nvirt + 1 + len(g["ins"])))
+            self.nvirt += 1 + len(g["ins"])
+            self.lead[g["lead"]] = g
+            for m in g["members"]:
+                self.fk[m[1]] = "fview"
+                if m[0] != g["lead"]:
+                    self.skip.add(m[0])
+        self.groups_by_id = {g["id"]: g for g in self.groups}
+
+
+def _range(sl, shape: tuple):
+    """(axis, lo, hi) when the basic index `sl` takes the range lo:hi of one axis and all of the others."""
+    if type(sl) is not tuple or len(sl) != len(shape):
+        return None
+    rng = None
+    for d, x in enumerate(sl):
+        if type(x) is not slice:
+            return None
+        lo, hi, st = x.indices(shape[d])
+        if st != 1:
+            return None
+        if (lo, hi) != (0, shape[d]):
+            if rng is not None:
+                return None
+            rng = (d, lo, hi)
+    return rng
 
 
 def _axis(kw, ndim: int) -> int:
@@ -455,14 +577,28 @@ class _BufferSet:
 
     def __init__(self, rec: _Recording):
         plan, prog = rec.plan, rec.program
-        vals = [None] * rec.nslots
+        vals = [None] * plan.nvirt
         own = [s for s, k in plan.fk.items() if k == "buf"]
-        self.arena, arrs = _layout([rec.shapes[s] for s in own])
+        items = [rec.shapes[s] for s in own] + [(g["shape"], g["dtype"]) for g in plan.groups]
+        self.arena, arrs = _layout(items)
         for s, a in zip(own, arrs):
             vals[s] = a
+        for g, a in zip(plan.groups, arrs[len(own):]):
+            vals[g["out"]] = a
         for s, (k, i) in plan.sview.items():
             vals[s] = vals[k][i]
         for e in plan.live:
+            g = plan.lead.get(e)
+            if g is not None:  # a fused group: its ops' results are ranges of its buffer, its inputs ranges too
+                F, ax = vals[g["out"]], g["axis"]
+                pre = (slice(None),) * ax
+                for _, ms, lo, hi in g["members"]:
+                    vals[ms] = F[pre + (slice(lo, hi),)]
+                for d, v in zip(g["ins"], g["vin"]):
+                    if d[0] != "same":
+                        src = vals[d[0][1]] if d[0][0] == "s" else vals[plan.groups_by_id[d[0][1]]["out"]]
+                        vals[v] = src[pre + (slice(d[2], d[3]),)]
+                continue
             cls, needs, kw, refs, s, sl = prog[e]
             if plan.fk.get(s) != "pview":
                 continue
@@ -474,9 +610,7 @@ class _BufferSet:
                 v = src.transpose(kw["order"])
             else:
                 v = src.reshape(kw["shape"])
-                if v.base is not self.arena:  # NumPy copied: this reshape runs per call
-                    plan.demote(s)
-                    continue
+                assert v.base is self.arena, "a reshape of a contiguous buffer is a view"
             vals[s] = v
         self.vals = vals
         self.grads: dict = {}  # output slot -> (gradient arrays by slot, their arena)
@@ -535,6 +669,88 @@ class _BackwardPlan:
                 self.fill.append(j)
         for j in sorted(live):
             self.kind_of(j)
+        self.bjoin: dict = {}  # group id -> (gradient slot, [input gradient slots]), virtual slots of joined ranges
+        self.bdone: set = set()
+        self.nv = fplan.nvirt
+        self.vd: list = []  # (virtual slot, buffer slot, axis, lo, hi)
+        self.blead: dict = {}  # fused forward groups of σ / tanh whose backward also runs as one call
+        self.bskip: set = set()
+        for g in fplan.groups:
+            self._fuse_backward(g)
+
+    def _joined(self, slots: list, g: dict):
+        """A virtual slot for the joined range, when the gradients of `slots` (one per group op, in group
+        order) are adjacent ranges of one buffer along the group's axis; else None."""
+        off = None
+        for j, (e, ms, lo, hi) in zip(slots, g["members"]):
+            d = self._gdesc(j)
+            if d is None or d[1] != g["axis"] or d[3] - d[2] != hi - lo or \
+                    (off is not None and (d[0], d[1], d[2] - lo) != off):
+                return None
+            off = (d[0], d[1], d[2] - lo)
+        v = self.nv
+        self.nv += 1
+        self.vd.append((v, off[0], off[1], off[2], off[2] + g["n"]))
+        return v
+
+    def _fuse_backward(self, g: dict) -> None:
+        """A fused group's backward as one pass too, when its inputs' gradients are adjacent ranges of one
+        buffer and are theirs alone, and every input is made before the group (or by a fused group before):
+        σ / tanh of chunked gates (from one buffer holding the outputs' gradients), x_r + h_r and x_z + h_z."""
+        prog = self.rec.program
+        cls = g["cls"]
+        if cls not in (ops.Sigmoid, ops.Tanh, ops.Add):
+            return
+        lead = g["lead"]
+        for e, ms, lo, hi in g["members"]:
+            if ms == self.root or ms not in self.gk:
+                return
+            for i, (k, j) in enumerate(prog[e][3]):
+                if k == "s" and prog[e][1][i]:
+                    pe = self.rec.producer.get(j)
+                    if self.contrib.get(("s", j)) != [(e, i)] or (pe is not None and pe >= lead and pe not in self.bdone):
+                        return
+        if cls is ops.Add:
+            jobs = []
+            for i in range(2):
+                ins = [prog[e][3][i] for e, *_ in g["members"]]
+                if not prog[g["lead"]][1][i] or all(self.gk.get(ms) == "alias" and self.info[ms] == r[1]
+                                                    for r, (e, ms, lo, hi) in zip(ins, g["members"])):
+                    continue
+                if any(r[0] != "s" for r in ins):
+                    return
+                jobs.append([r[1] for r in ins])
+            go = self._joined([ms for e, ms, lo, hi in g["members"]], g)
+            dst = [self._joined(js, g) for js in jobs]
+            if go is None or None in dst:
+                return
+            self.bjoin[g["id"]] = (go, dst)
+        else:
+            if any(self.gk.get(ms) != "own" or ms in self.sp for e, ms, lo, hi in g["members"]):
+                return
+            dst = self._joined([prog[e][3][0][1] for e, *_ in g["members"]], g)
+            if dst is None:
+                return
+            for e, ms, lo, hi in g["members"]:
+                self.gk[ms] = "fgrad"
+                self.info[ms] = (g, lo, hi)
+            self.bjoin[g["id"]] = (g["out"], [dst])
+        for e, ms, lo, hi in g["members"]:
+            self.bdone.add(e)
+            if e != lead:
+                self.bskip.add(e)
+        self.blead[lead] = g
+
+    def _gdesc(self, j: int):
+        """(buffer slot, axis, lo, hi) when slot j's gradient is a range of one axis of another's."""
+        k = self.gk.get(j)
+        if k == "alias":
+            return self._gdesc(self.info[j])
+        if k == "view":
+            p, sl = self.info[j]
+            r = _range(sl, self.rec.shapes[p][0])
+            return None if r is None else (p,) + r
+        return None
 
     def first(self, j) -> tuple:
         return self.contrib[("s", j)][0]
@@ -591,10 +807,24 @@ class _BackwardPlan:
     def _own(self, j: int) -> str:
         if j in self.sp:
             return "own"
-        e, i = self.first(j)
+        cs = self.contrib[("s", j)]
+        e, i = cs[0]
+        prog = self.rec.program
+        if len(cs) == 1 and self._passes(e, i, j):
+            return "dyn"  # its one gradient is the op's own (or a row of it): referenced, not copied
         if self.rec.plan.kind[e] is not None:
             return "own"
         return "dyn"
+
+    def _passes(self, e: int, i: int, j: int) -> bool:
+        """Op e hands its gradient (or a row of it) unchanged to input i, slot j."""
+        cls, needs, kw, refs, s, sl = self.rec.program[e]
+        k = self.rec.plan.kind[e]
+        if k == "stack":
+            return True
+        if k == "ew" and (cls is ops.Add or (cls is ops.Sub and i == 0)):
+            return self.rec.shapes[j] == self.rec.shapes[s]
+        return False
 
     def noop(self, e: int, i: int, j: int) -> bool:
         """The contribution of op e's input i to slot j is already in place (a slice written into its source's
@@ -610,11 +840,19 @@ class _BackwardPlan:
     def allocate(self):
         """This plan's gradient arrays for one buffer set: (list by slot, arena)."""
         rec = self.rec
-        D = [None] * rec.nslots
+        D = [None] * self.nv
         own = sorted(j for j, k in self.gk.items() if k == "own")
-        arena, arrs = _layout([rec.shapes[j] for j in own])
+        gs = [g for g in self.blead.values() if g["cls"] is not ops.Add]
+        arena, arrs = _layout([rec.shapes[j] for j in own] + [(g["shape"], g["dtype"]) for g in gs])
         for j, a in zip(own, arrs):
             D[j] = a
+        for g, a in zip(gs, arrs[len(own):]):
+            D[g["out"]] = a
+            pre = (slice(None),) * g["axis"]
+            for _, ms, lo, hi in g["members"]:
+                D[ms] = a[pre + (slice(lo, hi),)]
+        for v, p, ax, lo, hi in self.vd:
+            D[v] = self._resolve(p, D)[(slice(None),) * ax + (slice(lo, hi),)]
         for j in sorted(self.gk):
             self._resolve(j, D)
         return D, arena
@@ -631,7 +869,7 @@ class _BackwardPlan:
             D[j] = self._resolve(s, D)[i]
         elif k == "alias":
             D[j] = self._resolve(self.info[j], D)
-        return D[j]
+        return D[j]  # "fgrad": set with its group's buffer
 
 
 # ---------------------------------------------------------------- code generation
@@ -640,7 +878,8 @@ class _BackwardPlan:
 _NS = {"new": object.__new__, "ndarray": np.ndarray, "asarray": np.asarray, "add": np.add, "subtract": np.subtract,
        "multiply": np.multiply, "negative": np.negative, "tanh": np.tanh, "maximum": np.maximum,
        "matmul": np.matmul, "stack": np.stack, "copyto": np.copyto, "swapaxes": np.swapaxes, "npsum": np.sum,
-       "zeros": np.zeros, "OuterSum": OuterSum}
+       "zeros": np.zeros, "OuterSum": OuterSum,
+       "ascontiguousarray": np.ascontiguousarray}
 
 
 def _arg(ns: dict, e: int, i: int, ref) -> str:
@@ -653,16 +892,30 @@ def _arg(ns: dict, e: int, i: int, ref) -> str:
     return f"A{e}_{i}"
 
 
+def _const(ns: dict, v: float, dt) -> str:
+    """A number as a 0-d array of the op's dtype (a ufunc converts a Python float on every call)."""
+    name = f"N_{str(v).replace('.', '_').replace('-', 'm')}_{np.dtype(dt).str[1:]}"
+    ns[name] = np.array(v, dt)
+    return name
+
+
 def _gen_forward(rec: _Recording):
     prog, plan = rec.program, rec.plan
     ns = dict(_NS)
     lines = ["def fwd(V, K):"]
     names = ["None"] * len(prog)
+    made: set = set()
     for e in plan.live:
         cls, needs, kw, refs, s, sl = prog[e]
         a = [_arg(ns, e, i, r) for i, r in enumerate(refs)]
         k, name, o = plan.kind[e], cls.__name__, f"V[{s}]"
         ns[f"W{e}"] = kw
+        if e in plan.skip:
+            continue  # computed by its group's first op
+        g = plan.lead.get(e)
+        if g is not None:
+            o = f"V[{g['out']}]"
+            a = [f"V[{v}]" if d[0] != "same" else x for d, v, x in zip(g["ins"], g["vin"], a)]
         if k is None:
             ns[f"C{e}"], ns[f"N{e}"] = cls, needs
             lines.append(f"    c{e} = new(C{e})")
@@ -683,8 +936,10 @@ def _gen_forward(rec: _Recording):
             else:
                 lines.append(f"    {o} = {a[0]}.reshape(W{e}['shape'])")
         elif k == "ew":
-            if name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5
-                lines.append(f"    o = {o}; multiply({a[0]}, 0.5, out=o); tanh(o, out=o); o *= 0.5; o += 0.5")
+            if name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5 (a 0-d array is cheaper than a float)
+                h = _const(ns, 0.5, rec.shapes[s][1])
+                lines.append(f"    o = {o}; multiply({a[0]}, {h}, out=o); tanh(o, out=o); multiply(o, {h}, out=o); "
+                             f"add(o, {h}, out=o)")
             elif name == "Relu":
                 lines.append(f"    maximum({a[0]}, 0, out={o})")
             else:
@@ -693,10 +948,16 @@ def _gen_forward(rec: _Recording):
             lines.append(f"    matmul({a[0]}, {a[1]}, out={o})")
         elif k == "lin":  # as ops.Linear: one 2-D GEMM, then the bias added in place
             xs, (m, n) = _meta(rec, refs[0])[0], _meta(rec, refs[1])[0]
+            wT = f"{a[1]}.T"
+            if refs[1][0] == "c":  # BLAS runs x Wᵀ faster on a contiguous Wᵀ: made once per call
+                wT = f"WT{refs[1][1]}"
+                if wT not in made:
+                    made.add(wT)
+                    lines.append(f"    {wT} = ascontiguousarray({a[1]}.T)")
             if len(xs) == 2:
-                lines.append(f"    matmul({a[0]}, {a[1]}.T, out={o})")
+                lines.append(f"    matmul({a[0]}, {wT}, out={o})")
             else:
-                lines.append(f"    matmul({a[0]}.reshape(-1, {n}), {a[1]}.T, out={o}.reshape(-1, {m}))")
+                lines.append(f"    matmul({a[0]}.reshape(-1, {n}), {wT}, out={o}.reshape(-1, {m}))")
             if len(refs) == 3:
                 lines.append(f"    add({o}, {a[2]}, out={o})")
         elif k == "stack":
@@ -721,6 +982,7 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
     oshape = rec.shapes[s][0]
     same = tuple(tshape) == tuple(oshape)
     Y = f"V[{s}]"
+    one = _const(ns, 1.0, rec.shapes[s][1])
     if name in ("Add", "Sub"):
         if name == "Sub" and i == 1:
             return "-go", (lambda d: [f"negative(go, out={d})"]) if same else None, same
@@ -732,11 +994,11 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
         return "-go", lambda d: [f"negative(go, out={d})"], True
     if name == "Tanh":
         return (f"go * (1 - {Y} * {Y})",
-                lambda d: [f"t = {d}", f"multiply({Y}, {Y}, out=t)", "subtract(1, t, out=t)", "multiply(go, t, out=t)"],
+                lambda d: [f"t = {d}", f"multiply({Y}, {Y}, out=t)", f"subtract({one}, t, out=t)", "multiply(go, t, out=t)"],
                 True)
     if name == "Sigmoid":
         return (f"go * {Y} * (1 - {Y})",
-                lambda d: [f"t = {d}", f"subtract(1, {Y}, out=t)", f"multiply(t, {Y}, out=t)", "multiply(t, go, out=t)"],
+                lambda d: [f"t = {d}", f"subtract({one}, {Y}, out=t)", f"multiply(t, {Y}, out=t)", "multiply(t, go, out=t)"],
                 True)
     if name == "Relu":
         return f"go * ({Y} > 0)", lambda d: [f"multiply(go, {Y} > 0, out={d})"], True
@@ -779,7 +1041,7 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
     raise AssertionError(name)  # pragma: no cover
 
 
-_BUFFERED = ("own", "view", "sview", "alias")
+_BUFFERED = ("own", "view", "sview", "alias", "fgrad")
 
 
 def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
@@ -792,6 +1054,22 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     for e in plan.ops:
         cls, needs, kw, refs, s, sl = prog[e]
         k, name = rec.plan.kind[e], cls.__name__
+        if e in plan.bskip:
+            continue  # its group's first op computes it
+        g = plan.blead.get(e)
+        if g is not None:  # the group's gradients in one pass over the joined range
+            vgo, vdst = plan.bjoin[g["id"]]
+            lines.append(f"    go = D[{vgo}]")
+            if cls is ops.Add:
+                lines += [f"    copyto(D[{v}], go)" for v in vdst]
+                continue
+            one = _const(ns, 1.0, g["dtype"])
+            Y, d = f"V[{g['out']}]", f"D[{vdst[0]}]"
+            if cls is ops.Sigmoid:
+                lines.append(f"    t = {d}; subtract({one}, {Y}, out=t); multiply(t, {Y}, out=t); multiply(t, go, out=t)")
+            else:
+                lines.append(f"    t = {d}; multiply({Y}, {Y}, out=t); subtract({one}, t, out=t); multiply(go, t, out=t)")
+            continue
         gs = plan.gk[s]
         ind = "    "
         if gs == "ext":
@@ -845,6 +1123,8 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 if first:
                     lines += [ind + x for x in (writer(dst) if writer else
                                                 [f"copyto({dst}, {expr})" if same else f"put({dst}, {expr})"])]
+                elif same and expr == "-go":
+                    lines.append(ind + f"subtract({dst}, go, out={dst})")
                 else:
                     lines.append(ind + (f"add({dst}, {expr}, out={dst})" if same else f"addto({dst}, {expr})"))
             elif first and same:
