@@ -283,7 +283,7 @@ class _Recording:
             if r[0] == "t":  # an input or pre-existing tensor returned as-is
                 outs.append(inputs[r[1]] if r[2] == "in" else self.consts[r[1]])
                 continue
-            t = Tensor._wrap(vals[r[1]])
+            t = Tensor._wrap(vals[r[1]].view())  # a view of its own: it holds the arena (see _BufferSet.free)
             if node is not None and g:
                 ins, cs = self.reach[i]
                 ctx = _ProgramNode()
