@@ -328,7 +328,7 @@ def _fin(g, t, arena, garena):
     """A leaf's gradient as backward returns it: never an array inside this call's buffers."""
     if g is None:
         return np.zeros(t._data.shape, t._data.dtype)
-    if type(g) is OuterSum:
+    if type(g) is OuterSum or type(g) is _RowSum:
         return g.value()
     b = g.base
     if b is not None and (b is garena or b is arena):
@@ -1046,7 +1046,7 @@ _BUFFERED = ("own", "view", "sview", "alias", "fgrad")
 
 def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     prog, shapes, nin = rec.program, rec.shapes, rec.n_inputs
-    ns = dict(_NS, acc=_acc, acc_sl=_acc_sl, fin=_fin, tgrad=_transpose_grad, put=_put, addto=_addto)
+    ns = dict(_NS, acc=_acc, acc_sl=_acc_sl, accrow=_accrow, fin=_fin, tgrad=_transpose_grad, put=_put, addto=_addto)
     lines = ["def bwd(g, ctxs, inputs, K, V, D, garena, arena):", f"    G = [None] * {rec.nslots}",
              f"    KG = [None] * {len(rec.consts)}", "    own = set()"]
     for j in plan.fill:
@@ -1127,6 +1127,9 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                     lines.append(ind + f"subtract({dst}, go, out={dst})")
                 else:
                     lines.append(ind + (f"add({dst}, {expr}, out={dst})" if same else f"addto({dst}, {expr})"))
+            elif name in ("Add", "Sub") and dk == "leaf" and len(shape) == 1 and len(rec.shapes[s][0]) >= 2 and \
+                    tuple(shape) == rec.shapes[s][0][-1:] and k == "ew":  # a bias added at every step
+                lines.append(ind + f"accrow({lst}, {j}, {key}, {expr}, own)")
             elif first and same:
                 lines.append(ind + f"{lst}[{j}] = {expr}")
             else:
@@ -1169,9 +1172,34 @@ def _transpose_grad(g, inv: tuple):
     return g.transpose(inv)
 
 
+class _RowSum:
+    """A bias's gradient Σ_t Σ_rows g_t (a bias added at every time step) kept as its terms until it is
+    complete: one reduction over all steps instead of one per step plus an add."""
+    __slots__ = ("g",)
+
+    def value(self) -> np.ndarray:
+        return (self.g[0] if len(self.g) == 1 else np.concatenate(self.g)).sum(0)
+
+
+def _accrow(D: list, j: int, key: int, go: np.ndarray, own: set) -> None:
+    prev = D[j]
+    g2 = go.reshape(-1, go.shape[-1])
+    if type(prev) is _RowSum:
+        prev.g.append(g2)
+    elif prev is None:
+        r = D[j] = _RowSum()
+        r.g = [g2]
+    else:
+        D[j] = (prev.value() if type(prev) is OuterSum else prev) + g2.sum(0)
+        own.add(key)
+
+
 def _acc(D: list, j: int, key: int, gi, shape, dt, own: set) -> None:
     """Add gradient gi into D[j] (in place only into arrays this pass made: `own` holds their keys)."""
     prev = D[j]
+    if type(prev) is _RowSum:
+        prev = D[j] = prev.value()
+        own.add(key)
     if type(gi) is OuterSum:  # a shared weight: keep the factors, one GEMM at the end
         D[j] = add_outer(prev, gi, own, key)
         return
@@ -1192,6 +1220,8 @@ def _acc(D: list, j: int, key: int, gi, shape, dt, own: set) -> None:
 def _acc_sl(D: list, j: int, key: int, gi, sl, shape, dt, own: set) -> None:
     """A basic slice's gradient: added into one zero buffer of the full shape that this pass owns."""
     prev = D[j]
+    if type(prev) is _RowSum:
+        prev = D[j] = prev.value()
     if key not in own or type(prev) is not np.ndarray:
         buf = np.zeros(shape, dt)
         if prev is not None:
