@@ -760,6 +760,8 @@ class MatMul(Function):
     saves = (0, 1)
     cross = ((1,), (0,))
     def forward(self, x, y):
+        if STATE.blas_hook is not None:  # the BLAS thread default, applied at the first BLAS op (threads.py)
+            STATE.blas_hook()
         self.x, self.y = x, y
         try:
             return x @ y
@@ -798,6 +800,8 @@ class Linear(Function):
     saves = (0, 1)
     cross = ((1,), (0,))
     def forward(self, x, w, b=None):
+        if STATE.blas_hook is not None:  # the BLAS thread default, applied at the first BLAS op (threads.py)
+            STATE.blas_hook()
         self.x, self.w = x, w
         self.bias_vector = b is not None and b.ndim == 1
         if x.ndim > 2:  # one 2-D GEMM: NumPy runs a 3-D @ 2-D product as a loop of small ones (2x slower)
@@ -1245,6 +1249,8 @@ class Einsum(Function):
     """z = einsum(eq, *xs);  dx_k = einsum of g with the other operands into x_k's subscripts
     (letters only x_k has are broadcast back; a repeated letter, a diagonal, gets g on that diagonal)"""
     def forward(self, *xs, equation):
+        if STATE.blas_hook is not None:  # the BLAS thread default, applied at the first BLAS op (threads.py)
+            STATE.blas_hook()
         self.ins, self.outs = _einsum_parse(equation, [x.ndim for x in xs])
         self.xs = xs
         return np.asarray(np.einsum(",".join(self.ins) + "->" + self.outs, *xs))
@@ -1380,6 +1386,8 @@ class ConvNd(Function):
     y[n,o,p] = b[o] + Σ_{c,k} w[o,c,k] xpad[n, c, p*s + k*dil]  (one GEMM: cols (N·P, C·K) @ Wᵀ);
     dW = gᵀ cols,  db = Σ g,  dx = col2im(g W)  (scatter each kernel tap back)"""
     def forward(self, x, w, b=None, stride=(1,), padding=(0,), dilation=(1,), groups=1):
+        if STATE.blas_hook is not None:  # the BLAS thread default, applied at the first BLAS op (threads.py)
+            STATE.blas_hook()
         d = w.ndim - 2
         self.stride, self.padding, self.dilation, self.xshape, self.wshape = stride, padding, dilation, x.shape, w.shape
         self.groups = groups
