@@ -436,3 +436,27 @@ def test_retain_graph_backward_twice_gives_the_same_gradient_twice():
     g1 = w.grad.numpy().copy()
     loss.backward()
     np.testing.assert_allclose(w.grad.numpy(), 2 * g1, rtol=1e-12)
+
+
+def test_embedding_lstm_compiles_and_replays_new_indices():
+    emb, lstm = nn.Embedding(7, 3).double(), LSTM(3, 4).double()
+    params = list(emb.parameters()) + list(lstm.parameters())
+    idx = [tg.tensor(np.random.default_rng(k).integers(0, 7, (5, 2))) for k in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no graph break
+        cf = _check_same(lambda i: lstm(emb(i))[0], params, lambda k: [idx[k]])
+    assert cf.broken is None
+    with pytest.raises(IndexError, match="out of range"):
+        cf(tg.tensor(np.full((5, 2), 9)))
+
+
+def test_an_array_argument_changing_every_call_falls_back_to_eager_once():
+    w = _randn(3, seed=14)
+    cf = tg.compile(lambda x, m: (x * w * tg.tensor(~m * 1.0)).sum(), cache_size=2)
+    x = _randn(3)
+    with pytest.warns(UserWarning, match="changes value between calls"):
+        for k in range(5):
+            m = np.arange(3) == k % 3 if k < 3 else np.arange(3) > k - 3
+            out = cf(x, m)
+            np.testing.assert_allclose(out.item(), (x.numpy() * w.numpy() * ~m).sum())
+    assert cf.broken is not None

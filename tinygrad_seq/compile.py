@@ -423,9 +423,12 @@ class _ForwardPlan:
             cls, needs, kw, refs, s, sl = prog[e]
             if self.kind[e] != "stack" or _axis(kw, len(rec.shapes[s][0])) != 0:
                 continue
-            seen = [j for k, j in refs if k == "s"]
+            seen: dict = {}
+            for k, j in refs:
+                if k == "s":
+                    seen[j] = seen.get(j, 0) + 1
             for i, (k, j) in enumerate(refs):
-                if k == "s" and self.fk.get(j) == "buf" and j not in self.sview and seen.count(j) == 1:
+                if k == "s" and self.fk.get(j) == "buf" and j not in self.sview and seen[j] == 1:
                     self.sview[j] = (s, i)
                     self.fk[j] = "sview"
         self.nvirt = rec.nslots
@@ -456,6 +459,7 @@ class _ForwardPlan:
         prog = rec.program
         fview: dict = {}
         open_: list = []
+        by_key: dict = {}  # (op, axis, dtype, other dims, sources) -> groups it could join
         for e in self.live:
             cls, needs, kw, refs, s, sl = prog[e]
             if self.kind[e] != "ew" or self.fk.get(s) != "buf":
@@ -480,14 +484,12 @@ class _ForwardPlan:
                 n = oshape[axis]
                 if any(d[3] - d[2] != n for d in ds if d[0] != "same"):
                     continue
-                for g in open_:
-                    if g["cls"] is not cls or g["axis"] != axis or g["dtype"] != rec.shapes[s][1] or \
-                            g["rest"] != oshape[:axis] + oshape[axis + 1:] or len(g["ins"]) != len(ds) or \
-                            any(d[0] == ("F", g["id"]) for d in ds):
+                gkey = (cls, axis, rec.shapes[s][1], oshape[:axis] + oshape[axis + 1:],
+                        tuple(d if d[0] == "same" else d[0] for d in ds))
+                for g in by_key.get(gkey, ()):
+                    if any(d[0] == ("F", g["id"]) for d in ds):
                         continue
                     pairs = list(zip(g["ins"], ds))
-                    if any((a[0] == "same") != (b[0] == "same") or a[0] != b[0] for a, b in pairs):
-                        continue
                     if all(a[0] == "same" or a[3] == b[2] for a, b in pairs):  # appends
                         g["ins"] = [a if a[0] == "same" else a[:3] + (b[3],) for a, b in pairs]
                         g["members"].append((e, s, g["n"], g["n"] + n))
@@ -507,6 +509,7 @@ class _ForwardPlan:
                          "rest": oshape[:axis] + oshape[axis + 1:], "ins": ds, "members": [(e, s, 0, n)], "n": n,
                          "lead": e}
                     open_.append(g)
+                    by_key.setdefault(gkey, []).append(g)
                     fview[s] = (("F", g["id"]), axis, 0, n)
         for g in sorted(open_, key=lambda g: g["id"]):
             if len(g["members"]) < 2:
@@ -649,6 +652,7 @@ class _BackwardPlan:
         self.ops, self.contrib = ops_, contrib
         self.gk: dict = {}
         self.info: dict = {}
+        self._counts: dict = {}
         self.fill: list = []  # slice sources whose slices do not cover them: zeroed first
         nin = rec.n_inputs
         # slice sources: every gradient a slot gets comes from disjoint basic slices of it
@@ -784,10 +788,20 @@ class _BackwardPlan:
         e, i = self.first(j)
         if fplan.kind[e] == "stack" and _axis(prog[e][2], len(rec.shapes[prog[e][4]][0])) == 0:
             k = prog[e][4]
-            if self.kind_of(k) in ("own", "sview") and [r for r in prog[e][3]].count(("s", j)) == 1:
+            if self.kind_of(k) in ("own", "sview") and prog[e][3][i] == ("s", j) and \
+                    rec.plan.sview.get(j, (k, i)) == (k, i) and self._once(e, j):
                 self.info[j] = (k, i)
                 return "sview"
         return None
+
+    def _once(self, e: int, j: int) -> bool:
+        """Slot j is one input of op e only once (counts kept per op: a stack of T inputs is O(T))."""
+        c = self._counts.get(e)
+        if c is None:
+            c = self._counts[e] = {}
+            for r in self.rec.program[e][3]:
+                c[r] = c.get(r, 0) + 1
+        return c[("s", j)] == 1
 
     def _alias(self, j: int):
         """j = a + b (or a - b): j's gradient written straight into a's buffer when it is a's only one."""
@@ -978,7 +992,7 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
     buffer `dst` of the input's shape (or None), and whether expr already has the input's shape."""
     cls, needs, kw, refs, s, sl = rec.program[e]
     name, k = cls.__name__, rec.plan.kind[e]
-    a = [_arg(ns, e, j, r) for j, r in enumerate(refs)]
+    a = [_arg(ns, e, j, r) for j, r in enumerate(refs)] if k != "stack" else None
     oshape = rec.shapes[s][0]
     same = tuple(tshape) == tuple(oshape)
     Y = f"V[{s}]"
@@ -1239,20 +1253,22 @@ def _acc_sl(D: list, j: int, key: int, gi, sl, shape, dt, own: set) -> None:
 _ACTIVE: list = []  # the trace now running (compiled calls inside it run eagerly and are recorded)
 
 
-def _key_of(v):
+def _key_of(v, values: bool = True):
+    """The guard key of an argument; values=False leaves out array contents and numbers (what a re-trace
+    for every new value has in common)."""
     if isinstance(v, Tensor):
         return ("T", v._data.shape, v._data.dtype.str, v.requires_grad)
     if isinstance(v, (tuple, list)):
-        return (type(v).__name__,) + tuple(_key_of(x) for x in v)
+        return (type(v).__name__,) + tuple(_key_of(x, values) for x in v)
     if isinstance(v, dict):
-        return ("D",) + tuple((k, _key_of(x)) for k, x in sorted(v.items()))
+        return ("D",) + tuple((k, _key_of(x, values)) for k, x in sorted(v.items()))
     if isinstance(v, np.ndarray):
-        return ("A", v.shape, v.dtype.str, v.tobytes())
+        return ("A", v.shape, v.dtype.str, v.tobytes() if values else None)
     try:
         hash(v)
     except TypeError:
         return ("O", id(v))
-    return ("V", type(v).__name__, v)
+    return ("V", type(v).__name__, v if values or isinstance(v, (str, bool, type(None))) else None)
 
 
 def _tensor_args(v, acc: list):
@@ -1276,6 +1292,7 @@ class CompiledFunction:
         self.cache: OrderedDict = OrderedDict()
         self.cache_size = cache_size
         self.broken: str | None = None
+        self.retraces: dict = {}  # shapes-only key -> traces made for it
         functools.update_wrapper(self, fn, updated=())
 
     def _mode_key(self):
@@ -1294,6 +1311,17 @@ class CompiledFunction:
         if rec is not None and rec.valid():
             self.cache.move_to_end(key)
             return rec.run(inputs)
+        # an array argument (a padding mask) or number that changes at every call re-traces every time: slower
+        # than eager, so after more such traces than the cache holds, run eagerly
+        sig = (key[0], _key_of(args, False), _key_of(kwargs, False), key[3])
+        n = self.retraces[sig] = self.retraces.get(sig, 0) + 1
+        if n > self.cache_size and len(self.retraces) < 10_000:
+            self.broken = ("an array or number argument changes value between calls (each new value is a "
+                           "constant of a new trace); pass it as a Tensor computed by engine ops, or call eagerly")
+            warnings.warn(f"tg.compile: {getattr(self.eager, '__qualname__', self.eager)} re-traced {n - 1} times "
+                          f"for the same shapes: {self.broken}; this function runs eagerly from now on",
+                          UserWarning, stacklevel=2)
+            return self.eager(*args, **kwargs)
         return self._trace(key, inputs, args, kwargs)
 
     def _trace(self, key, inputs, args, kwargs):

@@ -1320,8 +1320,14 @@ class Embedding(Function):
     divided by the count of r in idx with scale_grad_by_freq"""
     saves = ()
     def forward(self, w, idx, padding_idx=None, scale_grad_by_freq=False):
+        self.check(idx, w.shape[0])
         self.idx, self.shape, self.padding_idx, self.by_freq = idx, w.shape, padding_idx, scale_grad_by_freq
         return w[idx]
+
+    @staticmethod
+    def check(idx: np.ndarray, n: int) -> None:
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"embedding: index out of range [0, {n}) (min {idx.min()}, max {idx.max()})")
 
     def backward(self, g):
         flat = self.idx.reshape(-1)
@@ -1336,7 +1342,7 @@ class Embedding(Function):
                 gw[rows] /= counts
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
-        return gw
+        return gw, None
 
 
 def _im2col(xp: np.ndarray, ksize: tuple, stride: tuple, dilation: tuple) -> np.ndarray:
