@@ -1,7 +1,7 @@
 """Cost against sequence length: per-step time of one eager (and compiled) LSTM training step at T=32 and
 T=2048, and its peak memory, in one run.
 
-    python benchmarks/bench_scaling.py [--repeat 5] [--sizes 32,256,2048]
+    python benchmarks/bench_scaling.py [--repeat 5] [--sizes 32,256,2048] [--compiled]
 
 models.LSTM(16, 32), B=8, float32, loss = mean(output²), 1 BLAS thread (set before NumPy loads), process
 CPU time, medians of --repeat interleaved rounds. Peak memory: tracemalloc's peak of one step (NumPy
@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sizes", default="32,256,2048")
+    ap.add_argument("--compiled", action="store_true", help="also tg.compile (a T=2048 trace takes ~20 s once)")
     args = ap.parse_args(argv)
     Ts = [int(t) for t in args.sizes.split(",")]
     tg.manual_seed(0)
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     eager = lambda x: (m(x)[0] ** 2).mean()  # noqa: E731
     comp = tg.compile(eager)
     rows = {}
-    for name, f in (("eager", eager), ("compiled", comp)):
+    for name, f in (("eager", eager), ("compiled", comp))[:2 if args.compiled else 1]:
         for T in Ts:
             step(m, xs[T], f)  # warm-up (traces)
         times = {T: [] for T in Ts}

@@ -19,7 +19,9 @@ def _blas_counts() -> list[int]:
 def restore_threads():
     before = _blas_counts()
     yield
-    threadpoolctl.threadpool_limits(limits=max(before), user_api="blas")
+    # per library: NumPy's BLAS (1 thread by default, threads.DEFAULT_THREADS) and torch's may differ
+    for lib, n in zip([c for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas"], before):
+        lib.set_num_threads(n)
     assert _blas_counts() == before
 
 

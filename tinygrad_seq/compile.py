@@ -707,7 +707,7 @@ class _BackwardPlan:
             return
         lead = g["lead"]
         for e, ms, lo, hi in g["members"]:
-            if ms == self.root or ms not in self.gk:
+            if ms == self.root or ms not in self.gk or prog[e][1] != prog[lead][1]:
                 return
             for i, (k, j) in enumerate(prog[e][3]):
                 if k == "s" and prog[e][1][i]:

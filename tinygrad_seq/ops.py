@@ -328,6 +328,18 @@ class Abs(Function):
     def backward(self, g): return g * np.sign(self.x)
 
 
+_NUMS: dict = {}
+
+
+def _num(v: float, dt) -> np.ndarray:
+    """v as a 0-d array of dtype dt (cached): a ufunc takes it ~1.5 us faster than a Python float, same result."""
+    a = _NUMS.get((v, dt))
+    if a is None:
+        a = _NUMS[(v, dt)] = np.array(v, dt)
+        a.flags.writeable = False
+    return a
+
+
 class Tanh(Function):
     """z = tanh(x);  dz/dx = 1 - z^2"""
     saves = (-1,)
@@ -336,21 +348,22 @@ class Tanh(Function):
         return self.out
     def backward(self, g):
         out = self.out
-        return g * (1 - out * out)
+        return g * (_num(1.0, out.dtype) - out * out)
 
 
 class Sigmoid(Function):
     """z = σ(x) = 1/(1+e^-x), computed as 0.5 tanh(x/2) + 0.5: no overflow at any x;  dz/dx = z(1-z)"""
     saves = (-1,)
     def forward(self, x):
-        out = np.tanh(x * 0.5)
-        out *= 0.5
-        out += 0.5
+        h = _num(0.5, x.dtype)
+        out = np.tanh(x * h)
+        out *= h
+        out += h
         self.out = out
         return out
     def backward(self, g):
         out = self.out
-        return g * out * (1 - out)
+        return g * out * (_num(1.0, out.dtype) - out)
 
 
 class Relu(Function):
