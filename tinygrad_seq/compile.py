@@ -28,6 +28,7 @@ Safety rules (a wrong replay is never acceptable, a slow one is):
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import warnings
 from collections import OrderedDict
@@ -911,6 +912,15 @@ def _arg(ns: dict, e: int, i: int, ref) -> str:
     return f"A{e}_{i}"
 
 
+_OUT_KW = re.compile(r"\b(add|subtract|multiply|negative|tanh|matmul)\(([^;\n]*?), out=([^;\n]*?)\)")
+
+
+def _positional_out(code: str) -> str:
+    """ufunc(a, b, out=o) -> ufunc(a, b, o): a ufunc parses a positional `out` ~15% faster at these sizes
+    (not np.maximum, where a third positional argument is deprecated)."""
+    return _OUT_KW.sub(r"\1(\2, \3)", code)
+
+
 def _const(ns: dict, v: float, dt) -> str:
     """A number as a 0-d array of the op's dtype (a ufunc converts a Python float on every call)."""
     name = f"N_{str(v).replace('.', '_').replace('-', 'm')}_{np.dtype(dt).str[1:]}"
@@ -988,7 +998,7 @@ def _gen_forward(rec: _Recording):
             else:
                 lines.append(f"    stack([{', '.join(a)}], axis={ax}, out={o})")
     lines.append(f"    return [{', '.join(names)}]")
-    exec("\n".join(lines), ns)
+    exec(_positional_out("\n".join(lines)), ns)
     return ns["fwd"]
 
 
@@ -1156,7 +1166,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     outs = [f"fin(G[{i}], inputs[{i}]._data, arena, garena)" for i in reach[0]] + \
            [f"fin(KG[{j}], K[{j}], arena, garena)" for j in reach[1]]
     lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
-    exec("\n".join(lines), ns)
+    exec(_positional_out("\n".join(lines)), ns)
     return ns["bwd"]
 
 
