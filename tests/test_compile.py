@@ -351,3 +351,112 @@ def test_in_place_write_into_a_compiled_output_before_backward_raises():
         out2.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out2.sum().backward()
+
+
+# ---------------------------------------------------------------- buffers, fused ranges
+def _chunk_program(seed, w, u):
+    """Elementwise ops on chunks of two projections, in a random order, some chunks used twice: the
+    compiled replay fuses adjacent ones (forward and backward) and must still give eager's gradients."""
+    r = np.random.default_rng(seed)
+    order = [int(i) for i in r.permutation(4)]
+    ops_ = [int(r.integers(4)) for _ in range(4)]
+    twice = int(r.integers(4))
+
+    def fn(x):
+        a = (x @ w).chunk(4, -1)
+        b = (x @ u).chunk(4, -1)
+        outs = [None] * 4
+        for k in order:
+            kind = ops_[k]
+            if kind == 0:
+                outs[k] = a[k].sigmoid()
+            elif kind == 1:
+                outs[k] = a[k].tanh()
+            elif kind == 2:
+                outs[k] = (a[k] + b[k]).sigmoid()
+            else:
+                outs[k] = (a[k] + b[k]) * b[k]
+        total = outs[0] * outs[1] + outs[2] * outs[3]
+        return total * a[twice] + b[twice]
+    return fn
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fused_adjacent_chunks_match_eager(seed):
+    w, u = _randn(3, 8, seed=20 + seed), _randn(3, 8, seed=40 + seed)
+    _check_same(_chunk_program(seed, w, u), [w, u], lambda k: [_randn(2, 3, seed=k)], calls=2)
+
+
+def test_lstm_gates_are_fused_and_match_eager():
+    m = LSTM(3, 4).double()
+    cf = _check_same(lambda x: m(x), list(m.parameters()), lambda k: [_randn(5, 2, 3, seed=k)])
+    rec = next(iter(cf.cache.values()))
+    assert rec.plan.groups, "σ(i), σ(f) of adjacent gate chunks should run as one call"
+
+
+def test_buffer_sets_are_reused_only_when_nothing_points_into_them():
+    w = _randn(3, 3, seed=11)
+    cf = tg.compile(lambda x: (x @ w).tanh() * 2.0)
+    cf(_randn(2, 3, grad=False))
+    xs = [_randn(2, 3, grad=False, seed=s) for s in range(6)]
+    kept = cf(xs[0]).numpy()  # an array the caller keeps: its set must never be written again
+    for x in xs[1:]:
+        out = cf(x)
+        np.testing.assert_allclose(out.numpy(), np.tanh(x.numpy() @ w.numpy()) * 2)
+        del out
+    np.testing.assert_allclose(kept, np.tanh(xs[0].numpy() @ w.numpy()) * 2)
+    rec = next(iter(cf.cache.values()))
+    assert len(rec.pool) <= 3  # released outputs give their set back
+
+
+def test_replay_kept_for_backward_is_not_overwritten_by_later_replays():
+    w = _randn(3, 3, seed=12)
+    cf = tg.compile(lambda x: ((x @ w).sigmoid() * x).sum())
+    cf(_randn(2, 3))
+    x1, x2 = _randn(2, 3, seed=1), _randn(2, 3, seed=2)
+    l1 = cf(x1)
+    for s in range(3, 6):  # later replays while l1 still waits for its backward
+        cf(_randn(2, 3, seed=s)).backward()
+    w.grad = None
+    l1.backward()
+    g1 = w.grad.numpy().copy()
+    w.grad = None
+    x1e = x1.detach().requires_grad_(True)
+    ((x1e @ w).sigmoid() * x1e).sum().backward()
+    np.testing.assert_allclose(g1, w.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(x1.grad.numpy(), x1e.grad.numpy(), rtol=1e-12)
+
+
+def test_retain_graph_backward_twice_gives_the_same_gradient_twice():
+    w = _randn(4, 4, seed=13)
+    cf = tg.compile(lambda x: (x @ w).tanh().chunk(2, -1)[0].sigmoid().sum())
+    cf(_randn(3, 4))
+    loss = cf(_randn(3, 4, seed=3))
+    loss.backward(retain_graph=True)
+    g1 = w.grad.numpy().copy()
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * g1, rtol=1e-12)
+
+
+def test_embedding_lstm_compiles_and_replays_new_indices():
+    emb, lstm = nn.Embedding(7, 3).double(), LSTM(3, 4).double()
+    params = list(emb.parameters()) + list(lstm.parameters())
+    idx = [tg.tensor(np.random.default_rng(k).integers(0, 7, (5, 2))) for k in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no graph break
+        cf = _check_same(lambda i: lstm(emb(i))[0], params, lambda k: [idx[k]])
+    assert cf.broken is None
+    with pytest.raises(IndexError, match="out of range"):
+        cf(tg.tensor(np.full((5, 2), 9)))
+
+
+def test_an_array_argument_changing_every_call_falls_back_to_eager_once():
+    w = _randn(3, seed=14)
+    cf = tg.compile(lambda x, m: (x * w * tg.tensor(~m * 1.0)).sum(), cache_size=2)
+    x = _randn(3)
+    with pytest.warns(UserWarning, match="changes value between calls"):
+        for k in range(5):
+            m = np.arange(3) == k % 3 if k < 3 else np.arange(3) > k - 3
+            out = cf(x, m)
+            np.testing.assert_allclose(out.item(), (x.numpy() * w.numpy() * ~m).sum())
+    assert cf.broken is not None

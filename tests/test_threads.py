@@ -19,7 +19,9 @@ def _blas_counts() -> list[int]:
 def restore_threads():
     before = _blas_counts()
     yield
-    threadpoolctl.threadpool_limits(limits=max(before), user_api="blas")
+    # per library: NumPy's BLAS (1 thread by default, threads.DEFAULT_THREADS) and torch's may differ
+    for lib, n in zip([c for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas"], before):
+        lib.set_num_threads(n)
     assert _blas_counts() == before
 
 
@@ -78,3 +80,25 @@ def test_import_stays_light():
     code = "import sys, tinygrad_seq; print('threadpoolctl' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def _threads_in_fresh_process(env_extra: dict, code: str = "") -> int:
+    """BLAS threads (as threadpoolctl reads them) in a fresh interpreter after `code` and one engine matmul."""
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in threads._ENV_VARS}
+    env.update(env_extra)
+    prog = ("import tinygrad_seq as tg, threadpoolctl\n" + code + "(tg.ones(2, 2) @ tg.ones(2, 2)).sum()\n"
+            "print(max(l['num_threads'] for l in threadpoolctl.threadpool_info() if l['user_api'] == 'blas'))")
+    out = subprocess.run([sys.executable, "-c", prog], env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def test_library_default_is_one_blas_thread_from_the_first_matmul():
+    assert _threads_in_fresh_process({}) == threads.DEFAULT_THREADS == 1
+
+
+def test_environment_and_set_num_threads_override_the_default():
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 CPUs to tell 2 threads from 1")
+    assert _threads_in_fresh_process({"OPENBLAS_NUM_THREADS": "2"}) == 2
+    assert _threads_in_fresh_process({}, "tg.set_num_threads(2)\n") == 2

@@ -30,6 +30,9 @@ class _State:
     clock: int = 0
     # The library's random generator (tg.manual_seed replaces it): randn, init, dropout, sampling.
     rng: np.random.Generator = np.random.default_rng()
+    # Run once by the first BLAS op (matmul, linear, einsum, conv): the library's BLAS thread default
+    # (threads.apply_default), installed by threads.py; None once applied or overridden.
+    blas_hook = None
 
 
 STATE = _State

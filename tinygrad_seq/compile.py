@@ -2,11 +2,16 @@
 
 The first call with given input shapes/dtypes, grad mode, train/eval mode and parameters runs eagerly
 while every `Function.apply` is recorded (ops._REC, a module-level switch that costs one global read
-per op when off). Later matching calls replay the recording: each op is a fresh instance of its own
-class whose `forward` runs on plain arrays (no Tensor, no graph node per op). The outputs are Tensors
-fed by ONE graph node (`_ProgramNode`) whose backward walks the recorded ops in reverse, calling each
-op instance's own `backward`, so `loss.backward()` and optimizers work unchanged and gradients are
-those of eager mode.
+per op when off). Later matching calls replay the recording as generated straight-line code (no
+Tensor, no graph node per op): the common ops (elementwise, matmul/linear, stack, basic slices, permute,
+reshape) are dedicated lines writing into preallocated buffers (`out=`), views are made once per buffer
+set, stack rows are written in place, the same elementwise op on adjacent ranges of one buffer (an
+LSTM's gates) runs as one call; every other op runs its own class's forward on plain arrays. The outputs
+are Tensors fed by ONE graph node (`_ProgramNode`) whose backward is generated the same way (gradients
+written into buffers or straight into their slice of the source's gradient; a shared weight's gradient
+one GEMM over all steps), so `loss.backward()` and optimizers work unchanged and gradients are those of
+eager mode. A buffer set is reused only when nothing outside points into it (an output the caller keeps,
+a replay still waiting for its backward): `sys.getrefcount` of its arena.
 
 Safety rules (a wrong replay is never acceptable, a slow one is):
 - Parameters and other tensors made before the call are read live (their current `_data`) at every
@@ -23,13 +28,13 @@ Safety rules (a wrong replay is never acceptable, a slow one is):
 from __future__ import annotations
 
 import functools
+import re
+import sys
 import warnings
 from collections import OrderedDict
 from typing import Any, Callable
 
 import numpy as np
-
-import sys
 
 from . import ops
 from .autograd import STATE, OuterSum, _unbroadcast, add_outer
@@ -214,7 +219,8 @@ def _unflatten(spec, vals):
 
 
 class _Recording:
-    """One trace made replayable."""
+    """One trace made replayable: a forward program writing into preallocated buffers (_BufferSet) and,
+    per output, a backward program generated at its first backward."""
 
     def __init__(self, tr: _Trace, n_inputs: int, spec, out_refs: list, out_grad: list):
         self.program = tr.program
@@ -225,10 +231,14 @@ class _Recording:
         self.spec = spec
         self.out_refs = out_refs
         self.out_grad = out_grad
-        self.reach = [self._reach(r[1]) if r[0] == "s" else None for r in out_refs]
         self.shapes = tr.shapes
-        self.fwd = _gen_forward(self.program, tr.shapes, tr.consts)
-        self.bwds: dict = {}  # output slot -> generated backward program
+        self.producer = {e[4]: i for i, e in enumerate(tr.program)}
+        self.reach = [self._reach(r[1]) if r[0] == "s" else None for r in out_refs]
+        self.plan = _ForwardPlan(self)
+        self.pool: list = []  # buffer sets; one is reused only when nothing outside points into it
+        self.pool.append(_BufferSet(self))  # the first set also settles which reshapes are views
+        self.fwd = _gen_forward(self)
+        self.bwds: dict = {}  # output slot -> (backward plan, generated backward function)
 
     def _reach(self, slot: int) -> tuple:
         """(input indices, const indices) whose gradient the output at `slot` reaches."""
@@ -254,27 +264,37 @@ class _Recording:
                 return False
         return True
 
+    def buffers(self) -> "_BufferSet":
+        for b in self.pool:
+            if b.free():
+                return b
+        b = _BufferSet(self)
+        if len(self.pool) < 4:
+            self.pool.append(b)
+        return b
+
     def run(self, inputs: list):
-        vals: list = [None] * self.nslots
+        bs = self.buffers()
+        vals = bs.vals.copy()
         for i, t in enumerate(inputs):
             vals[i] = t._data
-        consts = self.consts
+        kd = [c._data for c in self.consts]  # the parameters' arrays of this call (backward reads these)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ctxs = self.fwd(vals, consts)
+            ctxs = self.fwd(vals, kd)
         outs = []
         node = None
         if STATE.grad_enabled and any(self.out_grad):
-            node = _ProgramState(self, vals, ctxs, inputs)
+            node = _ProgramState(self, vals, ctxs, inputs, kd, bs)
         for i, (r, g) in enumerate(zip(self.out_refs, self.out_grad)):
             if r[0] == "t":  # an input or pre-existing tensor returned as-is
-                outs.append(inputs[r[1]] if r[2] == "in" else consts[r[1]])
+                outs.append(inputs[r[1]] if r[2] == "in" else self.consts[r[1]])
                 continue
-            t = Tensor._wrap(vals[r[1]])
+            t = Tensor._wrap(vals[r[1]].view())  # a view of its own: it holds the arena (see _BufferSet.free)
             if node is not None and g:
                 ins, cs = self.reach[i]
                 ctx = _ProgramNode()
                 ctx.state, ctx.slot, ctx.reach = node, r[1], self.reach[i]
-                ctx.parents = tuple([inputs[j] for j in ins] + [consts[j] for j in cs])
+                ctx.parents = tuple([inputs[j] for j in ins] + [self.consts[j] for j in cs])
                 ctx.needs = (True,) * len(ctx.parents)
                 # the replay's arrays (its output, inputs, parameters) are read by backward: an in-place write
                 # into any of them before backward raises, as in eager mode (autograd._check_saved)
@@ -287,26 +307,39 @@ class _Recording:
 
 
 class _ProgramState:
-    """Arrays and op instances of one replay, shared by the graph nodes of its outputs."""
-    __slots__ = ("rec", "vals", "ctxs", "inputs")
+    """Arrays and op instances of one replay, shared by the graph nodes of its outputs. Holding the buffer
+    set's arena keeps the set from being reused while this replay can still run backward."""
+    __slots__ = ("rec", "vals", "ctxs", "inputs", "kd", "bs", "arena")
 
-    def __init__(self, rec, vals, ctxs, inputs):
-        self.rec, self.vals, self.ctxs, self.inputs = rec, vals, ctxs, inputs
+    def __init__(self, rec, vals, ctxs, inputs, kd, bs):
+        self.rec, self.vals, self.ctxs, self.inputs, self.kd, self.bs = rec, vals, ctxs, inputs, kd, bs
+        self.arena = bs.arena
 
     def backward(self, slot: int, g: np.ndarray, reach: tuple) -> tuple:
-        """The recorded ops in reverse, each op instance's own backward: gradients of the leaves in `reach`."""
+        """The recorded ops in reverse: gradients of the leaves in `reach`."""
         rec = self.rec
-        bwd = rec.bwds.get(slot)
-        if bwd is None:
-            bwd = rec.bwds[slot] = _gen_backward(rec, slot, reach)
+        b = rec.bwds.get(slot)
+        if b is None:
+            plan = _BackwardPlan(rec, slot)
+            b = rec.bwds[slot] = (plan, _gen_backward(rec, plan, reach))
+        plan, bwd = b
+        D = self.bs.grads.get(slot)
+        if D is None:
+            D = self.bs.grads[slot] = plan.allocate()
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return bwd(g, self.ctxs, self.inputs, rec.consts, self.vals)
+            return bwd(g, self.ctxs, self.inputs, self.kd, self.vals, D[0], D[1], self.arena)
 
 
-def _fin(g, t):
+def _fin(g, t, arena, garena):
+    """A leaf's gradient as backward returns it: never an array inside this call's buffers."""
     if g is None:
         return np.zeros(t._data.shape, t._data.dtype)
-    return g.value() if type(g) is OuterSum else g
+    if type(g) is OuterSum or type(g) is _RowSum:
+        return g.value()
+    b = g.base
+    if b is not None and (b is garena or b is arena):
+        return g.copy()
+    return g
 
 
 class _ProgramNode(Function):
@@ -317,35 +350,844 @@ class _ProgramNode(Function):
         return self.state.backward(self.slot, g, self.reach)
 
 
-# ---------------------------------------------------------------- code generation
-# The recording becomes two straight-line Python functions (exec'd once per recording): no loop, no
-# per-op dispatch on the kind of each input; each line is one op's own forward (or backward).
-_EMIT_FWD = {"Add": "{0} + {1}", "Sub": "{0} - {1}", "Mul": "{0} * {1}", "Tanh": "tanh({0})"}
+# ---------------------------------------------------------------- planning
+# Ops with dedicated generated lines (no op instance): their forward writes into a preallocated buffer
+# (`out=`), views cost nothing (made once per buffer set), and their backward lines write gradients into
+# preallocated buffers or straight into the slice of the buffer they belong to.
+_OPS = {c.__name__: c for c in (ops.Add, ops.Sub, ops.Mul, ops.Neg, ops.Tanh, ops.Sigmoid, ops.Relu, ops.GetItem,
+                                ops.Permute, ops.Reshape, ops.MatMul, ops.Linear, ops.Stack)}
+_EW = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Neg": "negative", "Tanh": "tanh", "Relu": None,
+       "Sigmoid": None}
 
 
-def _emitted(rec_shapes: dict, consts: list, entry) -> bool:
-    """Ops replayed by a dedicated line of NumPy (no op instance): same-dtype elementwise ops, sigmoid,
-    tanh and basic slices (a zero-cost view). Their backward lines read the replay's arrays directly."""
+def _meta(rec, ref) -> tuple:
+    kind, j = ref
+    if kind == "s":
+        return rec.shapes[j]
+    if kind == "c":
+        d = rec.consts[j]._data
+        return d.shape, d.dtype
+    return j.shape, j.dtype
+
+
+def _emit_kind(rec, entry) -> str | None:
+    """How an op is replayed: "ew" elementwise, "mm" matmul, "lin" linear, "stack", "view", or None (its
+    own forward/backward on an op instance)."""
     cls, needs, kw, refs, s, sl = entry
     name = cls.__name__
-    if cls is not _OPS.get(name):
-        return False
+    if _OPS.get(name) is not cls:
+        return None
+    oshape, odt = rec.shapes[s]
     if name == "GetItem":
-        return sl is not None and len(rec_shapes[s][0]) > 0 and refs[0][0] != "a"
+        return "view" if sl is not None and len(oshape) > 0 and refs[0][0] != "a" else None
+    if name in ("Permute", "Reshape"):
+        return "view" if refs[0][0] != "a" else None
+    ins = [_meta(rec, r) for r in refs]
+    if any(d != odt for _, d in ins):
+        return None
+    if name in _EW:
+        return "ew"
+    if name == "MatMul":
+        a, b = ins[0][0], ins[1][0]
+        if len(a) >= 2 and (len(b) == 2 or (len(a) == len(b) and a[:-2] == b[:-2])):
+            return "mm"
+        return None
+    if name == "Linear":
+        return "lin" if len(ins[1][0]) == 2 and len(ins[0][0]) >= 2 else None
+    if name == "Stack":
+        return "stack"
+    return None
+
+
+class _ForwardPlan:
+    """Which forward ops run (those the outputs need, and random draws), which results live in a
+    preallocated buffer ("buf"), in a row of a stack's buffer ("sview": the stack then costs nothing),
+    are views made once per buffer set ("pview"), or are computed per call (anything else)."""
+
+    def __init__(self, rec: _Recording):
+        prog = rec.program
+        need = {r[1] for r in rec.out_refs if r[0] == "s"}
+        live = []
+        for e in range(len(prog) - 1, -1, -1):
+            cls, needs, kw, refs, s, sl = prog[e]
+            if s in need or getattr(cls, "draws_random", False) or cls is _Draw:
+                live.append(e)
+                need.update(j for k, j in refs if k == "s")
+        self.live = live[::-1]
+        self.kind = {e: _emit_kind(rec, prog[e]) for e in self.live}
+        self.fk: dict = {}  # slot -> "buf" | "sview" | "pview"
+        self.sview: dict = {}  # slot -> (stack slot, row)
+        for e in self.live:
+            cls, needs, kw, refs, s, sl = prog[e]
+            k = self.kind[e]
+            if k in ("ew", "mm", "lin", "stack"):
+                self.fk[s] = "buf"
+            elif k == "view" and refs[0][0] == "s" and refs[0][1] in self.fk and (
+                    cls is not ops.Reshape or self.fk[refs[0][1]] == "buf"):  # a reshape of a contiguous buffer
+                self.fk[s] = "pview"
+        for e in self.live:  # a stack along dim 0 of buffered results: they are written into its rows
+            cls, needs, kw, refs, s, sl = prog[e]
+            if self.kind[e] != "stack" or _axis(kw, len(rec.shapes[s][0])) != 0:
+                continue
+            seen: dict = {}
+            for k, j in refs:
+                if k == "s":
+                    seen[j] = seen.get(j, 0) + 1
+            for i, (k, j) in enumerate(refs):
+                if k == "s" and self.fk.get(j) == "buf" and j not in self.sview and seen[j] == 1:
+                    self.sview[j] = (s, i)
+                    self.fk[j] = "sview"
+        self.nvirt = rec.nslots
+        self.groups: list = []  # elementwise ops on adjacent slices, run as one call (see _fuse)
+        self.lead: dict = {}    # entry index of a group's first op -> group
+        self.skip: set = set()  # the group's other ops: nothing to run
+        self._fuse(rec)
+
+    def _desc(self, rec, j: int, fview: dict):
+        """(source, axis, lo, hi) when slot j is a range of one axis of a buffer: a basic slice made once per
+        set, or one op's part of a fused group's buffer."""
+        if j in fview:
+            return fview[j]
+        e = rec.producer.get(j)
+        if e is None or self.fk.get(j) != "pview" or rec.program[e][0] is not ops.GetItem:
+            return None
+        cls, needs, kw, refs, s, sl = rec.program[e]
+        src = refs[0][1]
+        rng = _range(sl, rec.shapes[src][0])
+        if rng is None:
+            return None
+        return (("s", src),) + rng
+
+    def _fuse(self, rec) -> None:
+        """The same elementwise op on adjacent ranges of the same buffers (σ of an LSTM's i and f gates,
+        x_r + h_r and x_z + h_z of a GRU) runs once on the joined range, writing into one buffer whose
+        ranges are the ops' results (views): fewer NumPy calls, the same numbers."""
+        prog = rec.program
+        fview: dict = {}
+        open_: list = []
+        by_key: dict = {}  # (op, axis, dtype, other dims, sources) -> groups it could join
+        for e in self.live:
+            cls, needs, kw, refs, s, sl = prog[e]
+            if self.kind[e] != "ew" or self.fk.get(s) != "buf":
+                continue
+            oshape = rec.shapes[s][0]
+            ds = []
+            for k, j in refs:
+                if k == "s":
+                    d = self._desc(rec, j, fview)
+                    if d is None or rec.shapes[j][0] != oshape:
+                        break
+                    ds.append(d)
+                elif k == "a" and j.ndim == 0:
+                    ds.append(("same", id(j)))
+                else:
+                    break
+            else:
+                axes = {d[1] for d in ds if d[0] != "same"}
+                if len(axes) != 1:
+                    continue
+                axis = axes.pop()
+                n = oshape[axis]
+                if any(d[3] - d[2] != n for d in ds if d[0] != "same"):
+                    continue
+                gkey = (cls, axis, rec.shapes[s][1], oshape[:axis] + oshape[axis + 1:],
+                        tuple(d if d[0] == "same" else d[0] for d in ds))
+                for g in by_key.get(gkey, ()):
+                    if any(d[0] == ("F", g["id"]) for d in ds):
+                        continue
+                    pairs = list(zip(g["ins"], ds))
+                    if all(a[0] == "same" or a[3] == b[2] for a, b in pairs):  # appends
+                        g["ins"] = [a if a[0] == "same" else a[:3] + (b[3],) for a, b in pairs]
+                        g["members"].append((e, s, g["n"], g["n"] + n))
+                        g["n"] += n
+                    elif all(a[0] == "same" or a[2] == b[3] for a, b in pairs):  # prepends
+                        g["ins"] = [a if a[0] == "same" else a[:2] + (b[2], a[3]) for a, b in pairs]
+                        g["members"] = [(m[0], m[1], m[2] + n, m[3] + n) for m in g["members"]]
+                        g["members"].append((e, s, 0, n))
+                        g["n"] += n
+                    else:
+                        continue
+                    for m in g["members"]:
+                        fview[m[1]] = (("F", g["id"]), axis, m[2], m[3])
+                    break
+                else:
+                    g = {"id": len(self.groups) + len(open_), "cls": cls, "axis": axis, "dtype": rec.shapes[s][1],
+                         "rest": oshape[:axis] + oshape[axis + 1:], "ins": ds, "members": [(e, s, 0, n)], "n": n,
+                         "lead": e}
+                    open_.append(g)
+                    by_key.setdefault(gkey, []).append(g)
+                    fview[s] = (("F", g["id"]), axis, 0, n)
+        for g in sorted(open_, key=lambda g: g["id"]):
+            if len(g["members"]) < 2:
+                continue
+            self.groups.append(g)
+        gid_ok = {g["id"] for g in self.groups}
+        # a group whose input is a range of a dissolved one-op group cannot run fused
+        changed = True
+        while changed:
+            changed = False
+            for g in list(self.groups):
+                if any(d[0] != "same" and d[0][0] == "F" and d[0][1] not in gid_ok for d in g["ins"]):
+                    self.groups.remove(g)
+                    gid_ok.discard(g["id"])
+                    changed = True
+        for g in self.groups:
+            shape = list(g["rest"])
+            shape.insert(g["axis"], g["n"])
+            g["shape"] = tuple(shape)
+            g["out"] = self.nvirt  # virtual slots: the fused buffer and the fused inputs
+            g["vin"] = list(range(self.nvirt + 1, self.nvirt + 1 + len(g["ins"])))
+            self.nvirt += 1 + len(g["ins"])
+            self.lead[g["lead"]] = g
+            for m in g["members"]:
+                self.fk[m[1]] = "fview"
+                if m[0] != g["lead"]:
+                    self.skip.add(m[0])
+        self.groups_by_id = {g["id"]: g for g in self.groups}
+
+
+def _range(sl, shape: tuple):
+    """(axis, lo, hi) when the basic index `sl` takes the range lo:hi of one axis and all of the others."""
+    if type(sl) is not tuple or len(sl) != len(shape):
+        return None
+    rng = None
+    for d, x in enumerate(sl):
+        if type(x) is not slice:
+            return None
+        lo, hi, st = x.indices(shape[d])
+        if st != 1:
+            return None
+        if (lo, hi) != (0, shape[d]):
+            if rng is not None:
+                return None
+            rng = (d, lo, hi)
+    return rng
+
+
+def _axis(kw, ndim: int) -> int:
+    d = kw.get("dim", 0)
+    return d + ndim if d < 0 else d
+
+
+def _layout(items: list):
+    """One uint8 arena holding every (shape, dtype) in `items` (64-byte aligned): (arena, arrays)."""
+    offs, total = [], 0
+    for shape, dt in items:
+        offs.append(total)
+        total += -(-max(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize, 1) // 64) * 64
+    arena = np.empty(max(total, 64), np.uint8)
+    return arena, [np.ndarray(shape, dt, buffer=arena, offset=o) for (shape, dt), o in zip(items, offs)]
+
+
+class _BufferSet:
+    """The forward buffers of one replay (and, per output, its gradient buffers): every array is a view of
+    one arena, so `sys.getrefcount(arena)` tells whether anything outside (an output the caller keeps, a
+    replay that may still run backward) points into it."""
+
+    def __init__(self, rec: _Recording):
+        plan, prog = rec.plan, rec.program
+        vals = [None] * plan.nvirt
+        own = [s for s, k in plan.fk.items() if k == "buf"]
+        items = [rec.shapes[s] for s in own] + [(g["shape"], g["dtype"]) for g in plan.groups]
+        self.arena, arrs = _layout(items)
+        for s, a in zip(own, arrs):
+            vals[s] = a
+        for g, a in zip(plan.groups, arrs[len(own):]):
+            vals[g["out"]] = a
+        for s, (k, i) in plan.sview.items():
+            vals[s] = vals[k][i]
+        for e in plan.live:
+            g = plan.lead.get(e)
+            if g is not None:  # a fused group: its ops' results are ranges of its buffer, its inputs ranges too
+                F, ax = vals[g["out"]], g["axis"]
+                pre = (slice(None),) * ax
+                for _, ms, lo, hi in g["members"]:
+                    vals[ms] = F[pre + (slice(lo, hi),)]
+                for d, v in zip(g["ins"], g["vin"]):
+                    if d[0] != "same":
+                        src = vals[d[0][1]] if d[0][0] == "s" else vals[plan.groups_by_id[d[0][1]]["out"]]
+                        vals[v] = src[pre + (slice(d[2], d[3]),)]
+                continue
+            cls, needs, kw, refs, s, sl = prog[e]
+            if plan.fk.get(s) != "pview":
+                continue
+            src = vals[refs[0][1]]
+            name = cls.__name__
+            if name == "GetItem":
+                v = src[sl]
+            elif name == "Permute":
+                v = src.transpose(kw["order"])
+            else:
+                v = src.reshape(kw["shape"])
+                assert v.base is self.arena, "a reshape of a contiguous buffer is a view"
+            vals[s] = v
+        self.vals = vals
+        self.grads: dict = {}  # output slot -> (gradient arrays by slot, their arena)
+        self.rc = sys.getrefcount(self.arena)
+
+    def free(self) -> bool:
+        return sys.getrefcount(self.arena) <= self.rc
+
+
+class _BackwardPlan:
+    """Where each gradient of the backward program from output `slot` lives:
+    "ext" the incoming gradient (the root), "leaf" an input or parameter (accumulated as eager does),
+    "own" a preallocated buffer, "view" a slice of its source's buffer (when the source's gradient is made
+    only of disjoint slices, e.g. the gates of a chunk), "sview" a row of a stack's gradient buffer (the
+    stack's gradient is the first to reach it), "alias" the same buffer as an Add/Sub input whose only
+    gradient it is (no copy), "dyn" whatever array the first contribution gives (no buffer)."""
+
+    def __init__(self, rec: _Recording, slot: int):
+        prog, fplan = rec.program, rec.plan
+        self.rec, self.root = rec, slot
+        live = {slot}
+        contrib: dict = {}  # ("s"|"c", j) -> [(entry index, input index)] in backward order
+        ops_ = []
+        for e in reversed(fplan.live):
+            cls, needs, kw, refs, s, sl = prog[e]
+            if s not in live or needs is None:
+                continue
+            t = [(i, r) for i, (r, nd) in enumerate(zip(refs, needs)) if nd and r[0] != "a"]
+            if not t:
+                continue
+            ops_.append(e)
+            for i, (k, j) in t:
+                contrib.setdefault((k, j), []).append((e, i))
+                if k == "s":
+                    live.add(j)
+        self.ops, self.contrib = ops_, contrib
+        self.gk: dict = {}
+        self.info: dict = {}
+        self._counts: dict = {}
+        self.fill: list = []  # slice sources whose slices do not cover them: zeroed first
+        nin = rec.n_inputs
+        # slice sources: every gradient a slot gets comes from disjoint basic slices of it
+        self.sp = set()
+        for (k, j), cs in contrib.items():
+            if k != "s" or j < nin or j == slot:
+                continue
+            ok = all(fplan.kind[e] == "view" and prog[e][0] is ops.GetItem and prog[e][4] != slot for e, _ in cs)
+            if not ok:
+                continue
+            cnt = np.zeros(rec.shapes[j][0], np.int8)
+            for e, _ in cs:
+                cnt[prog[e][5]] += 1
+            if cnt.max(initial=0) > 1:
+                continue
+            self.sp.add(j)
+            if cnt.size and cnt.min() == 0:
+                self.fill.append(j)
+        for j in sorted(live):
+            self.kind_of(j)
+        self.bjoin: dict = {}  # group id -> (gradient slot, [input gradient slots]), virtual slots of joined ranges
+        self.bdone: set = set()
+        self.nv = fplan.nvirt
+        self.vd: list = []  # (virtual slot, buffer slot, axis, lo, hi)
+        self.blead: dict = {}  # fused forward groups of σ / tanh whose backward also runs as one call
+        self.bskip: set = set()
+        for g in fplan.groups:
+            self._fuse_backward(g)
+
+    def _joined(self, slots: list, g: dict):
+        """A virtual slot for the joined range, when the gradients of `slots` (one per group op, in group
+        order) are adjacent ranges of one buffer along the group's axis; else None."""
+        off = None
+        for j, (e, ms, lo, hi) in zip(slots, g["members"]):
+            d = self._gdesc(j)
+            if d is None or d[1] != g["axis"] or d[3] - d[2] != hi - lo or \
+                    (off is not None and (d[0], d[1], d[2] - lo) != off):
+                return None
+            off = (d[0], d[1], d[2] - lo)
+        v = self.nv
+        self.nv += 1
+        self.vd.append((v, off[0], off[1], off[2], off[2] + g["n"]))
+        return v
+
+    def _fuse_backward(self, g: dict) -> None:
+        """A fused group's backward as one pass too, when its inputs' gradients are adjacent ranges of one
+        buffer and are theirs alone, and every input is made before the group (or by a fused group before):
+        σ / tanh of chunked gates (from one buffer holding the outputs' gradients), x_r + h_r and x_z + h_z."""
+        prog = self.rec.program
+        cls = g["cls"]
+        if cls not in (ops.Sigmoid, ops.Tanh, ops.Add):
+            return
+        lead = g["lead"]
+        for e, ms, lo, hi in g["members"]:
+            if ms == self.root or ms not in self.gk or prog[e][1] != prog[lead][1]:
+                return
+            for i, (k, j) in enumerate(prog[e][3]):
+                if k == "s" and prog[e][1][i]:
+                    pe = self.rec.producer.get(j)
+                    if self.contrib.get(("s", j)) != [(e, i)] or (pe is not None and pe >= lead and pe not in self.bdone):
+                        return
+        if cls is ops.Add:
+            jobs = []
+            for i in range(2):
+                ins = [prog[e][3][i] for e, *_ in g["members"]]
+                if not prog[g["lead"]][1][i] or all(self.gk.get(ms) == "alias" and self.info[ms] == r[1]
+                                                    for r, (e, ms, lo, hi) in zip(ins, g["members"])):
+                    continue
+                if any(r[0] != "s" for r in ins):
+                    return
+                jobs.append([r[1] for r in ins])
+            go = self._joined([ms for e, ms, lo, hi in g["members"]], g)
+            dst = [self._joined(js, g) for js in jobs]
+            if go is None or None in dst:
+                return
+            self.bjoin[g["id"]] = (go, dst)
+        else:
+            if any(self.gk.get(ms) != "own" or ms in self.sp for e, ms, lo, hi in g["members"]):
+                return
+            dst = self._joined([prog[e][3][0][1] for e, *_ in g["members"]], g)
+            if dst is None:
+                return
+            for e, ms, lo, hi in g["members"]:
+                self.gk[ms] = "fgrad"
+                self.info[ms] = (g, lo, hi)
+            self.bjoin[g["id"]] = (g["out"], [dst])
+        for e, ms, lo, hi in g["members"]:
+            self.bdone.add(e)
+            if e != lead:
+                self.bskip.add(e)
+        self.blead[lead] = g
+
+    def _gdesc(self, j: int):
+        """(buffer slot, axis, lo, hi) when slot j's gradient is a range of one axis of another's."""
+        k = self.gk.get(j)
+        if k == "alias":
+            return self._gdesc(self.info[j])
+        if k == "view":
+            p, sl = self.info[j]
+            r = _range(sl, self.rec.shapes[p][0])
+            return None if r is None else (p,) + r
+        return None
+
+    def first(self, j) -> tuple:
+        return self.contrib[("s", j)][0]
+
+    def kind_of(self, j: int) -> str:
+        k = self.gk.get(j)
+        if k is not None:
+            return k
+        rec, prog = self.rec, self.rec.program
+        if j == self.root:
+            k = "ext"
+        elif j < rec.n_inputs:
+            k = "leaf"
+        else:
+            k = self._structural(j) or self._alias(j) or self._own(j)
+        self.gk[j] = k
+        return k
+
+    def _producer(self, j: int):
+        return self.rec.producer.get(j)
+
+    def _structural(self, j: int):
+        rec, prog, fplan = self.rec, self.rec.program, self.rec.plan
+        e = self._producer(j)
+        if e is not None and fplan.kind.get(e) == "view" and prog[e][0] is ops.GetItem:
+            p = prog[e][3][0]
+            if p[0] == "s" and p[1] in self.sp:
+                self.kind_of(p[1])
+                self.info[j] = (p[1], prog[e][5])
+                return "view"
+        e, i = self.first(j)
+        if fplan.kind[e] == "stack" and _axis(prog[e][2], len(rec.shapes[prog[e][4]][0])) == 0:
+            k = prog[e][4]
+            if self.kind_of(k) in ("own", "sview") and prog[e][3][i] == ("s", j) and \
+                    rec.plan.sview.get(j, (k, i)) == (k, i) and self._once(e, j):
+                self.info[j] = (k, i)
+                return "sview"
+        return None
+
+    def _once(self, e: int, j: int) -> bool:
+        """Slot j is one input of op e only once (counts kept per op: a stack of T inputs is O(T))."""
+        c = self._counts.get(e)
+        if c is None:
+            c = self._counts[e] = {}
+            for r in self.rec.program[e][3]:
+                c[r] = c.get(r, 0) + 1
+        return c[("s", j)] == 1
+
+    def _alias(self, j: int):
+        """j = a + b (or a - b): j's gradient written straight into a's buffer when it is a's only one."""
+        rec, prog, fplan = self.rec, self.rec.program, self.rec.plan
+        e = self._producer(j)
+        if e is None or fplan.kind.get(e) != "ew" or prog[e][0] not in (ops.Add, ops.Sub):
+            return None
+        refs = prog[e][3]
+        for i, (k, a) in enumerate(refs[:1] if prog[e][0] is ops.Sub else refs):
+            if k != "s" or rec.shapes[a] != rec.shapes[j] or self.contrib.get(("s", a)) != [(e, i)]:
+                continue
+            if self.kind_of(a) in ("view", "sview"):
+                self.info[j] = a
+                return "alias"
+        return None
+
+    def _own(self, j: int) -> str:
+        if j in self.sp:
+            return "own"
+        cs = self.contrib[("s", j)]
+        e, i = cs[0]
+        prog = self.rec.program
+        if len(cs) == 1 and self._passes(e, i, j):
+            return "dyn"  # its one gradient is the op's own (or a row of it): referenced, not copied
+        if self.rec.plan.kind[e] is not None:
+            return "own"
+        return "dyn"
+
+    def _passes(self, e: int, i: int, j: int) -> bool:
+        """Op e hands its gradient (or a row of it) unchanged to input i, slot j."""
+        cls, needs, kw, refs, s, sl = self.rec.program[e]
+        k = self.rec.plan.kind[e]
+        if k == "stack":
+            return True
+        if k == "ew" and (cls is ops.Add or (cls is ops.Sub and i == 0)):
+            return self.rec.shapes[j] == self.rec.shapes[s]
+        return False
+
+    def noop(self, e: int, i: int, j: int) -> bool:
+        """The contribution of op e's input i to slot j is already in place (a slice written into its source's
+        buffer, a stack's row, an Add's alias)."""
+        s = self.rec.program[e][4]
+        gs = self.gk.get(s)
+        if gs == "view" and self.info[s][0] == j:
+            return True
+        if self.gk.get(j) == "sview" and self.first(j) == (e, i):
+            return True
+        return gs == "alias" and self.info[s] == j
+
+    def allocate(self):
+        """This plan's gradient arrays for one buffer set: (list by slot, arena)."""
+        rec = self.rec
+        D = [None] * self.nv
+        own = sorted(j for j, k in self.gk.items() if k == "own")
+        gs = [g for g in self.blead.values() if g["cls"] is not ops.Add]
+        arena, arrs = _layout([rec.shapes[j] for j in own] + [(g["shape"], g["dtype"]) for g in gs])
+        for j, a in zip(own, arrs):
+            D[j] = a
+        for g, a in zip(gs, arrs[len(own):]):
+            D[g["out"]] = a
+            pre = (slice(None),) * g["axis"]
+            for _, ms, lo, hi in g["members"]:
+                D[ms] = a[pre + (slice(lo, hi),)]
+        for v, p, ax, lo, hi in self.vd:
+            D[v] = self._resolve(p, D)[(slice(None),) * ax + (slice(lo, hi),)]
+        for j in sorted(self.gk):
+            self._resolve(j, D)
+        return D, arena
+
+    def _resolve(self, j: int, D: list):
+        if D[j] is not None:
+            return D[j]
+        k = self.gk[j]
+        if k == "view":
+            p, sl = self.info[j]
+            D[j] = self._resolve(p, D)[sl]
+        elif k == "sview":
+            s, i = self.info[j]
+            D[j] = self._resolve(s, D)[i]
+        elif k == "alias":
+            D[j] = self._resolve(self.info[j], D)
+        return D[j]  # "fgrad": set with its group's buffer
+
+
+# ---------------------------------------------------------------- code generation
+# The plans become two straight-line Python functions (exec'd once per recording): no loop, no per-op
+# dispatch; each line is one op's forward (or backward) formula, the same formula its op class has.
+_NS = {"new": object.__new__, "ndarray": np.ndarray, "asarray": np.asarray, "add": np.add, "subtract": np.subtract,
+       "multiply": np.multiply, "negative": np.negative, "tanh": np.tanh, "maximum": np.maximum,
+       "matmul": np.matmul, "stack": np.stack, "copyto": np.copyto, "swapaxes": np.swapaxes, "npsum": np.sum,
+       "zeros": np.zeros, "OuterSum": OuterSum,
+       "ascontiguousarray": np.ascontiguousarray}
+
+
+def _arg(ns: dict, e: int, i: int, ref) -> str:
+    kind, j = ref
+    if kind == "s":
+        return f"V[{j}]"
+    if kind == "c":
+        return f"K[{j}]"
+    ns[f"A{e}_{i}"] = j
+    return f"A{e}_{i}"
+
+
+_OUT_KW = re.compile(r"\b(add|subtract|multiply|negative|tanh|matmul)\(([^;\n]*?), out=([^;\n]*?)\)")
+
+
+def _positional_out(code: str) -> str:
+    """ufunc(a, b, out=o) -> ufunc(a, b, o): a ufunc parses a positional `out` ~15% faster at these sizes
+    (not np.maximum, where a third positional argument is deprecated)."""
+    return _OUT_KW.sub(r"\1(\2, \3)", code)
+
+
+def _const(ns: dict, v: float, dt) -> str:
+    """A number as a 0-d array of the op's dtype (a ufunc converts a Python float on every call)."""
+    name = f"N_{str(v).replace('.', '_').replace('-', 'm')}_{np.dtype(dt).str[1:]}"
+    ns[name] = np.array(v, dt)
+    return name
+
+
+def _gen_forward(rec: _Recording):
+    prog, plan = rec.program, rec.plan
+    ns = dict(_NS)
+    lines = ["def fwd(V, K):"]
+    names = ["None"] * len(prog)
+    made: set = set()
+    for e in plan.live:
+        cls, needs, kw, refs, s, sl = prog[e]
+        a = [_arg(ns, e, i, r) for i, r in enumerate(refs)]
+        k, name, o = plan.kind[e], cls.__name__, f"V[{s}]"
+        ns[f"W{e}"] = kw
+        if e in plan.skip:
+            continue  # computed by its group's first op
+        g = plan.lead.get(e)
+        if g is not None:
+            o = f"V[{g['out']}]"
+            a = [f"V[{v}]" if d[0] != "same" else x for d, v, x in zip(g["ins"], g["vin"], a)]
+        if k is None:
+            ns[f"C{e}"], ns[f"N{e}"] = cls, needs
+            lines.append(f"    c{e} = new(C{e})")
+            if needs is not None:
+                lines.append(f"    c{e}.needs = N{e}")
+            lines.append(f"    d = c{e}.forward({', '.join(a + ([f'**W{e}'] if kw else []))})")
+            lines.append("    if type(d) is not ndarray: d = asarray(d)")
+            lines.append(f"    {o} = d")
+            names[e] = f"c{e}"
+        elif k == "view":
+            if plan.fk.get(s) == "pview":
+                continue  # made once per buffer set
+            if name == "GetItem":
+                ns[f"SL{e}"] = sl
+                lines.append(f"    {o} = {a[0]}[SL{e}]")
+            elif name == "Permute":
+                lines.append(f"    {o} = {a[0]}.transpose(W{e}['order'])")
+            else:
+                lines.append(f"    {o} = {a[0]}.reshape(W{e}['shape'])")
+        elif k == "ew":
+            if name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5 (a 0-d array is cheaper than a float)
+                h = _const(ns, 0.5, rec.shapes[s][1])
+                lines.append(f"    o = {o}; multiply({a[0]}, {h}, out=o); tanh(o, out=o); multiply(o, {h}, out=o); "
+                             f"add(o, {h}, out=o)")
+            elif name == "Relu":
+                lines.append(f"    maximum({a[0]}, 0, out={o})")
+            else:
+                lines.append(f"    {_EW[name]}({', '.join(a)}, out={o})")
+        elif k == "mm":
+            lines.append(f"    matmul({a[0]}, {a[1]}, out={o})")
+        elif k == "lin":  # as ops.Linear: one 2-D GEMM, then the bias added in place
+            xs, (m, n) = _meta(rec, refs[0])[0], _meta(rec, refs[1])[0]
+            wT = f"{a[1]}.T"
+            if refs[1][0] == "c":  # BLAS runs x Wᵀ faster on a contiguous Wᵀ: made once per call
+                wT = f"WT{refs[1][1]}"
+                if wT not in made:
+                    made.add(wT)
+                    lines.append(f"    {wT} = ascontiguousarray({a[1]}.T)")
+            if len(xs) == 2:
+                lines.append(f"    matmul({a[0]}, {wT}, out={o})")
+            else:
+                lines.append(f"    matmul({a[0]}.reshape(-1, {n}), {wT}, out={o}.reshape(-1, {m}))")
+            if len(refs) == 3:
+                lines.append(f"    add({o}, {a[2]}, out={o})")
+        elif k == "stack":
+            ax = _axis(kw, len(rec.shapes[s][0]))
+            if ax == 0:  # rows already written in place by their producers cost nothing
+                for i, r in enumerate(refs):
+                    if not (r[0] == "s" and plan.sview.get(r[1]) == (s, i)):
+                        lines.append(f"    {o}[{i}] = {a[i]}")
+            else:
+                lines.append(f"    stack([{', '.join(a)}], axis={ax}, out={o})")
+    lines.append(f"    return [{', '.join(names)}]")
+    exec(_positional_out("\n".join(lines)), ns)
+    return ns["fwd"]
+
+
+def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
+    """(expr, writer, same) for op e's gradient to its input i: an expression of it, lines writing it into a
+    buffer `dst` of the input's shape (or None), and whether expr already has the input's shape."""
+    cls, needs, kw, refs, s, sl = rec.program[e]
+    name, k = cls.__name__, rec.plan.kind[e]
+    a = [_arg(ns, e, j, r) for j, r in enumerate(refs)] if k != "stack" else None
+    oshape = rec.shapes[s][0]
+    same = tuple(tshape) == tuple(oshape)
+    Y = f"V[{s}]"
+    one = _const(ns, 1.0, rec.shapes[s][1])
+    if name in ("Add", "Sub"):
+        if name == "Sub" and i == 1:
+            return "-go", (lambda d: [f"negative(go, out={d})"]) if same else None, same
+        return "go", (lambda d: [f"copyto({d}, go)"]) if same else None, same
+    if name == "Mul":
+        other = a[1 - i]
+        return f"go * {other}", (lambda d: [f"multiply(go, {other}, out={d})"]) if same else None, same
+    if name == "Neg":
+        return "-go", lambda d: [f"negative(go, out={d})"], True
+    if name == "Tanh":
+        return (f"go * (1 - {Y} * {Y})",
+                lambda d: [f"t = {d}", f"multiply({Y}, {Y}, out=t)", f"subtract({one}, t, out=t)", "multiply(go, t, out=t)"],
+                True)
+    if name == "Sigmoid":
+        return (f"go * {Y} * (1 - {Y})",
+                lambda d: [f"t = {d}", f"subtract({one}, {Y}, out=t)", f"multiply(t, {Y}, out=t)", "multiply(t, go, out=t)"],
+                True)
+    if name == "Relu":
+        return f"go * ({Y} > 0)", lambda d: [f"multiply(go, {Y} > 0, out={d})"], True
+    if k == "mm":
+        xs, ys = _meta(rec, refs[0])[0], _meta(rec, refs[1])[0]
+        if i == 0:
+            yT = f"{a[1]}.T" if len(ys) == 2 else f"swapaxes({a[1]}, -1, -2)"
+            return f"go @ {yT}", lambda d: [f"matmul(go, {yT}, out={d})"], True
+        if len(ys) == 2:  # the weight's gradient xᵀg: lazy for a leaf (one GEMM over all steps)
+            X2, G2 = (a[0], "go") if len(xs) == 2 else (f"{a[0]}.reshape(-1, {xs[-1]})", f"go.reshape(-1, {oshape[-1]})")
+            return f"OuterSum({X2}, {G2})", lambda d: [f"matmul({X2}.T, {G2}, out={d})"], True
+        return f"swapaxes({a[0]}, -1, -2) @ go", lambda d: [f"matmul(swapaxes({a[0]}, -1, -2), go, out={d})"], True
+    if k == "lin":
+        xs, (m, n) = _meta(rec, refs[0])[0], _meta(rec, refs[1])[0]
+        G2, X2 = ("go", a[0]) if len(xs) == 2 else (f"go.reshape(-1, {m})", f"{a[0]}.reshape(-1, {n})")
+        if i == 0:
+            if len(xs) == 2:
+                return f"go @ {a[1]}", lambda d: [f"matmul(go, {a[1]}, out={d})"], True
+            return f"({G2} @ {a[1]}).reshape({tuple(xs)})", None, True
+        if i == 1:
+            return f"OuterSum({G2}, {X2})", lambda d: [f"matmul({G2}.T, {X2}, out={d})"], True
+        if len(tshape) == 1:  # a bias vector: Σ over rows
+            ok = tuple(tshape) == (m,)
+            return f"{G2}.sum(0)", (lambda d: [f"npsum({G2}, axis=0, out={d})"]) if ok else None, ok
+        return "go", (lambda d: [f"copyto({d}, go)"]) if same else None, same
+    if k == "stack":
+        ax = _axis(kw, len(oshape))
+        if ax == 0:
+            part = f"go[{i}]"
+        else:
+            ns[f"IX{e}_{i}"] = (slice(None),) * ax + (i,)
+            part = f"go[IX{e}_{i}]"
+        return part, lambda d: [f"copyto({d}, {part})"], True
     if name == "Permute":
-        return refs[0][0] != "a"
-    if name == "MatMul":  # 2-D @ 2-D of replay arrays (its backward reads both)
-        return all(k == "s" and len(rec_shapes[j][0]) == 2 for k, j in refs)
-    if name not in _EMIT_FWD and name != "Sigmoid":
-        return False
-    dts = [rec_shapes[j][1] if k == "s" else (consts[j]._data.dtype if k == "c" else getattr(j, "dtype", None))
-           for k, j in refs]
-    if any(d is None or d != rec_shapes[s][1] for d in dts):
-        return False
-    return name != "Mul" or all(k != "c" for k, _ in refs)  # Mul's backward reads its inputs: not live ones
+        ns[f"INV{e}"] = tuple(int(x) for x in np.argsort(kw["order"]))
+        return f"tgrad(go, INV{e})", lambda d: [f"copyto({d}, go.transpose(INV{e}))"], True
+    if name == "Reshape":
+        ns[f"SH{e}"] = tuple(tshape)
+        return f"go.reshape(SH{e})", lambda d: [f"copyto({d}, go.reshape(SH{e}))"], True
+    raise AssertionError(name)  # pragma: no cover
 
 
-_OPS = {c.__name__: c for c in (ops.Add, ops.Sub, ops.Mul, ops.Tanh, ops.Sigmoid, ops.GetItem, ops.Permute, ops.MatMul)}
+_BUFFERED = ("own", "view", "sview", "alias", "fgrad")
+
+
+def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
+    prog, shapes, nin = rec.program, rec.shapes, rec.n_inputs
+    ns = dict(_NS, acc=_acc, acc_sl=_acc_sl, accrow=_accrow, fin=_fin, tgrad=_transpose_grad, put=_put, addto=_addto)
+    lines = ["def bwd(g, ctxs, inputs, K, V, D, garena, arena):", f"    G = [None] * {rec.nslots}",
+             f"    KG = [None] * {len(rec.consts)}", "    own = set()"]
+    for j in plan.fill:
+        lines.append(f"    D[{j}].fill(0)")
+    for e in plan.ops:
+        cls, needs, kw, refs, s, sl = prog[e]
+        k, name = rec.plan.kind[e], cls.__name__
+        if e in plan.bskip:
+            continue  # its group's first op computes it
+        g = plan.blead.get(e)
+        if g is not None:  # the group's gradients in one pass over the joined range
+            vgo, vdst = plan.bjoin[g["id"]]
+            lines.append(f"    go = D[{vgo}]")
+            if cls is ops.Add:
+                lines += [f"    copyto(D[{v}], go)" for v in vdst]
+                continue
+            one = _const(ns, 1.0, g["dtype"])
+            Y, d = f"V[{g['out']}]", f"D[{vdst[0]}]"
+            if cls is ops.Sigmoid:
+                lines.append(f"    t = {d}; subtract({one}, {Y}, out=t); multiply(t, {Y}, out=t); multiply(t, go, out=t)")
+            else:
+                lines.append(f"    t = {d}; multiply({Y}, {Y}, out=t); subtract({one}, t, out=t); multiply(go, t, out=t)")
+            continue
+        gs = plan.gk[s]
+        ind = "    "
+        if gs == "ext":
+            lines.append("    go = g")
+        elif gs in _BUFFERED:
+            lines.append(f"    go = D[{s}]")
+        else:
+            lines += [f"    go = G[{s}]", "    if go is not None:", f"        G[{s}] = None"]
+            ind = "        "
+            if name != "Permute" or k is None:
+                lines.append(ind + "if type(go) is OuterSum: go = go.value()")
+        if k is None:
+            lines.append(ind + f"r = ctxs[{e}].backward(go)")
+            lines.append(ind + "if type(r) is not tuple: r = (r,)")
+        for i, (r, nd) in enumerate(zip(refs, needs)):
+            if not nd or r[0] == "a":
+                continue
+            kind, j = r
+            if kind == "c":
+                shape, dt = rec.consts[j]._data.shape, rec.consts[j]._data.dtype
+                dk, lst, key = "leaf", "KG", ~j
+            else:
+                shape, dt = shapes[j]
+                dk = plan.gk[j]
+                lst, key = "G", j
+            ns[f"S{e}_{i}"], ns[f"T{e}_{i}"] = shape, dt
+            S, T = f"S{e}_{i}", f"T{e}_{i}"
+            first = plan.contrib[r][0] == (e, i)
+            buffered = dk in _BUFFERED
+            if buffered and plan.noop(e, i, j):
+                continue
+            dst = f"D[{j}]"
+            if k is None:  # the op's own backward
+                lines.append(ind + f"gi = r[{i}] if len(r) > {i} else None")
+                if buffered:
+                    lines.append(ind + (f"put({dst}, gi)" if first else f"if gi is not None: addto({dst}, gi)"))
+                else:
+                    lines.append(ind + f"if gi is not None: acc({lst}, {j}, {key}, gi, {S}, {T}, own)")
+                continue
+            if k == "view" and name == "GetItem":  # a basic slice: added into its part of the source's gradient
+                ns[f"SL{e}"] = sl
+                if buffered:
+                    lines.append(ind + (f"{dst}.fill(0); " if first else "") + f"v = {dst}[SL{e}]; add(v, go, out=v)")
+                elif first:
+                    lines.append(ind + f"b = zeros({S}, {T}); v = b[SL{e}]; add(v, go, out=v); {lst}[{j}] = b; own.add({key})")
+                else:
+                    lines.append(ind + f"acc_sl({lst}, {j}, {key}, go, SL{e}, {S}, {T}, own)")
+                continue
+            expr, writer, same = _contribution(rec, plan, e, i, shape, ns)
+            if buffered:
+                if first:
+                    lines += [ind + x for x in (writer(dst) if writer else
+                                                [f"copyto({dst}, {expr})" if same else f"put({dst}, {expr})"])]
+                elif same and expr == "-go":
+                    lines.append(ind + f"subtract({dst}, go, out={dst})")
+                else:
+                    lines.append(ind + (f"add({dst}, {expr}, out={dst})" if same else f"addto({dst}, {expr})"))
+            elif name in ("Add", "Sub") and dk == "leaf" and len(shape) == 1 and len(rec.shapes[s][0]) >= 2 and \
+                    tuple(shape) == rec.shapes[s][0][-1:] and k == "ew":  # a bias added at every step
+                lines.append(ind + f"accrow({lst}, {j}, {key}, {expr}, own)")
+            elif first and same:
+                lines.append(ind + f"{lst}[{j}] = {expr}")
+            else:
+                lines.append(ind + f"acc({lst}, {j}, {key}, {expr}, {S}, {T}, own)")
+    outs = [f"fin(G[{i}], inputs[{i}]._data, arena, garena)" for i in reach[0]] + \
+           [f"fin(KG[{j}], K[{j}], arena, garena)" for j in reach[1]]
+    lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
+    exec(_positional_out("\n".join(lines)), ns)
+    return ns["bwd"]
+
+
+def _put(dst: np.ndarray, gi) -> None:
+    """The first gradient of a buffered slot, from an op's own backward (None: no gradient, zeros)."""
+    if gi is None:
+        dst.fill(0)
+        return
+    if type(gi) is OuterSum:
+        gi = gi.value()
+    if gi.shape != dst.shape:
+        gi = _unbroadcast(gi, dst.shape)
+    np.copyto(dst, gi)
+
+
+def _addto(dst: np.ndarray, gi) -> None:
+    if type(gi) is OuterSum:
+        gi = gi.value()
+    if gi.shape != dst.shape:
+        gi = _unbroadcast(gi, dst.shape)
+    np.add(dst, gi, out=dst)
 
 
 def _transpose_grad(g, inv: tuple):
@@ -359,141 +1201,34 @@ def _transpose_grad(g, inv: tuple):
     return g.transpose(inv)
 
 
-def _gen_forward(program: list, shapes: dict, consts: list):
-    ns: dict = {"new": object.__new__, "ndarray": np.ndarray, "asarray": np.asarray, "tanh": np.tanh}
-    lines = ["def fwd(V, K):"]
-    names = []
-    for e, entry in enumerate(program):
-        cls, needs, kw, refs, s, _sl = entry
-        ns[f"C{e}"], ns[f"N{e}"], ns[f"W{e}"] = cls, needs, kw
-        args = []
-        for i, (kind, j) in enumerate(refs):
-            if kind == "s":
-                args.append(f"V[{j}]")
-            elif kind == "c":
-                args.append(f"K[{j}]._data")
-            else:
-                ns[f"A{e}_{i}"] = j
-                args.append(f"A{e}_{i}")
-        if _emitted(shapes, consts, entry):
-            name = cls.__name__
-            if name == "GetItem":
-                ns[f"SL{e}"] = _sl
-                lines.append(f"    V[{s}] = {args[0]}[SL{e}]")
-            elif name == "Permute":
-                lines.append(f"    V[{s}] = {args[0]}.transpose(W{e}['order'])")
-            elif name == "MatMul":
-                lines.append(f"    V[{s}] = {args[0]} @ {args[1]}")
-            elif name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5
-                lines.append(f"    d = tanh({args[0]} * 0.5); d *= 0.5; d += 0.5; V[{s}] = d")
-            else:
-                lines.append(f"    d = {_EMIT_FWD[name].format(*args)}")
-                lines.append("    if type(d) is not ndarray: d = asarray(d)")
-                lines.append(f"    V[{s}] = d")
-            names.append("None")
-            continue
-        if kw:
-            args.append(f"**W{e}")
-        lines.append(f"    c{e} = new(C{e})")
-        if needs is not None:
-            lines.append(f"    c{e}.needs = N{e}")
-        lines.append(f"    d = c{e}.forward({', '.join(args)})")
-        lines.append("    if type(d) is not ndarray: d = asarray(d)")
-        lines.append(f"    V[{s}] = d")
-        names.append(f"c{e}")
-    lines.append(f"    return [{', '.join(names)}]")
-    exec("\n".join(lines), ns)
-    return ns["fwd"]
+class _RowSum:
+    """A bias's gradient Σ_t Σ_rows g_t (a bias added at every time step) kept as its terms until it is
+    complete: one reduction over all steps instead of one per step plus an add."""
+    __slots__ = ("g",)
+
+    def value(self) -> np.ndarray:
+        return (self.g[0] if len(self.g) == 1 else np.concatenate(self.g)).sum(0)
 
 
-def _gen_backward(rec: "_Recording", slot: int, reach: tuple):
-    program, shapes = rec.program, rec.shapes
-    ns: dict = {"OuterSum": OuterSum, "acc": _acc, "acc_sl": _acc_sl, "fin": _fin, "tgrad": _transpose_grad,
-                "zeros": np.zeros, "add": np.add}
-    lines = ["def bwd(g, ctxs, inputs, consts, V):", f"    G = [None] * {rec.nslots}", f"    KG = [None] * {len(rec.consts)}",
-             "    own = set()", f"    G[{slot}] = g"]
-    live = {slot}
-    assigned = {("G", slot)}  # (dst, j) that an earlier line (in this reverse order) may already have set
-    for e in range(len(program) - 1, -1, -1):
-        cls, needs, kw, refs, s, sl = program[e]
-        if s not in live or needs is None:
-            continue
-        targets = [(i, r) for i, (r, need) in enumerate(zip(refs, needs)) if need and r[0] != "a"]
-        if not targets:
-            continue
-        lines.append(f"    go = G[{s}]")
-        lines.append("    if go is not None:")
-        lines.append(f"        G[{s}] = None")
-        em = _emitted(shapes, rec.consts, program[e])
-        name = cls.__name__
-        if not (em and name == "Permute"):
-            lines.append("        if type(go) is OuterSum: go = go.value()")
-        if sl is not None:
-            ns[f"SL{e}"] = sl
-        elif em:  # the op's own backward formula, on the replay's arrays
-            a = []
-            for i, (k, j) in enumerate(refs):
-                if k == "s":
-                    a.append(f"V[{j}]")
-                else:
-                    ns[f"A{e}_{i}"] = j
-                    a.append(f"A{e}_{i}")
-            if name == "Permute":
-                ns[f"INV{e}"] = tuple(int(i) for i in np.argsort(kw["order"]))
-                exprs = [f"tgrad(go, INV{e})"]
-            elif name == "MatMul":  # dx = g yᵀ; dy = xᵀ g kept lazy (one GEMM over all steps for a shared weight)
-                exprs = [f"go @ {a[1]}.T", f"OuterSum({a[0]}, go)"]
-            elif name == "Add":
-                exprs = ["go", "go"]
-            elif name == "Sub":
-                exprs = ["go", "-go"]
-            elif name == "Mul":
-                exprs = [f"go * {a[1]}", f"go * {a[0]}"]
-            elif name == "Tanh":
-                exprs = [f"go * (1 - V[{s}] * V[{s}])"]
-            else:  # Sigmoid
-                exprs = [f"go * V[{s}] * (1 - V[{s}])"]
-        else:
-            lines.append(f"        r = ctxs[{e}].backward(go)")
-            lines.append("        if type(r) is not tuple: r = (r,)")
-        for i, (kind, j) in targets:
-            if kind == "s":
-                live.add(j)
-                shape, dt = shapes[j]
-                dst, key = "G", j
-            else:
-                c = rec.consts[j]._data
-                shape, dt = c.shape, c.dtype
-                dst, key = "KG", ~j
-            ns[f"S{e}_{i}"], ns[f"T{e}_{i}"] = shape, dt
-            if sl is not None and em:  # into one zero buffer of the parent's shape, owned by this pass
-                if (dst, j) not in assigned:
-                    lines.append(f"        b = zeros(S{e}_{i}, T{e}_{i}); v = b[SL{e}]; add(v, go, out=v); "
-                                 f"{dst}[{j}] = b; own.add({key})")
-                else:
-                    lines.append(f"        b = {dst}[{j}]")
-                    lines.append(f"        if {key} in own: v = b[SL{e}]; add(v, go, out=v)")
-                    lines.append(f"        else: acc_sl({dst}, {j}, {key}, go, SL{e}, S{e}_{i}, T{e}_{i}, own)")
-            elif sl is not None:
-                lines.append(f"        acc_sl({dst}, {j}, {key}, go, SL{e}, S{e}_{i}, T{e}_{i}, own)")
-            elif em:  # gi has the output's shape and dtype: the first gradient of a slot is stored as is
-                if (dst, j) not in assigned and shapes[s] == (shape, dt):
-                    lines.append(f"        {dst}[{j}] = {exprs[i]}")
-                else:
-                    lines.append(f"        acc({dst}, {j}, {key}, {exprs[i]}, S{e}_{i}, T{e}_{i}, own)")
-            else:
-                lines.append(f"        gi = r[{i}] if len(r) > {i} else None")
-                lines.append(f"        if gi is not None: acc({dst}, {j}, {key}, gi, S{e}_{i}, T{e}_{i}, own)")
-            assigned.add((dst, j))
-    outs = [f"fin(G[{i}], inputs[{i}])" for i in reach[0]] + [f"fin(KG[{j}], consts[{j}])" for j in reach[1]]
-    lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
-    exec("\n".join(lines), ns)
-    return ns["bwd"]
+def _accrow(D: list, j: int, key: int, go: np.ndarray, own: set) -> None:
+    prev = D[j]
+    g2 = go.reshape(-1, go.shape[-1])
+    if type(prev) is _RowSum:
+        prev.g.append(g2)
+    elif prev is None:
+        r = D[j] = _RowSum()
+        r.g = [g2]
+    else:
+        D[j] = (prev.value() if type(prev) is OuterSum else prev) + g2.sum(0)
+        own.add(key)
 
 
 def _acc(D: list, j: int, key: int, gi, shape, dt, own: set) -> None:
     """Add gradient gi into D[j] (in place only into arrays this pass made: `own` holds their keys)."""
     prev = D[j]
+    if type(prev) is _RowSum:
+        prev = D[j] = prev.value()
+        own.add(key)
     if type(gi) is OuterSum:  # a shared weight: keep the factors, one GEMM at the end
         D[j] = add_outer(prev, gi, own, key)
         return
@@ -514,6 +1249,8 @@ def _acc(D: list, j: int, key: int, gi, shape, dt, own: set) -> None:
 def _acc_sl(D: list, j: int, key: int, gi, sl, shape, dt, own: set) -> None:
     """A basic slice's gradient: added into one zero buffer of the full shape that this pass owns."""
     prev = D[j]
+    if type(prev) is _RowSum:
+        prev = D[j] = prev.value()
     if key not in own or type(prev) is not np.ndarray:
         buf = np.zeros(shape, dt)
         if prev is not None:
@@ -531,20 +1268,22 @@ def _acc_sl(D: list, j: int, key: int, gi, sl, shape, dt, own: set) -> None:
 _ACTIVE: list = []  # the trace now running (compiled calls inside it run eagerly and are recorded)
 
 
-def _key_of(v):
+def _key_of(v, values: bool = True):
+    """The guard key of an argument; values=False leaves out array contents and numbers (what a re-trace
+    for every new value has in common)."""
     if isinstance(v, Tensor):
         return ("T", v._data.shape, v._data.dtype.str, v.requires_grad)
     if isinstance(v, (tuple, list)):
-        return (type(v).__name__,) + tuple(_key_of(x) for x in v)
+        return (type(v).__name__,) + tuple(_key_of(x, values) for x in v)
     if isinstance(v, dict):
-        return ("D",) + tuple((k, _key_of(x)) for k, x in sorted(v.items()))
+        return ("D",) + tuple((k, _key_of(x, values)) for k, x in sorted(v.items()))
     if isinstance(v, np.ndarray):
-        return ("A", v.shape, v.dtype.str, v.tobytes())
+        return ("A", v.shape, v.dtype.str, v.tobytes() if values else None)
     try:
         hash(v)
     except TypeError:
         return ("O", id(v))
-    return ("V", type(v).__name__, v)
+    return ("V", type(v).__name__, v if values or isinstance(v, (str, bool, type(None))) else None)
 
 
 def _tensor_args(v, acc: list):
@@ -568,6 +1307,7 @@ class CompiledFunction:
         self.cache: OrderedDict = OrderedDict()
         self.cache_size = cache_size
         self.broken: str | None = None
+        self.retraces: dict = {}  # shapes-only key -> traces made for it
         functools.update_wrapper(self, fn, updated=())
 
     def _mode_key(self):
@@ -586,6 +1326,17 @@ class CompiledFunction:
         if rec is not None and rec.valid():
             self.cache.move_to_end(key)
             return rec.run(inputs)
+        # an array argument (a padding mask) or number that changes at every call re-traces every time: slower
+        # than eager, so after more such traces than the cache holds, run eagerly
+        sig = (key[0], _key_of(args, False), _key_of(kwargs, False), key[3])
+        n = self.retraces[sig] = self.retraces.get(sig, 0) + 1
+        if n > self.cache_size and len(self.retraces) < 10_000:
+            self.broken = ("an array or number argument changes value between calls (each new value is a "
+                           "constant of a new trace); pass it as a Tensor computed by engine ops, or call eagerly")
+            warnings.warn(f"tg.compile: {getattr(self.eager, '__qualname__', self.eager)} re-traced {n - 1} times "
+                          f"for the same shapes: {self.broken}; this function runs eagerly from now on",
+                          UserWarning, stacklevel=2)
+            return self.eager(*args, **kwargs)
         return self._trace(key, inputs, args, kwargs)
 
     def _trace(self, key, inputs, args, kwargs):

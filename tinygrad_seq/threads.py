@@ -2,17 +2,29 @@
 so these control the BLAS thread pool, as torch's control its intra-op pool.
 
 threadpoolctl (an optional extra: `pip install threadpoolctl`) does the work; it is imported on first
-call so that `import tinygrad_seq` stays light. Environment variables are never changed.
+use so that `import tinygrad_seq` stays light. Environment variables are never changed.
+
+Default: 1 BLAS thread, set at the engine's first BLAS op (matmul, linear, einsum, conv) or first
+get_num_threads(), when threadpoolctl is installed and none of OPENBLAS_NUM_THREADS / MKL_NUM_THREADS /
+OMP_NUM_THREADS is set. Measured with benchmarks/bench_threads.py at the demos' sizes
+(LSTM B=64 T=30 H=64, TransformerEncoderLayer B=64 L=20 E=64): all cores (2) made a training step 5-13x
+slower than 1 thread on a shared machine: the GEMMs are too small to split (PyTorch only parallelises
+above a grain size) and OpenBLAS threads wait for busy cores. `tg.set_num_threads(n)` overrides it.
 """
 from __future__ import annotations
 
 import numbers
 import os
 
+from .autograd import STATE
+
 _HINT = "pip install threadpoolctl (or the 'demos'/'dev' extra of tinygrad_seq)"
 # BLAS libraries read these at load time, in this order of precedence (OpenBLAS, MKL, then OpenMP)
 _ENV_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 _environ = os.environ  # read only; a module attribute so tests can substitute it without touching the env
+
+
+DEFAULT_THREADS = 1
 
 
 def _controller():
@@ -36,6 +48,7 @@ def set_num_threads(n: int, /) -> None:
         raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
     if n <= 0:
         raise RuntimeError(f"set_num_threads expects a positive integer, got {n}")
+    STATE.blas_hook = None
     controller = _controller()
     if controller is None:
         raise ImportError(f"set_num_threads needs threadpoolctl to reach NumPy's BLAS threads: {_HINT}")
@@ -51,6 +64,8 @@ def get_num_threads() -> int:
     Without threadpoolctl the count cannot be read from the library; then the value the BLAS was
     told through OPENBLAS_NUM_THREADS / MKL_NUM_THREADS / OMP_NUM_THREADS is returned, and when none is
     set, the number of CPUs this process may run on (the default of OpenBLAS, which NumPy's wheels ship)."""
+    if STATE.blas_hook is not None:
+        apply_default()
     controller = _controller()
     if controller is not None:
         pools = _blas_pools(controller)
@@ -65,3 +80,17 @@ def get_num_threads() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
+
+
+def apply_default() -> None:
+    """NumPy's BLAS on DEFAULT_THREADS threads, unless the environment chose a count (or threadpoolctl,
+    an optional extra, is missing: then nothing changes). Runs once."""
+    STATE.blas_hook = None
+    if any(_environ.get(v, "").strip() for v in _ENV_VARS):
+        return
+    controller = _controller()
+    if controller is not None and _blas_pools(controller):
+        controller.limit(limits=DEFAULT_THREADS, user_api="blas")
+
+
+STATE.blas_hook = apply_default

@@ -50,7 +50,9 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
     every looked-up row whose norm_type-norm exceeds max_norm is first rescaled to norm max_norm, in place in
     the weight and outside the graph (as PyTorch); scale_grad_by_freq divides each row's gradient by the
     number of times its index occurs in `input`."""
-    idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
+    # the indices are the op's second (gradient-free) input, not an option: tg.compile then replays the lookup
+    # with each call's indices (the range check runs in the op, at every call)
+    idx = input if isinstance(input, Tensor) else Tensor(np.asarray(input))
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     if weight.ndim != 2:
@@ -58,15 +60,15 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
     if sparse:
         raise NotImplementedError("embedding: sparse=True (sparse gradients) is not supported; use sparse=False")
     n = weight.shape[0]
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        raise IndexError(f"embedding: index out of range [0, {n}) (min {idx.min()}, max {idx.max()})")
     if padding_idx is not None:
         if not -n <= padding_idx < n:
             raise ValueError(f"embedding: padding_idx {padding_idx} out of range for {n} embeddings")
         padding_idx %= n
-    if max_norm is not None and idx.size:
-        _embedding_renorm(weight.numpy(), idx, float(max_norm), float(norm_type))
-    return ops.Embedding.apply(weight, idx=idx, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq)
+    if max_norm is not None and idx.numel():  # rewrites rows of the weight in place (under tg.compile: eager)
+        idx_arr = idx.numpy()
+        ops.Embedding.check(idx_arr, n)
+        _embedding_renorm(weight.numpy(), idx_arr, float(max_norm), float(norm_type))
+    return ops.Embedding.apply(weight, idx, padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq)
 
 
 def _embedding_renorm(w: np.ndarray, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
