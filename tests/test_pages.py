@@ -283,7 +283,9 @@ def _shown(b: Chromium, field: str, run: dict) -> float:
                 f"return e?{{text:e.textContent,value:JSON.parse(e.dataset.value)}}:null;}})()")
     assert cell is not None, f"no table cell for {field}"
     assert cell["value"] == run[field], field
-    return float(re.match(r"×?([-0-9.e+]+)", cell["text"]).group(1))
+    shown = float(re.match(r"×?([-0-9.e+]+)", cell["text"]).group(1))
+    assert shown == float(f"{run[field]:.3g}"), (field, cell["text"])  # the page prints 3 significant digits
+    return shown
 
 
 @pytest.mark.slow
