@@ -53,7 +53,9 @@ def test_explore_embeds_every_setting_of_its_grid(quick_explore):
     for key, r in d["runs"].items():
         T = int(key.split("|")[-1])
         assert len(r["h"]) == T and all(v is not None and v >= 0 for v in r["h"])
-        assert (r["c"] is not None) == key.startswith("lstm") and (r["bound"] is not None) == key.startswith("rnn")
+        assert (r["c"] is not None) == key.startswith("lstm") and (r["pascanu"] is not None) == key.startswith("rnn")
+        assert (r["lane_rate"] is not None) == (not key.startswith("rnn")) and r["predicted_rate"] is not None
+        assert r["lane_chain"] == {"rnn": None, "lstm": "c", "gru": "h"}[key.split("|")[0]]
     if shutil.which("dot"):  # a graph for each cell/knob at init and after the last training step
         assert set(d["graphs"]) == {graph_key(c, k, n) for c in CELLS for k in range(len(QUICK.knobs(c)))
                                     for n in (QUICK.train_steps[0], QUICK.train_steps[-1])}
@@ -73,9 +75,51 @@ def test_explore_curves_are_the_engine_measurements(quick_explore):
         m = E.measure(make_probe(cell, H, knob, 0), x, y)
         r = d["runs"][run_key(cell, H, ki, 0, T)]
         np.testing.assert_allclose(r["h"], m.h, rtol=1e-3)
-        np.testing.assert_allclose(r["ratio"], m.mean_ratio, rtol=1e-3)
-        if cell == "rnn":  # W_hh rescaled to the slider's sigma_max: the bound is sigma_max * 1 (tanh)
-            assert r["bound"] == pytest.approx(knob, rel=1e-3)
+        np.testing.assert_allclose(r["rate"], m.mean_ratio, rtol=1e-3)
+        if cell == "rnn":  # W_hh rescaled to the slider's sigma_max: the Pascanu condition is sigma_max * 1 (tanh)
+            assert r["pascanu"] == pytest.approx(knob, rel=1e-3)
+
+
+def _same_numbers(run: dict, th: dict) -> None:
+    """A run's theory numbers (4 significant digits in the JSON) against Theory.as_dict() of a fresh model."""
+    from tinygrad_seq.viz.explore import SHOWN
+    for k in SHOWN:
+        want, got = th[k], run[k]
+        if isinstance(want, float) and want == float("inf"):
+            assert got == "inf", k
+        elif isinstance(want, float):
+            assert got == pytest.approx(want, rel=1e-3), k
+        else:
+            assert got == want, k
+
+
+def test_explore_theory_is_theory_of_a_fresh_model(quick_explore):
+    """The predicted numbers on the page are experiments.theory() of the same setting, recomputed here from a
+    fresh probe: at init (every cell) and after the grid's training (LSTM, trained again from the same seed)."""
+    from tinygrad_seq.demos.data import adding_problem
+    from tinygrad_seq.viz import experiments as E
+    from tinygrad_seq.viz.explore import QUICK, make_probe, run_key
+    d = embedded_grid(quick_explore / "explore.html")
+    T, H = QUICK.seq_lens[-1], QUICK.hiddens[-1]
+    x, y = adding_problem(QUICK.batch_size, T, np.random.default_rng(0), dtype=np.float64)
+    for cell, ki in (("rnn", 0), ("lstm", 1), ("gru", 0)):
+        th = E.theory(make_probe(cell, H, QUICK.knobs(cell)[ki], 0), x, y).as_dict()
+        assert th["predicted_rate"] is not None
+        _same_numbers(d["runs"][run_key(cell, H, ki, 0, T)], th)
+    n = QUICK.train_steps[-1]
+    model, rng = make_probe("lstm", H, QUICK.knobs("lstm")[1], 0), np.random.default_rng(1)
+    E.train(model, (adding_problem(32, QUICK.train_T, rng, dtype=np.float64) for _ in range(n)))
+    _same_numbers(d["runs"][run_key("lstm", H, 1, n, T)], E.theory(model, x, y).as_dict())
+
+
+def test_explore_prints_the_definitions_once(quick_explore):
+    from html import escape
+
+    from tinygrad_seq.viz.grads import DEFINITIONS
+    page = (quick_explore / "explore.html").read_text(encoding="utf-8")
+    for v in DEFINITIONS.values():
+        assert page.count(escape(v)) == 1, v[:40]
+    assert "mean gate" not in page.replace("the mean gate does not predict it", "")  # no mean-gate predictor left
 
 
 def test_forget_bias_and_training_change_the_curves(quick_explore):
@@ -232,6 +276,18 @@ def _polyline(b: Chromium, svg: str, name: str) -> dict:
                 f"points:p.getAttribute('points').trim().split(/\\s+/).length}}:null;}})()")
 
 
+def _shown(b: Chromium, field: str, run: dict) -> float:
+    """The number the table shows for `field` ("×0.757 (…)", "2.49 steps", "0.639"), after checking its cell
+    carries exactly the embedded precomputed value `run[field]`."""
+    cell = b.js(f"(function(){{var e=document.getElementById('num-{field}');"
+                f"return e?{{text:e.textContent,value:JSON.parse(e.dataset.value)}}:null;}})()")
+    assert cell is not None, f"no table cell for {field}"
+    assert cell["value"] == run[field], field
+    shown = float(re.match(r"×?([-0-9.e+]+)", cell["text"]).group(1))
+    assert shown == float(f"{run[field]:.3g}"), (field, cell["text"])  # the page prints 3 significant digits
+    return shown
+
+
 @pytest.mark.slow
 def test_index_page_in_chromium(pages, browser, tmp_path):
     b = browser
@@ -278,6 +334,7 @@ def test_explore_page_in_chromium(pages, browser, tmp_path):
     h = _polyline(b, "plot", "h")
     assert h["key"] == start and h["values"] == d["runs"][start]["h"] and h["points"] == A["T"][-1]
     assert _polyline(b, "plot", "c")["values"] == d["runs"][start]["c"]
+    assert _shown(b, "predicted_rate", d["runs"][start]) == pytest.approx(d["runs"][start]["predicted_rate"], rel=5e-3)
     b.screenshot(tmp_path / "explore.png", full=True)
 
     # a real key press on the T slider: one step shorter; the curves become the precomputed ones for it
@@ -287,8 +344,13 @@ def test_explore_page_in_chromium(pages, browser, tmp_path):
     h = _polyline(b, "plot", "h")
     assert h["key"] == new and h["values"] == d["runs"][new]["h"] and h["points"] == A["T"][-2]
     assert b.js("document.getElementById('v-T').textContent") == str(A["T"][-2])
-    ratio = float(b.js("document.getElementById('num-0').textContent").lstrip("×"))
-    assert ratio == pytest.approx(d["runs"][new]["ratio"], rel=5e-3)
+    run = d["runs"][new]
+    for field in ("rate", "predicted_rate", "lane_rate", "predicted_half_life", "lane_half_life", "spectral_radius"):
+        assert _shown(b, field, run) == pytest.approx(run[field], rel=5e-3), field
+    assert run["predicted_rate"] != d["runs"][start]["predicted_rate"]  # the key press moved the prediction
+    hv = run["h"]
+    np.testing.assert_allclose(_polyline(b, "plot", "pred")["values"],
+                               [hv[-1] * run["predicted_rate"] ** (len(hv) - 1 - t) for t in range(len(hv))], rtol=1e-9)
     r = _polyline(b, "ratio", "ratio")["values"]
     hv = d["runs"][new]["h"]
     np.testing.assert_allclose(r, [a / b_ for a, b_ in zip(hv, hv[1:])], rtol=1e-12)
@@ -303,8 +365,11 @@ def test_explore_page_in_chromium(pages, browser, tmp_path):
     assert h["key"] == new and h["values"] == d["runs"][new]["h"]
     bound = _polyline(b, "plot", "bound")["values"]
     hv = d["runs"][new]["h"]
-    np.testing.assert_allclose(bound, [hv[-1] * d["runs"][new]["bound"] ** (len(hv) - 1 - t) for t in range(len(hv))],
+    np.testing.assert_allclose(bound, [hv[-1] * d["runs"][new]["pascanu"] ** (len(hv) - 1 - t) for t in range(len(hv))],
                                rtol=1e-9)
+    for field in ("pascanu", "predicted_rate", "spectral_radius", "max_jacobian"):
+        assert _shown(b, field, d["runs"][new]) == pytest.approx(d["runs"][new][field], rel=5e-3), field
+    assert "sufficient, not a prediction" in b.js("document.getElementById('nums').textContent")
     if shutil.which("dot"):
         assert b.js("document.querySelector('#graph img').src") != src0
         time.sleep(0.3)

@@ -4,7 +4,8 @@ precomputed by the engine, embedded as JSON in one self-contained explore.html (
 For every setting of the grid -- cell (rnn/lstm/gru) x hidden size H x the cell's knob (RNN:
 sigma_max(W_hh), LSTM: forget-gate bias) x Adam steps trained x sequence length T -- a probe
 (experiments.Probe: ŷ = W h_T + b, L = mean (ŷ - y)²) is measured on one batch: ||dL/dh_t|| for every t,
-||dL/dc_t|| for the LSTM, and the numbers printed beside them (`setting_numbers`). The page's sliders
+||dL/dc_t|| for the LSTM, and the theory printed beside them (`setting_numbers`: experiments.theory, in the
+words of grads.DEFINITIONS, which the page prints once). The page's sliders
 pick a setting and redraw the curves from the JSON at once. A subset of settings also carries the
 unrolled graph (draw_graph, as SVG) for the chosen cell, knob and training.
 """
@@ -24,6 +25,7 @@ import tinygrad_seq as tg
 
 from . import experiments as E
 from .pagekit import BASE_CSS, PANZOOM_JS, viewer
+from .report import definitions_html
 
 CELLS = ("rnn", "lstm", "gru")
 DataFn = Callable[[int, int, np.random.Generator], "tuple[np.ndarray, np.ndarray]"]
@@ -80,25 +82,42 @@ def make_probe(cell: str, hidden: int, knob, seed: int) -> E.Probe:
     return model
 
 
-def setting_numbers(m: E.Measurement) -> dict:
-    """The numbers the page prints beside a curve. The one place that picks them: a better theory
-    (a predictor of the per-step rate) is switched in here and nowhere else.
+# The Theory fields the page prints (grads.Theory; the words and definitions are grads.DEFINITIONS).
+SHOWN = ("rate", "half_life", "predicted_rate", "predicted_half_life", "spectral_radius",
+         "sigma_max", "gamma", "pascanu", "rho_w", "mean_dphi", "rho_w_dphi", "max_jacobian", "violations",
+         "lane_chain", "lane_measured", "lane_rate", "lane_half_life", "dominant_gate", "mean_gate")
 
-    ratio: geometric mean of ||dL/dh_k|| / ||dL/dh_(k+1)|| over the steps (measured);
-    half_life: ln 0.5 / ln ratio, the steps for the gradient to halve (measured);
-    bound: Pascanu's sigma_max(W_hh)·γ (RNN; below 1 guarantees vanishing, above 1 says nothing);
-    gate, gate_half_life: mean forget gate f̄ (LSTM) / carry z̄ (GRU) and ln 0.5 / ln gate."""
-    r = m.mean_ratio
-    hl = (math.log(0.5) / math.log(r)) if r is not None and 0 < r < 1 else None
-    return {"loss": m.loss, "ratio": r, "half_life": hl, "bound": m.bound, "gate": m.mean_gate,
-            "gate_half_life": m.half_life if m.half_life is None or math.isfinite(m.half_life) else None}
+
+def setting_numbers(m: E.Measurement) -> dict:
+    """The numbers the page prints beside a curve: the one place that picks them, all from `m.theory`
+    (experiments.theory, words and definitions in grads.DEFINITIONS).
+
+    rate, half_life: measured ×r per step on the h chain and ln 0.5 / ln r; predicted_*: the mean-field
+    prediction (loss gradient carried back through J̄), spectral_radius ρ(J̄) its far-from-the-loss rate;
+    RNN: pascanu = σ_max(W_hh)·γ (a sufficient condition, not a prediction) and the largest step Jacobian;
+    LSTM/GRU: the lane alone (per-unit gate product) next to the lane's measured ×r. *_error: relative
+    error of the predicted half-life against the measured one (Theory.error)."""
+    th = m.theory
+    if th is None:
+        raise ValueError("setting_numbers: the measurement has no theory (measure(..., with_theory=True))")
+    d = th.as_dict()
+    return {"loss": m.loss, **{k: d[k] for k in SHOWN},
+            "predicted_error": th.error("predicted"), "lane_error": th.error("lane")}
 
 
 def _r(v, digits: int = 4):
-    """A float rounded to `digits` significant digits (JSON stays small); None/inf/nan -> None."""
-    if v is None or not math.isfinite(float(v)):
+    """A float rounded to `digits` significant digits (JSON stays small); None/nan -> None, ±inf -> "inf"
+    / "-inf" (JSON has no infinity; the page reads them back); strings, ints and lists pass through."""
+    if v is None or isinstance(v, (str, bool, int)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_r(x, digits) for x in v]
+    v = float(v)
+    if math.isnan(v):
         return None
-    return float(f"{float(v):.{digits}g}")
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return float(f"{v:.{digits}g}")
 
 
 def _svg_text(graph) -> str | None:
@@ -176,7 +195,7 @@ def write_explorer(out: str | Path, data: dict, command: str = "") -> Path:
     blob = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     html = (_PAGE.replace("{{CSS}}", BASE_CSS + _CSS).replace("{{PANZOOM}}", PANZOOM_JS)
             .replace("{{COMMAND}}", escape(command)).replace("{{VIEWER}}", viewer("", "unrolled graph", 2.0, link=False))
-            .replace("{{JS}}", _JS).replace("{{DATA}}", blob))
+            .replace("{{DEFS}}", definitions_html()).replace("{{JS}}", _JS).replace("{{DATA}}", blob))
     if not (out / "index.html").exists():  # explore run on its own: say where the main page comes from
         html = html.replace('<a href="index.html">Back to the main page</a>',
                             f"The main page (index.html) is written by <code>tinygrad-seq vanishing --out {escape(str(out))}</code>")
@@ -186,10 +205,11 @@ def write_explorer(out: str | Path, data: dict, command: str = "") -> Path:
 
 
 _CSS = """
-.panel{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}.controls{min-width:300px;max-width:380px}
+.panel{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}.controls{flex:0 1 470px;min-width:320px}
 .ctl{margin:10px 0}.ctl label{display:block;font-size:14px}.ctl input[type=range]{width:100%}
 .ctl .val{font-weight:bold}.plots2{flex:1;min-width:520px}svg.plot{width:100%;display:block;background:#fff;
-border:1px solid #ddd}svg.plot text{font-size:12px;fill:#333}#nums td{text-align:right}#nums td:first-child{text-align:left}#nums td+td{white-space:nowrap}.cells label{margin-right:12px}
+border:1px solid #ddd}svg.plot text{font-size:12px;fill:#333}#nums td{text-align:right}#nums td:first-child{text-align:left}#nums td+td{white-space:nowrap}#nums tr.grp td{text-align:left;font-weight:bold;padding-top:8px;border-bottom:1px solid #ddd}
+#nums{width:100%;border-collapse:collapse}#nums td{font-size:14px;padding:2px 4px}#nums td.sub{padding-left:14px}.defs li{margin:4px 0}.cells label{margin-right:12px}
 .note{color:#555;font-size:13px}.legend{font-size:13px;margin:2px 0 12px}
 .legend span{margin-right:16px;white-space:nowrap;display:inline-block}"""
 
@@ -212,12 +232,16 @@ curve below was measured by the engine beforehand (<code>{{COMMAND}}</code>); th
 <div class="ctl"><label for="s-sigma">RNN σ<sub>max</sub>(W<sub>hh</sub>) (init rescaled) = <span class="val" id="v-sigma"></span></label><input type="range" id="s-sigma" min="0" step="1"></div>
 <div class="ctl"><label for="s-train">Adam steps trained first = <span class="val" id="v-train"></span></label><input type="range" id="s-train" min="0" step="1"></div>
 <table id="nums"></table>
-<p class="note" id="defs"></p>
+<p class="note" id="train-note"></p>
 </div>
 <div class="plots2">
 <svg class="plot" id="plot" data-h="360"></svg><div class="legend" id="plot-legend"></div>
 <svg class="plot" id="ratio" data-h="230"></svg><div class="legend" id="ratio-legend"></div>
 </div></div>
+<div class="text" id="definitions"><h2>What the numbers mean</h2>
+<p>The table and the plots use these definitions, the same ones as the graphs, <code>index.html</code> and the
+README (<code>tinygrad_seq.viz.grads.DEFINITIONS</code>); every number comes from
+<code>tinygrad_seq.viz.experiments.theory</code> on the setting's batch.</p>{{DEFS}}</div>
 <h2>The unrolled graph <span class="note" id="gcap"></span></h2>
 <div id="graph">{{VIEWER}}</div>
 <script type="application/json" id="grid">{{DATA}}</script>
@@ -244,7 +268,7 @@ function cur(){var c=document.querySelector('input[name=cell]:checked').value,o=
 function knob(c,o){return c==='rnn'?o.sigma:c==='lstm'?o.fb:0;}
 function key(c,o){return [c,A.H[o.H],knob(c,o),A.train[o.train],A.T[o.T]].join('|');}
 function fmt(v,d){if(v===null||v===undefined)return '–';var a=Math.abs(v);
-  return (a!==0&&(a<1e-3||a>=1e4))?v.toExponential(1):v.toPrecision(d||3).replace(/\.?0+$/,'');}
+  return (a!==0&&(a<1e-3||a>=1e4))?v.toExponential(1):v.toPrecision(d||3).replace(/(\.\d*?)0+$/,'$1').replace(/\.$/,'');}
 function el(tag,at,txt){var e=document.createElementNS('http://www.w3.org/2000/svg',tag);
   for(var k in at)e.setAttribute(k,at[k]);if(txt!==undefined)e.textContent=txt;return e;}
 function plot(svg,series,o){while(svg.firstChild)svg.removeChild(svg.firstChild);
@@ -275,40 +299,58 @@ function plot(svg,series,o){while(svg.firstChild)svg.removeChild(svg.firstChild)
     sw.appendChild(el('line',{x1:0,x2:30,y1:5,y2:5,stroke:s.col,'stroke-width':s.w||2,'stroke-dasharray':s.dash||'',opacity:s.op||1}));
     var it=document.createElement('span');it.appendChild(sw);it.appendChild(document.createTextNode(' '+s.legend));lg.appendChild(it);});}
 var lastGraph=null;
-function update(){var o=cur(),c=o.cell,r=D.runs[key(c,o)],T=A.T[o.T];
+function num(v){return v==='inf'?Infinity:v==='-inf'?-Infinity:v;}  // JSON has no infinity (explore._r)
+function rate(v){return v===null||v===undefined?'–':'×'+fmt(v);}
+function hl(v){v=num(v);return v===null||v===undefined?'–':v===Infinity?'∞':fmt(v)+' steps';}
+function off(e){return e===null||e===undefined?'':' ('+Math.round(100*e)+'% from the measured half-life)';}
+function update(){var o=cur(),c=o.cell,r=D.runs[key(c,o)],T=A.T[o.T],g=c==='lstm'?'f':'z',ln=r.lane_chain;
   names.forEach(function(k){document.getElementById('v-'+k).textContent=lab(k,A[k][o[k]]);});
-  var rr=D.runs[key('rnn',o)];if(A.sigma[o.sigma]===null&&rr.bound!==null)
-    document.getElementById('v-sigma').textContent='as initialised ('+(A.train[o.train]?'after training: ':'')+fmt(rr.bound)+')';
+  var rr=D.runs[key('rnn',o)];if(A.sigma[o.sigma]===null&&rr.sigma_max!==null)
+    document.getElementById('v-sigma').textContent='as initialised ('+(A.train[o.train]?'after training: ':'')+fmt(rr.sigma_max)+')';
   var s=[];['rnn','lstm','gru'].forEach(function(k){if(k===c)return;var q=D.runs[key(k,o)];
     s.push({v:q.h,col:COL[k],w:1.2,op:0.45,name:'h-'+k,key:key(k,o),legend:NAME[k]+' ‖∂L/∂h_t‖ (same sliders)'});});
   s.push({v:r.h,col:COL[c],w:3,name:'h',key:key(c,o),legend:NAME[c]+' ‖∂L/∂h_t‖'});
   if(r.c)s.push({v:r.c,col:'#2ca02c',w:2,dash:'6 4',name:'c',key:key(c,o),legend:'LSTM ‖∂L/∂c_t‖ (cell lane)'});
-  var hT=r.h[r.h.length-1];
-  function geo(f,name,lg,col,dash){if(f===null||!(hT>0))return;var v=r.h.map(function(_,t){return hT*Math.pow(f,r.h.length-1-t);});
-    s.push({v:v,col:col,w:1.2,dash:dash,name:name,legend:lg,noscale:true});}
-  if(c==='rnn')geo(r.bound,'bound','Pascanu bound: ‖∂L/∂h_T−1‖·(σ_max·γ)^(T−1−t)','#555','3 3');
-  geo(r.ratio,'fit','measured rate: ‖∂L/∂h_T−1‖·r̄^(T−1−t)','#ff7f0e','1 3');
+  function geo(end,f,name,lg,col,dash){if(f===null||f===undefined||!(end[end.length-1]>0))return;var e=end[end.length-1];
+    s.push({v:end.map(function(_,t){return e*Math.pow(f,end.length-1-t);}),col:col,w:1.5,dash:dash,name:name,legend:lg,noscale:true});}
+  geo(r.h,r.rate,'fit','measured ∂L/∂h ×r per step: ‖∂L/∂h_T−1‖·r^(T−1−t)','#ff7f0e','1 3');
+  geo(r.h,r.predicted_rate,'pred','predicted (mean-field) ×r per step','#9467bd','8 3');
+  if(r.lane_rate!==null)geo(ln==='c'?r.c:r.h,r.lane_rate,'lane',ln+' lane alone ×r per step (from ‖∂L/∂'+ln+'_T−1‖)','#8c564b','2 2');
+  if(c==='rnn')geo(r.h,r.pascanu,'bound','Pascanu σ_max(W_hh)·γ per step (a bound, not a prediction)','#555','3 3');
   plot(document.getElementById('plot'),s,{title:'‖∂L/∂h_t‖ (log scale), loss at t = T−1 = '+(T-1),xlabel:'time step t'});
-  var rt=[];for(var k=0;k+1<r.h.length;k++)rt.push(r.h[k+1]>0&&r.h[k]>0?r.h[k]/r.h[k+1]:0);
-  var rs=[{v:rt,col:COL[c],w:2,name:'ratio',key:key(c,o),legend:'‖∂L/∂h_k‖ / ‖∂L/∂h_k+1‖'}];
-  if(r.ratio!==null)rs.push({v:rt.map(function(){return r.ratio;}),col:'#ff7f0e',w:1.2,dash:'1 3',name:'rbar',legend:'r̄ = '+fmt(r.ratio)});
-  if(c==='rnn'&&r.bound!==null)rs.push({v:rt.map(function(){return r.bound;}),col:'#555',w:1.2,dash:'3 3',name:'bnd',legend:'bound σ_max·γ = '+fmt(r.bound)});
+  function ratios(v){var q=[];for(var k=0;k+1<v.length;k++)q.push(v[k+1]>0&&v[k]>0?v[k]/v[k+1]:0);return q;}
+  var rt=ratios(r.h),rs=[{v:rt,col:COL[c],w:2,name:'ratio',key:key(c,o),legend:'‖∂L/∂h_k‖ / ‖∂L/∂h_k+1‖'}];
+  if(r.c)rs.push({v:ratios(r.c),col:'#2ca02c',w:1.5,dash:'6 4',name:'cratio',key:key(c,o),legend:'‖∂L/∂c_k‖ / ‖∂L/∂c_k+1‖'});
+  function flat(f,name,lg,col,dash){if(f!==null&&f!==undefined)rs.push({v:rt.map(function(){return f;}),col:col,w:1.5,dash:dash,name:name,legend:lg});}
+  flat(r.rate,'rbar','measured ×r = '+fmt(r.rate),'#ff7f0e','1 3');
+  flat(r.predicted_rate,'rpred','predicted (mean-field) ×r = '+fmt(r.predicted_rate),'#9467bd','8 3');
+  if(r.lane_rate!==null)flat(r.lane_rate,'rlane',ln+' lane alone ×r = '+fmt(r.lane_rate),'#8c564b','2 2');
+  if(c==='rnn')flat(r.pascanu,'bnd','Pascanu σ_max·γ = '+fmt(r.pascanu),'#555','3 3');
   plot(document.getElementById('ratio'),rs,{title:'per-step decay: ratio of the gradient one step back',xlabel:'step k',lin:true,yhi:1.25});
-  var rows=[['measured per-step decay r̄ (geometric mean)','×'+fmt(r.ratio)],
-    ['half-life from r̄: ln 0.5 / ln r̄',r.half_life===null?'–':fmt(r.half_life)+' steps'],
-    ['‖∂L/∂h_0‖ (T−1 steps back)',fmt(r.h[0])],['loss',fmt(r.loss)]];
-  if(c==='rnn')rows.push(['Pascanu σ_max(W_hh)·γ (sufficient: < 1 ⇒ vanishing)',fmt(r.bound)]);
-  if(r.gate!==null)rows.push([(c==='lstm'?'mean forget gate f̄':'mean carry gate z̄'),fmt(r.gate)],
-    ['half-life from the mean gate: ln 0.5 / ln '+(c==='lstm'?'f̄':'z̄'),r.gate_half_life===null?'–':fmt(r.gate_half_life)+' steps']);
-  var tb=document.getElementById('nums');tb.innerHTML='';rows.forEach(function(x,i){var tr=tb.insertRow();tr.insertCell().textContent=x[0];
-    var td=tr.insertCell();td.textContent=x[1];td.id='num-'+i;});
+  // the table: [label, text, field of the run it shows (its cell gets id num-<field> and the raw value)]
+  var rows=[['measured'],['∂L/∂h ×r per step',rate(r.rate),'rate'],['half-life ln 0.5 / ln r',hl(r.half_life),'half_life']];
+  if(ln==='c')rows.push(['∂L/∂c ×r per step',rate(r.lane_measured),'lane_measured']);
+  rows.push(['‖∂L/∂h_0‖ (T−1 steps back)',fmt(r.h[0])],['loss',fmt(r.loss),'loss'],
+    ['predicted (mean-field, through J̄)'],['∂L/∂h ×r per step',rate(r.predicted_rate)+off(r.predicted_error),'predicted_rate'],
+    ['half-life',hl(r.predicted_half_life),'predicted_half_life'],['far from the loss: ρ(J̄)',fmt(r.spectral_radius),'spectral_radius']);
+  if(c==='rnn')rows.push(['ρ(W_hh)·mean tanh′',fmt(r.rho_w)+'·'+fmt(r.mean_dphi)+' = '+fmt(r.rho_w_dphi),'rho_w_dphi'],
+    ['condition (Pascanu: sufficient, not a prediction)'],
+    ['σ_max(W_hh)·γ',fmt(r.pascanu)+' = '+fmt(r.sigma_max)+'·'+fmt(r.gamma)+(r.pascanu<1?' < 1: vanishing guaranteed':' ≥ 1: vanishing not guaranteed'),'pascanu'],
+    ['largest step Jacobian ‖∂h_t/∂h_(t-1)‖',fmt(r.max_jacobian)+': '+(r.violations&&r.violations.length?r.violations.length+' step(s) break it':'no step breaks it'),'max_jacobian']);
+  if(r.lane_rate!==null)rows.push([ln+' lane alone (per-unit product of '+g+')'],
+    ['∂L/∂'+ln+' ×r per step',rate(r.lane_rate)+off(r.lane_error),'lane_rate'],['half-life',hl(r.lane_half_life),'lane_half_life'],
+    ['slowest unit’s geometric-mean '+g,fmt(r.dominant_gate),'dominant_gate'],['mean '+g+'̄ (not a predictor)',fmt(r.mean_gate),'mean_gate']);
+  var tb=document.getElementById('nums');tb.innerHTML='';rows.forEach(function(x){var tr=tb.insertRow();
+    if(x.length===1){tr.className='grp';var h=tr.insertCell();h.colSpan=2;h.textContent=x[0];return;}
+    var l=tr.insertCell();l.textContent=x[0];l.className='sub';var td=tr.insertCell();td.textContent=x[1];
+    if(x[2]){td.id='num-'+x[2];td.dataset.value=JSON.stringify(r[x[2]]);}});
   var gs=A.train[o.train]===A.train[0]?A.train[0]:A.train[A.train.length-1],gk=[c,knob(c,o),gs].join('|'),svg=D.graphs[gk];
   document.getElementById('gcap').textContent=D.graphs_missing?D.graphs_missing:('drawn at T = '+G.graph_T+', H = '+G.graph_H+
     ', '+(gs?'after '+gs+' training steps':'at init')+' (the plots above: T = '+T+', H = '+A.H[o.H]+')');
   var box=document.querySelector('#graph .pz');
   if(svg&&gk!==lastGraph){lastGraph=gk;window.pzSet(box,URL.createObjectURL(new Blob([svg],{type:'image/svg+xml'})));}
   box.parentNode.style.display=svg?'':'none';
-  document.getElementById('defs').textContent='Trained settings: Adam (lr 0.01, clip 1) on batches of 32 sequences of length '+G.train_T+
+  document.getElementById('train-note').textContent='Trained settings: Adam (lr 0.01, clip 1) on batches of 32 sequences of length '+G.train_T+
     '; every setting measured on '+G.batch_size+' sequences (seed '+G.seed+').';
   window.explorer={key:key(c,o),run:r};}
 document.addEventListener('DOMContentLoaded',update);window.addEventListener('resize',update);
