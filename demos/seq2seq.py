@@ -15,7 +15,9 @@ OUT gets a comparison plot and `summary.json`. Attention heatmaps of a few held-
 as `OUT/<model>/attention_*.png`.
 
 Measured with the defaults (seed 0, CPU, a few minutes each on a shared 2-core machine), held-out:
-translate exact match RNN 1.000 / Transformer 1.000 (1000 unseen dates); copy 1.000; reverse 1.000;
+translate (--iters 800) exact match RNN 1.000 / Transformer 0.993 on 1000 distinct unseen dates, 1.000 /
+0.747 on dates of unseen years; copy / reverse (--iters 800) 1.000 / 1.000 on 919 unseen sequences, 0.227 /
+0.057 on longer ones (13-16 tokens) (README, "Held-out splits");
 g2p word accuracy RNN 0.6125 (PER 0.094) / Transformer 0.560 (PER 0.116) on 2000 unseen words;
 caption exact match 0.969 (359 unseen images).
 """
