@@ -17,7 +17,14 @@ add_common_args(parser, defaults, quick=None, help_text=None)
     `defaults` work for demo-specific flags added with `default=None`. `help_text` overrides flag
     help texts.
 resolve_args(args) -> args
-    Also records the flags given explicitly in `args._explicit` (for the --resume checks).
+    Also records the flags given explicitly in `args._explicit` (for the --resume checks), and caps the
+    BLAS threads to `--blas-threads` (added by add_common_args, default DEMO_BLAS_THREADS) with
+    `cap_blas_threads`: so every demo runs its small matrices on a capped pool.
+cap_blas_threads(n) -> str
+    `tg.set_num_threads(n)` (n = 0 leaves the pool as it is); returns a short description for the output.
+add_compile_flag(parser) / compile_model(model, args, why_eager=None) -> model
+    `--eager`; the model wrapped in `tg.compile` unless --eager (or `why_eager`, the reason a demo stays
+    eager by default: then --compile turns it on); prints one line saying which and how to change it.
 positive_int, nonnegative_int, int_at_least(n), positive_float, nonnegative_float, csv_choices(choices),
 existing_path
     argparse `type=` validators: a bad value is a one-line usage error naming the flag and the value.
@@ -44,6 +51,7 @@ RunDir(out)
                                        the checkpoint's step
     .log(step, split, **metrics)       append one line to metrics.jsonl (also echoed to .records)
     .records(split=None) -> list[dict]
+    .drop(split)                       remove a split's lines (final scores a resumed run writes again)
     .save_checkpoint(step, model, optim, rngs, **extra)   atomic (`tg.save`)
     .plot(filename="loss.png", key="loss", title=None, logy=False, baseline=None) -> Path
     `rngs` is a dict name -> np.random.Generator; `tg.rng()` is always saved as "tg".
@@ -77,7 +85,8 @@ from tinygrad_seq.cli import UsageError
 __all__ = ["add_common_args", "resolve_args", "seed_everything", "RunDir", "plot_curves", "progress",
            "minibatches", "print_table", "positive_int", "nonnegative_int", "int_at_least", "positive_float",
            "nonnegative_float", "csv_choices", "existing_path", "deprecated", "require", "read_results",
-           "write_results", "UsageError"]
+           "write_results", "UsageError", "cap_blas_threads", "add_compile_flag", "compile_model",
+           "DEMO_BLAS_THREADS"]
 
 
 # ------------------------------------------------------------------------------------------ validators
@@ -212,7 +221,10 @@ def add_common_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
             hint = f" (default {defaults[key]}" + (f", --quick {quick[key]})" if key in quick else ")")
             parser.add_argument("--" + key.replace("_", "-"), type=typ, default=None,
                                 help=helps.get(key, text) + hint)
-    parser.set_defaults(_defaults={"seed": 0, **defaults}, _quick=quick)
+    parser.add_argument("--blas-threads", type=nonnegative_int, default=None,
+                        help=helps.get("blas_threads", f"BLAS threads (default {DEMO_BLAS_THREADS}: these small "
+                                       "matrices gain nothing from more; 0 = leave the library's setting)"))
+    parser.set_defaults(_defaults={"seed": 0, "blas_threads": DEMO_BLAS_THREADS, **defaults}, _quick=quick)
     return parser
 
 
@@ -225,7 +237,55 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, key, quick.get(key, value) if args.quick else value)
     if isinstance(args.out, str):
         args.out = Path(args.out)
+    args._threads_note = cap_blas_threads(args.blas_threads) if hasattr(args, "blas_threads") else ""
     return args
+
+
+# ------------------------------------------------------------------------------------------ speed
+# The demos' matrices are small (hidden 32-256, batch 16-64): a BLAS pool of several threads spends
+# more time waking and synchronising than multiplying, and on a busy machine a 40-iteration run took
+# 103 s instead of 26 s. One thread per process is the demos' default; `--blas-threads` changes it.
+DEMO_BLAS_THREADS = 1
+
+
+def cap_blas_threads(n: int) -> str:
+    """Set the BLAS pool to `n` threads (`tg.set_num_threads`); 0 leaves it. Returns e.g. "BLAS threads 1"."""
+    if n <= 0:
+        return f"BLAS threads {tg.get_num_threads()} (not capped)"
+    try:
+        tg.set_num_threads(n)
+    except (ImportError, RuntimeError) as e:  # no threadpoolctl, or no BLAS it can reach: run uncapped
+        print(f"note: BLAS threads not capped ({e}); OMP_NUM_THREADS={n} does it at start-up", file=sys.stderr)
+        return "BLAS threads not capped"
+    return f"BLAS threads {n}"
+
+
+def add_compile_flag(parser: argparse.ArgumentParser, eager_default: bool = False) -> None:
+    """`--eager` (or, for a demo that stays eager by default, `--compile`)."""
+    if eager_default:
+        parser.add_argument("--compile", dest="eager", action="store_false", default=True,
+                            help="run the model through tg.compile (off by default for this demo: see its output)")
+    else:
+        parser.add_argument("--eager", action="store_true",
+                            help="run the model eagerly instead of through tg.compile (same numbers, slower)")
+
+
+def compile_model(model: tg.nn.Module, args: argparse.Namespace, why_eager: str | None = None) -> tg.nn.Module:
+    """`tg.compile(model)` unless `args.eager`; prints one line saying which (with the BLAS cap)."""
+    threads = getattr(args, "_threads_note", "")
+    eager = getattr(args, "eager", False)
+    if eager:
+        how = f"eager ({why_eager}; --compile to try tg.compile)" if why_eager else "eager (--eager)"
+    else:
+        how = "tg.compile on (--eager to turn it off)"
+    line = f"[{how}; {threads}]" if threads else f"[{how}]"
+    said = args.__dict__.setdefault("_compile_said", set())
+    if line not in said:  # one line per command and kind of model, not per run
+        said.add(line)
+        print(line, flush=True)
+    if eager:
+        return model
+    return tg.compile(model)
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -380,6 +440,11 @@ class RunDir:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(rec) + "\n")
         return rec
+
+    def drop(self, split: str) -> None:
+        """Remove every line of `split` from metrics.jsonl (a resumed run rewrites its final scores)."""
+        self._records = [r for r in self._records if r["split"] != split]
+        self._rewrite_metrics()
 
     def records(self, split: str | None = None) -> list[dict]:
         return [r for r in self._records if split is None or r["split"] == split]

@@ -62,6 +62,18 @@ def load_digits_sequences(test_fraction: float = 0.2, split_seed: int = 0,
     return x_tr, y_tr, x_te, y_te
 
 
+def load_digits_splits(valid_fraction: float = 0.2, split_seed: int = 0, dtype=np.float32):
+    """`load_digits_sequences`' test set (360 images) untouched, and its training images split again,
+    stratified, into train (1149) and validation (288): ((x, y) train, (x, y) valid, (x, y) test).
+    Settings and epochs are chosen on validation; the test set is scored once."""
+    from sklearn.model_selection import train_test_split
+
+    x_tr, y_tr, x_te, y_te = load_digits_sequences(split_seed=split_seed, dtype=dtype)
+    x_tr, x_va, y_tr, y_va = train_test_split(x_tr, y_tr, test_size=valid_fraction, random_state=split_seed,
+                                              stratify=y_tr)
+    return (x_tr, y_tr), (x_va, y_va), (x_te, y_te)
+
+
 # ------------------------------------------------------------------------------------------ characters
 def default_corpus_files(max_bytes: int = 1_000_000) -> list[Path]:
     """A deterministic set of Python standard-library sources: the top-level `*.py` files of

