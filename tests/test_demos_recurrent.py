@@ -267,3 +267,8 @@ def test_charlm_resume_continues_identically(charlm_run, tmp_path):
 def test_charlm_sample_only_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert main(["charlm", "--out", str(tmp_path), "--sample-only"]) == 2
     assert "no trained model" in capsys.readouterr().err
+
+
+def test_charlm_full_excludes_quick(capsys):
+    assert main(["charlm", "--full", "--quick"]) == 2
+    assert "--full and --quick" in capsys.readouterr().err

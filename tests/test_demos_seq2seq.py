@@ -293,3 +293,15 @@ def test_cnn_encoder_matches_torch_float64():
         np.testing.assert_allclose(getattr(enc, name).bias.grad.numpy(), mod.bias.grad.numpy(), rtol=1e-9, atol=1e-11)
     with pytest.raises(ValueError, match="expected input"):
         enc(tg.Tensor(np.zeros((1, 3, 4, 4))))
+
+
+def test_g2p_full_flag_fills_the_long_configuration_and_excludes_quick(capsys):
+    from tinygrad_seq.cli import build_parser
+    from tinygrad_seq.demos import seq2seq as S
+    assert _cli("g2p", "--full", "--quick") == 2
+    assert "--full and --quick" in capsys.readouterr().err
+    full = S.CONFIGS["g2p"]["full"]
+    args = S._apply_full(build_parser().parse_args(["g2p", "--full", "--d-model", "192"]), full)
+    assert args.d_model == 192 and args.iters == full["iters"] and args.layers == full["layers"]  # explicit wins
+    args = S._apply_full(build_parser().parse_args(["g2p", "--d-model", "192"]), full)
+    assert args.iters is None  # without --full nothing is filled
