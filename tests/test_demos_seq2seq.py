@@ -305,3 +305,21 @@ def test_g2p_full_flag_fills_the_long_configuration_and_excludes_quick(capsys):
     assert args.d_model == 192 and args.iters == full["iters"] and args.layers == full["layers"]  # explicit wins
     args = S._apply_full(build_parser().parse_args(["g2p", "--d-model", "192"]), full)
     assert args.iters is None  # without --full nothing is filled
+
+
+def test_g2p_per_model_recipes():
+    """g2p's Transformer has its own steps, warm-up and label smoothing; explicit flags still win."""
+    from tinygrad_seq import demos  # noqa: F401  (registers the subcommands)
+    from tinygrad_seq.cli import build_parser
+    from tinygrad_seq.demos import common
+    from tinygrad_seq.demos import seq2seq as S
+    d = S.CONFIGS["g2p"]["defaults"]
+    args = common.resolve_args(build_parser().parse_args(["g2p"]))
+    rnn, tr = S._model_args(args, "rnn"), S._model_args(args, "transformer")
+    assert (rnn.iters, rnn.warmup, rnn.label_smoothing) == (d["iters"], d["warmup"], d["label_smoothing"])
+    assert (tr.iters, tr.warmup, tr.label_smoothing) == (d["transformer_iters"], d["transformer_warmup"],
+                                                         d["transformer_label_smoothing"])
+    args = common.resolve_args(build_parser().parse_args(["g2p", "--transformer-label-smoothing", "0.2",
+                                                          "--transformer-iters", "7"]))
+    tr = S._model_args(args, "transformer")
+    assert (tr.label_smoothing, tr.iters) == (0.2, 7)
