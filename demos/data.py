@@ -115,23 +115,39 @@ def read_corpus(path: str | os.PathLike | None = None, max_bytes: int = 1_000_00
     return "".join(parts)[:max_bytes]
 
 
+UNK_CHAR = "\ufffd"  # stands for every held-out character that never occurs in the training text
+
+
 @dataclass
 class CharCorpus:
-    """A text split into train/validation id arrays over a character vocabulary (`itos`)."""
+    """A text split into train / validation / test id arrays over a character vocabulary (`itos`) built
+    from the training text only, plus UNK_CHAR (last) for held-out characters training never shows."""
     itos: list[str]
     train: np.ndarray
     valid: np.ndarray
+    test: np.ndarray
 
     @classmethod
-    def from_text(cls, text: str, valid_fraction: float = 0.1) -> "CharCorpus":
-        """Vocabulary = every character of the text (sorted); the last `valid_fraction` is held out."""
+    def from_text(cls, text: str, valid_fraction: float = 0.05, test_fraction: float = 0.05) -> "CharCorpus":
+        """The first 1 - valid - test of the text trains, then validation (checkpoint selection), then test.
+        A validation/test character absent from the training part maps to UNK_CHAR (which the model never
+        sees in training, so it costs what it costs: the held-out score is not helped by peeking)."""
         if len(text) < 100:
             raise ValueError(f"corpus too small: {len(text)} characters (need at least 100)")
-        itos = sorted(set(text))
+        if not (0 < valid_fraction and 0 <= test_fraction and valid_fraction + test_fraction < 1):
+            raise ValueError(f"need 0 < valid_fraction, 0 <= test_fraction, sum < 1; got {valid_fraction}, "
+                             f"{test_fraction}")
+        cut_v = int(len(text) * (1 - valid_fraction - test_fraction))
+        cut_t = int(len(text) * (1 - test_fraction))
+        itos = sorted(set(text[:cut_v]) - {UNK_CHAR}) + [UNK_CHAR]
         lut = {c: i for i, c in enumerate(itos)}
-        ids = np.fromiter((lut[c] for c in text), dtype=np.int64, count=len(text))
-        cut = int(len(ids) * (1 - valid_fraction))
-        return cls(itos, ids[:cut], ids[cut:])
+        unk = len(itos) - 1
+        ids = np.fromiter((lut.get(c, unk) for c in text), dtype=np.int64, count=len(text))
+        return cls(itos, ids[:cut_v], ids[cut_v:cut_t], ids[cut_t:])
+
+    @property
+    def unk_index(self) -> int:
+        return len(self.itos) - 1
 
     @property
     def vocab_size(self) -> int:
@@ -147,12 +163,12 @@ class CharCorpus:
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.itos[i] for i in ids)
 
-    def unigram_bpc(self) -> float:
-        """Cross-entropy (bits/char) of the held-out text under the training-text character frequencies
-        (add-one smoothed): the baseline a model that ignores context would reach."""
+    def unigram_bpc(self, split: str = "test") -> float:
+        """Cross-entropy (bits/char) of a held-out split ("valid" or "test") under the training-text
+        character frequencies (add-one smoothed): the baseline a model that ignores context would reach."""
         counts = np.bincount(self.train, minlength=self.vocab_size) + 1.0
         p = counts / counts.sum()
-        return float(-np.log2(p[self.valid]).mean())
+        return float(-np.log2(p[getattr(self, split)]).mean())
 
 
 def bptt_streams(ids: np.ndarray, batch_size: int) -> np.ndarray:

