@@ -287,8 +287,10 @@ class _Builder:
         for e in self.expand_req:
             hit = {d for d in names if d == e or d.endswith("." + e)}
             if not hit:
+                some = sorted(names, key=lambda d: (d.count('.'), d))
+                more = f", ... ({len(some) - 12} more)" if len(some) > 12 else ""
                 raise ValueError(f"draw_graph: expand={e!r} names no module of this graph; modules: "
-                                 f"{', '.join(sorted(names, key=lambda d: (d.count('.'), d))[:40])}")
+                                 f"{', '.join(some[:12])}{more}")
             self.expanded |= hit
         if self.depth is None:
             return
