@@ -62,12 +62,12 @@ class Function:
         n = len(tensors)
         try:
             if n == 2:
-                x, y = tensors
-                data = ctx.forward(x._data, y._data, **kw)
+                x, y = tensors  # (no `**kw` of an empty dict: ~0.15 us per call)
+                data = ctx.forward(x._data, y._data, **kw) if kw else ctx.forward(x._data, y._data)
                 needs = (x.requires_grad, y.requires_grad) if STATE.grad_enabled else _NO_GRAD
             elif n == 1:
                 x = tensors[0]
-                data = ctx.forward(x._data, **kw)
+                data = ctx.forward(x._data, **kw) if kw else ctx.forward(x._data)
                 needs = (x.requires_grad,) if STATE.grad_enabled else _NO_GRAD
             else:
                 data = ctx.forward(*[t._data for t in tensors], **kw)
