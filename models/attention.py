@@ -315,16 +315,17 @@ class HardAttention(_Attention):
 
 # ---------------------------------------------------------------- scaled dot-product and multi-head
 
-def _dropout_keep(q: Tensor, k: Tensor, dropout_p: float, training: bool) -> np.ndarray | None:
-    """The scaled dropout mask (1/(1-p) kept, 0 dropped) for the (..., L, S) weights, or None."""
+def _dropout_keep(q: Tensor, k: Tensor, dropout_p: float, training: bool) -> Tensor | None:
+    """The scaled dropout mask (1/(1-p) kept, 0 dropped) for the (..., L, S) weights, or None: dropout of
+    ones, so the engine's op draws it (a compiled replay draws fresh numbers) and heads can share one draw."""
     if not (dropout_p > 0 and training):
         return None
     shape = np.broadcast_shapes(q.shape[:-1] + (k.shape[-2],), k.shape[:-2] + (1, 1))
-    return (tg.rng().random(shape) >= dropout_p).astype(q.dtype) * (1.0 / (1.0 - dropout_p))
+    return F.dropout(tg.ones(shape, dtype=q.dtype), dropout_p)
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, bias: Tensor | None = None,
-              keep: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
+              keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias) V on (..., L|S, D) tensors -> (output, weights α);
     `bias` is the additive mask (-inf = blocked, see _bias; a row with every key blocked gets α = 0), `keep`
     a scaled dropout mask (from _dropout_keep) applied to α."""
@@ -333,7 +334,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, bias: Tensor | None
         scores = scores + bias
     alpha = scores.named("scores").masked_softmax(dim=-1).named("alpha")
     if keep is not None:
-        alpha = alpha * Tensor(keep)
+        alpha = alpha * keep
     return (alpha @ v).named("context"), alpha
 
 

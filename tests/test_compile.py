@@ -554,3 +554,30 @@ def test_a_changed_mask_of_the_same_shape_is_used_by_the_replay():
                                        atol=1e-12)
             outs.append(out.numpy().copy())
     assert not np.allclose(outs[1], outs[2]) and not np.allclose(outs[2], outs[3])
+
+
+def test_transformer_training_with_dropout_compiles_and_replays_the_same_draws_as_eager():
+    # attention dropout is drawn by the engine's Dropout op (no graph break); from the same seed, a replay
+    # draws the numbers eager mode draws, so values and gradients match, and later replays draw new ones
+    m = TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.3, batch_first=True).double()
+    m.train()
+    params = list(m.parameters())
+    fn = lambda x, kpm: m(x, src_key_padding_mask=kpm)  # noqa: E731
+    cf = tg.compile(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(3):
+            x, kpm = _randn(2, 4, 8, seed=k), _bool_mask((2, 4), k)
+            res = []
+            for f in (fn, cf):
+                for p in params:
+                    p.grad = None
+                tg.manual_seed(100 + k)
+                out = f(x, kpm)
+                assert f is fn or k == 0 or is_compiled_output(out), "later calls must replay"
+                _loss(out, k).backward()
+                res.append([out.numpy().copy()] + [p.grad.numpy().copy() for p in params])
+            for a, b in zip(*res):
+                np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert cf.broken is None
+    assert not np.allclose(cf(x, kpm).numpy(), cf(x, kpm).numpy())  # fresh draws on every replay
