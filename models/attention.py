@@ -25,11 +25,16 @@ __all__ = ["masked_softmax", "gumbel_softmax", "scaled_dot_product_attention", "
            "HardAttention", "MultiheadAttention", "set_split_heads", "attention"]
 
 
-def _mask_array(mask, name: str = "mask") -> np.ndarray | None:
-    if mask is None:
-        return None
-    m = mask.numpy() if isinstance(mask, Tensor) else np.asarray(mask)
-    if m.dtype != bool:
+def _as_tensor(mask) -> Tensor | None:
+    """A mask as a Tensor (no value read: under tg.compile a mask Tensor is an input replayed per call)."""
+    if mask is None or isinstance(mask, Tensor):
+        return mask
+    return Tensor(np.asarray(mask))
+
+
+def _mask_tensor(mask, name: str = "mask") -> Tensor | None:
+    m = _as_tensor(mask)
+    if m is not None and m.dtype != bool:
         raise TypeError(f"{name} must be a bool array (True = blocked), got dtype {m.dtype}")
     return m
 
@@ -37,14 +42,15 @@ def _mask_array(mask, name: str = "mask") -> np.ndarray | None:
 def masked_softmax(scores: Tensor, mask=None, dim: int = -1) -> Tensor:
     """α_i = exp(s_i) / Σ_{j not blocked} exp(s_j) for unblocked i, 0 for blocked i (mask True or
     s_i = -inf); a fully blocked row gives all zeros, never NaN, forward and backward."""
-    m = _mask_array(mask)
-    if m is not None:
-        try:
-            np.broadcast_shapes(m.shape, scores.shape)
-        except ValueError:
-            raise ValueError(f"masked_softmax: mask shape {m.shape} does not broadcast to scores "
-                             f"{scores.shape}") from None
-    return scores.masked_softmax(mask=m, dim=dim)
+    m = _mask_tensor(mask)
+    if m is None:
+        return scores.masked_softmax(dim=dim)
+    try:
+        np.broadcast_shapes(m.shape, scores.shape)
+    except ValueError:
+        raise ValueError(f"masked_softmax: mask shape {m.shape} does not broadcast to scores "
+                         f"{scores.shape}") from None
+    return scores.masked_softmax(m, dim=dim)
 
 
 def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: int = -1, mask=None) -> Tensor:
@@ -198,8 +204,9 @@ class _Attention(Module):
         if keys.ndim != 3 or values.ndim != 3 or keys.shape[:2] != values.shape[:2]:
             raise ValueError(f"{type(self).__name__}: keys (B, S, Dk) and values (B, S, Dv) must agree, "
                              f"got {keys.shape} and {values.shape}")
-        m = _mask_array(mask)
+        m = _mask_tensor(mask)
         if m is not None:
+            shape = m.shape
             if m.ndim == 2:
                 m = m[:, None, :]
             try:
@@ -207,7 +214,7 @@ class _Attention(Module):
                 if np.broadcast_shapes(m.shape, full) != full:
                     raise ValueError
             except ValueError:
-                raise ValueError(f"{type(self).__name__}: mask shape {np.shape(mask)} does not fit (B, S) = "
+                raise ValueError(f"{type(self).__name__}: mask shape {shape} does not fit (B, S) = "
                                  f"{(keys.shape[0], keys.shape[1])} or (B, T, S)") from None
         return single, q, values, m
 
@@ -259,6 +266,7 @@ class LocalAttention(_Attention):
         single, q, values, m = self._prepare(query, keys, values, mask)
         B, T, S = q.shape[0], q.shape[1], keys.shape[1]
         # S of each example: its keys that some query may attend to (a padding mask leaves the real length)
+        m = None if m is None else m.numpy()  # the window below is chosen from values anyway
         src_len = np.full(B, S) if m is None else (~np.broadcast_to(m, (B, T, S)).all(1)).sum(1)
         if position is None:
             p = self.predict_position(q, src_len)
@@ -307,58 +315,57 @@ class HardAttention(_Attention):
 
 # ---------------------------------------------------------------- scaled dot-product and multi-head
 
-def _dropout_keep(q: Tensor, k: Tensor, dropout_p: float, training: bool) -> np.ndarray | None:
-    """The scaled dropout mask (1/(1-p) kept, 0 dropped) for the (..., L, S) weights, or None."""
+def _dropout_keep(q: Tensor, k: Tensor, dropout_p: float, training: bool) -> Tensor | None:
+    """The scaled dropout mask (1/(1-p) kept, 0 dropped) for the (..., L, S) weights, or None: dropout of
+    ones, so the engine's op draws it (a compiled replay draws fresh numbers) and heads can share one draw."""
     if not (dropout_p > 0 and training):
         return None
     shape = np.broadcast_shapes(q.shape[:-1] + (k.shape[-2],), k.shape[:-2] + (1, 1))
-    return (tg.rng().random(shape) >= dropout_p).astype(q.dtype) * (1.0 / (1.0 - dropout_p))
+    return F.dropout(tg.ones(shape, dtype=q.dtype), dropout_p)
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, bias: np.ndarray | None = None,
-              blocked: np.ndarray | None = None, keep: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
-    """Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias, blocked) V on (..., L|S, D) tensors -> (output,
-    weights α); `bias` is an additive float mask, `blocked` a bool one (True = blocked), `keep` a scaled
-    dropout mask (from _dropout_keep) applied to α."""
+def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, bias: Tensor | None = None,
+              keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias) V on (..., L|S, D) tensors -> (output, weights α);
+    `bias` is the additive mask (-inf = blocked, see _bias; a row with every key blocked gets α = 0), `keep`
+    a scaled dropout mask (from _dropout_keep) applied to α."""
     scores = q @ k.transpose(-1, -2) * scale
     if bias is not None:
-        scores = scores + Tensor(bias)
-    alpha = masked_softmax(scores.named("scores"), blocked).named("alpha")
+        scores = scores + bias
+    alpha = scores.named("scores").masked_softmax(dim=-1).named("alpha")
     if keep is not None:
-        alpha = alpha * Tensor(keep)
+        alpha = alpha * keep
     return (alpha @ v).named("context"), alpha
 
 
-def _head(a: np.ndarray | None, i: int) -> np.ndarray | None:
-    """Head i of a (N|1, h|1, L|1, S) mask array; a mask broadcast over heads serves every head."""
+def _head(a, i: int):
+    """Head i of a (N|1, h|1, L|1, S) mask (Tensor or array); a mask broadcast over heads serves every head."""
     return None if a is None else a[:, i if a.shape[1] > 1 else 0]
 
 
-def _split_mask(mask, dtype, name: str):
-    """A bool (True = blocked) or float (additive) mask -> (additive float array | None, blocked bool | None)."""
-    if mask is None:
-        return None, None
-    m = mask.numpy() if isinstance(mask, Tensor) else np.asarray(mask)
-    if m.dtype == bool:
-        return None, m
-    if m.dtype.kind != "f":
-        raise TypeError(f"{name} must be bool or float, got dtype {m.dtype}")
-    return m.astype(dtype, copy=False), None
-
-
-def _pad_key_axis(m: np.ndarray | None, value) -> np.ndarray | None:
-    """A (.., S) mask extended by one key column that nothing blocks (add_bias_kv / add_zero_attn, as torch)."""
+def _bias(mask, dtype, name: str, allowed: bool = False) -> Tensor | None:
+    """A mask as the additive bias of the scores, built by engine ops (tg.compile replays a mask Tensor):
+    bool True = blocked -> -inf, False -> 0 (allowed=True: True = may attend -> 0, False -> -inf);
+    a float mask is the bias itself."""
+    m = _as_tensor(mask)
     if m is None:
         return None
-    return np.concatenate([m, np.full(m.shape[:-1] + (1,), value, dtype=m.dtype)], -1)
+    if m.dtype == bool:
+        if allowed:
+            return tg.full(m.shape, -math.inf, dtype=dtype).masked_fill(m, 0.0)
+        return tg.zeros(m.shape, dtype=dtype).masked_fill(m, -math.inf)
+    if m.dtype.kind != "f":
+        raise TypeError(f"{name} must be bool or float, got dtype {m.dtype}")
+    return m if m.dtype == dtype else m.to(dtype)
 
 
-def _merge(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a | b if a.dtype == bool else a + b
+def _pad_key_axis(bias: Tensor | None) -> Tensor | None:
+    """A (.., S) bias extended by one key column that nothing blocks (add_bias_kv / add_zero_attn, as torch)."""
+    return None if bias is None else F.pad(bias, (0, 1))
+
+
+def _merge(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    return b if a is None else a if b is None else a + b
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,
@@ -373,14 +380,12 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal and attn_mask is not None:
         raise ValueError("scaled_dot_product_attention: pass either attn_mask or is_causal, not both")
     L, S = query.shape[-2], key.shape[-2]
-    bias = blocked = None
     if is_causal:
-        blocked = np.triu(np.ones((L, S), dtype=bool), 1)
-    elif attn_mask is not None:
-        m = attn_mask.numpy() if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
-        bias, blocked = _split_mask(~m if m.dtype == bool else m, query.dtype, "attn_mask")
+        bias = _bias(np.triu(np.ones((L, S), dtype=bool), 1), query.dtype, "attn_mask")
+    else:
+        bias = _bias(attn_mask, query.dtype, "attn_mask", allowed=True)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    return attention(query, key, value, scale, bias, blocked, _dropout_keep(query, key, dropout_p, True))[0]
+    return attention(query, key, value, scale, bias, _dropout_keep(query, key, dropout_p, True))[0]
 
 
 class MultiheadAttention(Module):
@@ -489,8 +494,7 @@ class MultiheadAttention(Module):
         N, _, L, _ = o.shape
         return self.out_proj(o.permute(0, 2, 1, 3).reshape(N, L, self.embed_dim))
 
-    def attend_heads(self, q: Tensor, k: Tensor, v: Tensor, bias: np.ndarray | None, blocked: np.ndarray | None,
-                     scale: float):
+    def attend_heads(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float):
         """The split_heads path: head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) = softmax(q_i k_iᵀ·scale + M_i) v_i,
         each head from its own ops inside name_scope(f"head{i}") (graph path ".../head{i}").
         q, k, v: (N, h, L|S, E/h) -> (Concat(head_1..head_h) (N, L, E), weights (N, h, L, S)).
@@ -499,25 +503,25 @@ class MultiheadAttention(Module):
         outs, ws = [], []
         for i in range(self.num_heads):
             with tg.name_scope(f"head{i}"):
-                o, w = attention(q[:, i], k[:, i], v[:, i], scale, _head(bias, i), _head(blocked, i), _head(keep, i))
+                o, w = attention(q[:, i], k[:, i], v[:, i], scale, _head(bias, i), _head(keep, i))
             outs.append(o)
             ws.append(w)
         return tg.cat(outs, -1), tg.stack(ws, 1)
 
     # ------------------------------------------------------------ masks
-    def masks(self, N: int, L: int, S: int, key_padding_mask, attn_mask, is_causal: bool, dtype):
-        """-> (additive float (N|1, h|1, L|1, S) | None, blocked bool (same) | None), validated."""
+    def masks(self, N: int, L: int, S: int, key_padding_mask, attn_mask, is_causal: bool, dtype) -> Tensor | None:
+        """-> the additive bias (N|1, h|1, L|1, S) of both masks (bool True = blocked -> -inf, float added)
+        or None, validated; built by engine ops, so a compiled call replays each call's masks."""
         h = self.num_heads
         if is_causal and attn_mask is None:
             attn_mask = np.triu(np.ones((L, S), dtype=bool), 1)
-        ab, ablk = _split_mask(attn_mask, dtype, "attn_mask")
-        a = ab if ab is not None else ablk
+        a = _bias(attn_mask, dtype, "attn_mask")
         if a is not None:
             if a.ndim == 2:
                 if a.shape != (L, S):
                     raise RuntimeError(f"MultiheadAttention: the shape of the 2D attn_mask is {a.shape}, "
                                        f"but should be {(L, S)}")
-                a = a[None, None]
+                a = a.reshape(1, 1, L, S)
             elif a.ndim == 3:
                 if a.shape != (N * h, L, S):
                     raise RuntimeError(f"MultiheadAttention: the shape of the 3D attn_mask is {a.shape}, "
@@ -525,15 +529,12 @@ class MultiheadAttention(Module):
                 a = a.reshape(N, h, L, S)
             else:
                 raise RuntimeError(f"MultiheadAttention: attn_mask must be 2-D or 3-D, got shape {a.shape}")
-            ab, ablk = (None, a) if a.dtype == bool else (a, None)
-        kb, kblk = _split_mask(key_padding_mask, dtype, "key_padding_mask")
-        k = kb if kb is not None else kblk
+        k = _bias(key_padding_mask, dtype, "key_padding_mask")
         if k is not None:
             if k.shape != (N, S):
                 raise RuntimeError(f"MultiheadAttention: expected key_padding_mask of shape {(N, S)}, got {k.shape}")
-            k = k[:, None, None, :]
-            kb, kblk = (None, k) if k.dtype == bool else (k, None)
-        return _merge(ab, kb), _merge(ablk, kblk)
+            k = k.reshape(N, 1, 1, S)
+        return _merge(a, k)
 
     # ------------------------------------------------------------ forward
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask=None, need_weights: bool = True,
@@ -551,8 +552,7 @@ class MultiheadAttention(Module):
         key = query if same_qk else to_batch_first(key)
         value = key if same_kv else to_batch_first(value)
         if unbatched and key_padding_mask is not None:
-            kp = key_padding_mask.numpy() if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
-            key_padding_mask = kp[None]
+            key_padding_mask = _as_tensor(key_padding_mask).unsqueeze(0)
         E = self.embed_dim
         if query.shape[-1] != E or key.shape[-1] != self.kdim or value.shape[-1] != self.vdim:
             raise ValueError(f"MultiheadAttention: expected query/key/value feature sizes {E}/{self.kdim}/{self.vdim}, "
@@ -561,21 +561,21 @@ class MultiheadAttention(Module):
             raise ValueError(f"MultiheadAttention: batch/source sizes disagree: query {query.shape}, key {key.shape}, "
                              f"value {value.shape} (batch-first view)")
         N, L, S = query.shape[0], query.shape[1], key.shape[1]
-        bias, blocked = self.masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
+        bias = self.masks(N, L, S, key_padding_mask, attn_mask, is_causal, query.dtype)
         q, k, v = self.project(query, key, value)
         if self.bias_k is not None:
             k, v = self._append_key(k, self.bias_k), self._append_key(v, self.bias_v)
-            bias, blocked = _pad_key_axis(bias, 0.0), _pad_key_axis(blocked, False)
+            bias = _pad_key_axis(bias)
         if self.add_zero_attn:
             zero = tg.zeros(*k.shape[:2], 1, self.head_dim, dtype=k.dtype)
             k, v = tg.cat([k, zero], 2), tg.cat([v, zero], 2)
-            bias, blocked = _pad_key_axis(bias, 0.0), _pad_key_axis(blocked, False)
+            bias = _pad_key_axis(bias)
         scale = 1.0 / math.sqrt(self.head_dim)
         if self.split_heads:
-            o, w = self.attend_heads(q, k, v, bias, blocked, scale)
+            o, w = self.attend_heads(q, k, v, bias, scale)
             out = self.out_proj(o)
         else:
-            o, w = attention(q, k, v, scale, bias, blocked, _dropout_keep(q, k, self.dropout, self.training))
+            o, w = attention(q, k, v, scale, bias, _dropout_keep(q, k, self.dropout, self.training))
             out = self.merge_heads(o)
         w = w if need_weights else None
         if unbatched:

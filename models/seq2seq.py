@@ -30,6 +30,16 @@ def _ids(x) -> np.ndarray:
     return a.astype(np.int64, copy=False)
 
 
+def _id_tensor(x) -> Tensor:
+    """Token ids (B, T) as an int64 Tensor, checked by dtype and shape only (tg.compile replays them)."""
+    t = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"token ids must be integers, got dtype {t.dtype}")
+    if t.ndim != 2:
+        raise ValueError(f"token ids must be (batch, length), got shape {t.shape}")
+    return t if t.dtype == np.int64 else t.to(tg.int64)
+
+
 def _mask(m) -> np.ndarray | None:
     if m is None:
         return None
@@ -125,14 +135,14 @@ class Seq2SeqTransformer(Module):
         self.positional_encoding = PositionalEncoding(emb_size, dropout=dropout, max_len=max_len,
                                                       learned=learned_positions, batch_first=True)
 
-    def _bf(self, tokens) -> np.ndarray:
-        a = _ids(tokens)
+    def _bf(self, tokens) -> Tensor:
+        a = _id_tensor(tokens)
         return a if self.batch_first else a.T
 
     def encode(self, src, src_mask=None, src_key_padding_mask=None) -> Tensor:
         """memory = Encoder(PE(E_src[src] √d)), (B, S, d)"""
         x = self.positional_encoding(self.src_tok_emb(self._bf(src)))
-        return self.transformer.encoder(x, mask=src_mask, src_key_padding_mask=_mask(src_key_padding_mask))
+        return self.transformer.encoder(x, mask=src_mask, src_key_padding_mask=src_key_padding_mask)
 
     def decode(self, tgt, memory: Tensor, tgt_mask=None, tgt_key_padding_mask=None,
                memory_key_padding_mask=None, memory_mask=None) -> Tensor:
@@ -142,8 +152,8 @@ class Seq2SeqTransformer(Module):
             tgt_mask = generate_square_subsequent_mask(t.shape[1], memory.dtype)
         x = self.positional_encoding(self.tgt_tok_emb(t))
         return self.transformer.decoder(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
-                                        tgt_key_padding_mask=_mask(tgt_key_padding_mask),
-                                        memory_key_padding_mask=_mask(memory_key_padding_mask))
+                                        tgt_key_padding_mask=tgt_key_padding_mask,
+                                        memory_key_padding_mask=memory_key_padding_mask)
 
     def forward(self, src, tgt, src_mask=None, tgt_mask=None, src_key_padding_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None) -> Tensor:

@@ -71,7 +71,8 @@ class PositionalEncoding(Module):
             raise ValueError(f"PositionalEncoding: positions up to {start + length} exceed max_len={self.max_len}")
         if self.learned:
             return self.pe(np.arange(start, start + length))
-        return Tensor(self.pe.numpy()[start:start + length].astype(dtype, copy=False)).named("PE")
+        pe = self.pe[start:start + length]  # an engine op on the buffer: tg.compile reads it live
+        return (pe if pe.dtype == dtype else pe.to(dtype)).named("PE")
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         L = x.shape[1] if self.batch_first else x.shape[0]
@@ -209,13 +210,9 @@ class TransformerDecoderLayer(Module):
             if "mem_k" not in cache:
                 cache["mem_k"] = ca.heads(ca.in_proj(memory, 1))
                 cache["mem_v"] = ca.heads(ca.in_proj(memory, 2))
-                cache["mem_blocked"], cache["mem_bias"] = None, None
-                if memory_key_padding_mask is not None:
-                    bias, blocked = ca.masks(memory.shape[0], 1, memory.shape[1], memory_key_padding_mask,
-                                              None, False, memory.dtype)
-                    cache["mem_bias"], cache["mem_blocked"] = bias, blocked
-            o, w = attention(ca.heads(ca.in_proj(h, 0)), cache["mem_k"], cache["mem_v"], scale, cache["mem_bias"],
-                             cache["mem_blocked"])
+                cache["mem_bias"] = ca.masks(memory.shape[0], 1, memory.shape[1], memory_key_padding_mask,
+                                             None, False, memory.dtype)
+            o, w = attention(ca.heads(ca.in_proj(h, 0)), cache["mem_k"], cache["mem_v"], scale, cache["mem_bias"])
             self.last_attention = w.numpy().mean(1) if self.store_attention else None
             return ca.merge_heads(o)
 

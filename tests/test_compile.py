@@ -460,3 +460,124 @@ def test_an_array_argument_changing_every_call_falls_back_to_eager_once():
             out = cf(x, m)
             np.testing.assert_allclose(out.item(), (x.numpy() * w.numpy() * ~m).sum())
     assert cf.broken is not None
+
+
+# ---------------------------------------------------------------- masks and targets are replayed inputs
+def _bool_mask(shape, seed, p=0.35):
+    m = np.random.default_rng(seed).random(shape) < p
+    m[..., 0] = False  # every query keeps a key (a fully blocked row is tested eagerly in test_attention)
+    return tg.tensor(m)
+
+
+def _no_break(fn, params, make_inputs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a graph break warns: fail instead
+        cf = _check_same(fn, params, make_inputs)
+    assert cf.broken is None
+    return cf
+
+
+def test_encoder_layer_with_padding_and_float_attn_mask_matches_eager():
+    m = TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True).double()
+    def fn(x, kpm, am):
+        return m(x, src_mask=am, src_key_padding_mask=kpm)
+    _no_break(fn, list(m.parameters()),
+              lambda k: [_randn(3, 5, 8, seed=k), _bool_mask((3, 5), k), _randn(5, 5, grad=False, seed=k + 30)])
+
+
+def test_decoder_layer_with_causal_mask_matches_eager():
+    from tinygrad_seq.models.transformer import TransformerDecoderLayer, generate_square_subsequent_mask
+    m = TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True).double()
+    causal = generate_square_subsequent_mask(4, np.float64)
+    def fn(tgt, mem, mkpm):
+        return m(tgt, mem, tgt_mask=causal, memory_key_padding_mask=mkpm)
+    _no_break(fn, list(m.parameters()),
+              lambda k: [_randn(2, 4, 8, seed=k), _randn(2, 6, 8, seed=k + 5), _bool_mask((2, 6), k)])
+
+
+def test_is_causal_and_bool_masks_through_nn_transformer_match_eager():
+    from tinygrad_seq.models.transformer import Transformer
+    m = Transformer(8, 2, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=16, dropout=0.0,
+                    batch_first=True).double()
+    causal = tg.tensor(np.triu(np.ones((4, 4), bool), 1))  # bool: True = blocked
+    def fn(src, tgt, skpm, tkpm):
+        return m(src, tgt, tgt_mask=causal, src_key_padding_mask=skpm, tgt_key_padding_mask=tkpm,
+                 memory_key_padding_mask=skpm)
+    _no_break(fn, list(m.parameters()), lambda k: [_randn(2, 5, 8, seed=k), _randn(2, 4, 8, seed=k + 3),
+                                                   _bool_mask((2, 5), k), _bool_mask((2, 4), k + 9)])
+
+
+def test_seq2seq_transformer_with_cross_entropy_inside_matches_eager():
+    from tinygrad_seq.models.seq2seq import Seq2SeqTransformer
+    m = Seq2SeqTransformer(1, 1, 8, 2, 11, 13, dim_feedforward=16, dropout=0.0).double()
+    F = tg.nn.functional
+    def fn(src, tgt, y, kpm):
+        logits = m(src, tgt, src_key_padding_mask=kpm)
+        return F.cross_entropy(logits.reshape(-1, 13), y.reshape(-1), ignore_index=0, label_smoothing=0.1)
+    def inputs(k):
+        r = np.random.default_rng(k)
+        return [tg.tensor(r.integers(0, 11, (2, 5))), tg.tensor(r.integers(0, 13, (2, 4))),
+                tg.tensor(r.integers(0, 13, (2, 4))), _bool_mask((2, 5), k)]
+    _no_break(fn, list(m.parameters()), inputs)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_class_index_losses_replay_each_calls_targets(reduction):
+    F = tg.nn.functional
+    w = _randn(4, 5, seed=20)
+    cw = np.array([1.0, 2.0, 0.5, 1.5, 1.0])
+    def fn(x, y):
+        z = x @ w
+        return (F.cross_entropy(z, y, weight=cw, reduction=reduction)
+                + 2 * F.nll_loss(z.log_softmax(1), y, ignore_index=2, reduction=reduction))
+    _no_break(fn, [w], lambda k: [_randn(6, 4, seed=k), tg.tensor(np.random.default_rng(k).integers(0, 5, 6))])
+    cf = tg.compile(fn)
+    cf(_randn(6, 4), tg.tensor(np.zeros(6, np.int64)))
+    with pytest.raises(ValueError, match="out of bounds"):
+        cf(_randn(6, 4), tg.tensor(np.full(6, 7)))
+
+
+def test_a_changed_mask_of_the_same_shape_is_used_by_the_replay():
+    m = MultiheadAttention(8, 2, batch_first=True).double()
+    cf = tg.compile(lambda x, kpm: m(x, x, x, key_padding_mask=kpm)[0])
+    x = _randn(2, 5, 8, grad=False)
+    mask = np.zeros((2, 5), bool)
+    outs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(4):
+            mask[:, 1:] = np.random.default_rng(k).random((2, 4)) < 0.5
+            kpm = tg.tensor(mask.copy())
+            out = cf(x, kpm)
+            assert k == 0 or is_compiled_output(out)
+            np.testing.assert_allclose(out.numpy(), m(x, x, x, key_padding_mask=kpm)[0].numpy(), rtol=1e-12,
+                                       atol=1e-12)
+            outs.append(out.numpy().copy())
+    assert not np.allclose(outs[1], outs[2]) and not np.allclose(outs[2], outs[3])
+
+
+def test_transformer_training_with_dropout_compiles_and_replays_the_same_draws_as_eager():
+    # attention dropout is drawn by the engine's Dropout op (no graph break); from the same seed, a replay
+    # draws the numbers eager mode draws, so values and gradients match, and later replays draw new ones
+    m = TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.3, batch_first=True).double()
+    m.train()
+    params = list(m.parameters())
+    fn = lambda x, kpm: m(x, src_key_padding_mask=kpm)  # noqa: E731
+    cf = tg.compile(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(3):
+            x, kpm = _randn(2, 4, 8, seed=k), _bool_mask((2, 4), k)
+            res = []
+            for f in (fn, cf):
+                for p in params:
+                    p.grad = None
+                tg.manual_seed(100 + k)
+                out = f(x, kpm)
+                assert f is fn or k == 0 or is_compiled_output(out), "later calls must replay"
+                _loss(out, k).backward()
+                res.append([out.numpy().copy()] + [p.grad.numpy().copy() for p in params])
+            for a, b in zip(*res):
+                np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert cf.broken is None
+    assert not np.allclose(cf(x, kpm).numpy(), cf(x, kpm).numpy())  # fresh draws on every replay

@@ -90,7 +90,7 @@ def test_attention_is_torch_sdpa_with_masks():
     blocked = rng.random((2, 1, 4, 5)) < 0.3
     blocked[..., 0] = False  # no fully blocked row: torch gives NaN there
     bias = rng.standard_normal((4, 5))
-    out, alpha = A.attention(*tl, 0.5, bias, blocked)
+    out, alpha = A.attention(*tl, 0.5, tg.Tensor(bias).masked_fill(blocked, -np.inf))  # blocked: bias -inf
     ref = torch.nn.functional.scaled_dot_product_attention(
         *pl, attn_mask=torch.tensor(bias).masked_fill(torch.tensor(blocked), -float("inf")), scale=0.5)
     _check(out, ref, tl, pl)

@@ -19,7 +19,9 @@ Safety rules (a wrong replay is never acceptable, a slow one is):
 - Reading tensor values in Python during the trace (`.item()`, `bool(t)`, `.numpy()`, `.tolist()`,
   `np.asarray(t)`), an in-place write, a tensor built outside the engine's ops from traced values (a
   comparison mask), or an index array taken from a traced tensor: a "graph break". That function then
-  runs eagerly forever, with one warning naming the cause.
+  runs eagerly forever, with one warning naming the cause. Masks (`where`, `masked_fill`, `masked_softmax`),
+  embedding indices and class-index loss targets are the ops' gradient-free tensor inputs instead, so a
+  replay uses each call's values.
 - Random numbers: ops draw inside their forward (Dropout), so a replay draws fresh ones; `randn` /
   `rand` factories inside the function are recorded as draws that a replay repeats with new numbers.
 - Any change of shape, dtype, grad mode, train/eval mode or parameter identity re-traces (a cache of
@@ -147,7 +149,12 @@ class _Trace:
             self.keep.append(t)
             return
         draws, self.draws = self.draws, []
-        if not draws:
+        r = id(_base(t._data))
+        if kind == "factory":  # its array is new (the "wrap" note just made for it is no taint)
+            self.tainted.discard(r)
+        if r in self.roots or r in self.tainted:  # Tensor(arr) on a traced tensor's array: a stale replay
+            self.made[id(t)] = ("unknown", None)
+        elif not draws:
             self.made[id(t)] = ("const", None)
         elif kind == "factory" and len(draws) == 1 and draws[0][3].shape == t._data.shape and \
                 np.array_equal(draws[0][3].astype(t._data.dtype), t._data):

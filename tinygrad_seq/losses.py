@@ -134,27 +134,8 @@ def _class_input(fn: str, input: Tensor, target, prob_ok: bool, index_dtypes: tu
     unbatched = x.ndim == 1
     if unbatched:
         x = x.unsqueeze(0)
-        t = t.unsqueeze(0) if is_prob else Tensor._wrap(t.numpy().reshape(1))
+        t = t.unsqueeze(0) if is_prob else t.reshape(1)
     return x, t, is_prob, unbatched
-
-
-def _index_weights(fn: str, t: np.ndarray, C: int, w: np.ndarray | None, ignore_index: int, dtype):
-    """Validate class indices; returns (safe indices, valid mask, per-element weight w[t]·valid)."""
-    valid = t != ignore_index
-    bad = valid & ((t < 0) | (t >= C))
-    if bad.any():
-        raise ValueError(f"{fn}: target {t[bad][0]} is out of bounds for {C} classes "
-                         f"(ignore_index={ignore_index})")
-    ts = np.where(valid, t, 0)
-    wt = (w[ts] * valid if w is not None else valid).astype(dtype)
-    return ts, valid, wt
-
-
-def _reduce_weighted(loss: Tensor, wt: np.ndarray, reduction: str) -> Tensor:
-    """'mean' = Σ ℓ / Σ w[t] over non-ignored targets (PyTorch's weighted mean)."""
-    if reduction == "mean":
-        return _weighted_mean(loss.sum(), wt.sum())
-    return _reduce(loss, reduction)
 
 
 def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
@@ -163,8 +144,8 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
     _check_reduction("nll_loss", reduction)
     x, t, _, unbatched = _class_input("nll_loss", input, target, prob_ok=False)
     w = _class_weight("nll_loss", weight, x.shape[1], x)
-    ts, _, wt = _index_weights("nll_loss", t.numpy(), x.shape[1], w, ignore_index, x.dtype)
-    out = _reduce_weighted(-(x.gather(1, np.expand_dims(ts, 1)).squeeze(1) * wt), wt, reduction)
+    # the targets are the op's gradient-free input (checked there): tg.compile replays each call's targets
+    out = ops.NllLoss.apply(x, t, weight=w, ignore_index=ignore_index, reduction=reduction)
     return out.reshape(()) if unbatched and reduction == "none" else out
 
 
@@ -181,9 +162,8 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
     C = x.shape[1]
     w = _class_weight(fn, weight, C, x)
     if not is_prob:  # one fused op: log_softmax, pick, weights and smoothing
-        ts, valid, wt = _index_weights(fn, t.numpy(), C, w, ignore_index, x.dtype)
-        loss = ops.CrossEntropy.apply(x, target=ts, valid=valid, wt=wt, weight=w, label_smoothing=label_smoothing)
-        out = _reduce_weighted(loss, wt, reduction)
+        out = ops.CrossEntropy.apply(x, t, weight=w, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                     reduction=reduction)
     else:
         if t.dtype != x.dtype:
             t = t.to(x.dtype) if t.requires_grad else Tensor._wrap(t.numpy().astype(x.dtype))
@@ -192,7 +172,7 @@ def cross_entropy(input: Tensor, target, weight=None, ignore_index: int = -100, 
         logp = x.log_softmax(dim=1)
         wc = None if w is None else w.reshape((1, C) + (1,) * (x.ndim - 2))
         loss = -(logp * t if wc is None else logp * t * wc).sum(1)
-        out = _weighted_mean(loss.sum(), x.numpy().size // C) if reduction == "mean" else _reduce(loss, reduction)
+        out = _weighted_mean(loss.sum(), int(np.prod(x.shape)) // C) if reduction == "mean" else _reduce(loss, reduction)
     return out.reshape(()) if unbatched and reduction == "none" else out
 
 

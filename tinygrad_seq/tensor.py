@@ -491,7 +491,8 @@ class Tensor:
 
     def masked_fill(self, mask, value) -> "Tensor":
         """mask ? value : self (mask and self broadcast together, as torch); a 0-d tensor value gets its gradient."""
-        m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+        mask = mask if isinstance(mask, Tensor) else Tensor(np.asarray(mask))  # an op input: compile replays it
+        m = mask._data
         if m.dtype != bool:
             raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {m.dtype}")
         if m.shape != self.shape:
@@ -504,8 +505,8 @@ class Tensor:
             if value.ndim != 0:
                 raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got tensor with "
                                    f"{value.ndim} dimension(s) (shape {value.shape})")
-            return ops.MaskedFill.apply(self, value, mask=m)
-        return ops.MaskedFill.apply(self, mask=m, value=value)
+            return ops.MaskedFill.apply(self, mask, value)
+        return ops.MaskedFill.apply(self, mask, value=value)
 
     # comparisons give bool tensors with no gradient
     @_reads_values
@@ -1351,7 +1352,8 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 def where(cond, x, y) -> Tensor:
     """Elementwise `cond ? x : y` (x, y tensors or numbers; cond is not differentiated)."""
-    c = cond._data if isinstance(cond, Tensor) else np.asarray(cond)
+    cond = cond if isinstance(cond, Tensor) else Tensor(np.asarray(cond))  # an op input: compile replays it
+    c = cond._data
     if c.dtype != bool:
         raise TypeError(f"where: condition must be bool, got {c.dtype}")
     x, y = (Tensor(v) if isinstance(v, (np.ndarray, list, tuple)) else v.item() if isinstance(v, np.generic)
@@ -1362,7 +1364,7 @@ def where(cond, x, y) -> Tensor:
         np.broadcast_shapes(c.shape, x.shape, y.shape)
     except ValueError:
         raise ValueError(f"where: condition {c.shape}, x {x.shape} and y {y.shape} do not broadcast") from None
-    return ops.Where.apply(x, y, cond=c)
+    return ops.Where.apply(x, y, cond)
 
 
 def pad(x: Tensor, pad: Sequence[int], value: float = 0.0) -> Tensor:

@@ -543,6 +543,9 @@ class _Builder:
         if ctx is None or depth >= 3 or not hasattr(ctx, "parents"):
             return None
         op, ps = op_name(ctx), ctx.parents
+        if op in ("CrossEntropy", "NllLoss") and len(ps) == 2:  # the target is a gradient-free input
+            a = self.expr(ps[0], t, depth + 1)
+            return None if a is None else (f"-log softmax({a})[y]" if op == "CrossEntropy" else f"-{a}[y]")
         args = [self.expr(q, t, depth + 1) for q in ps]
         if any(a is None for a in args):
             return None
@@ -555,8 +558,6 @@ class _Builder:
             return f"-{wrap[0]}"
         if op in _FUNC and len(ps) == 1:
             return f"{_FUNC[op]}({args[0]})"
-        if op == "CrossEntropy" and len(ps) == 1:  # the target is an argument, not an input
-            return f"-log softmax({args[0]})[y]"
         if op == "MatMul" and len(ps) == 2:
             return f"{wrap[0]} {wrap[1]}"
         if op == "Linear" and len(ps) >= 2:
