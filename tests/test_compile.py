@@ -450,16 +450,92 @@ def test_embedding_lstm_compiles_and_replays_new_indices():
         cf(tg.tensor(np.full((5, 2), 9)))
 
 
-def test_an_array_argument_changing_every_call_falls_back_to_eager_once():
+def test_a_number_argument_changing_every_call_falls_back_to_eager_once():
     w = _randn(3, seed=14)
-    cf = tg.compile(lambda x, m: (x * w * tg.tensor(~m * 1.0)).sum(), cache_size=2)
+    cf = tg.compile(lambda x, s: (x * w * s).sum(), cache_size=2)
     x = _randn(3)
     with pytest.warns(UserWarning, match="changes value between calls"):
         for k in range(5):
-            m = np.arange(3) == k % 3 if k < 3 else np.arange(3) > k - 3
-            out = cf(x, m)
-            np.testing.assert_allclose(out.item(), (x.numpy() * w.numpy() * ~m).sum())
+            out = cf(x, 0.5 + k)
+            np.testing.assert_allclose(out.item(), (x.numpy() * w.numpy() * (0.5 + k)).sum())
     assert cf.broken is not None
+
+
+# ---------------------------------------------------------------- NumPy array arguments are inputs
+def test_new_numpy_ids_and_mask_each_call_replay_without_retracing():
+    emb, lstm = nn.Embedding(7, 3).double(), LSTM(3, 4, batch_first=True).double()
+    params = list(emb.parameters()) + list(lstm.parameters())
+
+    def fn(ids, keep):  # ids, keep: NumPy arrays, as a demo passes its batches
+        out = lstm(emb(tg.Tensor(ids)))[0]
+        return out * tg.Tensor(keep)[..., None]
+
+    cf = tg.compile(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no graph break, no re-trace warning
+        for k in range(4):
+            r = np.random.default_rng(k)
+            ids, keep = r.integers(0, 7, (5, 2)), r.random((5, 2))
+            res = []
+            for f in (fn, cf):
+                for p in params:
+                    p.grad = None
+                out = f(ids, keep)
+                assert k == 0 or f is fn or is_compiled_output(out)
+                _loss(out, k).backward()
+                res.append([out.numpy().copy()] + [p.grad.numpy().copy() for p in params])
+            for a, b in zip(*res):
+                np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+    assert cf.broken is None and len(cf.cache) == 1
+
+
+def test_a_numpy_argument_of_another_shape_retraces():
+    emb = nn.Embedding(7, 3).double()
+    cf = tg.compile(lambda ids: emb(ids).tanh())
+    for n in (4, 4, 6, 4, 6):
+        ids = np.random.default_rng(n).integers(0, 7, (n, 2))
+        np.testing.assert_allclose(cf(ids).numpy(), np.tanh(emb.weight.numpy()[ids]), rtol=1e-12)
+    assert len(cf.cache) == 2 and cf.broken is None
+
+
+@pytest.mark.parametrize("read", [
+    lambda ids: np.asarray(ids) % 3,                 # NumPy arithmetic on the argument
+    lambda ids: np.where(ids > 2, 1.0, 0.0),         # a comparison in NumPy
+    lambda ids: np.full(ids.shape, float(ids.max())),  # a Python number read from it
+    lambda ids: np.asarray(ids.tolist()),
+    lambda ids: ids.astype(np.float64),              # an ndarray-only method
+])
+def test_reading_a_numpy_argument_in_python_is_a_graph_break_not_a_stale_replay(read):
+    w = _randn(3, seed=3)
+
+    def fn(ids):
+        return tg.Tensor(read(ids)) * w
+
+    cf = tg.compile(fn)
+    with pytest.warns(UserWarning, match="graph break"):
+        outs = [cf(np.random.default_rng(k).integers(0, 5, (2, 3))) for k in range(3)]
+    for k, out in enumerate(outs):
+        ids = np.random.default_rng(k).integers(0, 5, (2, 3))
+        np.testing.assert_allclose(out.numpy(), fn(ids).numpy(), rtol=1e-12)
+        assert not is_compiled_output(out)
+    assert cf.broken is not None
+
+
+def test_tg_tensor_copy_of_an_input_is_a_graph_break():
+    cf = tg.compile(lambda x: tg.tensor(x) * 2)
+    with pytest.warns(UserWarning, match=r"graph break.*tg\.tensor\(\)"):
+        for k in range(2):
+            x = _randn(3, seed=k)
+            np.testing.assert_allclose(cf(x).numpy(), 2 * x.numpy())
+
+
+def test_returning_a_numpy_argument_returns_the_array_itself():
+    cf = tg.compile(lambda x, ids: (x * 2, ids))
+    ids = np.arange(3)
+    with pytest.warns(UserWarning, match="graph break"):
+        out = cf(_randn(3), ids)
+    assert out[1] is ids
+    assert cf(_randn(3), ids)[1] is ids
 
 
 # ---------------------------------------------------------------- masks and targets are replayed inputs

@@ -133,9 +133,15 @@ class _Trace:
                 self._check_kw(x)
 
     # hooks called from tensor.py while tracing
-    def on_made(self, t: Tensor, kind: str) -> None:
+    def on_made(self, t: Tensor, kind: str, src: Tensor | None = None) -> None:
         """A tensor built outside an op: "init" (from Python/NumPy data), "factory" (zeros, randn ...),
-        "const" (a number), "wrap" (anything else: comparisons, masks, .data: unknown provenance)."""
+        "const" (a number), "wrap" (anything else: comparisons, masks, .data: unknown provenance;
+        `src`: Tensor(src))."""
+        if src is not None and t._data is src._data and not src.requires_grad and id(src) in self.slots:
+            # Tensor(x) of a traced tensor shares its array (a NumPy argument the model wraps): the same slot
+            self.slots[id(t)] = self.slots[id(src)]
+            self.keep.append(t)
+            return
         if kind == "wrap":  # (draws stay pending: factories wrap their array first)
             if id(t) not in self.made:
                 self.made[id(t)] = ("unknown", None)
@@ -1285,6 +1291,8 @@ def _key_of(v, values: bool = True):
     if isinstance(v, dict):
         return ("D",) + tuple((k, _key_of(x, values)) for k, x in sorted(v.items()))
     if isinstance(v, np.ndarray):
+        if v.dtype.kind in _ARRAY_INPUT_KINDS:  # an input of the trace (see _inputs): its values are not in the key
+            return ("A", v.shape, v.dtype.str)
         return ("A", v.shape, v.dtype.str, v.tobytes() if values else None)
     try:
         hash(v)
@@ -1293,16 +1301,33 @@ def _key_of(v, values: bool = True):
     return ("V", type(v).__name__, v if values or isinstance(v, (str, bool, type(None))) else None)
 
 
-def _tensor_args(v, acc: list):
+_ARRAY_INPUT_KINDS = "biufc"  # NumPy arguments of these kinds are inputs of the trace, like tensors
+
+
+def _inputs(v, acc: list):
+    """Append the trace inputs found in argument v to acc (tensors, and NumPy arrays wrapped as gradient-free
+    tensors); return v with each array replaced by its wrapper (what the traced call receives, so any Python
+    read of an array's values is seen as a graph break)."""
     if isinstance(v, Tensor):
         acc.append(v)
-    elif isinstance(v, (tuple, list)):
-        for x in v:
-            _tensor_args(x, acc)
-    elif isinstance(v, dict):
+        return v
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind not in _ARRAY_INPUT_KINDS:
+            return v
+        t = Tensor._wrap(v)
+        acc.append(t)
+        return t
+    if isinstance(v, (tuple, list)):
+        items = [_inputs(x, acc) for x in v]
+        if type(v) is tuple or type(v) is list:
+            return type(v)(items)
+        return type(v)(*items) if hasattr(v, "_fields") else type(v)(items)
+    if isinstance(v, dict):
+        out = dict(v)
         for k in sorted(v):
-            _tensor_args(v[k], acc)
-    return acc
+            out[k] = _inputs(v[k], acc)
+        return out
+    return v
 
 
 class CompiledFunction:
@@ -1329,7 +1354,9 @@ class CompiledFunction:
             return self.eager(*args, **kwargs)
         key = (STATE.grad_enabled, _key_of(args), _key_of(kwargs), self._mode_key())
         rec = self.cache.get(key)
-        inputs = _tensor_args(kwargs, _tensor_args(args, []))
+        inputs: list = []
+        targs = _inputs(args, inputs)
+        tkwargs = _inputs(kwargs, inputs)
         if rec is not None and rec.valid():
             self.cache.move_to_end(key)
             return rec.run(inputs)
@@ -1344,22 +1371,30 @@ class CompiledFunction:
                           f"for the same shapes: {self.broken}; this function runs eagerly from now on",
                           UserWarning, stacklevel=2)
             return self.eager(*args, **kwargs)
-        return self._trace(key, inputs, args, kwargs)
+        return self._trace(key, inputs, args, kwargs, targs, tkwargs)
 
-    def _trace(self, key, inputs, args, kwargs):
+    def _trace(self, key, inputs, args, kwargs, targs, tkwargs):
         tr = _Trace()
         for t in inputs:
             if id(t) in tr.slots:  # the same tensor passed twice: keep eager (aliasing inputs)
                 return self.eager(*args, **kwargs)
             tr.slot_of(t)
+        arrays = {id(x) for x in _leaves((args, kwargs)) if isinstance(x, np.ndarray)}
+        wrapped = {s for s, t in enumerate(inputs) if id(t._data) in arrays}  # slots of NumPy arguments
         _ACTIVE.append(tr)
         gen = STATE.rng
         STATE.rng = _ProxyRNG(gen, tr)
         ops._REC, _tmod._TRACE = tr.record, tr
         try:
-            out = self.eager(*args, **kwargs)
+            out = self.eager(*targs, **tkwargs)
         except GraphBreak:
             out = None
+        except Exception as e:  # noqa: BLE001 -- the function may need an array argument as a NumPy array
+            if not wrapped:
+                raise
+            out = None
+            tr.broken = tr.broken or (f"it uses a NumPy array argument as an array ({type(e).__name__}: {e}), "
+                                      "which a replay could not repeat with new values")
         finally:
             ops._REC, _tmod._TRACE = None, None
             if STATE.rng.__class__ is _ProxyRNG:
@@ -1377,6 +1412,10 @@ class CompiledFunction:
             k = id(t)
             if k in tr.slots:
                 s = tr.slots[k]
+                if s in wrapped:  # eager returns the array itself, a replay could only return a tensor
+                    self.broken = "the function returns one of its NumPy array arguments"
+                    warnings.warn(f"tg.compile: graph break: {self.broken}", UserWarning, stacklevel=3)
+                    return self.eager(*args, **kwargs)
                 refs.append(("t", s, "in") if s < len(inputs) else ("s", s))
             elif k in tr.made and tr.made[k][0] == "const":
                 refs.append(("s", _const_slot(tr, t)))
@@ -1392,6 +1431,17 @@ class CompiledFunction:
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return out
+
+
+def _leaves(v):
+    if isinstance(v, (tuple, list)):
+        for x in v:
+            yield from _leaves(x)
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from _leaves(x)
+    else:
+        yield v
 
 
 class _Const(Function):

@@ -88,7 +88,10 @@ class Tensor:
         else:
             raise TypeError(f"Tensor(): expected one data argument or sizes (ints), got {data!r}")
         if _TRACE is not None:  # tg.compile
-            _TRACE.on_made(self, "wrap" if len(data) == 1 and isinstance(data[0], Tensor) else "init")
+            if len(data) == 1 and isinstance(data[0], Tensor):
+                _TRACE.on_made(self, "wrap", data[0])
+            else:
+                _TRACE.on_made(self, "init")
         self.grad: Tensor | None = None
         self._ctx = None
         self._retain = False
@@ -1434,6 +1437,8 @@ def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor
     """A new tensor holding a copy of `data`: Python ints give int64, floats the default dtype, bools
     bool; an array keeps its dtype."""
     src = data._data if isinstance(data, Tensor) else data
+    if _TRACE is not None and isinstance(data, Tensor):  # tg.compile: a copy of a traced tensor's values
+        _TRACE.on_read(data, "tg.tensor()")
     return _new(np.array(_as_array(src, dtype), copy=True), device, requires_grad)
 
 
