@@ -473,7 +473,7 @@ def run_charlm(args: argparse.Namespace) -> int:
         raise UsageError(f"--prompt {args.prompt!r} has characters {unknown!r} that are not in the vocabulary")
     itos = corpus.itos
     data_rng = seed_everything(args.seed)
-    model = CharLM(len(itos), args.emb, args.hidden, args.layers, args.cell, args.dropout)
+    model = compile_model(CharLM(len(itos), args.emb, args.hidden, args.layers, args.cell, args.dropout), args)
     opt = optim.Adam(model.parameters(), lr=args.lr)
     config = {**{k: getattr(args, k) for k in _CHARLM_CONFIG}, "itos": itos}
     step, extra = run.begin(model, opt, {"data": data_rng}, resume=args.resume, config=config)
@@ -633,4 +633,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="dropout on the embedding and the recurrent output (default 0, --full 0.25)")
     p.add_argument("--full", action="store_true", help="the char-rnn setting: 3-layer LSTM 512, dropout 0.25, "
                    "windows of 100, 100k steps (hours on a CPU; explicit flags still win)")
+    add_compile_flag(p)
     p.set_defaults(func=run_charlm)

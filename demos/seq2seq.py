@@ -184,11 +184,10 @@ def greedy_decode(kind: str, model: tg.nn.Module, batch: D.Batch, max_len: int) 
 
 
 # ----------------------------------------------------------------------------------------- training
-# Why these models are not run through tg.compile by default (measured, batch 64, 1 BLAS thread):
+# Why these models are not run through tg.compile by default (the others are; measured, 1 BLAS thread):
 EAGER_BY_DEFAULT = {
-    "rnn": "tg.compile re-traces RNNSeq2Seq at every batch, since its token ids are NumPy arrays (keyed "
-           "by value): 0.38 s/step compiled vs 0.24 eager",
-    "transformer": "tg.compile: graph break, Seq2SeqTransformer.forward reads a tensor's value (.numpy())",
+    "rnn": "tg.compile: graph break, RNNSeq2Seq reads its token ids and source lengths in Python (the "
+           "padding mask and the encoder's lengths= are NumPy)",
     "caption": "tg.compile re-traces CaptionModel at every batch (NumPy target ids): 0.063 s/step vs 0.054 eager",
 }
 
@@ -241,7 +240,7 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path) -> dict:
     lowest validation `task.select` is kept as best.npz and is the one tested, with --beam); "test" is the
     whole held-out set after the last step."""
     data_rng = common.seed_everything(args.seed)
-    model = common.compile_model(build_model(kind, task, args), args, why_eager=EAGER_BY_DEFAULT[kind])
+    model = common.compile_model(build_model(kind, task, args), args, why_eager=EAGER_BY_DEFAULT.get(kind))
     params = list(model.parameters())
     optimizer = tg.optim.Adam(params, lr=args.lr)
     scheduler = _lr_schedule(optimizer, args)
@@ -565,7 +564,7 @@ def register(subparsers) -> None:
                 q = f", --quick {quick[key]}" if key in quick else ""
                 p.add_argument("--" + key.replace("_", "-"), type=typ, default=None,
                                help=f"{text} (default {defaults[key]}{q})")
-        common.add_compile_flag(p, eager_default=True)
+        common.add_compile_flag(p, per_model=True)
         p.add_argument("--stop-after", type=common.positive_int, default=None,
                        help="stop after this many iterations of this invocation (checkpointed; continue with "
                             "--resume) (default: run to --iters)")
