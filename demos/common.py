@@ -260,15 +260,9 @@ def cap_blas_threads(n: int) -> str:
     return f"BLAS threads {n}"
 
 
-def add_compile_flag(parser: argparse.ArgumentParser, eager_default: bool = False, per_model: bool = False) -> None:
-    """`--eager` (or, for a demo that stays eager by default, `--compile`; per_model: both, the default
-    chosen per model by compile_model's `why_eager`)."""
-    if per_model:
-        parser.add_argument("--eager", action="store_true", default=None,
-                            help="run the models eagerly instead of through tg.compile (same numbers, slower)")
-        parser.add_argument("--compile", dest="eager", action="store_false", default=None,
-                            help="also run through tg.compile the models that stay eager by default (see the output)")
-    elif eager_default:
+def add_compile_flag(parser: argparse.ArgumentParser, eager_default: bool = False) -> None:
+    """`--eager` (or, for a demo that stays eager by default, `--compile`)."""
+    if eager_default:
         parser.add_argument("--compile", dest="eager", action="store_false", default=True,
                             help="run the model through tg.compile (off by default for this demo: see its output)")
     else:
@@ -280,11 +274,8 @@ def compile_model(model: tg.nn.Module, args: argparse.Namespace, why_eager: str 
     """`tg.compile(model)` unless `args.eager`; prints one line saying which (with the BLAS cap)."""
     threads = getattr(args, "_threads_note", "")
     eager = getattr(args, "eager", False)
-    chosen = eager is not None  # None (add_compile_flag per_model): this model's default
-    if eager is None:
-        eager = why_eager is not None
     if eager:
-        how = "eager (--eager)" if chosen and not why_eager else f"eager ({why_eager}; --compile to try tg.compile)"
+        how = f"eager ({why_eager}; --compile to try tg.compile)" if why_eager else "eager (--eager)"
     else:
         how = "tg.compile on (--eager to turn it off)"
     line = f"[{how}; {threads}]" if threads else f"[{how}]"

@@ -8,8 +8,8 @@
 - digits: scikit-learn's 8x8 digits read one pixel per step (64 steps); a validation split chooses the
   epoch (and, by hand, the learning rate), the test set is scored once.
 
-adding and digits take `--seeds 0,1,2` (one run per seed, mean and spread in summary.json); both run
-the model through tg.compile (`--eager` turns it off; the numbers are the same).
+adding and digits take `--seeds 0,1,2` (one run per seed, mean and spread in summary.json). All three
+run the model through tg.compile (`--eager` turns it off; the same numbers up to float32 rounding).
 - charlm: character-level language model (Embedding + recurrent layer + Linear) with truncated BPTT,
   detached states carried across windows, gradient clipping and temperature sampling. The text splits
   90/5/5 into train / validation / test (in that order); the vocabulary comes from the training part

@@ -14,7 +14,8 @@ and WER/PER accept any of a word's CMUdict pronunciations (first-pronunciation s
 demos (run directory, metrics.jsonl, loss PNG, checkpoint + `--resume`, `--seed`, `--quick`) come from
 `common.py`; with two `--models` each model gets a sub-directory (`OUT/rnn`, `OUT/transformer`) and
 OUT gets a comparison plot and `summary.json`. Attention heatmaps of a few held-out examples are saved
-as `OUT/<model>/attention_*.png`.
+as `OUT/<model>/attention_*.png`. The models train eagerly by default and say why in the output
+(`--compile` runs them through tg.compile).
 
 Measured with the defaults (seed 0, CPU, a few minutes each on a shared 2-core machine), held-out:
 translate (--iters 800) exact match RNN 1.000 / Transformer 0.993 on 1000 distinct unseen dates, 1.000 /
@@ -184,11 +185,14 @@ def greedy_decode(kind: str, model: tg.nn.Module, batch: D.Batch, max_len: int) 
 
 
 # ----------------------------------------------------------------------------------------- training
-# Why these models are not run through tg.compile by default (the others are; measured, 1 BLAS thread):
+# Why these models are not run through tg.compile by default (measured, 1 BLAS thread):
 EAGER_BY_DEFAULT = {
     "rnn": "tg.compile: graph break, RNNSeq2Seq reads its token ids and source lengths in Python (the "
            "padding mask and the encoder's lengths= are NumPy)",
-    "caption": "tg.compile re-traces CaptionModel at every batch (NumPy target ids): 0.063 s/step vs 0.054 eager",
+    "transformer": "tg.compile replays Seq2SeqTransformer without a graph break, but the demo runs slower: "
+                   "translate --iters 200 took 17.7-20.3 s compiled vs 15.3-16.4 s eager",
+    "caption": "tg.compile replays CaptionModel without a graph break, but gains little: caption --iters 150 "
+               "took 6.2 s compiled vs 6.5 s eager",
 }
 
 def _lr_schedule(optimizer, args: argparse.Namespace):
@@ -240,7 +244,7 @@ def train(kind: str, task: Task, args: argparse.Namespace, out: Path) -> dict:
     lowest validation `task.select` is kept as best.npz and is the one tested, with --beam); "test" is the
     whole held-out set after the last step."""
     data_rng = common.seed_everything(args.seed)
-    model = common.compile_model(build_model(kind, task, args), args, why_eager=EAGER_BY_DEFAULT.get(kind))
+    model = common.compile_model(build_model(kind, task, args), args, why_eager=EAGER_BY_DEFAULT[kind])
     params = list(model.parameters())
     optimizer = tg.optim.Adam(params, lr=args.lr)
     scheduler = _lr_schedule(optimizer, args)
@@ -564,7 +568,7 @@ def register(subparsers) -> None:
                 q = f", --quick {quick[key]}" if key in quick else ""
                 p.add_argument("--" + key.replace("_", "-"), type=typ, default=None,
                                help=f"{text} (default {defaults[key]}{q})")
-        common.add_compile_flag(p, per_model=True)
+        common.add_compile_flag(p, eager_default=True)
         p.add_argument("--stop-after", type=common.positive_int, default=None,
                        help="stop after this many iterations of this invocation (checkpointed; continue with "
                             "--resume) (default: run to --iters)")

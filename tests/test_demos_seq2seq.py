@@ -225,8 +225,10 @@ def _assert_learned(run_dir, vocab_size, factor=0.6):
 
 
 @pytest.mark.slow
-def test_translate_quick_both_models(tmp_path):
+def test_translate_quick_both_models(tmp_path, capsys):
     assert _cli("translate", "--quick", "--out", str(tmp_path)) == 0
+    said = capsys.readouterr().out
+    assert "[eager (tg.compile: graph break, RNNSeq2Seq" in said and "[eager (tg.compile replays Seq2SeqTransformer" in said
     _, tgt_vocab = D.date_vocabs()
     for kind in ("rnn", "transformer"):
         _assert_learned(tmp_path / kind, len(tgt_vocab))
@@ -238,8 +240,11 @@ def test_translate_quick_both_models(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["copy", "reverse"])
-def test_copy_reverse_quick(tmp_path, task):
-    assert _cli(task, "--quick", "--out", str(tmp_path)) == 0
+def test_copy_reverse_quick(tmp_path, task, capsys, recwarn):
+    # reverse runs through tg.compile: NumPy ids, padding masks and targets replay without a graph break
+    assert _cli(task, "--quick", "--out", str(tmp_path), *(["--compile"] if task == "reverse" else [])) == 0
+    assert ("[tg.compile on" if task == "reverse" else "[eager (") in capsys.readouterr().out
+    assert not [w for w in recwarn if "tg.compile" in str(w.message)]
     _assert_learned(tmp_path, 10 + len(D.SPECIALS))
     test = _records(tmp_path / "metrics.jsonl", "test")[-1]
     assert test["token_accuracy"] > 0.4  # chance is 1/10

@@ -24,6 +24,10 @@ Safety rules (a wrong replay is never acceptable, a slow one is):
   replay uses each call's values.
 - Random numbers: ops draw inside their forward (Dropout), so a replay draws fresh ones; `randn` /
   `rand` factories inside the function are recorded as draws that a replay repeats with new numbers.
+- NumPy array arguments (bool/int/float: token ids, masks, targets) are inputs like tensors, keyed by
+  shape and dtype: the traced call receives each as a gradient-free Tensor, so a Python or NumPy read of
+  its values (np.asarray, a comparison, .tolist(), an ndarray-only method) is a graph break, not a
+  constant of the trace. Numbers and other arguments are keyed by value.
 - Any change of shape, dtype, grad mode, train/eval mode or parameter identity re-traces (a cache of
   `cache_size` recordings per function, least recently used dropped).
 """
@@ -1360,13 +1364,13 @@ class CompiledFunction:
         if rec is not None and rec.valid():
             self.cache.move_to_end(key)
             return rec.run(inputs)
-        # an array argument (a padding mask) or number that changes at every call re-traces every time: slower
+        # a number (or object array) argument that changes at every call re-traces every time: slower
         # than eager, so after more such traces than the cache holds, run eagerly
         sig = (key[0], _key_of(args, False), _key_of(kwargs, False), key[3])
         n = self.retraces[sig] = self.retraces.get(sig, 0) + 1
         if n > self.cache_size and len(self.retraces) < 10_000:
-            self.broken = ("an array or number argument changes value between calls (each new value is a "
-                           "constant of a new trace); pass it as a Tensor computed by engine ops, or call eagerly")
+            self.broken = ("a number argument changes value between calls (each new value is a constant of "
+                           "a new trace); pass it as a Tensor or NumPy array, or call eagerly")
             warnings.warn(f"tg.compile: {getattr(self.eager, '__qualname__', self.eager)} re-traced {n - 1} times "
                           f"for the same shapes: {self.broken}; this function runs eagerly from now on",
                           UserWarning, stacklevel=2)
