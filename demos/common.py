@@ -265,6 +265,7 @@ def add_compile_flag(parser: argparse.ArgumentParser, eager_default: bool = Fals
     if eager_default:
         parser.add_argument("--compile", dest="eager", action="store_false", default=True,
                             help="run the model through tg.compile (off by default for this demo: see its output)")
+        parser.set_defaults(_compile_flag="--compile")
     else:
         parser.add_argument("--eager", action="store_true",
                             help="run the model eagerly instead of through tg.compile (same numbers, slower)")
@@ -277,7 +278,8 @@ def compile_model(model: tg.nn.Module, args: argparse.Namespace, why_eager: str 
     if eager:
         how = f"eager ({why_eager}; --compile to try tg.compile)" if why_eager else "eager (--eager)"
     else:
-        how = "tg.compile on (--eager to turn it off)"
+        how = ("tg.compile on (--compile)" if getattr(args, "_compile_flag", None) == "--compile"
+               else "tg.compile on (--eager to turn it off)")
     line = f"[{how}; {threads}]" if threads else f"[{how}]"
     said = args.__dict__.setdefault("_compile_said", set())
     if line not in said:  # one line per command and kind of model, not per run
