@@ -7,9 +7,10 @@ use so that `import tinygrad_seq` stays light. Environment variables are never c
 Default: 1 BLAS thread, set at the engine's first BLAS op (matmul, linear, einsum, conv) or first
 get_num_threads(), when threadpoolctl is installed and none of OPENBLAS_NUM_THREADS / MKL_NUM_THREADS /
 OMP_NUM_THREADS is set. Measured with benchmarks/bench_threads.py at the demos' sizes
-(LSTM B=64 T=30 H=64, TransformerEncoderLayer B=64 L=20 E=64): all cores (2) made a training step 5-13x
-slower than 1 thread on a shared machine: the GEMMs are too small to split (PyTorch only parallelises
-above a grain size) and OpenBLAS threads wait for busy cores. `tg.set_num_threads(n)` overrides it.
+(LSTM B=64 T=30 H=64, TransformerEncoderLayer B=64 L=20 E=64): on an idle 2-core machine all cores
+changed a training step by 0.93-1.14x (nothing to gain: the GEMMs are too small to split, PyTorch too
+only parallelises above a grain size), and on a busy one they made it 5-23x slower (OpenBLAS threads
+wait for busy cores). `tg.set_num_threads(n)` overrides it.
 """
 from __future__ import annotations
 
@@ -79,7 +80,6 @@ def get_num_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
 
 
 def apply_default() -> None:
