@@ -121,8 +121,9 @@ def step_jacobians(model: Probe, x, states: dict) -> np.ndarray:
 def theory(model: Probe, x, y, chains=None, states=None, grads=None) -> Theory:
     """Measured ×r per step (h chain) next to the predictors of `grads.DEFINITIONS` for a probe on (x, y).
 
-    The mean-field prediction uses the layer's step Jacobians (`step_jacobians`); the lane and the
-    Pascanu numbers come from the chains the graph shows (`find_chains`)."""
+    The mean-field prediction uses the layer's step Jacobians (`step_jacobians`), except for the tanh RNN
+    whose h chain gives it in closed form (`Chain.meanfield_rate`, the same J̄); the lane and the Pascanu
+    numbers come from the chains the graph shows (`find_chains`)."""
     if chains is None:
         loss, states = probe_loss(model, x, y)
         grads = capture_grads(loss, "theory")
@@ -130,6 +131,8 @@ def theory(model: Probe, x, y, chains=None, states=None, grads=None) -> Theory:
     h = next(ch for ch in chains if ch.name == "h")
     lane = next((ch for ch in chains if ch.kind in ("lstm-cell", "gru-carry")), None)
     th = chain_theory(model.cell, h, lane)
+    if th.predicted_rate is not None:  # tanh RNN: the chain gave J̄ = diag(mean φ')·W_hh already (no engine Jacobians)
+        return th
     T, H = len(h.states), h.states[0].numpy().shape[-1]
     J = step_jacobians(model, x, states)
     lam = np.asarray(grads[id(h.states[-1])], dtype=np.float64)

@@ -112,22 +112,29 @@ def norm(a: np.ndarray | None) -> float | None:
     return float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
 
 
+def local_grads(t, g: np.ndarray) -> list:
+    """The gradient op output `t` sends to each input (its local backward of g), shaped like the input;
+    None for an input without a gradient."""
+    ctx = t._ctx
+    out = ctx.backward(g)
+    if len(ctx.parents) == 1:
+        out = (out,)
+    res: list = []
+    for p, pg in zip(ctx.parents, out):
+        if pg is None or not p.requires_grad:
+            res.append(None)
+            continue
+        pg = np.asarray(pg)  # lazily summed weight gradients (autograd.OuterSum) materialise here
+        res.append(_unbroadcast(pg, p.numpy().shape) if pg.shape != p.numpy().shape else pg)
+    return res
+
+
 def edge_grad_norms(t, g: np.ndarray | None) -> list[float | None]:
     """||gradient flowing from op output `t` into each of its inputs|| (the op's local backward)."""
     ctx = t._ctx
     if g is None or ctx is None:
         return [None] * (len(ctx.parents) if ctx is not None else 0)
-    out = ctx.backward(g)
-    if len(ctx.parents) == 1:
-        out = (out,)
-    res: list[float | None] = []
-    for p, pg in zip(ctx.parents, out):
-        if pg is None or not p.requires_grad:
-            res.append(None)
-        else:
-            pg = np.asarray(pg)  # lazily summed weight gradients (autograd.OuterSum) materialise here
-            res.append(norm(_unbroadcast(pg, p.numpy().shape) if pg.shape != p.numpy().shape else pg))
-    return res
+    return [norm(pg) for pg in local_grads(t, g)]
 
 
 def consumers(order: list) -> dict[int, list]:

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import _unbroadcast
 from ..nn import Parameter
 from . import style
 from .grads import (DEFINITIONS, SLICE_OP, VIEW_OPS, Chain, capture_grads, chain_theory, consumers, edge_grad_norms,
-                    find_chains, fmt_hl, fmt_rate, norm, op_name, topo_order)
+                    find_chains, fmt_hl, fmt_rate, geo_rate, local_grads, norm, op_name, topo_order)
 
 _SeqGraph: Any = None
 _LAYER_SCOPE = re.compile(r"^l\d+(_reverse)?$")
@@ -595,7 +594,7 @@ class _Builder:
                 ctx = t._ctx
                 if ctx is None or not any(id(q) not in ids for q in ctx.parents) or self.grads.get(id(t)) is None:
                     continue
-                for q, gq in zip(ctx.parents, _local_grads(t, self.grads[id(t)])):
+                for q, gq in zip(ctx.parents, local_grads(t, self.grads[id(t)])):
                     if gq is not None and id(q) not in ids and id(q) not in self.alias:
                         acc[id(q)] = acc[id(q)] + gq if id(q) in acc else gq
             g_in = _combine(norm(v) for v in acc.values()) if acc else None
@@ -681,7 +680,7 @@ class _Builder:
         if per_step is None and self.show_grads:  # no named state: follow the largest gradient per step
             rep = self.step_representatives(path, steps)
             if len(rep) >= 2 and rep[0] and rep[-1]:
-                per_step = _geo_rate(rep[0], rep[-1], len(rep) - 1)
+                per_step = geo_rate(rep[0], rep[-1], len(rep) - 1)
                 if per_step is not None:
                     lines.append(f"gradient ×{per_step:.3g} per step")
             logs = [math.log10(x) for x in rep if x]
@@ -878,7 +877,7 @@ class _Builder:
             for c in self.cons.get(id(x), ()):
                 if c is r or self.grads.get(id(c)) is None:
                     continue
-                gx = _local_grads(c, self.grads[id(c)])[[id(q) for q in c._ctx.parents].index(id(x))]
+                gx = local_grads(c, self.grads[id(c)])[[id(q) for q in c._ctx.parents].index(id(x))]
                 if gx is not None:
                     through = gx if through is None else through + gx
             where = getattr(r._ctx, "scope", ("", None))[0]
@@ -956,29 +955,6 @@ def _combine(norms) -> float | None:
     """‖(a, b, ...)‖ from the parts' norms (None parts skipped; None if there are none)."""
     vals = [n for n in norms if n is not None]
     return float(math.sqrt(sum(n * n for n in vals))) if vals else None
-
-
-def _local_grads(t, g: np.ndarray) -> list:
-    """The gradient op output `t` sends to each input (its local backward of g), shaped like the input."""
-    ctx = t._ctx
-    out = ctx.backward(g)
-    if len(ctx.parents) == 1:
-        out = (out,)
-    res = []
-    for p, pg in zip(ctx.parents, out):
-        if pg is None or not p.requires_grad:
-            res.append(None)
-            continue
-        pg = np.asarray(pg)
-        res.append(_unbroadcast(pg, p.numpy().shape) if pg.shape != p.numpy().shape else pg)
-    return res
-
-
-def _geo_rate(first: float | None, last: float | None, n: int) -> float | None:
-    """Per-step factor r with first = r^n · last (gradient ratio going one step back in time)."""
-    if not first or not last or n <= 0:
-        return None
-    return float((first / last) ** (1.0 / n))
 
 
 def draw_graph(root, *, fold: bool = True, keep_steps: int = 3, show_grads: bool = True, model=None,
