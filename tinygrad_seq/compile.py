@@ -1187,24 +1187,23 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     return ns["bwd"]
 
 
+def _dense(gi, shape: tuple) -> np.ndarray:
+    """An op's own gradient as an array of `shape` (a lazy weight gradient formed, a broadcast one summed)."""
+    if type(gi) is OuterSum:
+        gi = gi.value()
+    return gi if gi.shape == shape else _unbroadcast(gi, shape)
+
+
 def _put(dst: np.ndarray, gi) -> None:
     """The first gradient of a buffered slot, from an op's own backward (None: no gradient, zeros)."""
     if gi is None:
         dst.fill(0)
-        return
-    if type(gi) is OuterSum:
-        gi = gi.value()
-    if gi.shape != dst.shape:
-        gi = _unbroadcast(gi, dst.shape)
-    np.copyto(dst, gi)
+    else:
+        np.copyto(dst, _dense(gi, dst.shape))
 
 
 def _addto(dst: np.ndarray, gi) -> None:
-    if type(gi) is OuterSum:
-        gi = gi.value()
-    if gi.shape != dst.shape:
-        gi = _unbroadcast(gi, dst.shape)
-    np.add(dst, gi, out=dst)
+    np.add(dst, _dense(gi, dst.shape), out=dst)
 
 
 def _transpose_grad(g, inv: tuple):
