@@ -231,8 +231,14 @@ def _unflatten(spec, vals):
         return vals[x]
     if kind == "V":
         return x
-    items = [_unflatten(s, vals) for s in x]
-    return kind(*items) if hasattr(kind, "_fields") else kind(items)
+    return _rebuild(kind, [_unflatten(s, vals) for s in x])
+
+
+def _rebuild(typ: type, items: list):
+    """A tuple or list of type `typ` (a namedtuple too) holding `items`."""
+    if typ is tuple or typ is list:
+        return typ(items)
+    return typ(*items) if hasattr(typ, "_fields") else typ(items)
 
 
 class _Recording:
@@ -1321,10 +1327,7 @@ def _inputs(v, acc: list):
         acc.append(t)
         return t
     if isinstance(v, (tuple, list)):
-        items = [_inputs(x, acc) for x in v]
-        if type(v) is tuple or type(v) is list:
-            return type(v)(items)
-        return type(v)(*items) if hasattr(v, "_fields") else type(v)(items)
+        return _rebuild(type(v), [_inputs(x, acc) for x in v])
     if isinstance(v, dict):
         out = dict(v)
         for k in sorted(v):
