@@ -1124,6 +1124,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             continue
         gs = plan.gk[s]
         ind = "    "
+        start = len(lines)
         if gs == "ext":
             lines.append("    go = g")
         elif gs in _BUFFERED:
@@ -1186,6 +1187,8 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 lines.append(ind + f"{lst}[{j}] = {expr}")
             else:
                 lines.append(ind + f"acc({lst}, {j}, {key}, {expr}, {S}, {T}, own)")
+        if len(lines) == start + 1 and ind == "    ":  # every contribution is already in place: no `go = D[s]`
+            lines.pop()
     outs = [f"fin(G[{i}], inputs[{i}]._data, arena, garena)" for i in reach[0]] + \
            [f"fin(KG[{j}], K[{j}], arena, garena)" for j in reach[1]]
     lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
