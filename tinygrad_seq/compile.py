@@ -231,8 +231,14 @@ def _unflatten(spec, vals):
         return vals[x]
     if kind == "V":
         return x
-    items = [_unflatten(s, vals) for s in x]
-    return kind(*items) if hasattr(kind, "_fields") else kind(items)
+    return _rebuild(kind, [_unflatten(s, vals) for s in x])
+
+
+def _rebuild(typ: type, items: list):
+    """A tuple or list of type `typ` (a namedtuple too) holding `items`."""
+    if typ is tuple or typ is list:
+        return typ(items)
+    return typ(*items) if hasattr(typ, "_fields") else typ(items)
 
 
 class _Recording:
@@ -1118,6 +1124,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             continue
         gs = plan.gk[s]
         ind = "    "
+        start = len(lines)
         if gs == "ext":
             lines.append("    go = g")
         elif gs in _BUFFERED:
@@ -1180,6 +1187,8 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 lines.append(ind + f"{lst}[{j}] = {expr}")
             else:
                 lines.append(ind + f"acc({lst}, {j}, {key}, {expr}, {S}, {T}, own)")
+        if len(lines) == start + 1 and ind == "    ":  # every contribution is already in place: no `go = D[s]`
+            lines.pop()
     outs = [f"fin(G[{i}], inputs[{i}]._data, arena, garena)" for i in reach[0]] + \
            [f"fin(KG[{j}], K[{j}], arena, garena)" for j in reach[1]]
     lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
@@ -1187,24 +1196,23 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     return ns["bwd"]
 
 
+def _dense(gi, shape: tuple) -> np.ndarray:
+    """An op's own gradient as an array of `shape` (a lazy weight gradient formed, a broadcast one summed)."""
+    if type(gi) is OuterSum:
+        gi = gi.value()
+    return gi if gi.shape == shape else _unbroadcast(gi, shape)
+
+
 def _put(dst: np.ndarray, gi) -> None:
     """The first gradient of a buffered slot, from an op's own backward (None: no gradient, zeros)."""
     if gi is None:
         dst.fill(0)
-        return
-    if type(gi) is OuterSum:
-        gi = gi.value()
-    if gi.shape != dst.shape:
-        gi = _unbroadcast(gi, dst.shape)
-    np.copyto(dst, gi)
+    else:
+        np.copyto(dst, _dense(gi, dst.shape))
 
 
 def _addto(dst: np.ndarray, gi) -> None:
-    if type(gi) is OuterSum:
-        gi = gi.value()
-    if gi.shape != dst.shape:
-        gi = _unbroadcast(gi, dst.shape)
-    np.add(dst, gi, out=dst)
+    np.add(dst, _dense(gi, dst.shape), out=dst)
 
 
 def _transpose_grad(g, inv: tuple):
@@ -1322,10 +1330,7 @@ def _inputs(v, acc: list):
         acc.append(t)
         return t
     if isinstance(v, (tuple, list)):
-        items = [_inputs(x, acc) for x in v]
-        if type(v) is tuple or type(v) is list:
-            return type(v)(items)
-        return type(v)(*items) if hasattr(v, "_fields") else type(v)(items)
+        return _rebuild(type(v), [_inputs(x, acc) for x in v])
     if isinstance(v, dict):
         out = dict(v)
         for k in sorted(v):
