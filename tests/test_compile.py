@@ -391,7 +391,19 @@ def test_lstm_gates_are_fused_and_match_eager():
     m = LSTM(3, 4).double()
     cf = _check_same(lambda x: m(x), list(m.parameters()), lambda k: [_randn(5, 2, 3, seed=k)])
     rec = next(iter(cf.cache.values()))
-    assert rec.plan.groups, "σ(i), σ(f) of adjacent gate chunks should run as one call"
+    assert [g["n"] for g in rec.plan.groups if g["cls"] == "gates"] == [16] * 5, \
+        "σ(i), σ(f), tanh(g), σ(o) of the adjacent gate chunks of each of the 5 steps should run as one tanh"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_gates_keep_eager_forward_values(dtype):
+    """The fused σ|tanh call computes σ as the eager op does (½ tanh(x/2) + ½): the forward is bit-identical."""
+    m = LSTM(3, 4) if dtype == "float32" else LSTM(3, 4).double()
+    x = tg.tensor(_randn(5, 2, 3, seed=1), dtype=getattr(tg, dtype))
+    cf = tg.compile(lambda x: m(x)[0])
+    eager = m(x)[0].numpy()
+    for _ in range(3):
+        np.testing.assert_array_equal(cf(x).detach().numpy(), eager)
 
 
 def test_buffer_sets_are_reused_only_when_nothing_points_into_them():

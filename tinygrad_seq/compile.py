@@ -383,6 +383,10 @@ _EW = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Neg": "negative", "T
        "Sigmoid": None}
 
 
+_GATES = "gates"  # a fused group of σ and tanh ranges (see _ForwardPlan._gates)
+_FAMILY = {ops.Sigmoid: _GATES, ops.Tanh: _GATES}  # ops that may share a fused group
+
+
 def _meta(rec, ref) -> tuple:
     kind, j = ref
     if kind == "s":
@@ -462,9 +466,28 @@ class _ForwardPlan:
                     self.fk[j] = "sview"
         self.nvirt = rec.nslots
         self.groups: list = []  # elementwise ops on adjacent slices, run as one call (see _fuse)
+        self.gconst: dict = {}  # the constants of fused σ|tanh groups, shared by groups of one layout
         self.lead: dict = {}    # entry index of a group's first op -> group
         self.skip: set = set()  # the group's other ops: nothing to run
         self._fuse(rec)
+
+    def _gates(self, rec, g: dict) -> None:
+        """σ and tanh on adjacent ranges (an LSTM's i f | g | o gates) as one tanh over the joined range:
+        y = A tanh(S x) + C with S = A = C = ½ on the σ ranges (σ(x) = ½ tanh(x/2) + ½) and S = A = 1, C = 0
+        on the tanh ranges; the backward is dy/dx = A S (1 - T²) from the kept T = tanh(S x)."""
+        g["cls"] = _GATES
+        sig = tuple((lo, hi) for e, ms, lo, hi in g["members"] if rec.program[e][0] is ops.Sigmoid)
+        key = (g["shape"], g["dtype"], g["axis"], sig)
+        if key not in self.gconst:  # full-shape constants: a row vector broadcast costs ~3x a same-shape operand
+            S, C = np.ones(g["shape"], g["dtype"]), np.zeros(g["shape"], g["dtype"])
+            pre = (slice(None),) * g["axis"]
+            for lo, hi in sig:
+                S[pre + (slice(lo, hi),)] = 0.5
+                C[pre + (slice(lo, hi),)] = 0.5
+            self.gconst[key] = (S, C, S * S)
+        g["S"], g["C"], g["SA"] = self.gconst[key]
+        g["tanh"] = self.nvirt  # a virtual slot: the kept T
+        self.nvirt += 1
 
     def _desc(self, rec, j: int, fview: dict):
         """(source, axis, lo, hi) when slot j is a range of one axis of a buffer: a basic slice made once per
@@ -513,7 +536,7 @@ class _ForwardPlan:
                 n = oshape[axis]
                 if any(d[3] - d[2] != n for d in ds if d[0] != "same"):
                     continue
-                gkey = (cls, axis, rec.shapes[s][1], oshape[:axis] + oshape[axis + 1:],
+                gkey = (_FAMILY.get(cls, cls), axis, rec.shapes[s][1], oshape[:axis] + oshape[axis + 1:],
                         tuple(d if d[0] == "same" else d[0] for d in ds))
                 for g in by_key.get(gkey, ()):
                     if any(d[0] == ("F", g["id"]) for d in ds):
@@ -561,6 +584,8 @@ class _ForwardPlan:
             g["out"] = self.nvirt  # virtual slots: the fused buffer and the fused inputs
             g["vin"] = list(range(self.nvirt + 1, self.nvirt + 1 + len(g["ins"])))
             self.nvirt += 1 + len(g["ins"])
+            if len({prog[m[0]][0] for m in g["members"]}) > 1:
+                self._gates(rec, g)
             self.lead[g["lead"]] = g
             for m in g["members"]:
                 self.fk[m[1]] = "fview"
@@ -611,12 +636,15 @@ class _BufferSet:
         plan, prog = rec.plan, rec.program
         vals = [None] * plan.nvirt
         own = [s for s, k in plan.fk.items() if k == "buf"]
-        items = [rec.shapes[s] for s in own] + [(g["shape"], g["dtype"]) for g in plan.groups]
+        gates = [g for g in plan.groups if "tanh" in g]
+        items = [rec.shapes[s] for s in own] + [(g["shape"], g["dtype"]) for g in plan.groups + gates]
         self.arena, arrs = _layout(items)
         for s, a in zip(own, arrs):
             vals[s] = a
         for g, a in zip(plan.groups, arrs[len(own):]):
             vals[g["out"]] = a
+        for g, a in zip(gates, arrs[len(own) + len(plan.groups):]):
+            vals[g["tanh"]] = a
         for s, (k, i) in plan.sview.items():
             vals[s] = vals[k][i]
         for e in plan.live:
@@ -732,7 +760,7 @@ class _BackwardPlan:
         σ / tanh of chunked gates (from one buffer holding the outputs' gradients), x_r + h_r and x_z + h_z."""
         prog = self.rec.program
         cls = g["cls"]
-        if cls not in (ops.Sigmoid, ops.Tanh, ops.Add):
+        if cls not in (ops.Sigmoid, ops.Tanh, ops.Add, _GATES):
             return
         lead = g["lead"]
         for e, ms, lo, hi in g["members"]:
@@ -988,7 +1016,11 @@ def _gen_forward(rec: _Recording):
             else:
                 lines.append(f"    {o} = {a[0]}.reshape(W{e}['shape'])")
         elif k == "ew":
-            if name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5 (a 0-d array is cheaper than a float)
+            if g is not None and g["cls"] is _GATES:
+                ns[f"GS{e}"], ns[f"GC{e}"], T = g["S"], g["C"], f"V[{g['tanh']}]"
+                lines.append(f"    o = {o}; multiply({a[0]}, GS{e}, out=o); tanh(o, out={T}); multiply({T}, GS{e}, out=o); "
+                             f"add(o, GC{e}, out=o)")
+            elif name == "Sigmoid":  # as ops.Sigmoid: 0.5 tanh(x/2) + 0.5 (a 0-d array is cheaper than a float)
                 h = _const(ns, 0.5, rec.shapes[s][1])
                 lines.append(f"    o = {o}; multiply({a[0]}, {h}, out=o); tanh(o, out=o); multiply(o, {h}, out=o); "
                              f"add(o, {h}, out=o)")
@@ -1117,7 +1149,11 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 continue
             one = _const(ns, 1.0, g["dtype"])
             Y, d = f"V[{g['out']}]", f"D[{vdst[0]}]"
-            if cls is ops.Sigmoid:
+            if g["cls"] is _GATES:
+                ns[f"GSA{e}"], T = g["SA"], f"V[{g['tanh']}]"
+                lines.append(f"    t = {d}; multiply({T}, {T}, out=t); multiply(t, GSA{e}, out=t); subtract(GSA{e}, t, out=t); "
+                             "multiply(t, go, out=t)")
+            elif cls is ops.Sigmoid:
                 lines.append(f"    t = {d}; subtract({one}, {Y}, out=t); multiply(t, {Y}, out=t); multiply(t, go, out=t)")
             else:
                 lines.append(f"    t = {d}; multiply({Y}, {Y}, out=t); subtract({one}, t, out=t); multiply(go, t, out=t)")
@@ -1355,8 +1391,7 @@ class CompiledFunction:
         m = self.module
         if m is None:
             return ()
-        mods = list(m.modules())
-        return (tuple(x.training for x in mods), tuple(id(p) for p in m.parameters()))
+        return m.mode_signature()
 
     def __call__(self, *args, **kwargs):
         if self.broken is not None or _ACTIVE or not _ENABLED[0]:

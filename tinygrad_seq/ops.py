@@ -1292,6 +1292,12 @@ class Einsum(Function):
 
 # ---- nn ops (layer norm, embedding, convolution and pooling via im2col, softplus, BCE)
 
+def _mean(x: np.ndarray, axes: tuple, n: int) -> np.ndarray:
+    """x.mean(axes, keepdims=True), the same sum-then-divide, without np.mean's Python layer (~4 us a call)."""
+    s = np.add.reduce(x, axis=axes, keepdims=True)
+    return np.true_divide(s, n, out=s)
+
+
 class LayerNorm(Function):
     """y = x̂ w + b,  x̂ = (x - μ) / √(σ² + ε), μ and biased σ² over the last `ndim` dims;
     dx = rstd (ĝ - mean(ĝ) - x̂ mean(ĝ x̂)) with ĝ = g w,  dw = Σ g x̂,  db = Σ g (over the leading dims)"""
@@ -1299,8 +1305,9 @@ class LayerNorm(Function):
     def forward(self, x, *wb, ndim=1, eps=1e-5, has_w=True, has_b=True):
         self.axes = tuple(range(x.ndim - ndim, x.ndim))
         self.lead = tuple(range(x.ndim - ndim))
-        xhat = x - x.mean(axis=self.axes, keepdims=True)
-        var = np.mean(xhat * xhat, axis=self.axes, keepdims=True)
+        self.n = int(np.prod([x.shape[a] for a in self.axes]))
+        xhat = x - _mean(x, self.axes, self.n)
+        var = _mean(xhat * xhat, self.axes, self.n)
         self.rstd = 1.0 / np.sqrt(var + eps)
         xhat *= self.rstd
         self.xhat = xhat
@@ -1316,8 +1323,8 @@ class LayerNorm(Function):
         grads = []
         if self.needs[0]:
             gh = g * w if w is not None else g
-            m1 = gh.mean(axis=self.axes, keepdims=True)
-            m2 = (gh * xhat).mean(axis=self.axes, keepdims=True)
+            m1 = _mean(gh, self.axes, self.n)
+            m2 = _mean(gh * xhat, self.axes, self.n)
             grads.append(self.rstd * (gh - m1 - xhat * m2))
         else:
             grads.append(None)

@@ -219,8 +219,36 @@ class Module:
             stack.extend(reversed(kids))
 
     def modules(self) -> Iterator["Module"]:
-        for _, m in self.named_modules():
-            yield m
+        return iter(self._walk())
+
+    def _walk(self) -> list["Module"]:
+        """Every module once, in named_modules' order, without building names (the hot path of parameters(),
+        zero_grad() and the compile guard, which run every training step)."""
+        out, memo, stack = [], set(), [self]
+        while stack:
+            m = stack.pop()
+            if id(m) in memo:
+                continue
+            memo.add(id(m))
+            out.append(m)
+            stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+        return out
+
+    def mode_signature(self) -> tuple:
+        """(every module's `training` flag, the identity of every parameter): what a compiled call of this
+        module depends on besides its inputs, read in one walk."""
+        mods = self._walk()
+        return tuple(m.training for m in mods), tuple(id(p) for p in self._unique_params(mods))
+
+    @staticmethod
+    def _unique_params(mods: list) -> list:
+        seen, out = set(), []
+        for m in mods:
+            for p in m._parameters.values():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
 
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
         for k, m in self._modules.items():
@@ -246,8 +274,7 @@ class Module:
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        return iter(self._unique_params(self._walk() if recurse else [self]))
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
