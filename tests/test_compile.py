@@ -395,6 +395,45 @@ def test_lstm_gates_are_fused_and_match_eager():
         "σ(i), σ(f), tanh(g), σ(o) of the adjacent gate chunks of each of the 5 steps should run as one tanh"
 
 
+def test_fused_groups_are_planar_and_their_results_contiguous():
+    """The gates' results are contiguous planes of one buffer, so the ops on them run on contiguous arrays."""
+    m = LSTM(3, 4).double()
+    cf = _check_same(lambda x: m(x), list(m.parameters()), lambda k: [_randn(5, 2, 3, seed=k)])
+    rec = next(iter(cf.cache.values()))
+    g = [g for g in rec.plan.groups if g["cls"] == "gates"][0]
+    assert g["planar"] == (4, 4) and g["bshape"] == (4, 2, 4)
+    bs = rec.buffers()
+    assert all(bs.vals[ms].flags.c_contiguous for _, ms, _, _ in g["members"])
+
+
+def test_gru_with_planar_gates_and_a_bias_added_at_every_step_matches_eager():
+    m = GRU(3, 5).double()
+    cf = _check_same(lambda x: m(x), list(m.parameters()), lambda k: [_randn(6, 2, 3, seed=k)])
+    rec = next(iter(cf.cache.values()))
+    assert any("planar" in g for g in rec.plan.groups), "σ(r), σ(z) should be one planar group"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_unequal_adjacent_ranges_and_per_step_parameter_broadcasts_match_eager(seed):
+    """Ranges of unequal width fuse without the planar layout; a bias added to many steps' results is
+    broadcast once per call."""
+    r = np.random.default_rng(seed)
+    cuts = sorted(int(c) for c in r.choice(np.arange(1, 9), 3, replace=False))
+    w, b = _randn(3, 9, seed=60 + seed), _randn(9, seed=70 + seed)
+
+    def fn(x):
+        h = x[0] @ w
+        outs = []
+        for t in range(x.shape[0]):
+            a = h + b + x[t] @ w
+            parts = [a[:, lo:hi] for lo, hi in zip([0] + cuts, cuts + [9])]
+            acts = [p.sigmoid() if k % 2 == 0 else p.tanh() for k, p in enumerate(parts)]
+            h = tg.cat(acts, -1)
+            outs.append(h)
+        return tg.stack(outs)
+    _check_same(fn, [w, b], lambda k: [_randn(4, 2, 3, seed=k)], calls=3)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fused_gates_keep_eager_forward_values(dtype):
     """The fused σ|tanh call computes σ as the eager op does (½ tanh(x/2) + ½): the forward is bit-identical."""
