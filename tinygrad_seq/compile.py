@@ -1023,7 +1023,7 @@ def _gen_forward(rec: _Recording):
     made: set = set()
     # a parameter broadcast into many same-shape elementwise ops (the b_hh a GRU adds at every step):
     # broadcast once per call into a full-shape array, since a row-vector operand costs ~3x a same-shape one
-    wide: dict = {}
+    wide: dict = {}  # (constant, shape) -> uses, then the name of its broadcast
     for e in plan.live:
         cls, needs, kw, refs, s, sl = prog[e]
         if plan.kind[e] == "ew" and e not in plan.lead and e not in plan.skip:
@@ -1074,13 +1074,14 @@ def _gen_forward(rec: _Recording):
                 lines.append(f"    maximum({a[0]}, 0, out={o})")
             else:
                 for i, r in enumerate(refs):
-                    if r[0] == "c" and wide.get((r[1], rec.shapes[s][0]), 0) > 1:
-                        b = f"KB{r[1]}_{len(rec.shapes[s][0])}_{'_'.join(map(str, rec.shapes[s][0]))}"
-                        if b not in made:
-                            made.add(b)
-                            ns[f"SHP{b}"] = rec.shapes[s][0]
-                            lines.append(f"    {b} = ascontiguousarray(broadcast_to({a[i]}, SHP{b}))")
-                        a[i] = b
+                    key = (r[1], rec.shapes[s][0]) if r[0] == "c" else None
+                    n = wide.get(key, 0)
+                    if type(n) is int and n > 1:  # the first use broadcasts it; the rest use that array
+                        n = wide[key] = f"KB{e}"
+                        ns[f"SHP{e}"] = rec.shapes[s][0]
+                        lines.append(f"    {n} = ascontiguousarray(broadcast_to({a[i]}, SHP{e}))")
+                    if type(n) is str:
+                        a[i] = n
                 lines.append(f"    {_EW[name]}({', '.join(a)}, out={o})")
         elif k == "mm":
             lines.append(f"    matmul({a[0]}, {a[1]}, out={o})")

@@ -1293,7 +1293,10 @@ class Einsum(Function):
 # ---- nn ops (layer norm, embedding, convolution and pooling via im2col, softplus, BCE)
 
 def _mean(x: np.ndarray, axes: tuple, n: int) -> np.ndarray:
-    """x.mean(axes, keepdims=True), the same sum-then-divide, without np.mean's Python layer (~4 us a call)."""
+    """x.mean(axes, keepdims=True), the same sum-then-divide, without np.mean's Python layer (~4 us a call);
+    float16 keeps np.mean, which sums it in float32."""
+    if x.dtype.itemsize < 4:
+        return x.mean(axis=axes, keepdims=True)
     s = np.add.reduce(x, axis=axes, keepdims=True)
     return np.true_divide(s, n, out=s)
 
