@@ -460,6 +460,49 @@ def test_buffer_sets_are_reused_only_when_nothing_points_into_them():
     assert len(rec.pool) <= 3  # released outputs give their set back
 
 
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+def test_a_dead_buffer_is_shared_but_not_one_backward_still_reads(act):
+    """t = act(x w) is read by backward (its derivative comes from the output) although no Mul reads it:
+    the later same-size results must not take its bytes; s and z, dead after their last read, may share."""
+    w = _randn(4, 4, seed=13)
+
+    def fn(x):
+        t = getattr(x @ w, act)()
+        s = t + x
+        z = s + 1.0
+        return z + 2.0
+
+    cf = _check_same(fn, [w], lambda k: [_randn(3, 4, seed=k)])
+    rec = next(iter(cf.cache.values()))
+    plan = rec.plan
+    own = [s for s, k in plan.fk.items() if k == "buf"]
+    assert len(set(plan.offsets)) < len(own), "dead buffers share bytes"
+
+
+def test_an_output_no_later_op_reads_keeps_its_bytes():
+    w = _randn(3, 4, seed=14)
+
+    def fn(x):
+        h = x + w
+        y = h + 1.0
+        return y + 2.0, h  # h is last read by y, but the caller reads it
+
+    _check_same(fn, [w], lambda k: [_randn(3, 4, seed=k)])
+
+
+def test_lstm_replay_shares_dead_buffers():
+    """A compiled LSTM step keeps what backward reads and lets the rest share: a smaller arena."""
+    m = LSTM(3, 8).double()
+    cf = _check_same(lambda x: m(x)[0], list(m.parameters()), lambda k: [_randn(6, 2, 3, seed=k)])
+    rec = next(iter(cf.cache.values()))
+    bs = rec.pool[0]
+    from tinygrad_seq.compile import _nbytes
+    plan = rec.plan
+    own = [rec.shapes[s] for s, k in plan.fk.items() if k == "buf"]
+    alone = sum(_nbytes(*it) for it in own + [(g["bshape"], g["dtype"]) for g in plan.groups])
+    assert bs.arena.nbytes < 0.8 * alone
+
+
 def test_replay_kept_for_backward_is_not_overwritten_by_later_replays():
     w = _randn(3, 3, seed=12)
     cf = tg.compile(lambda x: ((x @ w).sigmoid() * x).sum())

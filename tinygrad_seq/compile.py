@@ -1,17 +1,18 @@
 """`tg.compile`: trace a function once, replay it as a flat list of NumPy calls.
 
 The first call with given input shapes/dtypes, grad mode, train/eval mode and parameters runs eagerly
-while every `Function.apply` is recorded (ops._REC, a module-level switch that costs one global read
-per op when off). Later matching calls replay the recording as generated straight-line code (no
-Tensor, no graph node per op): the common ops (elementwise, matmul/linear, stack, basic slices, permute,
-reshape) are dedicated lines writing into preallocated buffers (`out=`), views are made once per buffer
-set, stack rows are written in place, the same elementwise op on adjacent ranges of one buffer (an
-LSTM's gates) runs as one call; every other op runs its own class's forward on plain arrays. The outputs
-are Tensors fed by ONE graph node (`_ProgramNode`) whose backward is generated the same way (gradients
-written into buffers or straight into their slice of the source's gradient; a shared weight's gradient
-one GEMM over all steps), so `loss.backward()` and optimizers work unchanged and gradients are those of
-eager mode. A buffer set is reused only when nothing outside points into it (an output the caller keeps,
-a replay still waiting for its backward): `sys.getrefcount` of its arena.
+while every `Function.apply` is recorded (ops._REC, a module-level switch that costs one global read per
+op when off). Later matching calls replay the recording as generated straight-line code (no Tensor, no
+graph node per op): the common ops (elementwise, matmul/linear, stack, basic slices, permute, reshape)
+are dedicated lines writing into preallocated buffers (`out=`), views are made once per buffer set, stack
+rows are written in place, buffers whose values backward never reads share bytes once dead
+(`_shared_offsets`), the same elementwise op on adjacent ranges of one buffer (an LSTM's gates) runs as
+one call; every other op runs its own class's forward on plain arrays. The outputs are Tensors fed by ONE
+graph node (`_ProgramNode`) whose backward is generated the same way (gradients written into buffers or
+straight into their slice of the source's gradient; a shared weight's gradient one GEMM over all steps),
+so `loss.backward()` and optimizers work unchanged and gradients are those of eager mode. A buffer set is
+reused only when nothing outside points into it (an output the caller keeps, a replay still waiting for
+its backward): `sys.getrefcount` of its arena.
 
 Safety rules (a wrong replay is never acceptable, a slow one is):
 - Parameters and other tensors made before the call are read live (their current `_data`) at every
@@ -33,6 +34,7 @@ Safety rules (a wrong replay is never acceptable, a slow one is):
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import sys
@@ -602,6 +604,7 @@ class _ForwardPlan:
                 if m[0] != g["lead"]:
                     self.skip.add(m[0])
         self.groups_by_id = {g["id"]: g for g in self.groups}
+        self.offsets: list | None = None  # where each buffer lives in a set's arena (_shared_offsets)
 
 
 def _member_index(g: dict, lo: int, hi: int) -> tuple:
@@ -641,14 +644,129 @@ def _axis(kw, ndim: int) -> int:
     return d + ndim if d < 0 else d
 
 
-def _layout(items: list):
-    """One uint8 arena holding every (shape, dtype) in `items` (64-byte aligned): (arena, arrays)."""
-    offs, total = [], 0
-    for shape, dt in items:
-        offs.append(total)
-        total += -(-max(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize, 1) // 64) * 64
+def _nbytes(shape, dt) -> int:
+    """An item's size in an arena: its bytes rounded up to 64 (each item starts on a cache line)."""
+    return -(-max(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize, 1) // 64) * 64
+
+
+def _layout(items: list, offs: list | None = None):
+    """One uint8 arena holding every (shape, dtype) in `items` (64-byte aligned): (arena, arrays). Without
+    `offs` each item gets its own bytes; with them (from `_shared_offsets`) items may share."""
+    if offs is None:
+        offs, total = [], 0
+        for shape, dt in items:
+            offs.append(total)
+            total += _nbytes(shape, dt)
+    else:
+        total = max([o + _nbytes(sh, dt) for (sh, dt), o in zip(items, offs)], default=0)
     arena = np.empty(max(total, 64), np.uint8)
     return arena, [np.ndarray(shape, dt, buffer=arena, offset=o) for (shape, dt), o in zip(items, offs)]
+
+
+def _span(a: np.ndarray, base: int) -> int:
+    """The first byte of the arena that array `a` (a view into it) touches."""
+    lo = a.__array_interface__["data"][0] - base
+    return lo + sum(st * (n - 1) for st, n in zip(a.strides, a.shape) if st < 0 and n > 0)
+
+
+def _shared_offsets(rec, vals: list, arena: np.ndarray, items: list) -> list:
+    """Arena offsets under which forward buffers share memory: a buffer whose value neither the backward
+    program nor the caller reads (a matmul result once added, a pre-activation once squashed, f * c once
+    summed) is dead after its last forward read, and a later buffer of the same size takes its bytes: a
+    smaller arena (an LSTM's: about 60%), so more of a replay stays in cache.
+
+    Lifetimes come from the program: a buffer lives from the first op writing into it (a stack's rows are
+    written by their producers) to the last op reading it, forever when backward reads it (Mul's inputs,
+    σ/tanh/relu's outputs, matmul/linear inputs, anything an op instance of its own touches: it may keep
+    any of its arrays) or it is an output. An op's outputs are placed before its dead inputs are released,
+    so no op writes over its own inputs."""
+    prog, plan = rec.program, rec.plan
+    base = arena.__array_interface__["data"][0]
+    starts = [0]
+    for (sh, dt) in items:
+        starts.append(starts[-1] + _nbytes(sh, dt))
+    where: dict = {}  # slot -> item index
+
+    def item_of(a):  # by address: a view of a view (as_strided planes) need not have the arena as .base
+        if type(a) is not np.ndarray or a.size == 0:
+            return None
+        at = _span(a, base)
+        return bisect.bisect_right(starts, at) - 1 if 0 <= at < starts[-1] else None
+
+    for s, a in enumerate(vals):
+        k = item_of(a)
+        if k is not None:
+            where[s] = k
+    lead_of = {m[0]: g["lead"] for g in plan.groups for m in g["members"]}
+    pos = {e: p for p, e in enumerate(plan.live)}
+    FOREVER = len(plan.live)
+    first, last = {}, {}
+
+    def write(s, p):
+        k = where.get(s)
+        if k is not None and first.get(k, FOREVER) > p:
+            first[k] = p
+
+    def read(s, p):
+        k = where.get(s)
+        if k is not None and last.get(k, -1) < p:
+            last[k] = p
+
+    for e in plan.live:
+        cls, needs, kw, refs, s, sl = prog[e]
+        kind = plan.kind[e]
+        if kind == "view" and s not in where and refs[0][0] == "s" and refs[0][1] in where:
+            where[s] = where[refs[0][1]]  # a view made per call: it reads its source's bytes
+        p = pos[lead_of.get(e, e)]
+        slots = [j for k, j in refs if k == "s"]
+        write(s, p)
+        for j in slots:
+            read(j, p)
+        name = cls.__name__
+        if kind is None:
+            kept = slots + [s]
+        elif kind == "ew":
+            kept = slots if name == "Mul" else [s] if name in ("Tanh", "Sigmoid", "Relu") else []
+        elif kind in ("mm", "lin"):
+            kept = slots
+        else:
+            kept = []
+        for j in kept:
+            read(j, FOREVER)
+        g = plan.lead.get(e)
+        if g is not None:
+            write(g["out"], p)
+            for v in g["vin"]:
+                read(v, p)
+            if "tanh" in g:
+                write(g["tanh"], p)
+                read(g["tanh"], FOREVER)
+    for r in rec.out_refs:
+        if r[0] == "s":
+            read(r[1], FOREVER)
+    # place in program order: each op's outputs first, then the buffers it read for the last time are freed
+    born: dict = {}
+    died: dict = {}
+    for k in range(len(items)):
+        f, l = first.get(k), last.get(k, first.get(k))
+        if f is None or l >= FOREVER:
+            f, l = -1, FOREVER  # its own bytes
+        l = max(l, f)
+        born.setdefault(f, []).append(k)
+        died.setdefault(l, []).append(k)
+    offs = [0] * len(items)
+    free: dict = {}  # size -> offsets free for reuse
+    top = 0
+    for p in [-1] + list(range(FOREVER)):
+        for k in born.get(p, ()):
+            n = _nbytes(*items[k])
+            if free.get(n):
+                offs[k] = free[n].pop()
+            else:
+                offs[k], top = top, top + n
+        for k in died.get(p, ()):
+            free.setdefault(_nbytes(*items[k]), []).append(offs[k])
+    return offs
 
 
 class _BufferSet:
@@ -662,7 +780,18 @@ class _BufferSet:
         own = [s for s, k in plan.fk.items() if k == "buf"]
         gates = [g for g in plan.groups if "tanh" in g]
         items = [rec.shapes[s] for s in own] + [(g["bshape"], g["dtype"]) for g in plan.groups + gates]
-        self.arena, arrs = _layout(items)
+        if plan.offsets is None:  # the first set: lay out every buffer apart, then find which can share
+            self.arena, arrs = _layout(items)
+            self._views(rec, own, gates, arrs)
+            plan.offsets = _shared_offsets(rec, self.vals, self.arena, items)
+        self.arena, arrs = _layout(items, plan.offsets)
+        self._views(rec, own, gates, arrs)
+        self.grads: dict = {}  # output slot -> (gradient arrays by slot, their arena)
+        self.rc = sys.getrefcount(self.arena)
+
+    def _views(self, rec, own: list, gates: list, arrs: list) -> None:
+        plan, prog = rec.plan, rec.program
+        vals = [None] * plan.nvirt
         for s, a in zip(own, arrs):
             vals[s] = a
         for g, a in zip(plan.groups, arrs[len(own):]):
@@ -699,8 +828,6 @@ class _BufferSet:
                 assert v.base is self.arena, "a reshape of a contiguous buffer is a view"
             vals[s] = v
         self.vals = vals
-        self.grads: dict = {}  # output slot -> (gradient arrays by slot, their arena)
-        self.rc = sys.getrefcount(self.arena)
 
     def free(self) -> bool:
         return sys.getrefcount(self.arena) <= self.rc
