@@ -6,7 +6,7 @@ import pytest
 
 import tinygrad_seq as tg
 from tinygrad_seq import nn
-from tinygrad_seq.compile import is_compiled_output
+from tinygrad_seq.compile import _nbytes, is_compiled_output
 from tinygrad_seq.models import GRU, LSTM, RNN, MultiheadAttention, TransformerEncoderLayer
 
 
@@ -496,7 +496,6 @@ def test_lstm_replay_shares_dead_buffers():
     cf = _check_same(lambda x: m(x)[0], list(m.parameters()), lambda k: [_randn(6, 2, 3, seed=k)])
     rec = next(iter(cf.cache.values()))
     bs = rec.pool[0]
-    from tinygrad_seq.compile import _nbytes
     plan = rec.plan
     own = [rec.shapes[s] for s, k in plan.fk.items() if k == "buf"]
     alone = sum(_nbytes(*it) for it in own + [(g["bshape"], g["dtype"]) for g in plan.groups])

@@ -649,16 +649,20 @@ def _nbytes(shape, dt) -> int:
     return -(-max(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize, 1) // 64) * 64
 
 
+def _packed(items: list) -> list:
+    """Offsets giving every (shape, dtype) in `items` its own bytes, one after another."""
+    offs, total = [], 0
+    for shape, dt in items:
+        offs.append(total)
+        total += _nbytes(shape, dt)
+    return offs
+
+
 def _layout(items: list, offs: list | None = None):
-    """One uint8 arena holding every (shape, dtype) in `items` (64-byte aligned): (arena, arrays). Without
-    `offs` each item gets its own bytes; with them (from `_shared_offsets`) items may share."""
-    if offs is None:
-        offs, total = [], 0
-        for shape, dt in items:
-            offs.append(total)
-            total += _nbytes(shape, dt)
-    else:
-        total = max([o + _nbytes(sh, dt) for (sh, dt), o in zip(items, offs)], default=0)
+    """One uint8 arena holding every (shape, dtype) in `items` (64-byte aligned) at `offs` (default: each its
+    own bytes; `_shared_offsets` lets dead ones share): (arena, arrays)."""
+    offs = _packed(items) if offs is None else offs
+    total = max([o + _nbytes(sh, dt) for (sh, dt), o in zip(items, offs)], default=0)
     arena = np.empty(max(total, 64), np.uint8)
     return arena, [np.ndarray(shape, dt, buffer=arena, offset=o) for (shape, dt), o in zip(items, offs)]
 
@@ -676,15 +680,14 @@ def _shared_offsets(rec, vals: list, arena: np.ndarray, items: list) -> list:
     smaller arena (an LSTM's: about 60%), so more of a replay stays in cache.
 
     Lifetimes come from the program: a buffer lives from the first op writing into it (a stack's rows are
-    written by their producers) to the last op reading it, forever when backward reads it (Mul's inputs,
-    σ/tanh/relu's outputs, matmul/linear inputs, anything an op instance of its own touches: it may keep
-    any of its arrays) or it is an output. An op's outputs are placed before its dead inputs are released,
-    so no op writes over its own inputs."""
+    written by their producers) to the last op reading it, forever when backward reads it (the op's
+    `saves`: Mul's inputs, σ/tanh/relu's outputs, matmul/linear inputs; every array of an op that runs its
+    own forward, which may keep any of them) or it is an output. An op's outputs are placed before its dead
+    inputs are released, so no op writes over its own inputs. `vals` and `arena` are a set laid out by
+    `_packed(items)`."""
     prog, plan = rec.program, rec.plan
     base = arena.__array_interface__["data"][0]
-    starts = [0]
-    for (sh, dt) in items:
-        starts.append(starts[-1] + _nbytes(sh, dt))
+    starts = _packed(items) + [sum(_nbytes(*it) for it in items)]
     where: dict = {}  # slot -> item index
 
     def item_of(a):  # by address: a view of a view (as_strided planes) need not have the arena as .base
@@ -722,15 +725,11 @@ def _shared_offsets(rec, vals: list, arena: np.ndarray, items: list) -> list:
         write(s, p)
         for j in slots:
             read(j, p)
-        name = cls.__name__
         if kind is None:
             kept = slots + [s]
-        elif kind == "ew":
-            kept = slots if name == "Mul" else [s] if name in ("Tanh", "Sigmoid", "Relu") else []
-        elif kind in ("mm", "lin"):
-            kept = slots
-        else:
-            kept = []
+        else:  # the generated backward reads what the op's own backward reads
+            kept = [s if i == -1 else refs[i][1] for i in cls.saves
+                    if i == -1 or (i < len(refs) and refs[i][0] == "s")]
         for j in kept:
             read(j, FOREVER)
         g = plan.lead.get(e)
@@ -775,8 +774,7 @@ class _BufferSet:
     replay that may still run backward) points into it."""
 
     def __init__(self, rec: _Recording):
-        plan, prog = rec.plan, rec.program
-        vals = [None] * plan.nvirt
+        plan = rec.plan
         own = [s for s, k in plan.fk.items() if k == "buf"]
         gates = [g for g in plan.groups if "tanh" in g]
         items = [rec.shapes[s] for s in own] + [(g["bshape"], g["dtype"]) for g in plan.groups + gates]
