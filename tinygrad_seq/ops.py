@@ -529,6 +529,26 @@ class MaxDim(Function):
         return full
 
 
+_ONES: dict = {}  # (length, dtype char) -> a ones column, the right-hand side of _tail_sum's GEMV
+
+
+def _tail_sum(x: np.ndarray, k: int = 1) -> np.ndarray:
+    """Σ over the last k dims (keepdims) as one GEMV against a ones column: BLAS runs it 2-4x faster than
+    np.add.reduce over a short contiguous axis (measured (4,16,32) to (64,64,64) float32); float16 and
+    integer arrays keep np.add.reduce."""
+    n = math.prod(x.shape[x.ndim - k:])
+    if x.dtype.char not in "fd" or not 0 < k <= x.ndim or n == 0:
+        return np.add.reduce(x, axis=tuple(range(x.ndim - k, x.ndim)), keepdims=True)
+    one = _ONES.get((n, x.dtype.char))
+    if one is None:
+        one = _ONES[(n, x.dtype.char)] = np.ones((n, 1), x.dtype)
+    return (x.reshape(-1, n) @ one).reshape(x.shape[:x.ndim - k] + (1,) * k)
+
+
+def _is_last(axis, ndim: int) -> bool:
+    return axis is not None and ndim > 0 and (axis == -1 or axis == ndim - 1)
+
+
 def _exp_shifted(x, axis, keep_shifted=False):
     """(e, s, d, m, ok): m = max x over `axis`, d = x - m, e = e^d, s = Σ e (keepdims shapes); ok: every
     row's max is finite (softmax and log_softmax give NaN for the other rows, as PyTorch).
@@ -539,12 +559,12 @@ def _exp_shifted(x, axis, keep_shifted=False):
     """
     if not x.ndim:  # x - m of 0-d arrays is a NumPy scalar, which exp(out=) rejects
         x = x.reshape(1)
-    m = np.max(x, axis=axis, keepdims=True)
+    m = np.maximum.reduce(x, axis=axis, keepdims=True)
     fin = np.isfinite(m)
     if fin.all():
         d = x - m
         e = np.exp(d) if keep_shifted else np.exp(d, out=d)
-        return e, e.sum(axis=axis, keepdims=True), d, m, True
+        return e, _tail_sum(e) if _is_last(axis, x.ndim) else e.sum(axis=axis, keepdims=True), d, m, True
     with np.errstate(invalid="ignore", over="ignore"):
         d = x - np.where(fin, m, 0)
         e = np.exp(d)
@@ -585,7 +605,7 @@ class Softmax(Function):
     def backward(self, g):
         y = self.out
         gy = g * y
-        gy -= y * gy.sum(axis=self.axis, keepdims=True)
+        gy -= y * (_tail_sum(gy) if _is_last(self.axis, gy.ndim) else gy.sum(axis=self.axis, keepdims=True))
         return gy
 
 
@@ -1293,11 +1313,11 @@ class Einsum(Function):
 # ---- nn ops (layer norm, embedding, convolution and pooling via im2col, softplus, BCE)
 
 def _mean(x: np.ndarray, axes: tuple, n: int) -> np.ndarray:
-    """x.mean(axes, keepdims=True), the same sum-then-divide, without np.mean's Python layer (~4 us a call);
-    float16 keeps np.mean, which sums it in float32."""
+    """x.mean(axes, keepdims=True) over trailing `axes`: Σ (one GEMV, _tail_sum) / n, without np.mean's
+    Python layer (~4 us a call); float16 keeps np.mean, which sums it in float32."""
     if x.dtype.itemsize < 4:
         return x.mean(axis=axes, keepdims=True)
-    s = np.add.reduce(x, axis=axes, keepdims=True)
+    s = _tail_sum(x, len(axes))
     return np.true_divide(s, n, out=s)
 
 
@@ -1308,10 +1328,11 @@ class LayerNorm(Function):
     def forward(self, x, *wb, ndim=1, eps=1e-5, has_w=True, has_b=True):
         self.axes = tuple(range(x.ndim - ndim, x.ndim))
         self.lead = tuple(range(x.ndim - ndim))
-        self.n = int(np.prod([x.shape[a] for a in self.axes]))
+        self.n = math.prod(x.shape[x.ndim - ndim:])
         xhat = x - _mean(x, self.axes, self.n)
         var = _mean(xhat * xhat, self.axes, self.n)
-        self.rstd = 1.0 / np.sqrt(var + eps)
+        var += eps
+        self.rstd = np.reciprocal(np.sqrt(var, out=var), out=var)
         xhat *= self.rstd
         self.xhat = xhat
         self.w = wb[0] if has_w else None
@@ -1553,11 +1574,11 @@ def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False
     left gives all zeros instead of NaN (0/0). overwrite=True reuses x's memory for the result."""
     if mask is not None:
         x, overwrite = np.where(mask, -np.inf, x), True
-    m = np.max(x, axis=axis, keepdims=True)
+    m = np.maximum.reduce(x, axis=axis, keepdims=True)
     m[~np.isfinite(m)] = 0  # an all -inf row: exp(-inf - 0) = 0 everywhere, no inf - inf
     e = np.subtract(x, m, out=x if overwrite else None)
     np.exp(e, out=e)
-    s = e.sum(axis=axis, keepdims=True)
+    s = _tail_sum(e) if _is_last(axis, e.ndim) else e.sum(axis=axis, keepdims=True)
     s[s == 0] = 1
     e *= np.reciprocal(s)
     return e
