@@ -356,10 +356,14 @@ class _ProgramState:
 
 
 def _fin(g, t, arena, garena):
-    """A leaf's gradient as backward returns it: never an array inside this call's buffers."""
+    """A leaf's gradient as backward returns it: never an array inside this call's buffers. A weight's
+    OuterSum stays lazy: the backward pass forms it (one GEMM, with any other call's factors) into an array
+    it owns, so `.grad` takes it without a copy; its factors are read before any buffer can be reused."""
     if g is None:
         return np.zeros(t._data.shape, t._data.dtype)
-    if type(g) is OuterSum or type(g) is _RowSum:
+    if type(g) is OuterSum:
+        return g
+    if type(g) is _RowSum:
         return g.value()
     b = g.base
     if b is not None and (b is garena or b is arena):

@@ -541,8 +541,25 @@ def _tail_sum(x: np.ndarray, k: int = 1) -> np.ndarray:
         return np.add.reduce(x, axis=tuple(range(x.ndim - k, x.ndim)), keepdims=True)
     one = _ONES.get((n, x.dtype.char))
     if one is None:
+        if len(_ONES) > 256:
+            _ONES.clear()
         one = _ONES[(n, x.dtype.char)] = np.ones((n, 1), x.dtype)
     return (x.reshape(-1, n) @ one).reshape(x.shape[:x.ndim - k] + (1,) * k)
+
+
+def _lead_sum(x: np.ndarray, k: int) -> np.ndarray:
+    """Σ over all but the last k dims, as one GEMV (a ones row against the (rows, rest) matrix); float16 and
+    integer arrays keep np.add.reduce."""
+    lead = x.ndim - k
+    if x.dtype.char not in "fd" or lead <= 0 or x.size == 0:
+        return np.add.reduce(x, axis=tuple(range(lead)))
+    r = math.prod(x.shape[:lead])
+    one = _ONES.get((-r, x.dtype.char))
+    if one is None:
+        if len(_ONES) > 256:  # many distinct row counts (varying batch sizes): keep the cache small
+            _ONES.clear()
+        one = _ONES[(-r, x.dtype.char)] = np.ones((1, r), x.dtype)
+    return (one @ x.reshape(r, -1)).reshape(x.shape[lead:])
 
 
 def _is_last(axis, ndim: int) -> bool:
@@ -1343,19 +1360,21 @@ class LayerNorm(Function):
         return out
 
     def backward(self, g):
-        xhat, w = self.xhat, self.w
+        xhat, w, axes, n = self.xhat, self.w, self.axes, self.n
         grads = []
         if self.needs[0]:
             gh = g * w if w is not None else g
-            m1 = _mean(gh, self.axes, self.n)
-            m2 = _mean(gh * xhat, self.axes, self.n)
-            grads.append(self.rstd * (gh - m1 - xhat * m2))
+            dx = xhat * _mean(gh * xhat, axes, n)
+            dx += _mean(gh, axes, n)
+            np.subtract(gh, dx, out=dx)
+            dx *= self.rstd
+            grads.append(dx)
         else:
             grads.append(None)
         if w is not None:
-            grads.append((g * xhat).sum(axis=self.lead) if self.needs[1] else None)
+            grads.append(_lead_sum(g * xhat, len(axes)) if self.needs[1] else None)
         if self.has_b:
-            grads.append(g.sum(axis=self.lead) if self.needs[-1] else None)
+            grads.append(_lead_sum(g, len(axes)) if self.needs[-1] else None)
         return tuple(grads) if len(grads) > 1 else grads[0]
 
 
