@@ -750,3 +750,51 @@ def test_transformer_training_with_dropout_compiles_and_replays_the_same_draws_a
                 np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
     assert cf.broken is None
     assert not np.allclose(cf(x, kpm).numpy(), cf(x, kpm).numpy())  # fresh draws on every replay
+
+
+def test_relu_replay_keeps_nan_inf_and_signed_zero_as_eager():
+    """The replayed relu (a maximum against a zeros array) gives eager's values on NaN, ±inf and -0.0."""
+    x = np.array([[np.nan, -np.inf, np.inf, -0.0, 0.0, -2.0, 3.0]])
+    fn = lambda t: (t * 1.0).relu()  # noqa: E731  (the relu's input is a buffer of the replay)
+    cf = tg.compile(fn)
+    eager = fn(tg.tensor(x)).numpy()
+    for _ in range(3):
+        y = cf(tg.tensor(x, requires_grad=True))
+    assert is_compiled_output(y)
+    got = y.numpy()
+    np.testing.assert_array_equal(got, eager)  # NaN positions equal too
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(eager))
+
+
+def test_weight_in_one_and_in_several_linears_match_eager():
+    """A weight read by one GEMM (a transposed view) and by several (a contiguous copy made once per call)."""
+    lin1, lin2 = nn.Linear(6, 6), nn.Linear(6, 4)
+
+    def fn(x):
+        h = lin1(x).tanh()
+        h = lin1(h).tanh()  # lin1.weight in two GEMMs
+        return lin2(h)      # lin2.weight in one
+    _check_same(fn, list(lin1.parameters()) + list(lin2.parameters()), lambda k: [_randn(5, 6, seed=k)])
+
+
+def test_weight_gradient_of_two_replays_in_one_backward():
+    """Two replays sharing a weight, summed into one loss: the lazily formed weight gradients add up as
+    eager's, and `.grad` is an array of its own (scaling it in place touches nothing else)."""
+    lin = nn.Linear(4, 3)
+    cf = tg.compile(lambda x: lin(x).tanh())
+    xs = [_randn(5, 4, seed=s) for s in (1, 2)]
+    for f in (lambda x: lin(x).tanh(), cf):
+        lin.zero_grad()
+        f(xs[0]).sum().backward()
+    for _ in range(2):  # replays
+        lin.zero_grad()
+        (cf(xs[0]).sum() + (cf(xs[1]) * 2).sum()).backward()
+    got = lin.weight.grad.numpy().copy()
+    lin.zero_grad()
+    (lin(xs[0]).tanh().sum() + (lin(xs[1]).tanh() * 2).sum()).backward()
+    np.testing.assert_allclose(got, lin.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
+    lin.zero_grad()
+    y = cf(xs[0])
+    y.sum().backward()
+    g = lin.weight.grad.numpy()
+    assert g.flags.writeable and not np.shares_memory(g, y.numpy()) and not np.shares_memory(g, lin.weight.numpy())

@@ -314,3 +314,57 @@ def test_float32_stays_float32(name, fn):
     assert out.dtype == np.float32, name
     out.sum().backward()
     assert x.grad.dtype == np.float32, name
+
+
+# ---------------------------------------------------------------- trailing / leading sums as one GEMV
+# LayerNorm's means and column sums and the softmax family's row sums run as a GEMV against a ones vector
+# (ops._tail_sum / _lead_sum); these check the cases that path must get right.
+
+def test_layer_norm_and_softmax_on_transposed_inputs_match_torch():
+    """A non-contiguous input (a transposed view) reshapes through a copy: still the same values and grads."""
+    torch = pytest.importorskip("torch")
+    x = R.standard_normal((5, 3, 6)) * 2 + 1
+    w, b = R.standard_normal(3), R.standard_normal(3)
+    torch_check(lambda x, w, b: F.layer_norm(x.transpose(1, 2), (3,), w, b),
+                lambda x, w, b: torch.nn.functional.layer_norm(x.transpose(1, 2), (3,), w, b), x, w, b)
+    torch_check(lambda x: F.softmax(x.transpose(0, 2), -1), lambda x: torch.softmax(x.transpose(0, 2), -1), x)
+    torch_check(lambda x: F.log_softmax(x.transpose(0, 2), -1), lambda x: torch.log_softmax(x.transpose(0, 2), -1), x)
+
+
+def test_long_row_sums_keep_float32_accuracy():
+    """float32 sums over 4096-long rows (softmax, layer norm) stay within float32 rounding of float64."""
+    x = (R.standard_normal((3, 4096)) * 4).astype(np.float32)
+    ref = x.astype(np.float64)
+    sm = tg.Tensor(x).softmax(-1).numpy()
+    e = np.exp(ref - ref.max(-1, keepdims=True))
+    np.testing.assert_allclose(sm, e / e.sum(-1, keepdims=True), rtol=2e-5, atol=1e-9)
+    ln = F.layer_norm(tg.Tensor(x), (4096,)).numpy()
+    np.testing.assert_allclose(ln, (ref - ref.mean(-1, keepdims=True)) / np.sqrt(ref.var(-1, keepdims=True) + 1e-5),
+                               rtol=1e-4, atol=2e-5)
+    assert sm.dtype == ln.dtype == np.float32
+
+
+def test_softmax_rows_with_non_finite_values_as_torch():
+    """A row with NaN or +inf, and a row of only -inf, give NaN rows (PyTorch), the finite rows their values."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[1.0, 2.0, 3.0], [np.nan, 0.0, 1.0], [np.inf, 0.0, 1.0], [-np.inf] * 3], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = tg.Tensor(x).softmax(-1).numpy()
+    np.testing.assert_allclose(ours, torch.softmax(torch.tensor(x), -1).numpy(), rtol=1e-6, equal_nan=True)
+
+
+def test_layer_norm_half_precision_and_empty_batch():
+    """float16 keeps NumPy's reductions (float32 accumulation) and its dtype; an empty batch gives empty outputs."""
+    x = R.standard_normal((4, 8)).astype(np.float16)
+    out = F.layer_norm(tg.Tensor(x), (8,)).numpy()
+    ref = x.astype(np.float64)
+    assert out.dtype == np.float16
+    np.testing.assert_allclose(out, (ref - ref.mean(-1, keepdims=True)) / np.sqrt(ref.var(-1, keepdims=True) + 1e-5),
+                               atol=1e-2)
+    ln = tg.nn.LayerNorm(8)
+    e = tg.Tensor(np.zeros((0, 8), np.float32), requires_grad=True)
+    y = ln(e)
+    y.sum().backward()
+    assert y.shape == (0, 8) and e.grad.shape == (0, 8)
+    np.testing.assert_array_equal(ln.weight.grad.numpy(), np.zeros(8, np.float32))
