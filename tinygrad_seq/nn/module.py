@@ -58,6 +58,35 @@ class RemovableHandle:
         self.remove()
 
 
+_STRUCTURE = [0]  # bumped by every change of what mode_signature reads: the key of its cached walk
+
+
+class _Registry(OrderedDict):
+    """A module's parameters, buffers or children. Every change bumps _STRUCTURE, so the walks that run every
+    training step (the compile guard, parameters(), zero_grad()) reuse their last result until one happens;
+    reads stay plain dict reads."""
+    def __setitem__(self, k, v):
+        _STRUCTURE[0] += 1
+        OrderedDict.__setitem__(self, k, v)
+
+    def __delitem__(self, k):
+        _STRUCTURE[0] += 1
+        OrderedDict.__delitem__(self, k)
+
+    def _changes(name):  # noqa: N805 (a decorator factory used in the class body)
+        method = getattr(OrderedDict, name)
+
+        def changed(self, *args, **kwargs):
+            _STRUCTURE[0] += 1
+            return method(self, *args, **kwargs)
+        changed.__name__ = name
+        return changed
+
+    pop, popitem, clear, update, setdefault, move_to_end, __ior__ = map(
+        _changes, ("pop", "popitem", "clear", "update", "setdefault", "move_to_end", "__ior__"))
+    del _changes
+
+
 class Module:
     """Base class of every layer and model. Assigning a Parameter or Module attribute registers it.
 
@@ -66,9 +95,9 @@ class Module:
     """
 
     def __init__(self) -> None:
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_parameters", _Registry())
+        object.__setattr__(self, "_buffers", _Registry())
+        object.__setattr__(self, "_modules", _Registry())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_scope_name", type(self).__name__)
 
@@ -104,6 +133,10 @@ class Module:
                                 "(torch.nn.Buffer, torch.Tensor or None expected)")
             bufs[name] = value
         else:
+            if name in ("training", "_parameters", "_buffers", "_modules"):
+                _STRUCTURE[0] += 1
+                if name != "training" and type(value) is not _Registry:  # a store replaced by a plain dict
+                    value = _Registry(value)
             object.__setattr__(self, name, value)
 
     def _forget(self, name: str) -> None:
@@ -125,6 +158,7 @@ class Module:
             if name in store:
                 del store[name]
                 return
+        _STRUCTURE[0] += 1  # `training` among others
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
@@ -234,11 +268,22 @@ class Module:
             stack.extend(c for c in reversed(m._modules.values()) if c is not None)
         return out
 
+    def _cached(self, what: str):
+        """This module's walk (every module once), its unique parameters, and mode_signature, computed once per
+        change of any module's registrations or `training` (see _Registry)."""
+        c = self.__dict__.get("_walk_cache")
+        if c is None or c[0] != _STRUCTURE[0] or c[1] != id(self):  # id: a deep copy carries the dict along
+            mods = self._walk()
+            params = self._unique_params(mods)
+            sig = (tuple(m.training for m in mods), tuple(id(p) for p in params),
+                   tuple(id(b) for m in mods for b in m._buffers.values()))
+            c = self.__dict__["_walk_cache"] = (_STRUCTURE[0], id(self), {"params": params, "signature": sig})
+        return c[2][what]
+
     def mode_signature(self) -> tuple:
-        """(every module's `training` flag, the identity of every parameter): what a compiled call of this
-        module depends on besides its inputs, read in one walk."""
-        mods = self._walk()
-        return tuple(m.training for m in mods), tuple(id(p) for p in self._unique_params(mods))
+        """(every module's `training` flag, the identity of every parameter and buffer): what a compiled call
+        of this module depends on besides its inputs."""
+        return self._cached("signature")
 
     @staticmethod
     def _unique_params(mods: list) -> list:
@@ -274,7 +319,7 @@ class Module:
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        return iter(self._unique_params(self._walk() if recurse else [self]))
+        return iter(self._cached("params") if recurse else self._unique_params([self]))
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
@@ -293,6 +338,7 @@ class Module:
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
             object.__setattr__(m, "training", mode)
+        _STRUCTURE[0] += 1
         return self
 
     def eval(self) -> "Module":
