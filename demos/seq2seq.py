@@ -190,8 +190,9 @@ EAGER_BY_DEFAULT = {
     "rnn": "tg.compile: graph break, RNNSeq2Seq reads its token ids and source lengths in Python (the "
            "padding mask and the encoder's lengths= are NumPy)",
     "transformer": "tg.compile replays Seq2SeqTransformer without a graph break, but the demo runs slower: "
-                   "translate --iters 200 took 17.7-20.3 s compiled vs 15.3-16.4 s eager (batches come in ~9 "
-                   "source lengths, one recording each; at one fixed shape a step is about as fast as eager)",
+                   "translate --models transformer --transformer-iters 200 took 22.0-26.0 s compiled vs 22.8-23.5 s "
+                   "eager on a shared CPU (batches come in ~9 source lengths, one recording each; at one fixed "
+                   "shape a step is about as fast as eager)",
     "caption": "tg.compile replays CaptionModel without a graph break, but gains little: caption --iters 150 "
                "took 6.2 s compiled vs 6.5 s eager",
 }
