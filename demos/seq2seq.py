@@ -189,8 +189,8 @@ def greedy_decode(kind: str, model: tg.nn.Module, batch: D.Batch, max_len: int) 
 EAGER_BY_DEFAULT = {
     "rnn": "tg.compile: graph break, RNNSeq2Seq reads its token ids and source lengths in Python (the "
            "padding mask and the encoder's lengths= are NumPy)",
-    "transformer": "tg.compile replays Seq2SeqTransformer without a graph break, but the demo runs slower: "
-                   "translate --models transformer --transformer-iters 200 took 22.0-26.0 s compiled vs 22.8-23.5 s "
+    "transformer": "tg.compile replays Seq2SeqTransformer without a graph break, but the demo runs no faster: "
+                   "translate --models transformer --transformer-iters 200 took 16.5-18.3 s compiled vs 16.2-19.9 s "
                    "eager on a shared CPU (batches come in ~9 source lengths, one recording each; at one fixed "
                    "shape a step is about as fast as eager)",
     "caption": "tg.compile replays CaptionModel without a graph break, but gains little: caption --iters 150 "

@@ -316,9 +316,8 @@ def test_float32_stays_float32(name, fn):
     assert x.grad.dtype == np.float32, name
 
 
-# ---------------------------------------------------------------- trailing / leading sums as one GEMV
-# LayerNorm's means and column sums and the softmax family's row sums run as a GEMV against a ones vector
-# (ops._tail_sum / _lead_sum); these check the cases that path must get right.
+# ---------------------------------------------------------------- layer norm and softmax: the edge cases
+# (non-contiguous inputs, long float32 rows, non-finite rows, float16, an empty batch)
 
 def test_layer_norm_and_softmax_on_transposed_inputs_match_torch():
     """A non-contiguous input (a transposed view) reshapes through a copy: still the same values and grads."""

@@ -529,43 +529,6 @@ class MaxDim(Function):
         return full
 
 
-_ONES: dict = {}  # (length, dtype char) -> a ones column, the right-hand side of _tail_sum's GEMV
-
-
-def _tail_sum(x: np.ndarray, k: int = 1) -> np.ndarray:
-    """Σ over the last k dims (keepdims) as one GEMV against a ones column: BLAS runs it 2-4x faster than
-    np.add.reduce over a short contiguous axis (measured (4,16,32) to (64,64,64) float32); float16 and
-    integer arrays keep np.add.reduce."""
-    n = math.prod(x.shape[x.ndim - k:])
-    if x.dtype.char not in "fd" or not 0 < k <= x.ndim or n == 0:
-        return np.add.reduce(x, axis=tuple(range(x.ndim - k, x.ndim)), keepdims=True)
-    one = _ONES.get((n, x.dtype.char))
-    if one is None:
-        if len(_ONES) > 256:
-            _ONES.clear()
-        one = _ONES[(n, x.dtype.char)] = np.ones((n, 1), x.dtype)
-    return (x.reshape(-1, n) @ one).reshape(x.shape[:x.ndim - k] + (1,) * k)
-
-
-def _lead_sum(x: np.ndarray, k: int) -> np.ndarray:
-    """Σ over all but the last k dims, as one GEMV (a ones row against the (rows, rest) matrix); float16 and
-    integer arrays keep np.add.reduce."""
-    lead = x.ndim - k
-    if x.dtype.char not in "fd" or lead <= 0 or x.size == 0:
-        return np.add.reduce(x, axis=tuple(range(lead)))
-    r = math.prod(x.shape[:lead])
-    one = _ONES.get((-r, x.dtype.char))
-    if one is None:
-        if len(_ONES) > 256:  # many distinct row counts (varying batch sizes): keep the cache small
-            _ONES.clear()
-        one = _ONES[(-r, x.dtype.char)] = np.ones((1, r), x.dtype)
-    return (one @ x.reshape(r, -1)).reshape(x.shape[lead:])
-
-
-def _is_last(axis, ndim: int) -> bool:
-    return axis is not None and ndim > 0 and (axis == -1 or axis == ndim - 1)
-
-
 def _exp_shifted(x, axis, keep_shifted=False):
     """(e, s, d, m, ok): m = max x over `axis`, d = x - m, e = e^d, s = Σ e (keepdims shapes); ok: every
     row's max is finite (softmax and log_softmax give NaN for the other rows, as PyTorch).
@@ -581,7 +544,7 @@ def _exp_shifted(x, axis, keep_shifted=False):
     if fin.all():
         d = x - m
         e = np.exp(d) if keep_shifted else np.exp(d, out=d)
-        return e, _tail_sum(e) if _is_last(axis, x.ndim) else e.sum(axis=axis, keepdims=True), d, m, True
+        return e, e.sum(axis=axis, keepdims=True), d, m, True
     with np.errstate(invalid="ignore", over="ignore"):
         d = x - np.where(fin, m, 0)
         e = np.exp(d)
@@ -622,7 +585,7 @@ class Softmax(Function):
     def backward(self, g):
         y = self.out
         gy = g * y
-        gy -= y * (_tail_sum(gy) if _is_last(self.axis, gy.ndim) else gy.sum(axis=self.axis, keepdims=True))
+        gy -= y * gy.sum(axis=self.axis, keepdims=True)
         return gy
 
 
@@ -1330,11 +1293,11 @@ class Einsum(Function):
 # ---- nn ops (layer norm, embedding, convolution and pooling via im2col, softplus, BCE)
 
 def _mean(x: np.ndarray, axes: tuple, n: int) -> np.ndarray:
-    """x.mean(axes, keepdims=True) over trailing `axes`: Σ (one GEMV, _tail_sum) / n, without np.mean's
-    Python layer (~4 us a call); float16 keeps np.mean, which sums it in float32."""
+    """x.mean(axes, keepdims=True), the same sum-then-divide, without np.mean's Python layer (~4 us a call);
+    float16 keeps np.mean, which sums it in float32."""
     if x.dtype.itemsize < 4:
         return x.mean(axis=axes, keepdims=True)
-    s = _tail_sum(x, len(axes))
+    s = np.add.reduce(x, axis=axes, keepdims=True)
     return np.true_divide(s, n, out=s)
 
 
@@ -1364,17 +1327,16 @@ class LayerNorm(Function):
         grads = []
         if self.needs[0]:
             gh = g * w if w is not None else g
-            dx = xhat * _mean(gh * xhat, axes, n)
-            dx += _mean(gh, axes, n)
-            np.subtract(gh, dx, out=dx)
+            dx = gh - _mean(gh, axes, n)  # in place from here, in the order of the formula (the same digits)
+            dx -= xhat * _mean(gh * xhat, axes, n)
             dx *= self.rstd
             grads.append(dx)
         else:
             grads.append(None)
         if w is not None:
-            grads.append(_lead_sum(g * xhat, len(axes)) if self.needs[1] else None)
+            grads.append((g * xhat).sum(axis=self.lead) if self.needs[1] else None)
         if self.has_b:
-            grads.append(_lead_sum(g, len(axes)) if self.needs[-1] else None)
+            grads.append(g.sum(axis=self.lead) if self.needs[-1] else None)
         return tuple(grads) if len(grads) > 1 else grads[0]
 
 
@@ -1597,7 +1559,7 @@ def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False
     m[~np.isfinite(m)] = 0  # an all -inf row: exp(-inf - 0) = 0 everywhere, no inf - inf
     e = np.subtract(x, m, out=x if overwrite else None)
     np.exp(e, out=e)
-    s = _tail_sum(e) if _is_last(axis, e.ndim) else e.sum(axis=axis, keepdims=True)
+    s = e.sum(axis=axis, keepdims=True)
     s[s == 0] = 1
     e *= np.reciprocal(s)
     return e
