@@ -612,7 +612,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", type=existing_path, default=None, help="text file or directory (default: Python "
                                                                       "standard-library sources on this machine)")
     p.add_argument("--max-bytes", type=positive_int, default=None,
-                   help="characters of corpus to use (default 1000000, --quick 40000)")
+                   help=f"characters of corpus to use (default {CHARLM_DEFAULTS['max_bytes']}, --quick {CHARLM_QUICK['max_bytes']})")
     p.add_argument("--cell", choices=CELLS, default=None, help="recurrent cell (default lstm)")
     p.add_argument("--layers", type=positive_int, default=None, help="stacked recurrent layers (default 1)")
     p.add_argument("--emb", type=positive_int, default=None, help="character embedding size (default 64, --quick 16)")
