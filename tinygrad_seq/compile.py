@@ -39,7 +39,7 @@ import functools
 import re
 import sys
 import warnings
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, Callable
 
 import numpy as np
@@ -1169,10 +1169,8 @@ def _gen_forward(rec: _Recording):
                 if r[0] == "c" and rec.consts[r[1]]._data.shape != rec.shapes[s][0]:
                     key = (r[1], rec.shapes[s][0])
                     wide[key] = wide.get(key, 0) + 1
-    lin_uses: dict = {}  # constant -> linear ops using it as their weight
-    for e in plan.live:
-        if plan.kind[e] == "lin" and prog[e][3][1][0] == "c":
-            lin_uses[prog[e][3][1][1]] = lin_uses.get(prog[e][3][1][1], 0) + 1
+    lin_uses = Counter(prog[e][3][1][1] for e in plan.live  # constant -> linear ops using it as their weight
+                       if plan.kind[e] == "lin" and prog[e][3][1][0] == "c")
     for e in plan.live:
         cls, needs, kw, refs, s, sl = prog[e]
         a = [_arg(ns, e, i, r) for i, r in enumerate(refs)]

@@ -268,22 +268,22 @@ class Module:
             stack.extend(c for c in reversed(m._modules.values()) if c is not None)
         return out
 
-    def _cached(self, what: str):
-        """This module's walk (every module once), its unique parameters, and mode_signature, computed once per
-        change of any module's registrations or `training` (see _Registry)."""
+    def _cached(self) -> tuple:
+        """(version, id, unique parameters, mode signature) of this tree, recomputed only after a change of any
+        module's registrations or `training` (see _Registry)."""
         c = self.__dict__.get("_walk_cache")
         if c is None or c[0] != _STRUCTURE[0] or c[1] != id(self):  # id: a deep copy carries the dict along
             mods = self._walk()
             params = self._unique_params(mods)
             sig = (tuple(m.training for m in mods), tuple(id(p) for p in params),
                    tuple(id(b) for m in mods for b in m._buffers.values()))
-            c = self.__dict__["_walk_cache"] = (_STRUCTURE[0], id(self), {"params": params, "signature": sig})
-        return c[2][what]
+            c = self.__dict__["_walk_cache"] = (_STRUCTURE[0], id(self), params, sig)
+        return c
 
     def mode_signature(self) -> tuple:
         """(every module's `training` flag, the identity of every parameter and buffer): what a compiled call
         of this module depends on besides its inputs."""
-        return self._cached("signature")
+        return self._cached()[3]
 
     @staticmethod
     def _unique_params(mods: list) -> list:
@@ -319,7 +319,7 @@ class Module:
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        return iter(self._cached("params") if recurse else self._unique_params([self]))
+        return iter(self._cached()[2] if recurse else self._unique_params([self]))
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
