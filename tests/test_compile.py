@@ -502,6 +502,39 @@ def test_lstm_replay_shares_dead_buffers():
     assert bs.arena.nbytes < 0.8 * alone
 
 
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_backward_gradient_buffers_share_once_dead(cls):
+    """A step's gradients (dh, the gates', scratch) are dead once read: later steps take their bytes, and
+    what the sweep still reads after the program (the weight's lazy factors, the bias rows) keeps its own.
+    Two replays' gradients equal eager ones (one kept while the other runs backward too)."""
+    m = cls(3, 8).double()
+    params = list(m.parameters())
+    cf = _check_same(lambda x: m(x)[0], params, lambda k: [_randn(7, 2, 3, seed=k)])
+    rec = next(iter(cf.cache.values()))
+    (slot, (plan, _)), = rec.bwds.items()
+    own = [rec.shapes[j] for j, k in plan.gk.items() if k == "own"]
+    gs = [g for g in plan.blead.values() if g["cls"] is not tg.ops.Add]
+    tmp = [g for g in gs if g["id"] in plan.btmp]
+    alone = sum(_nbytes(*it) for it in own + [(g["bshape"], g["dtype"]) for g in gs + tmp])
+    assert rec.pool[0].grads[slot][1].nbytes < 0.7 * alone
+    assert len(set(plan.offsets)) < len(plan.offsets), "dead gradient buffers share bytes"
+    xs = [_randn(7, 2, 3, seed=s).requires_grad_(True) for s in (20, 21)]
+    outs = [cf(x) for x in xs]  # two replays alive at once: two buffer sets
+    got = []
+    for x, o in zip(xs, outs):
+        for p in params:
+            p.grad = None
+        (o * o).sum().backward()
+        got.append([p.grad.numpy().copy() for p in params] + [x.grad.numpy().copy()])
+    for x, g in zip(xs, got):
+        for p in params:
+            p.grad = None
+        xe = x.detach().requires_grad_(True)
+        (m(xe)[0] ** 2).sum().backward()
+        for a, b in zip(g, [p.grad.numpy() for p in params] + [xe.grad.numpy()]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_replay_kept_for_backward_is_not_overwritten_by_later_replays():
     w = _randn(3, 3, seed=12)
     cf = tg.compile(lambda x: ((x @ w).sigmoid() * x).sum())

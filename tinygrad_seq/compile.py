@@ -6,7 +6,7 @@ op when off). Later matching calls replay the recording as generated straight-li
 graph node per op): the common ops (elementwise, matmul/linear, stack, basic slices, permute, reshape)
 are dedicated lines writing into preallocated buffers (`out=`), views are made once per buffer set, stack
 rows are written in place, buffers whose values backward never reads share bytes once dead
-(`_shared_offsets`), the same elementwise op on adjacent ranges of one buffer (an LSTM's gates) runs as
+(`_shared_offsets`), and so do gradient buffers once read (`_shared_grad_offsets`), the same elementwise op on adjacent ranges of one buffer (an LSTM's gates) runs as
 one call; every other op runs its own class's forward on plain arrays. The outputs are Tensors fed by ONE
 graph node (`_ProgramNode`) whose backward is generated the same way (gradients written into buffers or
 straight into their slice of the source's gradient; a shared weight's gradient one GEMM over all steps),
@@ -690,20 +690,7 @@ def _shared_offsets(rec, vals: list, arena: np.ndarray, items: list) -> list:
     inputs are released, so no op writes over its own inputs. `vals` and `arena` are a set laid out by
     `_packed(items)`."""
     prog, plan = rec.program, rec.plan
-    base = arena.__array_interface__["data"][0]
-    starts = _packed(items) + [sum(_nbytes(*it) for it in items)]
-    where: dict = {}  # slot -> item index
-
-    def item_of(a):  # by address: a view of a view (as_strided planes) need not have the arena as .base
-        if type(a) is not np.ndarray or a.size == 0:
-            return None
-        at = _span(a, base)
-        return bisect.bisect_right(starts, at) - 1 if 0 <= at < starts[-1] else None
-
-    for s, a in enumerate(vals):
-        k = item_of(a)
-        if k is not None:
-            where[s] = k
+    where = _items_of(vals, arena, items)  # slot -> item index
     lead_of = {m[0]: g["lead"] for g in plan.groups for m in g["members"]}
     pos = {e: p for p, e in enumerate(plan.live)}
     FOREVER = len(plan.live)
@@ -747,7 +734,28 @@ def _shared_offsets(rec, vals: list, arena: np.ndarray, items: list) -> list:
     for r in rec.out_refs:
         if r[0] == "s":
             read(r[1], FOREVER)
-    # place in program order: each op's outputs first, then the buffers it read for the last time are freed
+    return _place(items, first, last, FOREVER)
+
+
+def _items_of(arrays: list, arena: np.ndarray, items: list) -> dict:
+    """index -> the item of an arena laid out by `_packed(items)` that arrays[index] (a view into it) lies in,
+    found by address: a view of a view (as_strided planes) need not have the arena as .base."""
+    base = arena.__array_interface__["data"][0]
+    starts = _packed(items) + [sum(_nbytes(*it) for it in items)]
+    where: dict = {}
+    for s, a in enumerate(arrays):
+        if type(a) is np.ndarray and a.size:
+            at = _span(a, base)
+            if 0 <= at < starts[-1]:
+                where[s] = bisect.bisect_right(starts, at) - 1
+    return where
+
+
+def _place(items: list, first: dict, last: dict, forever: int) -> list:
+    """Offsets for items live from step first[k] to last[k] (an item without a first step, or last at
+    `forever`, gets bytes of its own): placed in step order, each step's new items first, then the ones it
+    read for the last time are freed, so no step writes over what it reads."""
+    FOREVER = forever
     born: dict = {}
     died: dict = {}
     for k in range(len(items)):
@@ -835,6 +843,44 @@ class _BufferSet:
         return sys.getrefcount(self.arena) <= self.rc
 
 
+def _shared_grad_offsets(plan, D: list, arena: np.ndarray, items: list) -> list:
+    """Arena offsets under which gradient buffers share memory: a step's gradients (dh, the gates', a
+    scratch buffer) are dead once the ops before it have read them, and a later step's take their bytes,
+    so backward's working set stays about one step plus what must be kept (a smaller arena stays in cache).
+
+    A buffer lives from the first step of the program naming it to the last; a view of it that a step's
+    `go` hands on uncopied (a dyn slot: `G[j] = go`) lives until the step reading that slot, and forever
+    when it goes to a leaf's gradient or into a lazy weight/bias gradient (OuterSum, row sums) that the
+    sweep forms after the program returns. `D` and `arena` are laid out by `_packed(items)`."""
+    where = _items_of(D, arena, items)
+    FOREVER = len(plan.uses)
+    first, last = {}, {}
+    held: dict = {}  # dyn slot -> items the gradient in it may be a view of
+    keep: set = set()
+    for p, (named, go, esc) in enumerate(plan.uses):
+        its = {where[j] for j in named if j in where}
+        if go is None:  # the incoming gradient, or a fused group's (read from the buffers it names)
+            gi = set()
+        elif go[0] == "D":
+            gi = {where[go[1]]} if go[1] in where else set()
+        else:
+            gi = held.pop(go[1], set())
+        its |= gi
+        for j in esc:
+            if j is None:
+                keep |= gi
+            else:
+                held.setdefault(j, set()).update(gi)
+        for k in its:
+            first.setdefault(k, p)
+            last[k] = p
+    for v in held.values():  # never read again: kept, to be safe
+        keep |= v
+    for k in keep:
+        last[k] = FOREVER
+    return _place(items, first, last, FOREVER)
+
+
 class _BackwardPlan:
     """Where each gradient of the backward program from output `slot` lives:
     "ext" the incoming gradient (the root), "leaf" an input or parameter (accumulated as eager does),
@@ -893,6 +939,8 @@ class _BackwardPlan:
         self.btmp: dict = {}  # planar group id -> virtual slot of its scratch buffer
         self.blead: dict = {}  # fused forward groups of σ / tanh whose backward also runs as one call
         self.bskip: set = set()
+        self.uses: list | None = None  # set by _gen_backward (see _shared_grad_offsets)
+        self.offsets: list | None = None
         for g in fplan.groups:
             self._fuse_backward(g)
 
@@ -1070,13 +1118,21 @@ class _BackwardPlan:
         return gs == "alias" and self.info[s] == j
 
     def allocate(self):
-        """This plan's gradient arrays for one buffer set: (list by slot, arena)."""
+        """This plan's gradient arrays for one buffer set: (list by slot, arena). Once the backward program
+        is generated (`uses`), buffers whose gradient is dead share bytes (_shared_grad_offsets)."""
         rec = self.rec
-        D = [None] * self.nv
         own = sorted(j for j, k in self.gk.items() if k == "own")
         gs = [g for g in self.blead.values() if g["cls"] is not ops.Add]
         tmp = [g for g in gs if g["id"] in self.btmp]
-        arena, arrs = _layout([rec.shapes[j] for j in own] + [(g["bshape"], g["dtype"]) for g in gs + tmp])
+        items = [rec.shapes[j] for j in own] + [(g["bshape"], g["dtype"]) for g in gs + tmp]
+        if self.offsets is None and self.uses is not None:
+            arena, arrs = _layout(items)
+            self.offsets = _shared_grad_offsets(self, self._arrays(own, gs, tmp, arrs), arena, items)
+        arena, arrs = _layout(items, self.offsets)
+        return self._arrays(own, gs, tmp, arrs), arena
+
+    def _arrays(self, own: list, gs: list, tmp: list, arrs: list) -> list:
+        D = [None] * self.nv
         for j, a in zip(own, arrs):
             D[j] = a
         for g, a in zip(gs, arrs[len(own):]):
@@ -1091,7 +1147,7 @@ class _BackwardPlan:
                 D[v] = _planes(D[v], *self.vplanar[v])
         for j in sorted(self.gk):
             self._resolve(j, D)
-        return D, arena
+        return D
 
     def _resolve(self, j: int, D: list):
         if D[j] is not None:
@@ -1332,17 +1388,28 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
              f"    KG = [None] * {len(rec.consts)}", "    own = set()"]
     for j in plan.fill:
         lines.append(f"    D[{j}].fill(0)")
+    # per step of the program, what _shared_grad_offsets needs: the gradient buffers its lines name, where
+    # its `go` comes from, and the slots (None: a leaf, kept forever) a view of `go` may be handed to
+    uses: list = [(list(plan.fill), None, ())]
     for e in plan.ops:
         cls, needs, kw, refs, s, sl = prog[e]
         k, name = rec.plan.kind[e], cls.__name__
         if e in plan.bskip:
             continue  # its group's first op computes it
         g = plan.blead.get(e)
+        start = len(lines)
+        esc: list = []
+        if g is not None:
+            uses.append(None)
+        else:
+            gs = plan.gk[s]
+            uses.append(None if gs == "ext" else ("D", s) if gs in _BUFFERED else ("G", s))
         if g is not None:  # the group's gradients in one pass over the joined range
             vgo, vdst = plan.bjoin[g["id"]]
             lines.append(f"    go = D[{vgo}]")
             if cls is ops.Add:
                 lines += [f"    copyto(D[{v}], go)" for v in vdst]
+                uses[-1] = (_named(lines[start:]), None, ())
                 continue
             one = _const(ns, 1.0, g["dtype"])
             Y, d = f"V[{g['out']}]", f"D[{vdst[0]}]"
@@ -1356,10 +1423,9 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 lines.append(f"    t = {t}; subtract({one}, {Y}, out=t); multiply(t, {Y}, out=t); multiply(t, go, out={d})")
             else:
                 lines.append(f"    t = {t}; multiply({Y}, {Y}, out=t); subtract({one}, t, out=t); multiply(go, t, out={d})")
+            uses[-1] = (_named(lines[start:]), None, ())
             continue
-        gs = plan.gk[s]
         ind = "    "
-        start = len(lines)
         if gs == "ext":
             lines.append("    go = g")
         elif gs in _BUFFERED:
@@ -1390,11 +1456,13 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             if buffered and plan.noop(e, i, j):
                 continue
             dst = f"D[{j}]"
+            held = None if dk == "leaf" else j  # where a gradient not copied into a buffer is kept
             if k is None:  # the op's own backward
                 lines.append(ind + f"gi = r[{i}] if len(r) > {i} else None")
                 if buffered:
                     lines.append(ind + (f"put({dst}, gi)" if first else f"if gi is not None: addto({dst}, gi)"))
                 else:
+                    esc.append(held)  # its gradient may be go itself
                     lines.append(ind + f"if gi is not None: acc({lst}, {j}, {key}, gi, {S}, {T}, own)")
                 continue
             if k == "view" and name == "GetItem":  # a basic slice: added into its part of the source's gradient
@@ -1407,6 +1475,8 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                     lines.append(ind + f"acc_sl({lst}, {j}, {key}, go, SL{e}, {S}, {T}, own)")
                 continue
             expr, writer, same = _contribution(rec, plan, e, i, shape, ns)
+            if not buffered and not _fresh(expr):
+                esc.append(None if "OuterSum(" in expr else held)  # kept lazily until the sweep forms it
             if buffered:
                 if first:
                     lines += [ind + x for x in (writer(dst) if writer else
@@ -1417,6 +1487,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                     lines.append(ind + (f"add({dst}, {expr}, out={dst})" if same else f"addto({dst}, {expr})"))
             elif name in ("Add", "Sub") and dk == "leaf" and len(shape) == 1 and len(rec.shapes[s][0]) >= 2 and \
                     tuple(shape) == rec.shapes[s][0][-1:] and k == "ew":  # a bias added at every step
+                esc.append(None)  # its rows are summed by the sweep
                 lines.append(ind + f"accrow({lst}, {j}, {key}, {expr}, own)")
             elif first and same:
                 lines.append(ind + f"{lst}[{j}] = {expr}")
@@ -1424,11 +1495,26 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 lines.append(ind + f"acc({lst}, {j}, {key}, {expr}, {S}, {T}, own)")
         if len(lines) == start + 1 and ind == "    ":  # every contribution is already in place: no `go = D[s]`
             lines.pop()
+        uses[-1] = (_named(lines[start:]), uses[-1], esc)
+    plan.uses = uses
     outs = [f"fin(G[{i}], inputs[{i}]._data, arena, garena)" for i in reach[0]] + \
            [f"fin(KG[{j}], K[{j}], arena, garena)" for j in reach[1]]
     lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
     exec(_positional_out("\n".join(lines)), ns)
     return ns["bwd"]
+
+
+_DSLOT = re.compile(r"\bD\[(\d+)\]")
+
+
+def _named(lines: list) -> list:
+    """The gradient buffers (D[j]) some generated lines read or write."""
+    return [int(j) for ln in lines for j in _DSLOT.findall(ln)]
+
+
+def _fresh(expr: str) -> bool:
+    """A contribution expression that makes a new array (never a view of `go`)."""
+    return expr == "-go" or " * " in expr or " @ " in expr or expr.endswith(".sum(0)")
 
 
 def _dense(gi, shape: tuple) -> np.ndarray:
