@@ -379,7 +379,16 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
     while ready:
         t = ready.pop()
         k = id(t)
-        g = pop_grad(k)
+        g = pop_grad(k, None)
+        ctx = t._ctx
+        if g is None:  # every backward into t returned None for it (as torch: no gradient, not zeros)
+            if ctx is not None:
+                for p in ctx.parents:
+                    if p.requires_grad:
+                        _arrived(p, deps, ready)
+                if not retain_graph:
+                    t._ctx = ctx.released
+            continue
         if type(g) is OuterSum:
             g = g.value()
             if g.dtype != t._data.dtype:  # factors of another dtype (mixed-precision inputs)
@@ -391,7 +400,6 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
                 if r is not None:
                     g = r._data if hasattr(r, "_data") else np.asarray(r)
                     owned.discard(k)  # the hook may keep the array it returned: never store it uncopied
-        ctx = t._ctx
         if capture is not None:
             capture[k] = g
         elif only is not None:  # as torch, retain_grad() tensors still get theirs
@@ -412,6 +420,8 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
             t._ctx = ctx.released
         for p, pg in zip(parents, pgrads):
             if pg is None or not p.requires_grad:
+                if p.requires_grad:  # no gradient on this edge: p still counts it as done
+                    _arrived(p, deps, ready)
                 continue
             if anomaly:
                 _check_finite(pg, "backward", ctx)
@@ -462,6 +472,14 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
                 ready.append(p)
 
 
+
+
+def _arrived(p: "Tensor", deps: dict, ready: list) -> None:
+    """One more consumer of p is done; p is ready when all are."""
+    k = id(p)
+    n = deps[k] = deps[k] - 1
+    if n == 0:
+        ready.append(p)
 
 
 def _store_grad(t: "Tensor", g: np.ndarray, owned: bool) -> None:
