@@ -359,8 +359,8 @@ def _fin(g, t, arena, garena):
     """A leaf's gradient as backward returns it: never an array inside this call's buffers. A weight's
     OuterSum stays lazy: the backward pass forms it (one GEMM, with any other call's factors) into an array
     it owns, so `.grad` takes it without a copy; its factors are read before any buffer can be reused."""
-    if g is None:
-        return np.zeros(t._data.shape, t._data.dtype)
+    if g is None:  # no gradient reached it (an op's backward returned None), as in eager mode
+        return None
     if type(g) is OuterSum:
         return g
     if type(g) is _RowSum:
@@ -1310,6 +1310,30 @@ def _gen_forward(rec: _Recording):
     return ns["fwd"]
 
 
+def _outer_factors(rec, e: int, i: int, a: list):
+    """(A, B) when op e's gradient to input i is a 2-D weight's Aᵀ B (a linear's or a 2-D matmul's second
+    operand), as expressions of the op's arguments `a` and `go`; else None."""
+    cls, needs, kw, refs, s, sl = rec.program[e]
+    k = rec.plan.kind[e]
+    if i != 1 or k not in ("mm", "lin"):
+        return None
+    xs, ws = _meta(rec, refs[0])[0], _meta(rec, refs[1])[0]
+    if k == "mm":
+        if len(ws) != 2:
+            return None
+        return (a[0], "go") if len(xs) == 2 else (f"{a[0]}.reshape(-1, {xs[-1]})", f"go.reshape(-1, {ws[-1]})")
+    return ("go", a[0]) if len(xs) == 2 else (f"go.reshape(-1, {ws[0]})", f"{a[0]}.reshape(-1, {ws[1]})")
+
+
+def _row_bias(rec, e: int, i: int, tshape: tuple) -> bool:
+    """Op e adds (or subtracts) input i, a 1-D parameter, to every row of its output: a bias added at every
+    step, whose gradient is the sum of go's rows."""
+    cls, needs, kw, refs, s, sl = rec.program[e]
+    out = rec.shapes[s][0]
+    return cls in (ops.Add, ops.Sub) and rec.plan.kind[e] == "ew" and len(tshape) == 1 and len(out) >= 2 and \
+        tuple(tshape) == out[-1:]
+
+
 def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
     """(expr, writer, same) for op e's gradient to its input i: an expression of it, lines writing it into a
     buffer `dst` of the input's shape (or None), and whether expr already has the input's shape."""
@@ -1345,7 +1369,7 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
             yT = f"{a[1]}.T" if len(ys) == 2 else f"swapaxes({a[1]}, -1, -2)"
             return f"go @ {yT}", lambda d: [f"matmul(go, {yT}, out={d})"], True
         if len(ys) == 2:  # the weight's gradient xᵀg: lazy for a leaf (one GEMM over all steps)
-            X2, G2 = (a[0], "go") if len(xs) == 2 else (f"{a[0]}.reshape(-1, {xs[-1]})", f"go.reshape(-1, {oshape[-1]})")
+            X2, G2 = _outer_factors(rec, e, i, a)
             return f"OuterSum({X2}, {G2})", lambda d: [f"matmul({X2}.T, {G2}, out={d})"], True
         return f"swapaxes({a[0]}, -1, -2) @ go", lambda d: [f"matmul(swapaxes({a[0]}, -1, -2), go, out={d})"], True
     if k == "lin":
@@ -1356,6 +1380,7 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
                 return f"go @ {a[1]}", lambda d: [f"matmul(go, {a[1]}, out={d})"], True
             return f"({G2} @ {a[1]}).reshape({tuple(xs)})", None, True
         if i == 1:
+            G2, X2 = _outer_factors(rec, e, i, a)
             return f"OuterSum({G2}, {X2})", lambda d: [f"matmul({G2}.T, {X2}, out={d})"], True
         if len(tshape) == 1:  # a bias vector: Σ over rows
             ok = tuple(tshape) == (m,)
@@ -1383,11 +1408,27 @@ _BUFFERED = ("own", "view", "sview", "alias", "fgrad")
 
 def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     prog, shapes, nin = rec.program, rec.shapes, rec.n_inputs
-    ns = dict(_NS, acc=_acc, acc_sl=_acc_sl, accrow=_accrow, fin=_fin, tgrad=_transpose_grad, put=_put, addto=_addto)
+    ns = dict(_NS, acc=_acc, acc_sl=_acc_sl, accrow=_accrow, fin=_fin, tgrad=_transpose_grad, put=_put, addto=_addto,
+              outer_of=_outer_of, rows_of=_rows_of)
     lines = ["def bwd(g, ctxs, inputs, K, V, D, garena, arena):", f"    G = [None] * {rec.nslots}",
              f"    KG = [None] * {len(rec.consts)}", "    own = set()"]
     for j in plan.fill:
         lines.append(f"    D[{j}].fill(0)")
+    # a weight whose every gradient is a factor pair Aᵀ B (W_hh over the steps), or a bias whose every one is
+    # a row sum: collected into a list the sweep forms once, instead of an accumulation call per step
+    lazy: dict = {}
+    for (kd, j), cs in plan.contrib.items():
+        if kd == "c":
+            shape = rec.consts[j]._data.shape
+            if all(_outer_factors(rec, e, i, ("", "", "")) is not None for e, i in cs):
+                lazy[j] = "outer"
+            elif all(_row_bias(rec, e, i, shape) for e, i in cs):
+                lazy[j] = "rows"
+    lines += [f"    L{j} = []" for j in lazy]
+    # dyn slots that every path sets (a contribution outside any `if go is not None`), and those that may
+    # hold a lazy weight gradient: a slot in the first and not the second is read without checks
+    sure: set = set()
+    lazy_g: set = set()
     # per step of the program, what _shared_grad_offsets needs: the gradient buffers its lines name, where
     # its `go` comes from, and the slots (None: a leaf, kept forever) a view of `go` may be handed to
     uses: list = [(list(plan.fill), None, ())]
@@ -1430,11 +1471,14 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             lines.append("    go = g")
         elif gs in _BUFFERED:
             lines.append(f"    go = D[{s}]")
+        elif s in sure and s not in lazy_g:  # set on every path, and never a lazy weight gradient
+            lines.append(f"    go = G[{s}]; G[{s}] = None")
         else:
             lines += [f"    go = G[{s}]", "    if go is not None:", f"        G[{s}] = None"]
             ind = "        "
             if name != "Permute" or k is None:
                 lines.append(ind + "if type(go) is OuterSum: go = go.value()")
+        go_array = gs == "ext" or gs in _BUFFERED or s in sure and s not in lazy_g or name != "Permute"
         if k is None:
             lines.append(ind + f"r = ctxs[{e}].backward(go)")
             lines.append(ind + "if type(r) is not tuple: r = (r,)")
@@ -1463,6 +1507,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                     lines.append(ind + (f"put({dst}, gi)" if first else f"if gi is not None: addto({dst}, gi)"))
                 else:
                     esc.append(held)  # its gradient may be go itself
+                    lazy_g.add(j)  # or a lazy weight gradient, or None
                     lines.append(ind + f"if gi is not None: acc({lst}, {j}, {key}, gi, {S}, {T}, own)")
                 continue
             if k == "view" and name == "GetItem":  # a basic slice: added into its part of the source's gradient
@@ -1477,7 +1522,21 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             expr, writer, same = _contribution(rec, plan, e, i, shape, ns)
             if not buffered and not _fresh(expr):
                 esc.append(None if "OuterSum(" in expr else held)  # kept lazily until the sweep forms it
-            if buffered:
+            if not buffered:
+                if "OuterSum(" in expr or not go_array:
+                    lazy_g.add(j)
+                if ind == "    ":
+                    sure.add(j)
+            if kind == "c" and j in lazy:
+                if lazy[j] == "outer":
+                    A, B = _outer_factors(rec, e, i, [_arg(ns, e, x, q) for x, q in enumerate(refs)])
+                    lines.append(ind + f"L{j}.append(({A}, {B}))")
+                else:
+                    esc.append(None)
+                    n = rec.shapes[s][0][-1]
+                    row = expr if len(rec.shapes[s][0]) == 2 else f"({expr}).reshape(-1, {n})"
+                    lines.append(ind + f"L{j}.append({row})")
+            elif buffered:
                 if first:
                     lines += [ind + x for x in (writer(dst) if writer else
                                                 [f"copyto({dst}, {expr})" if same else f"put({dst}, {expr})"])]
@@ -1485,8 +1544,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                     lines.append(ind + f"subtract({dst}, go, out={dst})")
                 else:
                     lines.append(ind + (f"add({dst}, {expr}, out={dst})" if same else f"addto({dst}, {expr})"))
-            elif name in ("Add", "Sub") and dk == "leaf" and len(shape) == 1 and len(rec.shapes[s][0]) >= 2 and \
-                    tuple(shape) == rec.shapes[s][0][-1:] and k == "ew":  # a bias added at every step
+            elif dk == "leaf" and _row_bias(rec, e, i, shape):  # a bias added at every step
                 esc.append(None)  # its rows are summed by the sweep
                 lines.append(ind + f"accrow({lst}, {j}, {key}, {expr}, own)")
             elif first and same:
@@ -1497,6 +1555,8 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             lines.pop()
         uses[-1] = (_named(lines[start:]), uses[-1], esc)
     plan.uses = uses
+    for j, how in lazy.items():
+        lines.append(f"    if L{j}: KG[{j}] = {'outer_of' if how == 'outer' else 'rows_of'}(L{j})")
     outs = [f"fin(G[{i}], inputs[{i}]._data, arena, garena)" for i in reach[0]] + \
            [f"fin(KG[{j}], K[{j}], arena, garena)" for j in reach[1]]
     lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
@@ -1554,6 +1614,19 @@ class _RowSum:
 
     def value(self) -> np.ndarray:
         return (self.g[0] if len(self.g) == 1 else np.concatenate(self.g)).sum(0)
+
+
+def _outer_of(pairs: list) -> OuterSum:
+    """Σ Aᵀ B over a list of factor pairs, kept lazy: what OuterSum(A_1, B_1) extended by the others is."""
+    o = object.__new__(OuterSum)
+    o.a, o.b = [p[0] for p in pairs], [p[1] for p in pairs]
+    return o
+
+
+def _rows_of(rows: list) -> "_RowSum":
+    r = _RowSum()
+    r.g = rows
+    return r
 
 
 def _accrow(D: list, j: int, key: int, go: np.ndarray, own: set) -> None:
