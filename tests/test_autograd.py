@@ -12,7 +12,7 @@ import tinygrad_seq as tg
 from tinygrad_seq import ops
 from tinygrad_seq.autograd import grad as autograd_grad
 
-from conftest import leaf64
+from conftest import NoGradient, leaf64
 
 
 # ---------------------------------------------------------------- reused values
@@ -433,22 +433,13 @@ def test_gradcheck_needs_float64():
         tg.gradcheck(lambda t: t * 2, [tg.Tensor(np.ones(2, np.float32), requires_grad=True)])
 
 
-class _NoGradient(ops.Function):
-    """z = x, with a backward that returns None: no gradient flows back through it (torch: the same)."""
-    def forward(self, x):
-        return x.copy()
-
-    def backward(self, g):
-        return (None,)
-
-
 def test_a_backward_returning_none_stops_only_its_own_path():
     """The other uses of x still give it their gradient, and the tensors before the None edge still finish;
     when every path gives None, x.grad stays None (as torch: not zeros)."""
     x = leaf64([0.5, -1.0, 2.0])
     h = x * 2.0
-    (_NoGradient.apply(h * 3.0) + h.tanh() + x).sum().backward()
+    (NoGradient.apply(h * 3.0) + h.tanh() + x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 2 * (1 - np.tanh(2 * x.numpy()) ** 2) + 1, rtol=1e-12)
     x.grad = None
-    _NoGradient.apply(x * 2.0).sum().backward()
+    NoGradient.apply(x * 2.0).sum().backward()
     assert x.grad is None

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as tg
-from tinygrad_seq import nn, ops
+from tinygrad_seq import nn
 from tinygrad_seq.compile import _nbytes, is_compiled_output
 from tinygrad_seq.models import GRU, LSTM, RNN, MultiheadAttention, TransformerEncoderLayer
+
+from conftest import NoGradient
 
 
 def _leaves(out):
@@ -833,15 +835,6 @@ def test_weight_gradient_of_two_replays_in_one_backward():
     assert g.flags.writeable and not np.shares_memory(g, y.numpy()) and not np.shares_memory(g, lin.weight.numpy())
 
 
-class _NoGradient(ops.Function):
-    """z = x, passing no gradient back (backward returns None): what follows it in backward gets none."""
-    def forward(self, x):
-        return x.copy()
-
-    def backward(self, g):
-        return (None,)
-
-
 def test_a_path_that_gets_no_gradient_stays_without_one():
     """The gradient slots after an op that returns None are never set on that path (the generated code
     must check them, not assume them); w still gets the gradient of its other use."""
@@ -849,6 +842,6 @@ def test_a_path_that_gets_no_gradient_stays_without_one():
 
     def fn(x):
         a = (x @ w) + 1.0
-        return _NoGradient.apply(a + 2.0) * 3.0 + (x @ w).tanh()
+        return NoGradient.apply(a + 2.0) * 3.0 + (x @ w).tanh()
 
     _check_same(fn, [w], lambda k: [_randn(3, 4, seed=k)])
