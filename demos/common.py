@@ -248,16 +248,32 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
 DEMO_BLAS_THREADS = 1
 
 
+def blas_kernels() -> str | None:
+    """The BLAS library and the CPU kernel set it chose, e.g. "openblas SkylakeX" (threadpoolctl; None without
+    it). A training run's figures depend on it: OpenBLAS's GEMM kernels for AVX2 (Haswell) and AVX-512
+    (SkylakeX) round differently, and a recurrent model's training amplifies that (the README's digits
+    figures differ between the two; OPENBLAS_CORETYPE=Haswell reproduces an AVX2 machine's)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    libs = [f"{i['internal_api']} {i.get('architecture') or '?'}" for i in threadpool_info() if i.get("user_api") == "blas"]
+    return ", ".join(libs) or None
+
+
 def cap_blas_threads(n: int) -> str:
-    """Set the BLAS pool to `n` threads (`tg.set_num_threads`); 0 leaves it. Returns e.g. "BLAS threads 1"."""
+    """Set the BLAS pool to `n` threads (`tg.set_num_threads`); 0 leaves it. Returns e.g.
+    "BLAS threads 1, openblas SkylakeX kernels"."""
+    kernels = blas_kernels()
+    which = f", {kernels} kernels" if kernels else ""
     if n <= 0:
-        return f"BLAS threads {tg.get_num_threads()} (not capped)"
+        return f"BLAS threads {tg.get_num_threads()} (not capped){which}"
     try:
         tg.set_num_threads(n)
     except (ImportError, RuntimeError) as e:  # no threadpoolctl, or no BLAS it can reach: run uncapped
         print(f"note: BLAS threads not capped ({e}); OMP_NUM_THREADS={n} does it at start-up", file=sys.stderr)
         return "BLAS threads not capped"
-    return f"BLAS threads {n}"
+    return f"BLAS threads {n}{which}"
 
 
 def add_compile_flag(parser: argparse.ArgumentParser, eager_default: bool = False) -> None:

@@ -162,3 +162,17 @@ def test_print_table_aligns_columns(capsys):
     assert lines[0] == "results"
     assert len({len(line) for line in lines[1:]}) == 1  # every row equally wide
     assert lines[3].split() == ["lstm", "0.001234", "3"] and lines[4].split() == ["rnn", "0.1667", "10"]
+
+
+def test_the_blas_note_names_the_kernel_set_the_figures_depend_on(monkeypatch):
+    """The demos' [..; BLAS threads 1, openblas SkylakeX kernels] line: the architecture threadpoolctl reads
+    off the loaded BLAS (OpenBLAS picks its GEMM kernels per CPU, and they round differently)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    if not blas:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    want = f"{blas[0]['internal_api']} {blas[0].get('architecture') or '?'}"
+    assert C.blas_kernels().startswith(want)
+    assert C.cap_blas_threads(1) == f"BLAS threads 1, {C.blas_kernels()} kernels"
+    monkeypatch.setitem(__import__("sys").modules, "threadpoolctl", None)  # as if not installed
+    assert C.blas_kernels() is None
