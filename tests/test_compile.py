@@ -845,3 +845,14 @@ def test_a_path_that_gets_no_gradient_stays_without_one():
         return NoGradient.apply(a + 2.0) * 3.0 + (x @ w).tanh()
 
     _check_same(fn, [w], lambda k: [_randn(3, 4, seed=k)])
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (1000, 160), (2049, 70)])
+def test_a_weight_in_several_linears_is_transposed_exactly(shape):
+    """The contiguous Wᵀ a replay makes for a weight read by several GEMMs (copied in row slabs when large)
+    is wᵀ itself, also for a row count that is not a multiple of the slab."""
+    from tinygrad_seq.compile import _transposed
+    w = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    t = _transposed(w)
+    assert t.flags.c_contiguous and t.dtype == w.dtype
+    np.testing.assert_array_equal(t, w.T)
