@@ -856,3 +856,18 @@ def test_a_weight_in_several_linears_is_transposed_exactly(shape):
     t = _transposed(w)
     assert t.flags.c_contiguous and t.dtype == w.dtype
     np.testing.assert_array_equal(t, w.T)
+
+
+def test_a_parameters_gradient_never_vouches_for_an_intermediate_of_the_same_number():
+    """Parameters and traced tensors are numbered apart (K[j], V[j]): a parameter getting its gradient on
+    every path must not make the generated backward assume the intermediate numbered like it has one
+    (here a = x + 1 gets none: the op after a + 2 passes no gradient back)."""
+    w0, w1 = _randn(3, 4, seed=16), _randn(3, 4, seed=17)
+
+    def fn(x):
+        a = x + 1.0
+        return NoGradient.apply(a + 2.0) * w0 + x * w1
+
+    cf = _check_same(fn, [w0, w1], lambda k: [_randn(3, 4, seed=k)])
+    rec = next(iter(cf.cache.values()))
+    assert rec.program[rec.producer[1]][0] is tg.ops.Add and len(rec.consts) == 2  # V[1] is a, K[1] is w1

@@ -1179,11 +1179,10 @@ def _transposed(w: np.ndarray) -> np.ndarray:
     element by element across the whole array (7.3 ms at (2048, 512) float32: a char-LM's W_hh). Copied in
     slabs of 32 rows, each slab's writes stay within a few cache lines per output row: 0.7 ms there, 0.14
     against 0.28 ms at (1024, 256); below ~10^5 elements the plain copy is as fast."""
-    n = w.shape[0]
     if w.ndim != 2 or w.size < 1 << 17:
         return np.ascontiguousarray(w.T)
     out = np.empty(w.shape[::-1], w.dtype)
-    for i in range(0, n, 32):
+    for i in range(0, w.shape[0], 32):
         out[:, i:i + 32] = w[i:i + 32].T
     return out
 
@@ -1523,8 +1522,9 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 if buffered:
                     lines.append(ind + (f"put({dst}, gi)" if first else f"if gi is not None: addto({dst}, gi)"))
                 else:
-                    esc.append(held)  # its gradient may be go itself
-                    lazy_g.add(j)  # or a lazy weight gradient, or None
+                    esc.append(held)  # its gradient may be go itself, a lazy weight gradient, or None
+                    if kind == "s":
+                        lazy_g.add(j)
                     lines.append(ind + f"if gi is not None: acc({lst}, {j}, {key}, gi, {S}, {T}, own)")
                 continue
             if k == "view" and name == "GetItem":  # a basic slice: added into its part of the source's gradient
@@ -1539,7 +1539,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             expr, writer, same = _contribution(rec, plan, e, i, shape, ns)
             if not buffered and not _fresh(expr):
                 esc.append(None if "OuterSum(" in expr else held)  # kept lazily until the sweep forms it
-            if not buffered:
+            if not buffered and kind == "s":
                 if "OuterSum(" in expr or not go_array:
                     lazy_g.add(j)
                 if ind == "    ":
