@@ -81,6 +81,7 @@ import numpy as np
 
 import tinygrad_seq as tg
 from tinygrad_seq.cli import UsageError
+from tinygrad_seq.threads import blas_kernels
 
 __all__ = ["add_common_args", "resolve_args", "seed_everything", "RunDir", "plot_curves", "progress",
            "minibatches", "print_table", "positive_int", "nonnegative_int", "int_at_least", "positive_float",
@@ -246,19 +247,6 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
 # more time waking and synchronising than multiplying, and on a busy machine a 40-iteration run took
 # 103 s instead of 26 s. One thread per process is the demos' default; `--blas-threads` changes it.
 DEMO_BLAS_THREADS = 1
-
-
-def blas_kernels() -> str | None:
-    """The BLAS library and the CPU kernel set it chose, e.g. "openblas SkylakeX" (threadpoolctl; None without
-    it). A training run's figures depend on it: OpenBLAS's GEMM kernels for AVX2 (Haswell) and AVX-512
-    (SkylakeX) round differently, and a recurrent model's training amplifies that (the README's digits
-    figures differ between the two; OPENBLAS_CORETYPE=Haswell reproduces an AVX2 machine's)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    libs = [f"{i['internal_api']} {i.get('architecture') or '?'}" for i in threadpool_info() if i.get("user_api") == "blas"]
-    return ", ".join(libs) or None
 
 
 def cap_blas_threads(n: int) -> str:

@@ -82,6 +82,17 @@ def get_num_threads() -> int:
         return os.cpu_count() or 1
 
 
+def blas_kernels() -> str | None:
+    """The BLAS library NumPy loaded and the CPU kernel set it chose, e.g. "openblas SkylakeX" (None without
+    threadpoolctl). A training run's figures depend on it: OpenBLAS's GEMM kernels for AVX2 (Haswell) and
+    AVX-512 (SkylakeX) round differently (OPENBLAS_CORETYPE=Haswell picks the AVX2 ones anywhere)."""
+    controller = _controller()
+    if controller is None:
+        return None
+    libs = [f"{lib.internal_api} {getattr(lib, 'architecture', None) or '?'}" for lib in _blas_pools(controller)]
+    return ", ".join(libs) or None
+
+
 def apply_default() -> None:
     """NumPy's BLAS on DEFAULT_THREADS threads, unless the environment chose a count (or threadpoolctl,
     an optional extra, is missing: then nothing changes). Runs once."""
