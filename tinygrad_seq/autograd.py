@@ -419,9 +419,10 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
         if not retain_graph:
             t._ctx = ctx.released
         for p, pg in zip(parents, pgrads):
-            if pg is None or not p.requires_grad:
-                if p.requires_grad:  # no gradient on this edge: p still counts it as done
-                    _arrived(p, deps, ready)
+            if not p.requires_grad:
+                continue
+            if pg is None:  # no gradient on this edge: p still counts it as done
+                _arrived(p, deps, ready)
                 continue
             if anomaly:
                 _check_finite(pg, "backward", ctx)

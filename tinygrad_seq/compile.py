@@ -6,8 +6,8 @@ op when off). Later matching calls replay the recording as generated straight-li
 graph node per op): the common ops (elementwise, matmul/linear, stack, basic slices, permute, reshape)
 are dedicated lines writing into preallocated buffers (`out=`), views are made once per buffer set, stack
 rows are written in place, buffers whose values backward never reads share bytes once dead
-(`_shared_offsets`), and so do gradient buffers once read (`_shared_grad_offsets`), the same elementwise op on adjacent ranges of one buffer (an LSTM's gates) runs as
-one call; every other op runs its own class's forward on plain arrays. The outputs are Tensors fed by ONE
+(`_shared_offsets`), and so do gradient buffers once read (`_shared_grad_offsets`), the same elementwise
+op on adjacent ranges of one buffer (an LSTM's gates) runs as one call; every other op runs its own class's forward on plain arrays. The outputs are Tensors fed by ONE
 graph node (`_ProgramNode`) whose backward is generated the same way (gradients written into buffers or
 straight into their slice of the source's gradient; a shared weight's gradient one GEMM over all steps),
 so `loss.backward()` and optimizers work unchanged and gradients are those of eager mode. A buffer set is
@@ -1326,17 +1326,18 @@ def _gen_forward(rec: _Recording):
     return ns["fwd"]
 
 
-def _outer_factors(rec, e: int, i: int, a: list):
-    """(A, B) when op e's gradient to input i is a 2-D weight's Aᵀ B (a linear's or a 2-D matmul's second
-    operand), as expressions of the op's arguments `a` and `go`; else None."""
-    cls, needs, kw, refs, s, sl = rec.program[e]
+def _is_weight(rec, e: int, i: int) -> bool:
+    """Input i of op e is a 2-D weight (a linear's or a 2-D matmul's second operand): its gradient is a
+    factor pair Aᵀ B (_outer_factors)."""
     k = rec.plan.kind[e]
-    if i != 1 or k not in ("mm", "lin"):
-        return None
+    return i == 1 and (k == "lin" or k == "mm" and len(_meta(rec, rec.program[e][3][1])[0]) == 2)
+
+
+def _outer_factors(rec, e: int, i: int, a: list) -> tuple:
+    """(A, B) of a weight's gradient Aᵀ B (see _is_weight), as expressions of op e's arguments `a` and `go`."""
+    cls, needs, kw, refs, s, sl = rec.program[e]
     xs, ws = _meta(rec, refs[0])[0], _meta(rec, refs[1])[0]
-    if k == "mm":
-        if len(ws) != 2:
-            return None
+    if rec.plan.kind[e] == "mm":
         return (a[0], "go") if len(xs) == 2 else (f"{a[0]}.reshape(-1, {xs[-1]})", f"go.reshape(-1, {ws[-1]})")
     return ("go", a[0]) if len(xs) == 2 else (f"go.reshape(-1, {ws[0]})", f"{a[0]}.reshape(-1, {ws[1]})")
 
@@ -1436,7 +1437,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     for (kd, j), cs in plan.contrib.items():
         if kd == "c":
             shape = rec.consts[j]._data.shape
-            if all(_outer_factors(rec, e, i, ("", "", "")) is not None for e, i in cs):
+            if all(_is_weight(rec, e, i) for e, i in cs):
                 lazy[j] = "outer"
             elif all(_row_bias(rec, e, i, shape) for e, i in cs):
                 lazy[j] = "rows"
@@ -1455,18 +1456,12 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             continue  # its group's first op computes it
         g = plan.blead.get(e)
         start = len(lines)
-        esc: list = []
-        if g is not None:
-            uses.append(None)
-        else:
-            gs = plan.gk[s]
-            uses.append(None if gs == "ext" else ("D", s) if gs in _BUFFERED else ("G", s))
         if g is not None:  # the group's gradients in one pass over the joined range
             vgo, vdst = plan.bjoin[g["id"]]
             lines.append(f"    go = D[{vgo}]")
             if cls is ops.Add:
                 lines += [f"    copyto(D[{v}], go)" for v in vdst]
-                uses[-1] = (_named(lines[start:]), None, ())
+                uses.append((_named(lines[start:]), None, ()))
                 continue
             one = _const(ns, 1.0, g["dtype"])
             Y, d = f"V[{g['out']}]", f"D[{vdst[0]}]"
@@ -1480,8 +1475,11 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 lines.append(f"    t = {t}; subtract({one}, {Y}, out=t); multiply(t, {Y}, out=t); multiply(t, go, out={d})")
             else:
                 lines.append(f"    t = {t}; multiply({Y}, {Y}, out=t); subtract({one}, t, out=t); multiply(go, t, out={d})")
-            uses[-1] = (_named(lines[start:]), None, ())
+            uses.append((_named(lines[start:]), None, ()))
             continue
+        gs = plan.gk[s]
+        go_from = None if gs == "ext" else ("D", s) if gs in _BUFFERED else ("G", s)
+        esc: list = []
         ind = "    "
         if gs == "ext":
             lines.append("    go = g")
@@ -1570,7 +1568,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 lines.append(ind + f"acc({lst}, {j}, {key}, {expr}, {S}, {T}, own)")
         if len(lines) == start + 1 and ind == "    ":  # every contribution is already in place: no `go = D[s]`
             lines.pop()
-        uses[-1] = (_named(lines[start:]), uses[-1], esc)
+        uses.append((_named(lines[start:]), go_from, esc))
     plan.uses = uses
     for j, how in lazy.items():
         lines.append(f"    if L{j}: KG[{j}] = {'outer_of' if how == 'outer' else 'rows_of'}(L{j})")

@@ -1574,9 +1574,8 @@ def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False
         x, overwrite = np.where(mask, -np.inf, x), True
     m = _row_max(x, axis)
     fin = np.isfinite(m)
-    nan_rows = None
-    if not fin.all():
-        nan_rows = ~fin & (m != -np.inf)  # a row holding +inf or NaN: all NaN, as torch's softmax
+    nan_rows = None if fin.all() else ~fin & (m != -np.inf)  # a row holding +inf or NaN: all NaN, as torch
+    if nan_rows is not None:
         m[~fin] = 0  # an all -inf row: exp(-inf - 0) = 0 everywhere, no inf - inf
     with _quiet():
         e = np.subtract(x, m, out=x if overwrite else None)
@@ -1584,8 +1583,8 @@ def _masked_softmax(x: np.ndarray, mask, axis: int = -1, overwrite: bool = False
         s = e.sum(axis=axis, keepdims=True)
         s[s == 0] = 1
         e *= np.reciprocal(s)
-    if nan_rows is not None and nan_rows.any():
-        e[np.broadcast_to(nan_rows, e.shape)] = np.nan
+    if nan_rows is not None:
+        np.copyto(e, np.nan, where=nan_rows)
     return e
 
 
