@@ -325,14 +325,17 @@ def _dropout_keep(q: Tensor, k: Tensor, dropout_p: float, training: bool) -> Ten
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, scale: float, bias: Tensor | None = None,
-              keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              keep: Tensor | None = None, nan_rows: bool = False) -> tuple[Tensor, Tensor]:
     """Attention(Q, K, V) = softmax(Q Kᵀ · scale + bias) V on (..., L|S, D) tensors -> (output, weights α);
-    `bias` is the additive mask (-inf = blocked, see _bias; a row with every key blocked gets α = 0), `keep`
-    a scaled dropout mask (from _dropout_keep) applied to α."""
+    `bias` is the additive mask (-inf = blocked, see _bias), `keep` a scaled dropout mask (from
+    _dropout_keep) applied to α. A row with every key blocked gets α = 0 (torch's scaled_dot_product_attention),
+    or with nan_rows=True α = NaN and NaN gradients (torch's plain softmax, as its MultiheadAttention with
+    need_weights=True)."""
     scores = q @ k.transpose(-1, -2) * scale
     if bias is not None:
         scores = scores + bias
-    alpha = scores.named("scores").masked_softmax(dim=-1).named("alpha")
+    scores = scores.named("scores")
+    alpha = (scores.softmax(-1) if nan_rows else scores.masked_softmax(dim=-1)).named("alpha")
     if keep is not None:
         alpha = alpha * keep
     return (alpha @ v).named("context"), alpha
@@ -372,8 +375,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  is_causal: bool = False, scale: float | None = None) -> Tensor:
     """Attention(Q, K, V) = softmax(Q Kᵀ/√d_k + M) V, as torch.nn.functional.scaled_dot_product_attention:
     q (..., L, E), k (..., S, E), v (..., S, Ev); a bool attn_mask is True = MAY attend, a float one is
-    added; is_causal masks j > i. Fully masked rows give 0 (PyTorch: NaN). Dropout is always applied
-    when dropout_p > 0 (as torch's functional form)."""
+    added; is_causal masks j > i. Fully masked rows give 0 and zero gradients (as PyTorch since 2.5).
+    Dropout is always applied when dropout_p > 0 (as torch's functional form)."""
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape}, value {value.shape} "
                          "do not fit (..., L, E), (..., S, E), (..., S, Ev)")
@@ -394,7 +397,10 @@ class MultiheadAttention(Module):
     key, value, key_padding_mask=None, need_weights=True, attn_mask=None, average_attn_weights=True,
     is_causal=False) -> (attn_output, attn_weights | None). Shapes (L, N, E) or with batch_first
     (N, L, E), or unbatched (L, E). Masks: bool True = blocked, float = added; attn_mask (L, S) or
-    (N·num_heads, L, S); key_padding_mask (N, S). Rows with every key blocked give zeros (torch: NaN).
+    (N·num_heads, L, S); key_padding_mask (N, S). A query whose every key is blocked gets, as in torch, NaN
+    output, weights and gradients with need_weights=True (its softmax path), and zero attention (the output
+    is the out_proj bias) with need_weights=False (its scaled_dot_product_attention path, the one the
+    Transformer layers take).
     is_causal with no attn_mask builds the causal mask (torch requires attn_mask then).
 
     split_heads=True (an attribute too; `set_split_heads(model)` flips it in every MultiheadAttention of a
@@ -494,7 +500,8 @@ class MultiheadAttention(Module):
         N, _, L, _ = o.shape
         return self.out_proj(o.permute(0, 2, 1, 3).reshape(N, L, self.embed_dim))
 
-    def attend_heads(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float):
+    def attend_heads(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float,
+                     nan_rows: bool = False):
         """The split_heads path: head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V) = softmax(q_i k_iᵀ·scale + M_i) v_i,
         each head from its own ops inside name_scope(f"head{i}") (graph path ".../head{i}").
         q, k, v: (N, h, L|S, E/h) -> (Concat(head_1..head_h) (N, L, E), weights (N, h, L, S)).
@@ -503,7 +510,7 @@ class MultiheadAttention(Module):
         outs, ws = [], []
         for i in range(self.num_heads):
             with tg.name_scope(f"head{i}"):
-                o, w = attention(q[:, i], k[:, i], v[:, i], scale, _head(bias, i), _head(keep, i))
+                o, w = attention(q[:, i], k[:, i], v[:, i], scale, _head(bias, i), _head(keep, i), nan_rows)
             outs.append(o)
             ws.append(w)
         return tg.cat(outs, -1), tg.stack(ws, 1)
@@ -572,10 +579,10 @@ class MultiheadAttention(Module):
             bias = _pad_key_axis(bias)
         scale = 1.0 / math.sqrt(self.head_dim)
         if self.split_heads:
-            o, w = self.attend_heads(q, k, v, bias, scale)
+            o, w = self.attend_heads(q, k, v, bias, scale, need_weights)
             out = self.out_proj(o)
         else:
-            o, w = attention(q, k, v, scale, bias, _dropout_keep(q, k, self.dropout, self.training))
+            o, w = attention(q, k, v, scale, bias, _dropout_keep(q, k, self.dropout, self.training), need_weights)
             out = self.merge_heads(o)
         w = w if need_weights else None
         if unbatched:

@@ -246,7 +246,7 @@ def _mha_case(torch, rng, batch_first=False, kdim=None, self_attn=True, attn_mas
         return (T, D) if unbatched else ((N, T, D) if batch_first else (T, N, D))
     q = rng.standard_normal(shape(L, E))
     kv = q if self_attn else rng.standard_normal(shape(S, kdim or E))
-    # masks never block a whole row (PyTorch gives NaN there; see the fully masked test)
+    # masks never block a whole row (see test_mha_fully_masked_rows_as_torch)
     am = None
     if attn_mask is not None:
         dims = (L, S) if attn_mask.endswith("2d") else (N * H, L, S)
@@ -332,21 +332,43 @@ def test_mha_is_causal_without_mask_builds_causal_mask(rng):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
 
 
-def test_mha_fully_masked_rows_zero_not_nan(rng):
-    m = A.MultiheadAttention(8, 2, batch_first=True).double()
-    q, kv = leaf64(rng.standard_normal((2, 3, 8))), leaf64(rng.standard_normal((2, 4, 8)))
+@pytest.mark.parametrize("split", [False, True])
+def test_mha_fully_masked_rows_as_torch(rng, torch, split):
+    """A query with every key blocked: torch's MultiheadAttention gives NaN output, weights and gradients with
+    need_weights=True (its softmax path) and zero attention with need_weights=False (its SDPA path)."""
+    torch.manual_seed(0)
+    tm = torch.nn.MultiheadAttention(8, 2, batch_first=True).double()
+    with torch.no_grad():
+        tm.out_proj.bias.normal_()  # non-zero, so "zero attention" means out = out_proj.bias
+    m = A.MultiheadAttention(8, 2, batch_first=True, split_heads=split).double()
+    _copy(tm, m)
+    q0, kv0 = rng.standard_normal((2, 3, 8)), rng.standard_normal((2, 4, 8))
     kp = np.zeros((2, 4), bool)
-    kp[1] = True  # every key of example 1 blocked: PyTorch returns NaN here
+    kp[0, 1] = True
+    kp[1] = True  # every key of example 1 blocked
+    g = rng.standard_normal((2, 3, 8))
     for need in (True, False):
-        q.grad = kv.grad = None
+        tm.zero_grad()
+        m.zero_grad()
+        tq, tkv = torch.tensor(q0, requires_grad=True), torch.tensor(kv0, requires_grad=True)
+        to, tw = tm(tq, tkv, tkv, key_padding_mask=torch.tensor(kp), need_weights=need)
+        to.backward(torch.tensor(g))
+        q, kv = leaf64(q0), leaf64(kv0)
         out, w = m(q, kv, kv, key_padding_mask=kp, need_weights=need)
-        # attention contributes nothing: out = out_proj(0) = out_proj.bias
-        np.testing.assert_allclose(out.numpy()[1], np.broadcast_to(m.out_proj.bias.numpy(), (3, 8)), atol=1e-15)
+        out.backward(g)
+        assert np.isnan(out.numpy()[1]).all() == need and np.isfinite(out.numpy()[0]).all()
+        if not need:
+            np.testing.assert_allclose(out.numpy()[1], np.broadcast_to(m.out_proj.bias.numpy(), (3, 8)), rtol=1e-14)
+        pairs = [(out, to), (q.grad, tq.grad), (kv.grad, tkv.grad), (m.in_proj_weight.grad, tm.in_proj_weight.grad),
+                 (m.out_proj.weight.grad, tm.out_proj.weight.grad), (m.out_proj.bias.grad, tm.out_proj.bias.grad)]
         if need:
-            assert np.all(w.numpy()[1] == 0)
-        out.sum().backward()
-        assert np.isfinite(q.grad.numpy()).all() and np.isfinite(kv.grad.numpy()).all()
-        assert np.all(q.grad.numpy()[1] == 0) and np.all(kv.grad.numpy()[1] == 0)
+            pairs.append((w, tw))
+        else:
+            assert w is None and tw is None
+        for ours, ref in pairs:  # NaN exactly where torch has NaN, the same values elsewhere
+            ref = ref.detach().numpy()
+            assert np.array_equal(np.isnan(ours.numpy()), np.isnan(ref))
+            np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-10, atol=1e-12)
 
 
 def test_mha_dropout_on_weights_and_init(rng):
@@ -484,7 +506,7 @@ def test_mha_split_heads_equals_batched(rng, case):
     kp = None
     if c["kpm"] is not None:
         kp = rng.random((N, S)) < 0.4
-        kp[0, :] = True  # one fully blocked example: zeros in both paths
+        kp[0, :] = True  # one fully blocked example: NaN with need_weights=True, zeros without (as torch)
         if c["kpm"] == "float":
             kp = np.where(kp, -np.inf, rng.standard_normal((N, S)))
         if c["unbatched"]:
@@ -495,8 +517,11 @@ def test_mha_split_heads_equals_batched(rng, case):
     m.split_heads = True
     split, scopes_s = _mha_run(m, q, kv, c["self_attn"], kp, am, kw, seed)
     assert batched.keys() == split.keys()
+    nan_rows = c["kpm"] is not None and c["need_weights"] and not c["unbatched"]  # unbatched: kp[1], not kp[0]
+    assert np.isnan(batched["out"]).any() == nan_rows
     for k in batched:
-        assert np.isfinite(batched[k]).all(), k
+        assert nan_rows or np.isfinite(batched[k]).all(), k
+        assert np.array_equal(np.isnan(split[k]), np.isnan(batched[k])), k
         np.testing.assert_allclose(split[k], batched[k], rtol=1e-12, atol=1e-13, err_msg=k)
     assert not [p for p in scopes_b if "/head" in p]  # the default path records no head scopes
     assert {p for p in scopes_s if "/head" in p} == {f"MultiheadAttention/head{i}" for i in range(H)}
