@@ -9,7 +9,8 @@ use the same number of threads (default 1: the numbers are then not at the mercy
 on a shared machine; with 2 threads on the 2-core development machine shared by other jobs, torch's
 OpenMP threads spin-wait and its step took ~0.5 s, a meaningless comparison). Reported: the median
 and best time of `--repeats` steps after warm-up, and the ratios tinygrad_seq / torch of the medians
-and of the best times (< 1: tinygrad_seq is faster).
+and of the best times (< 1: tinygrad_seq is faster); then the step's matrix products alone, NumPy
+against torch (the share of the ratio that comes from the two BLAS libraries, not from the engine).
 """
 from __future__ import annotations
 
@@ -109,6 +110,47 @@ def bench(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: int) ->
             "compiled_grad_diff": err_c}
 
 
+def gemm_products(B: int, L: int, E: int, H: int, FF: int) -> list:
+    """Every matrix product of one training step of the layer (input gradient included), as (a, b) shapes:
+    for each linear x Wᵀ (x: (B·L, K), W: (N, K)) the forward, dx = g W and dW = gᵀ x; for the attention
+    products s = q kᵀ and c = α v (B·H batches of (L, d) and (L, L)) the forward and both operand gradients."""
+    M, d, bh = B * L, E // H, (B * H,)
+    out = []
+    for K, N in ((E, 3 * E), (E, E), (E, FF), (FF, E)):  # in_proj, out_proj, linear1, linear2
+        out += [((M, K), (K, N)), ((M, N), (N, K)), ((N, M), (M, K))]
+    out += [(bh + (L, d), bh + (d, L)), (bh + (L, L), bh + (L, d)), (bh + (L, d), bh + (d, L)),   # s, ds k, dsᵀ q
+            (bh + (L, L), bh + (L, d)), (bh + (L, d), bh + (d, L)), (bh + (L, L), bh + (L, d))]   # c, g vᵀ, αᵀ g
+    return out
+
+
+def bench_gemms(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: int) -> dict:
+    """The step's products alone, NumPy (its BLAS) against torch, interleaved: the part of the step ratio that
+    is the BLAS libraries, not the engine."""
+    import torch
+
+    rng = np.random.default_rng(2)
+    pairs = [tuple(rng.standard_normal(s).astype(np.float32) for s in ab) for ab in gemm_products(B, L, E, H, FF)]
+    tpairs = [(torch.tensor(a), torch.tensor(b)) for a, b in pairs]
+    outs = [np.empty(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]), np.float32)
+            for a, b in pairs]
+
+    def numpy_gemms():
+        for (a, b), o in zip(pairs, outs):
+            np.matmul(a, b, out=o)
+
+    def torch_gemms():
+        for a, b in tpairs:
+            torch.matmul(a, b)
+
+    rounds = max(3, repeats // 4)
+    tn, tt = [], []
+    for r in range(rounds):
+        tt.append(_timeit(torch_gemms, max(1, repeats // rounds), warmup if r == 0 else 1))
+        tn.append(_timeit(numpy_gemms, max(1, repeats // rounds), warmup if r == 0 else 1))
+    t_np, t_t = np.median(np.concatenate(tn)), np.median(np.concatenate(tt))
+    return {"numpy_ms": 1e3 * t_np, "torch_ms": 1e3 * t_t, "ratio": t_np / t_t, "n": len(pairs)}
+
+
 def main() -> int:
     import torch
     args = ARGS or _parse()
@@ -124,6 +166,9 @@ def main() -> int:
               f"(max |dx| diff {r['max_grad_diff']:.1e})")
         print(f"{'  compiled (tg.compile)':34s} {'':9s} {r['compiled_ms']:9.3f} {'':10s} {'':9s} {r['compiled_ratio']:7.2f}"
               f" {'':10s}   (max |dx| diff vs eager {r['compiled_grad_diff']:.1e})")
+        gm = bench_gemms(*cfg, repeats=args.repeats, warmup=args.warmup)
+        print(f"{'  its ' + str(gm['n']) + ' matmuls alone':34s} {gm['torch_ms']:9.3f} {gm['numpy_ms']:9.3f} {'':10s} "
+              f"{'':9s} {gm['ratio']:7.2f} {'':10s}   (NumPy's BLAS / torch's: the ratio the BLAS libraries set)")
     return 0
 
 

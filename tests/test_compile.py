@@ -858,6 +858,24 @@ def test_a_weight_in_several_linears_is_transposed_exactly(shape):
     np.testing.assert_array_equal(t, w.T)
 
 
+def test_a_linear_input_gradient_is_written_by_its_gemm_into_a_contiguous_buffer():
+    """mm_into: the N-D linear's dx = g W lands in a contiguous gradient buffer through matmul's out=, the
+    same bytes as (g @ W) reshaped; a strided destination gets the same values by a copy."""
+    from tinygrad_seq.compile import _mm_into
+    rng = np.random.default_rng(3)
+    g, w = rng.standard_normal((12, 7)).astype(np.float32), rng.standard_normal((7, 5)).astype(np.float32)
+    ref = (g @ w).reshape(3, 4, 5)
+    dst = np.full((3, 4, 5), np.nan, np.float32)
+    before = dst.ctypes.data
+    _mm_into(g, w, dst)
+    assert dst.ctypes.data == before
+    np.testing.assert_array_equal(dst, ref)
+    big = np.full((3, 4, 9), np.nan, np.float32)
+    _mm_into(g, w, big[:, :, 2:7])  # not contiguous: a reshape would be a copy the GEMM writes into
+    np.testing.assert_array_equal(big[:, :, 2:7], ref)
+    assert np.isnan(big[:, :, :2]).all() and np.isnan(big[:, :, 7:]).all()
+
+
 def test_a_parameters_gradient_never_vouches_for_an_intermediate_of_the_same_number():
     """Parameters and traced tensors are numbered apart (K[j], V[j]): a parameter getting its gradient on
     every path must not make the generated backward assume the intermediate numbered like it has one

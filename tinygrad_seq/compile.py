@@ -1395,7 +1395,7 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
         if i == 0:
             if len(xs) == 2:
                 return f"go @ {a[1]}", lambda d: [f"matmul(go, {a[1]}, out={d})"], True
-            return f"({G2} @ {a[1]}).reshape({tuple(xs)})", None, True
+            return f"({G2} @ {a[1]}).reshape({tuple(xs)})", lambda d: [f"mm_into({G2}, {a[1]}, {d})"], True
         if i == 1:
             G2, X2 = _outer_factors(rec, e, i, a)
             return f"OuterSum({G2}, {X2})", lambda d: [f"matmul({G2}.T, {X2}, out={d})"], True
@@ -1426,7 +1426,7 @@ _BUFFERED = ("own", "view", "sview", "alias", "fgrad")
 def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     prog, shapes, nin = rec.program, rec.shapes, rec.n_inputs
     ns = dict(_NS, acc=_acc, acc_sl=_acc_sl, accrow=_accrow, fin=_fin, tgrad=_transpose_grad, put=_put, addto=_addto,
-              outer_of=_outer_of, rows_of=_rows_of)
+              outer_of=_outer_of, rows_of=_rows_of, mm_into=_mm_into)
     lines = ["def bwd(g, ctxs, inputs, K, V, D, garena, arena):", f"    G = [None] * {rec.nslots}",
              f"    KG = [None] * {len(rec.consts)}", "    own = set()"]
     for j in plan.fill:
@@ -1609,6 +1609,15 @@ def _put(dst: np.ndarray, gi) -> None:
 
 def _addto(dst: np.ndarray, gi) -> None:
     np.add(dst, _dense(gi, dst.shape), out=dst)
+
+
+def _mm_into(a: np.ndarray, b: np.ndarray, dst: np.ndarray) -> None:
+    """dst = (a @ b) reshaped to dst's shape, the GEMM writing into dst itself when dst is contiguous: no
+    temporary and no copy (at B=16 L=64 a Transformer's linear1 input gradient is a 2 MB copy)."""
+    if dst.flags.c_contiguous:
+        np.matmul(a, b, out=dst.reshape(a.shape[0], b.shape[1]))
+    else:
+        np.copyto(dst, (a @ b).reshape(dst.shape))
 
 
 def _transpose_grad(g, inv: tuple):
