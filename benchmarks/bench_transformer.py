@@ -53,6 +53,17 @@ def _timeit(fn, repeats: int, warmup: int) -> np.ndarray:
     return np.array(ts)
 
 
+def _interleaved(fns: list, repeats: int, warmup: int) -> list:
+    """The times of each contender, run in alternating short blocks so that a load change on the shared
+    machine hits all of them alike."""
+    rounds = max(3, repeats // 4)
+    times: list = [[] for _ in fns]
+    for r in range(rounds):
+        for fn, ts in zip(fns, times):
+            ts.append(_timeit(fn, max(1, repeats // rounds), warmup if r == 0 else 1))
+    return [np.concatenate(ts) for ts in times]
+
+
 def bench(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: int) -> dict:
     import torch
 
@@ -95,14 +106,7 @@ def bench(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: int) ->
     compiled_step()  # the second call replays
     err = np.abs(tx.grad.numpy() - mx.grad.numpy()).max()
     err_c = np.abs(cx.grad.numpy() - mx.grad.numpy()).max()
-    # alternate blocks of torch and tinygrad_seq steps so both see the same machine load
-    rounds = max(3, repeats // 4)  # short blocks: a load change on the shared machine hits all three alike
-    tt, tm, tc = [], [], []
-    for r in range(rounds):
-        tt.append(_timeit(torch_step, max(1, repeats // rounds), warmup if r == 0 else 1))
-        tm.append(_timeit(tg_step, max(1, repeats // rounds), warmup if r == 0 else 1))
-        tc.append(_timeit(compiled_step, max(1, repeats // rounds), warmup if r == 0 else 1))
-    t_torch, t_tg, t_c = np.concatenate(tt), np.concatenate(tm), np.concatenate(tc)
+    t_torch, t_tg, t_c = _interleaved([torch_step, tg_step, compiled_step], repeats, warmup)
     return {"config": f"B={B} L={L} E={E} heads={H} ff={FF}", "torch_ms": 1e3 * np.median(t_torch),
             "tg_ms": 1e3 * np.median(t_tg), "torch_best_ms": 1e3 * t_torch.min(), "tg_best_ms": 1e3 * t_tg.min(),
             "ratio": np.median(t_tg) / np.median(t_torch), "best_ratio": t_tg.min() / t_torch.min(),
@@ -142,12 +146,7 @@ def bench_gemms(B: int, L: int, E: int, H: int, FF: int, repeats: int, warmup: i
         for a, b in tpairs:
             torch.matmul(a, b)
 
-    rounds = max(3, repeats // 4)
-    tn, tt = [], []
-    for r in range(rounds):
-        tt.append(_timeit(torch_gemms, max(1, repeats // rounds), warmup if r == 0 else 1))
-        tn.append(_timeit(numpy_gemms, max(1, repeats // rounds), warmup if r == 0 else 1))
-    t_np, t_t = np.median(np.concatenate(tn)), np.median(np.concatenate(tt))
+    t_t, t_np = (np.median(t) for t in _interleaved([torch_gemms, numpy_gemms], repeats, warmup))
     return {"numpy_ms": 1e3 * t_np, "torch_ms": 1e3 * t_t, "ratio": t_np / t_t, "n": len(pairs)}
 
 
