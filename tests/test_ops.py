@@ -444,6 +444,18 @@ def test_split_chunk_shapes_like_torch():
         assert [p.shape for p in tg.Tensor(a).split(n)] == [tuple(p.shape) for p in torch.tensor(a).split(n)]
 
 
+def test_split_chunk_of_an_empty_dim_and_bad_sizes_like_torch():
+    torch = pytest.importorskip("torch")
+    a = np.zeros((0, 3))
+    for make in (lambda M, x: x.split(2), lambda M, x: x.split(0), lambda M, x: x.chunk(2), lambda M, x: x.chunk(1)):
+        assert [p.shape for p in make(tg, tg.Tensor(a))] == [tuple(p.shape) for p in make(torch, torch.tensor(a))]
+    for bad in (lambda x: x.split(0), lambda x: x.split(-1), lambda x: x.chunk(0), lambda x: x.chunk(-2)):
+        with pytest.raises(RuntimeError):
+            bad(torch.zeros(4, 2))
+        with pytest.raises(RuntimeError, match="split|chunk"):
+            bad(tg.zeros(4, 2))
+
+
 def test_var_with_too_few_elements_is_nan_like_torch():
     torch = pytest.importorskip("torch")
     with warnings.catch_warnings():

@@ -373,9 +373,13 @@ def run_backward(roots, grads_in, retain_graph: bool, capture: dict | None = Non
 
 def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, retain_graph: bool) -> None:
     """Pass 2 of run_backward: process tensors whose consumers are all done (a short loop; gradients
-    accumulate in `grads`, in place only into arrays listed in `owned`)."""
+    accumulate in `grads`, in place only into arrays listed in `owned`). The common node (an ndarray
+    gradient, no hook, not a leaf, no capture) and the common edge (an ndarray gradient into a tensor that
+    needs one) take the short path; everything else goes through `_deliver` / `_edge`."""
     anomaly = STATE.anomaly
+    plain = capture is None and only is None
     pop_grad = grads.pop
+    ndarray = np.ndarray
     while ready:
         t = ready.pop()
         k = id(t)
@@ -389,90 +393,114 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
                 if not retain_graph:
                     t._ctx = ctx.released
             continue
-        if type(g) is OuterSum:
-            g = g.value()
-            if g.dtype != t._data.dtype:  # factors of another dtype (mixed-precision inputs)
-                g = g.astype(t._data.dtype)
-            owned.add(k)
-        if t._hooks:
-            for hook in t._hooks:
-                r = hook(t._wrap(g))
-                if r is not None:
-                    g = r._data if hasattr(r, "_data") else np.asarray(r)
-                    owned.discard(k)  # the hook may keep the array it returned: never store it uncopied
-        if capture is not None:
-            capture[k] = g
-        elif only is not None:  # as torch, retain_grad() tensors still get theirs
-            if k in only or (t._retain and ctx is not None):
-                _store_grad(t, g, k in owned)
-        elif ctx is None or t._retain:
-            _store_grad(t, g, k in owned)
-        if owned:
+        if ctx is None or not plain or type(g) is not ndarray or t._hooks or t._retain:
+            g = _deliver(t, k, g, ctx, owned, only, capture)
+            if ctx is None:
+                continue
+        elif owned:
             owned.discard(k)
-        if ctx is None:
-            continue
         sl = ctx.slice_index
-        pgrads = (g,) if sl is not None else ctx.backward(g)
         parents = ctx.parents
-        if len(parents) == 1 and sl is None and not isinstance(pgrads, tuple):  # Cat/Stack of one tensor give (g,)
-            pgrads = (pgrads,)
+        if sl is not None:  # a basic-index slice: its one parent's gradient gets g added into its part
+            if not retain_graph:
+                t._ctx = ctx.released
+            p = parents[0]
+            if p.requires_grad:
+                if anomaly:
+                    _check_finite(g, "backward", ctx)
+                _add_slice(p, g, sl, grads, owned)
+                _arrived(p, deps, ready)
+            continue
+        pgrads = ctx.backward(g)
         if not retain_graph:
             t._ctx = ctx.released
+        if len(parents) == 1 and not isinstance(pgrads, tuple):  # Cat/Stack of one tensor give (g,)
+            pgrads = (pgrads,)
         for p, pg in zip(parents, pgrads):
             if not p.requires_grad:
                 continue
-            if pg is None:  # no gradient on this edge: p still counts it as done
-                _arrived(p, deps, ready)
-                continue
-            if anomaly:
-                _check_finite(pg, "backward", ctx)
+            if type(pg) is not ndarray or anomaly:
+                if _edge(p, pg, ctx, anomaly, grads, owned):  # None or a shared weight's factors: handled there
+                    _arrived(p, deps, ready)
+                    continue
             pdata = p._data
-            if type(pg) is OuterSum:  # a shared weight's gradient: keep the factors, one matmul at the end
-                pk = id(p)
-                grads[pk] = add_outer(grads.get(pk), pg, owned, pk)
-                n = deps[pk] - 1
-                deps[pk] = n
-                if n == 0:
-                    ready.append(p)
-                continue
-            if sl is not None:  # a basic-index slice: add it into one zero-initialised buffer this pass owns
-                pk = id(p)
-                if pk not in owned:
-                    buf = np.zeros(pdata.shape, pdata.dtype)
-                    if pk in grads:
-                        buf += grads[pk]
-                    grads[pk] = buf
-                    owned.add(pk)
-                buf = grads[pk]
-                v = buf[sl]
-                if type(v) is np.ndarray:
-                    np.add(v, pg, out=v)  # into the view: `buf[sl] += pg` would also copy it back
-                else:  # a single element
-                    buf[sl] += pg
-                n = deps[pk] - 1
-                deps[pk] = n
-                if n == 0:
-                    ready.append(p)
-                continue
             if pg.shape != pdata.shape:
                 pg = _unbroadcast(pg, pdata.shape)
             if pg.dtype is not pdata.dtype and pg.dtype != pdata.dtype:
                 pg = pg.astype(pdata.dtype)
             pk = id(p)
-            if pk in grads:
-                if pk in owned:
-                    grads[pk] += pg
-                else:
-                    grads[pk] = grads[pk] + pg
-                    owned.add(pk)
-            else:
+            prev = grads.get(pk)
+            if prev is None:
                 grads[pk] = pg
+            elif pk in owned:
+                prev += pg
+            else:
+                grads[pk] = prev + pg
+                owned.add(pk)
             n = deps[pk] - 1
-            deps[pk] = n
-            if n == 0:
+            if n:
+                deps[pk] = n
+            else:
                 ready.append(p)
 
 
+def _deliver(t: "Tensor", k: int, g, ctx, owned: set, only, capture):
+    """t's gradient `g` is complete: materialise a shared weight's factors, run t's hooks, and store it
+    (in `capture`, or in `.grad` for leaves, retain_grad() tensors and `inputs`). Returns the gradient
+    backward continues with."""
+    if type(g) is OuterSum:
+        g = g.value()
+        if g.dtype != t._data.dtype:  # factors of another dtype (mixed-precision inputs)
+            g = g.astype(t._data.dtype)
+        owned.add(k)
+    if t._hooks:
+        for hook in t._hooks:
+            r = hook(t._wrap(g))
+            if r is not None:
+                g = r._data if hasattr(r, "_data") else np.asarray(r)
+                owned.discard(k)  # the hook may keep the array it returned: never store it uncopied
+    if capture is not None:
+        capture[k] = g
+    elif only is not None:  # as torch, retain_grad() tensors still get theirs
+        if k in only or (t._retain and ctx is not None):
+            _store_grad(t, g, k in owned)
+    elif ctx is None or t._retain:
+        _store_grad(t, g, k in owned)
+    owned.discard(k)
+    return g
+
+
+def _edge(p: "Tensor", pg, ctx, anomaly: bool, grads: dict, owned: set) -> bool:
+    """The uncommon edge gradients into p: None (the edge is done, no gradient) and a shared weight's
+    factors (kept, one matmul when complete) are handled here (True); anything else is checked under
+    detect_anomaly and left to the caller (False)."""
+    if pg is None:
+        return True
+    if anomaly:
+        _check_finite(pg, "backward", ctx)
+    if type(pg) is OuterSum:
+        pk = id(p)
+        grads[pk] = add_outer(grads.get(pk), pg, owned, pk)
+        return True
+    return False
+
+
+def _add_slice(p: "Tensor", g, sl, grads: dict, owned: set) -> None:
+    """Add a slice's gradient into its part of ONE zero-initialised buffer for p that this pass owns."""
+    pk = id(p)
+    if pk not in owned:
+        pdata = p._data
+        buf = np.zeros(pdata.shape, pdata.dtype)
+        if pk in grads:
+            buf += grads[pk]
+        grads[pk] = buf
+        owned.add(pk)
+    buf = grads[pk]
+    v = buf[sl]
+    if type(v) is np.ndarray:
+        np.add(v, g, out=v)  # into the view: `buf[sl] += g` would also copy it back
+    else:  # a single element
+        buf[sl] += g
 
 
 def _arrived(p: "Tensor", deps: dict, ready: list) -> None:

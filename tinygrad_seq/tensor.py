@@ -632,7 +632,10 @@ class Tensor:
 
     @property
     def T(self):
-        return ops.Permute.apply(self, order=tuple(range(self.ndim))[::-1]) if self.ndim >= 2 else self
+        nd = self._data.ndim
+        if nd == 2:
+            return ops.Permute.apply(self, order=(1, 0))
+        return ops.Permute.apply(self, order=tuple(range(nd))[::-1]) if nd > 2 else self
 
     @property
     def mT(self):
@@ -689,27 +692,30 @@ class Tensor:
         return ops.GetItem.apply(self, index=idx)
 
     def split(self, split_size_or_sections, dim: int = 0):
-        dim = ops._dim(dim, self.ndim, "split", self.shape)
-        n = self.shape[dim]
+        dim = ops._dim(dim, self._data.ndim, "split", self.shape)
+        n = self._data.shape[dim]
         if isinstance(split_size_or_sections, int):
-            sizes = [split_size_or_sections] * (n // split_size_or_sections)
-            if n % split_size_or_sections:
-                sizes.append(n % split_size_or_sections)
+            size = split_size_or_sections
+            if size < 0 or (size == 0 and n):
+                raise RuntimeError(f"split: split_size must be positive (0 only for a dim of size 0), got {size} "
+                                   f"for dim {dim} of size {n} (shape {self.shape})")
+            bounds = list(range(0, n, size)) + [n] if n else [0, 0]  # an empty dim: one empty piece, as torch
         else:
             sizes = list(split_size_or_sections)
             if sum(sizes) != n:
                 raise ValueError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {self.shape})")
-        out, start = [], 0
+            bounds = [0]
+            for s in sizes:
+                bounds.append(bounds[-1] + s)
         pre = (slice(None),) * dim
-        for s in sizes:
-            out.append(ops.GetItem.apply(self, index=pre + (slice(start, start + s),)))
-            start += s
-        return tuple(out)
+        get = ops.GetItem.apply  # one slice node per piece (the backward pass adds each into one buffer)
+        return tuple([get(self, index=pre + (slice(a, b),)) for a, b in zip(bounds, bounds[1:])])
 
     def chunk(self, chunks: int, dim: int = 0):
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
         n = self.shape[dim]
-        size = -(-n // chunks)
-        return self.split(size, dim)
+        return self.split(-(-n // chunks) if n else [0] * chunks, dim)
 
     def unbind(self, dim: int = 0):
         dim = ops._dim(dim, self.ndim, "unbind", self.shape)
