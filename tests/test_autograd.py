@@ -443,3 +443,49 @@ def test_a_backward_returning_none_stops_only_its_own_path():
     x.grad = None
     NoGradient.apply(x * 2.0).sum().backward()
     assert x.grad is None
+
+
+def test_gc_backoff_grows_only_while_collections_find_nothing_and_restores():
+    from tinygrad_seq import autograd
+    saved = gc.get_threshold()
+    base, cap = autograd._GC_BASE, autograd._GC_MAX
+    try:
+        gc.set_threshold(*base)
+        for gen in (0, 2):
+            for _ in range(12):  # empty collections: doubling, capped
+                autograd._gc_backoff("stop", {"generation": gen, "collected": 0, "uncollectable": 0})
+            assert gc.get_threshold()[gen] == cap[gen]
+        assert gc.get_threshold()[1] == base[1]  # generation 1 untouched
+        autograd._gc_backoff("stop", {"generation": 1, "collected": 0, "uncollectable": 0})
+        assert gc.get_threshold() == (cap[0], base[1], cap[2])
+        autograd._gc_backoff("stop", {"generation": 0, "collected": 3, "uncollectable": 0})  # garbage: restore
+        assert gc.get_threshold() == (base[0], base[1], cap[2])
+        autograd._gc_backoff("stop", {"generation": 2, "collected": 0, "uncollectable": 1})
+        assert gc.get_threshold() == base
+        autograd._gc_backoff("start", {"generation": 0, "collected": 0, "uncollectable": 0})  # only "stop" counts
+        assert gc.get_threshold() == base
+        assert autograd._gc_backoff in gc.callbacks
+    finally:
+        gc.set_threshold(*saved)
+
+
+def test_cycles_are_still_collected_under_the_backoff():
+    import weakref
+
+    from tinygrad_seq import autograd
+
+    class Node:
+        pass
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(autograd._GC_MAX[0], *autograd._GC_BASE[1:])  # the young threshold fully backed off
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a reference cycle: only the cyclic collector frees it
+        alive = weakref.ref(a)
+        del a, b
+        junk = [[i] for i in range(200_000)]  # net growth of tracked objects: young and middle collections run
+        assert alive() is None
+        del junk
+    finally:
+        gc.set_threshold(*saved)
+
