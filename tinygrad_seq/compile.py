@@ -87,6 +87,12 @@ class _Trace:
         self.roots[id(r)] = t
         return s
 
+    def holds(self, t: Tensor) -> int:
+        """How many references this trace holds to `t` (`keep`, `roots`): tensor.py's test for a temporary
+        operand discounts them, so a traced call builds the same graph as an eager one."""
+        n = 1 if id(t) in self.slots else 0
+        return n + (1 if self.roots.get(id(_base(t._data))) is t else 0)
+
     def brk(self, why: str):
         if self.broken is None:
             self.broken = why

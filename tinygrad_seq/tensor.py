@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -20,6 +21,21 @@ _FLOATS = (np.float16, np.float32, np.float64)
 # ---- tg.compile (issue 10): the trace now recording (compile._Trace) or None; checked where tensors are
 # made outside ops, read in Python or written in place, so a replay never repeats a stale value.
 _TRACE = None
+
+
+def _refs(o) -> int:
+    """References to `o`, not counting those a tracing tg.compile holds."""
+    return sys.getrefcount(o) - (0 if _TRACE is None else _TRACE.holds(o))
+
+
+class _RefProbe:
+    def __matmul__(self, o):
+        return _refs(o)
+
+
+# _refs of a right operand of `@` that nothing else holds (`x @ W.T`), as __matmul__ sees it: measured
+# once, since interpreters differ in how many references the call itself holds.
+_TEMP_OPERAND_REFS = _RefProbe() @ object()
 
 
 def _reads_values(fn: Callable) -> Callable:
@@ -432,9 +448,12 @@ class Tensor:
     def __matmul__(self, o):
         if isinstance(o, Tensor) and o._data.dtype is self._data.dtype:  # parameters too
             v = o._view
-            if v is not None and o.ndim == 2 and self.ndim >= 1 and type(v[1]) is ops.Permute and v[1].inv == (1, 0):
+            if (v is not None and o.ndim == 2 and self.ndim >= 1 and type(v[1]) is ops.Permute and v[1].inv == (1, 0)
+                    and _refs(o) <= _TEMP_OPERAND_REFS):
                 # x @ W.T is x Wᵀ: one Linear node on W itself (no transpose in the graph; a weight shared over
-                # time steps then gets its gradient as one GEMM, and the GEMM reads W contiguously)
+                # time steps then gets its gradient as one GEMM, and the GEMM reads W contiguously). Only for a
+                # W.T nobody holds: one kept in a variable may get retain_grad() or be asked for in grad(), so
+                # it stays in the graph (MatMul on the view, as torch)
                 return ops.Linear.apply(self, v[0])
             return ops.MatMul.apply(self, o)
         return _matmul(self, o if isinstance(o, Tensor) else Tensor(o))
