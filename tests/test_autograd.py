@@ -489,3 +489,17 @@ def test_cycles_are_still_collected_under_the_backoff():
     finally:
         gc.set_threshold(*saved)
 
+
+
+def test_many_gradients_into_a_0d_tensor_all_count_as_torch():
+    """0-d backward results can be NumPy scalars, not arrays: every one of several contributions must add up."""
+    torch = pytest.importorskip("torch")
+    for n in (2, 3, 5):
+        res = []
+        for M in (tg, torch):
+            x = M.tensor(2.0, requires_grad=True, dtype=M.float64)
+            w = M.tensor(3.0, dtype=M.float64)
+            y = sum(x * w * (k + 1) for k in range(n))
+            y.backward()
+            res.append(float(x.grad))
+        assert res[0] == res[1], (n, res)

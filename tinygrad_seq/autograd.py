@@ -433,7 +433,7 @@ def _sweep(ready: list, deps: dict, grads: dict, owned: set, only, capture, reta
             if prev is None:
                 grads[pk] = pg
             elif pk in owned:
-                prev += pg
+                grads[pk] += pg  # in place for an array; a 0-d result may be a NumPy scalar, so store it back
             else:
                 grads[pk] = prev + pg
                 owned.add(pk)
