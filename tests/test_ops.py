@@ -449,11 +449,15 @@ def test_split_chunk_of_an_empty_dim_and_bad_sizes_like_torch():
     a = np.zeros((0, 3))
     for make in (lambda M, x: x.split(2), lambda M, x: x.split(0), lambda M, x: x.chunk(2), lambda M, x: x.chunk(1)):
         assert [p.shape for p in make(tg, tg.Tensor(a))] == [tuple(p.shape) for p in make(torch, torch.tensor(a))]
-    for bad in (lambda x: x.split(0), lambda x: x.split(-1), lambda x: x.chunk(0), lambda x: x.chunk(-2)):
+    for bad in (lambda x: x.split(0), lambda x: x.split(-1), lambda x: x.chunk(0), lambda x: x.chunk(-2),
+                lambda x: x.split([-1, 5])):
         with pytest.raises(RuntimeError):
             bad(torch.zeros(4, 2))
         with pytest.raises(RuntimeError, match="split|chunk"):
             bad(tg.zeros(4, 2))
+    for M in (torch, tg):
+        with pytest.raises(TypeError, match="chunks"):
+            M.zeros(4, 2).chunk(2.5)
 
 
 def test_var_with_too_few_elements_is_nan_like_torch():

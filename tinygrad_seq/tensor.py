@@ -1,6 +1,7 @@
 """`Tensor`: an ndarray plus the graph node that made it. Thin: every op is a `Function` in ops.py."""
 from __future__ import annotations
 
+import itertools
 import numbers
 import sys
 from typing import Any, Callable, Iterable, Sequence
@@ -713,7 +714,7 @@ class Tensor:
     def split(self, split_size_or_sections, dim: int = 0):
         dim = ops._dim(dim, self._data.ndim, "split", self.shape)
         n = self._data.shape[dim]
-        if isinstance(split_size_or_sections, int):
+        if isinstance(split_size_or_sections, int):  # (torch takes no NumPy integer here either)
             size = split_size_or_sections
             if size < 0 or (size == 0 and n):
                 raise RuntimeError(f"split: split_size must be positive (0 only for a dim of size 0), got {size} "
@@ -721,16 +722,18 @@ class Tensor:
             bounds = list(range(0, n, size)) + [n] if n else [0, 0]  # an empty dim: one empty piece, as torch
         else:
             sizes = list(split_size_or_sections)
+            if any(s < 0 for s in sizes):
+                raise RuntimeError(f"split: sections must be non-negative, got {sizes} (shape {self.shape})")
             if sum(sizes) != n:
                 raise ValueError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {self.shape})")
-            bounds = [0]
-            for s in sizes:
-                bounds.append(bounds[-1] + s)
+            bounds = [0, *itertools.accumulate(sizes)]
         pre = (slice(None),) * dim
         get = ops.GetItem.apply  # one slice node per piece (the backward pass adds each into one buffer)
         return tuple([get(self, index=pre + (slice(a, b),)) for a, b in zip(bounds, bounds[1:])])
 
     def chunk(self, chunks: int, dim: int = 0):
+        if not isinstance(chunks, numbers.Integral) or isinstance(chunks, bool):
+            raise TypeError(f"chunk(): argument 'chunks' must be int, not {type(chunks).__name__}")
         if chunks <= 0:
             raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
         n = self.shape[dim]
