@@ -458,6 +458,7 @@ def test_split_chunk_of_an_empty_dim_and_bad_sizes_like_torch():
     for M in (torch, tg):
         with pytest.raises(TypeError, match="chunks"):
             M.zeros(4, 2).chunk(2.5)
+    assert [p.shape for p in tg.zeros(5).chunk(np.int64(2))] == [tuple(p.shape) for p in torch.zeros(5).chunk(np.int64(2))]
 
 
 def test_var_with_too_few_elements_is_nan_like_torch():

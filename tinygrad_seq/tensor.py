@@ -736,7 +736,7 @@ class Tensor:
             raise TypeError(f"chunk(): argument 'chunks' must be int, not {type(chunks).__name__}")
         if chunks <= 0:
             raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
-        n = self.shape[dim]
+        n, chunks = self.shape[dim], int(chunks)  # (a NumPy integer too, as torch)
         return self.split(-(-n // chunks) if n else [0] * chunks, dim)
 
     def unbind(self, dim: int = 0):
