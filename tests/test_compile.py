@@ -1,4 +1,5 @@
 """tg.compile: a compiled call replays the traced ops and gives eager mode's values and gradients."""
+import sys
 import warnings
 
 import numpy as np
@@ -889,3 +890,43 @@ def test_a_parameters_gradient_never_vouches_for_an_intermediate_of_the_same_num
     cf = _check_same(fn, [w0, w1], lambda k: [_randn(3, 4, seed=k)])
     rec = next(iter(cf.cache.values()))
     assert rec.program[rec.producer[1]][0] is tg.ops.Add and len(rec.consts) == 2  # V[1] is a, K[1] is w1
+
+
+def _grads_of(m, cf, x):
+    m.zero_grad()
+    xx = x.detach().requires_grad_(True)
+    (cf(xx) ** 2).sum().backward()
+    return [p.grad.numpy().copy() for p in m.parameters()] + [xx.grad.numpy().copy()]
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_backward_hoists_step_derivatives(cls, monkeypatch):
+    """The σ' / tanh' factors of every step are formed at once from the saved outputs: same bits as the
+    per-step form (and eager to 1e-12), one factor row per step; too few steps, or too many bytes, stay per step."""
+    compile_mod = sys.modules["tinygrad_seq.compile"]
+    m = cls(3, 5).double()
+    xs = [_randn(9, 2, 3, seed=s) for s in (1, 2)]
+    cf = _check_same(lambda x: m(x)[0], list(m.parameters()), lambda k: [_randn(9, 2, 3, seed=30 + k)])
+    (plan, _), = next(iter(cf.cache.values())).bwds.values()
+    per_kind = {}
+    for e in plan.hoisted:
+        per_kind.setdefault(plan.hoisted[e].split("[")[0], []).append(e)
+    assert per_kind and all(len(v) == 9 for v in per_kind.values()), per_kind
+    assert len(per_kind) == {RNN: 1, LSTM: 2, GRU: 2}[cls]  # tanh h; the gates and tanh c; σ(r, z) and tanh n
+    hoisted = [_grads_of(m, cf, x) for x in xs]
+    monkeypatch.setattr(compile_mod, "_HOIST_MIN_STEPS", 10)
+    cf2 = tg.compile(lambda x: m(x)[0])
+    _grads_of(m, cf2, xs[0])  # the first call traces (eagerly)
+    per_step = [_grads_of(m, cf2, x) for x in xs]
+    (plan2, _), = next(iter(cf2.cache.values())).bwds.values()
+    assert not plan2.hoisted
+    for a, b in zip(hoisted, per_step):
+        for ga, gb in zip(a, b):
+            np.testing.assert_array_equal(ga, gb)
+    monkeypatch.setattr(compile_mod, "_HOIST_MIN_STEPS", 4)
+    monkeypatch.setattr(compile_mod, "_HOIST_MAX_BYTES", 9 * 2 * 5 * 8 - 1)  # one tanh h per step no longer fits
+    cf3 = tg.compile(lambda x: m(x)[0])
+    _grads_of(m, cf3, xs[0])
+    _grads_of(m, cf3, xs[0])
+    (plan3, _), = next(iter(cf3.cache.values())).bwds.values()
+    assert not plan3.hoisted

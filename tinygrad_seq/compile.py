@@ -947,6 +947,7 @@ class _BackwardPlan:
         self.blead: dict = {}  # fused forward groups of σ / tanh whose backward also runs as one call
         self.bskip: set = set()
         self.uses: list | None = None  # set by _gen_backward (see _shared_grad_offsets)
+        self.hoisted: dict = {}  # set by _gen_backward: op -> its local derivative's row (see _hoist_factors)
         self.offsets: list | None = None
         for g in fplan.groups:
             self._fuse_backward(g)
@@ -1177,7 +1178,7 @@ class _BackwardPlan:
 _NS = {"new": object.__new__, "ndarray": np.ndarray, "asarray": np.asarray, "add": np.add, "subtract": np.subtract,
        "multiply": np.multiply, "negative": np.negative, "tanh": np.tanh, "maximum": np.maximum,
        "matmul": np.matmul, "stack": np.stack, "copyto": np.copyto, "swapaxes": np.swapaxes, "npsum": np.sum,
-       "zeros": np.zeros, "OuterSum": OuterSum,
+       "zeros": np.zeros, "OuterSum": OuterSum, "concatenate": np.concatenate,
        "ascontiguousarray": np.ascontiguousarray, "broadcast_to": np.broadcast_to}
 
 
@@ -1358,9 +1359,10 @@ def _row_bias(rec, e: int, i: int, tshape: tuple) -> bool:
         tuple(tshape) == out[-1:]
 
 
-def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
+def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict, factor: str | None = None):
     """(expr, writer, same) for op e's gradient to its input i: an expression of it, lines writing it into a
-    buffer `dst` of the input's shape (or None), and whether expr already has the input's shape."""
+    buffer `dst` of the input's shape (or None), and whether expr already has the input's shape.
+    `factor`: the name of a σ / tanh op's hoisted local derivative (see _hoist_factors)."""
     cls, needs, kw, refs, s, sl = rec.program[e]
     name, k = cls.__name__, rec.plan.kind[e]
     a = [_arg(ns, e, j, r) for j, r in enumerate(refs)] if k != "stack" else None
@@ -1377,6 +1379,9 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict):
         return f"go * {other}", (lambda d: [f"multiply(go, {other}, out={d})"]) if same else None, same
     if name == "Neg":
         return "-go", lambda d: [f"negative(go, out={d})"], True
+    if factor is not None:  # go * tanh'  or  σ' * go: the operand order of the writers below
+        return (f"go * {factor}", lambda d: [f"multiply(go, {factor}, out={d})" if name == "Tanh" else
+                                             f"multiply({factor}, go, out={d})"], True)
     if name == "Tanh":
         return (f"go * (1 - {Y} * {Y})",
                 lambda d: [f"t = {d}", f"multiply({Y}, {Y}, out=t)", f"subtract({one}, t, out=t)", "multiply(go, t, out=t)"],
@@ -1438,6 +1443,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
              f"    KG = [None] * {len(rec.consts)}", "    own = set()"]
     for j in plan.fill:
         lines.append(f"    D[{j}].fill(0)")
+    hoisted = plan.hoisted = _hoist_factors(rec, plan, ns, lines)
     # a weight whose every gradient is a factor pair Aᵀ B (W_hh over the steps), or a bias whose every one is
     # a row sum: collected into a list the sweep forms once, instead of an accumulation call per step
     lazy: dict = {}
@@ -1474,7 +1480,12 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
             Y, d = f"V[{g['out']}]", f"D[{vdst[0]}]"
             # planar: the work runs on a contiguous scratch buffer, only the last call writes across planes
             t = f"D[{plan.btmp[g['id']]}]" if g["id"] in plan.btmp else d
-            if g["cls"] is _GATES:
+            F = hoisted.get(e)
+            if F is not None:  # the factor σ' / tanh' of this step was formed with every step's at the start
+                plan.btmp.pop(g["id"], None)  # so it needs no scratch buffer
+                lines.append(f"    multiply(go, {F}, out={d})" if cls is ops.Tanh and g["cls"] is not _GATES
+                             else f"    multiply({F}, go, out={d})")
+            elif g["cls"] is _GATES:
                 ns[f"GSA{e}"], T = g["SA"], f"V[{g['tanh']}]"
                 lines.append(f"    t = {t}; multiply({T}, {T}, out=t); multiply(t, GSA{e}, out=t); subtract(GSA{e}, t, out=t); "
                              f"multiply(t, go, out={d})")
@@ -1541,7 +1552,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 else:
                     lines.append(ind + f"acc_sl({lst}, {j}, {key}, go, SL{e}, {S}, {T}, own)")
                 continue
-            expr, writer, same = _contribution(rec, plan, e, i, shape, ns)
+            expr, writer, same = _contribution(rec, plan, e, i, shape, ns, hoisted.get(e))
             if not buffered and not _fresh(expr):
                 esc.append(None if "OuterSum(" in expr else held)  # kept lazily until the sweep forms it
             if not buffered and kind == "s":
@@ -1584,6 +1595,64 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
     lines.append(f"    return ({', '.join(outs)}{',' if outs else ''})")
     exec(_positional_out("\n".join(lines)), ns)
     return ns["bwd"]
+
+
+# hoisting pays where it saves calls, not where the stacked values would no longer fit in cache
+_HOIST_MIN_STEPS = 4
+_HOIST_MAX_BYTES = 1 << 20
+
+
+def _factor_site(rec, plan, e: int):
+    """(key, the saved output read) of a σ / tanh op (or fused group of them) whose local derivative
+    σ(1 - σ), 1 - tanh², or a gates group's SA - SA tanh² depends on forward values only; else None."""
+    cls, needs, kw, refs, s, sl = rec.program[e]
+    g = plan.blead.get(e)
+    if g is not None:
+        shape, dt = tuple(g["bshape"]), np.dtype(g["dtype"])
+        if g["cls"] is _GATES:
+            return ("gates", shape, dt, id(g["SA"])), f"V[{g['tanh']}]", g["SA"]
+        if cls in (ops.Sigmoid, ops.Tanh):
+            return (cls.__name__, shape, dt), f"V[{g['out']}]", None
+        return None
+    if e in plan.bskip or cls not in (ops.Sigmoid, ops.Tanh) or rec.plan.kind[e] is None:
+        return None
+    shape, dt = rec.shapes[s]
+    return (cls.__name__, tuple(shape), np.dtype(dt)), f"V[{s}]", None
+
+
+def _hoist_factors(rec, plan, ns: dict, lines: list) -> dict:
+    """The local derivatives of the σ / tanh ops repeated at every step, formed for all steps at once.
+
+    Each depends only on the op's saved output y (tanh' = 1 - y², σ' = (1 - y) y), so a recurrent layer's T
+    copies of it become one concatenate and two calls over all T outputs instead of two calls per step; each
+    step's backward then multiplies its gradient by its row (the same operations in the same order, so the
+    same bits). Returns op index -> the expression of its factor; appends the lines that form them."""
+    sites: dict = {}
+    for e in plan.ops:
+        f = _factor_site(rec, plan, e)
+        if f is not None and len(f[0][1]):
+            sites.setdefault(f[0], []).append((e, f[1], f[2]))
+    out: dict = {}
+    n = -1
+    for key, ss in sites.items():
+        kind, shape, dt = key[:3]
+        if len(ss) < _HOIST_MIN_STEPS or len(ss) * int(np.prod(shape)) * dt.itemsize > _HOIST_MAX_BYTES:
+            continue
+        n += 1
+        F, one = f"HF{n}", _const(ns, 1.0, dt)
+        ns[f"HSH{n}"] = (len(ss),) + shape
+        lines.append(f"    {F} = concatenate(({', '.join(y for _, y, _ in ss)},)).reshape(HSH{n})")
+        if kind == "Tanh":
+            lines.append(f"    multiply({F}, {F}, out={F}); subtract({one}, {F}, out={F})")
+        elif kind == "Sigmoid":
+            lines.append(f"    t = subtract({one}, {F}); multiply(t, {F}, out={F})")
+        else:
+            ns[f"HSA{n}"] = ss[0][2]
+            lines.append(f"    multiply({F}, {F}, out={F}); multiply({F}, HSA{n}, out={F}); "
+                         f"subtract(HSA{n}, {F}, out={F})")
+        for k, (e, _, _) in enumerate(ss):
+            out[e] = f"{F}[{k}]"
+    return out
 
 
 _DSLOT = re.compile(r"\bD\[(\d+)\]")
