@@ -132,6 +132,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="process CPU time (default; robust on a shared machine) or wall time")
+    ap.add_argument("--block", type=int, default=1,
+                    help="consecutive steps of one contender per round (default 1: single steps alternate, each "
+                         "starting with the caches the previous contender left; 10: a training loop's back-to-back steps)")
     args = ap.parse_args(argv)
     use_clock(args.clock)
     check_against_floor()
@@ -183,11 +186,11 @@ def main(argv=None) -> int:
                 (out * out).mean().backward()
 
             fns.update(torch=run_torch, fused=run_fused)
-        t = interleaved_medians(fns, args.repeat)
+        t = interleaved_medians(fns, args.repeat, args.block)
         nan = float("nan")
         rows.append((B, T, D, H, t["engine"], t["compiled"], t["floor"], t.get("torch", nan), t.get("fused", nan)))
 
-    print(f"LSTM training step (forward + BPTT), float32, 1 thread, median of {args.repeat} interleaved rounds, "
+    print(f"LSTM training step (forward + BPTT), float32, 1 thread, median of {args.repeat} interleaved rounds of {args.block} step(s), "
           f"{args.clock} time")
     print(f"{'B':>3} {'T':>3} {'D':>4} {'H':>4} | {'engine':>9} {'compiled':>9} {'numpy floor':>11} {'torch eager':>11} "
           f"{'torch fused':>11} | {'eng/floor':>9} {'eng/torch':>9} {'cmp/floor':>9} {'cmp/torch':>9} {'cmp/fused':>9}")

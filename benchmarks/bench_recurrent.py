@@ -2,8 +2,8 @@
 (hand-written forward + manual BPTT), the same cells composed from PyTorch ops (eager), and the fused
 torch.nn.LSTM / torch.nn.GRU, all in one run.
 
-    python benchmarks/bench_recurrent.py              # both sizes, best of 10
-    python benchmarks/bench_recurrent.py --repeat 5
+    python benchmarks/bench_recurrent.py              # both sizes, median of 10 rounds of single steps
+    python benchmarks/bench_recurrent.py --block 10   # rounds of 10 back-to-back steps (a training loop)
     python benchmarks/bench_recurrent.py --clock wall # wall time instead of process CPU time
 
 Fairness: OMP/OpenBLAS/MKL threads are set to 1 in the environment BEFORE NumPy is imported (NumPy's
@@ -175,6 +175,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    ap.add_argument("--block", type=int, default=1,
+                    help="consecutive steps of one contender per round (default 1: single steps alternate, each "
+                         "starting with the caches the previous contender left; 10: a training loop's back-to-back steps)")
     args = ap.parse_args(argv)
     use_clock(args.clock)
     check_floors()
@@ -218,13 +221,13 @@ def main(argv=None) -> int:
                     (out * out).mean().backward()
 
                 fns.update(eager=run_eager, fused=run_fused)
-            t = interleaved_medians(fns, args.repeat)
+            t = interleaved_medians(fns, args.repeat, args.block)
             nan = float("nan")
             rows.append((kind, B, T, D, H, t["ours"], t["compiled"], t["floor"], t.get("eager", nan), t.get("fused", nan),
                          cstep.broken))
 
     print(f"training step (forward over T steps + backward), one layer, float32, 1 thread, "
-          f"median of {args.repeat} interleaved rounds, {args.clock} time")
+          f"median of {args.repeat} interleaved rounds of {args.block} step(s), {args.clock} time")
     print(f"{'':4} {'B':>3} {'T':>3} {'D':>4} {'H':>4} | {'ours':>9} {'compiled':>9} {'numpy floor':>11} "
           f"{'torch eager':>11} {'torch fused':>11} | {'ours/floor':>10} {'ours/eager':>10} {'cmp/floor':>9} "
           f"{'cmp/eager':>9} {'cmp/fused':>9}")

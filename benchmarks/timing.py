@@ -26,15 +26,20 @@ def best_time(fn, repeat: int) -> float:
     return min(times)
 
 
-def interleaved_medians(fns: dict, repeat: int) -> dict:
-    """Median time of each contender, run round-robin (one of each per round) so that slow phases of a
-    shared machine hit every contender alike."""
+def interleaved_medians(fns: dict, repeat: int, block: int = 1) -> dict:
+    """Median time per call of each contender, run round-robin so that slow phases of a shared machine hit
+    every contender alike. Each round runs `block` consecutive calls of one contender, then the next's.
+
+    block=1 alternates single calls: each contender then starts with the caches the previous one left (an
+    eager step allocates and frees thousands of arrays; a compiled step reuses one preallocated arena,
+    which the others have evicted). block=10 is a training loop's steady state, steps back to back."""
     for fn in fns.values():
         fn()  # warm-up (a compiled contender traces here)
     times: dict = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
             t0 = _clock()
-            fn()
-            times[k].append(_clock() - t0)
+            for _ in range(block):
+                fn()
+            times[k].append((_clock() - t0) / block)
     return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
