@@ -519,7 +519,8 @@ def test_backward_gradient_buffers_share_once_dead(cls):
     gs = [g for g in plan.blead.values() if g["cls"] is not tg.ops.Add]
     tmp = [g for g in gs if g["id"] in plan.btmp]
     alone = sum(_nbytes(*it) for it in own + [(g["bshape"], g["dtype"]) for g in gs + tmp])
-    assert rec.pool[0].grads[slot][1].nbytes < 0.7 * alone
+    # (a GRU's update is one lerp: its three intermediate gradients, which shared best, are gone)
+    assert rec.pool[0].grads[slot][1].nbytes < 0.8 * alone
     assert len(set(plan.offsets)) < len(plan.offsets), "dead gradient buffers share bytes"
     xs = [_randn(7, 2, 3, seed=s).requires_grad_(True) for s in (20, 21)]
     outs = [cf(x) for x in xs]  # two replays alive at once: two buffer sets
@@ -912,7 +913,8 @@ def test_backward_hoists_step_derivatives(cls, monkeypatch):
     for e in plan.hoisted:
         per_kind.setdefault(plan.hoisted[e].split("[")[0], []).append(e)
     assert per_kind and all(len(v) == 9 for v in per_kind.values()), per_kind
-    assert len(per_kind) == {RNN: 1, LSTM: 2, GRU: 2}[cls]  # tanh h; the gates and tanh c; σ(r, z) and tanh n
+    # tanh h; the gates and tanh c; σ(r, z), tanh n and the update's h_{t-1} - n (a lerp)
+    assert len(per_kind) == {RNN: 1, LSTM: 2, GRU: 3}[cls]
     hoisted = [_grads_of(m, cf, x) for x in xs]
     monkeypatch.setattr(compile_mod, "_HOIST_MIN_STEPS", 10)
     cf2 = tg.compile(lambda x: m(x)[0])
@@ -930,3 +932,50 @@ def test_backward_hoists_step_derivatives(cls, monkeypatch):
     _grads_of(m, cf3, xs[0])
     (plan3, _), = next(iter(cf3.cache.values())).bwds.values()
     assert not plan3.hoisted
+
+
+def _kinds(cf) -> list:
+    return [e[0].__name__ for e in next(iter(cf.cache.values())).program]
+
+
+@pytest.mark.parametrize("form", [
+    lambda a, b, z: (1 - z) * a + z * b,
+    lambda a, b, z: a * (1 - z) + b * z,
+    lambda a, b, z: z * b + (1 - z) * a,
+])
+def test_one_minus_w_a_plus_w_b_replays_as_one_lerp(form):
+    """(1 - z) * a + z * b, in any operand order, is recorded as one Lerp: values and gradients as eager."""
+    cf = _check_same(form, [], lambda k: [_randn(3, 4, seed=k), _randn(3, 4, seed=10 + k),
+                                          _randn(3, 4, seed=20 + k).sigmoid().detach().requires_grad_(True)])
+    assert _kinds(cf) == ["Lerp"]
+
+
+def test_lerp_is_not_formed_where_an_intermediate_is_read_or_operands_broadcast():
+    z0 = _randn(3, 4, seed=3)
+    def also_returns_one_minus_z(a, b, z):
+        u = 1 - z
+        return u * a + z * b, u
+
+    cf = _check_same(also_returns_one_minus_z, [], lambda k: [_randn(3, 4, seed=k), _randn(3, 4, seed=5 + k), z0])
+    assert "Lerp" not in _kinds(cf)  # 1 - z is an output too
+    cf = _check_same(lambda a, b, z: (1 - z) * a + z * b, [], lambda k: [_randn(4, seed=k), _randn(3, 4, seed=5 + k),
+                                                                        _randn(3, 4, seed=7 + k)])
+    assert "Lerp" not in _kinds(cf)  # a broadcasts
+    cf = _check_same(lambda a, b, z: (2 - z) * a + z * b, [], lambda k: [_randn(3, 4, seed=k),
+                                                                        _randn(3, 4, seed=5 + k), z0])
+    assert "Lerp" not in _kinds(cf)  # not 1 - z
+
+
+def test_gru_update_is_one_lerp_per_step():
+    m = GRU(3, 5).double()
+    cf = _check_same(lambda x: m(x)[0], list(m.parameters()), lambda k: [_randn(6, 2, 3, seed=k)])
+    kinds = _kinds(cf)
+    assert kinds.count("Lerp") == 6 and "Sub" not in kinds
+
+
+@pytest.mark.parametrize("grads", [(1, 1, 1), (0, 1, 1), (1, 0, 1), (1, 1, 0), (0, 0, 1), (1, 0, 0), (0, 1, 0)])
+def test_lerp_gradients_when_only_some_operands_need_them(grads):
+    """z * b (or (1 - z) * a) may need no gradient at all: the lerp still gives a, b and z theirs."""
+    cf = _check_same(lambda a, b, z: ((1 - z) * a + z * b).tanh(), [],
+                     lambda k: [_randn(3, 4, grad=bool(g), seed=10 * k + i) for i, g in enumerate(grads)])
+    assert _kinds(cf) == ["Lerp", "Tanh"]

@@ -63,6 +63,9 @@ CASES = [
     Case("acos", lambda M, x: M.acos(x), [(3, 4)], -0.9, 0.9),
     Case("atan", lambda M, x: M.atan(x), [(3, 4)]),
     Case("atan2", lambda M, y, x: M.atan2(y, x), [(3, 4), (4,)]),
+    Case("lerp", lambda M, a, b, w: M.lerp(a, b, w), [(3, 4), (3, 4), (3, 4)], 0.0, 1.0),
+    Case("lerp_broadcast", lambda M, a, b, w: a.lerp(b, w), [(4,), (2, 3, 4), (3, 1)]),
+    Case("lerp_number", lambda M, a, b: M.lerp(a, b, 0.75), [(3, 4), (4,)]),
     Case("matmul", lambda M, a, b: M.matmul(a, b), [(2, 3, 4), (4, 5)]),
     Case("mm", lambda M, a, b: M.mm(a, b), [(3, 4), (4, 2)]),
     Case("bmm", lambda M, a, b: M.bmm(a, b), [(2, 3, 4), (2, 4, 5)]),
@@ -512,3 +515,24 @@ def test_round_decimals_float32_bitwise_as_torch(decimals):
     a = np.random.default_rng(0).standard_normal(10000).astype(np.float32) * 100
     np.testing.assert_array_equal(tg.round(tg.tensor(a), decimals=decimals).numpy(),
                                   torch.round(torch.tensor(a), decimals=decimals).numpy())
+
+
+def test_lerp_dtypes_errors_and_in_place_as_torch():
+    a32, b32 = np.ones(3, np.float32), np.full(3, 3.0, np.float32)
+    ours = tg.lerp(tg.tensor(a32), tg.tensor(b32), tg.tensor(0.25, dtype=tg.float64))  # a 0-d weight of any float dtype
+    ref = torch.lerp(torch.tensor(a32), torch.tensor(b32), torch.tensor(0.25, dtype=torch.float64))
+    assert ours.dtype == tg.float32 and str(ref.dtype) == "torch.float32"
+    np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+    for args in [(tg.tensor(a32), tg.tensor(b32).double(), 0.5),  # end of another dtype
+                 (tg.tensor(a32), tg.tensor(b32), tg.tensor(np.full(3, 0.5))),  # a 1-d float64 weight
+                 (tg.ones(3), tg.ones(2), 0.5)]:  # shapes that do not broadcast
+        with pytest.raises(RuntimeError, match="lerp"):
+            tg.lerp(*args)
+    with pytest.raises(NotImplementedError, match="lerp"):
+        tg.lerp(tg.arange(3), tg.arange(3), 0.5)
+    with pytest.raises(TypeError, match="end"):
+        tg.ones(3).lerp(2.0, 0.5)
+    x, xt = tg.tensor(np.arange(3.0)), torch.tensor(np.arange(3.0))
+    x.lerp_(tg.ones(3, dtype=tg.float64), 0.5)
+    xt.lerp_(torch.ones(3, dtype=torch.float64), 0.5)
+    np.testing.assert_array_equal(x.numpy(), xt.numpy())

@@ -189,6 +189,74 @@ class _Trace:
         self.brk(f"the function reads a tensor's value in Python ({what}) during the trace")
 
 
+def _lerp_fused(tr: _Trace, out_refs: list) -> list:
+    """The program with each `(1 - w) * a + w * b` (a GRU's update, four ops) recorded as one Lerp(a, b, w)
+    = a + w (b - a): three calls forward instead of four, and backward shares g w between a and b. Only
+    where the three intermediate results are read by nothing else and no operand broadcasts."""
+    prog = tr.program
+    prod = {e[4]: i for i, e in enumerate(prog)}
+    uses = Counter(j for e in prog for k, j in e[3] if k == "s")
+    uses.update(r[1] for r in out_refs if r[0] == "s")
+
+    def meta(r):
+        if r[0] == "s":
+            return tr.shapes[r[1]]
+        d = tr.consts[r[1]]._data if r[0] == "c" else r[1]
+        return d.shape, d.dtype
+
+    def entry(j, cls):
+        i = prod.get(j)
+        if i is None or prog[i][0] is not cls or uses[j] != 1 or len(prog[i][3]) != 2:
+            return None
+        return i
+
+    def one_minus(u):  # the slot holds 1 - w: (entry index, w's slot)
+        i = entry(u, ops.Sub)
+        if i is None:
+            return None
+        (k1, c), (k2, w) = prog[i][3]
+        if k1 != "a" or k2 != "s" or c.size != 1 or c.item() != 1:
+            return None
+        return i, w
+
+    drop, put = set(), {}
+    for ia, (cls, needs, kw, refs, s, sl) in enumerate(prog):
+        if cls is not ops.Add or len(refs) != 2 or any(k != "s" for k, _ in refs):
+            continue
+        for m1, m2 in (refs, refs[::-1]):
+            i1, i2 = entry(m1[1], ops.Mul), entry(m2[1], ops.Mul)
+            if i1 is None or i2 is None or i1 == i2:
+                continue
+            found = None
+            for x in (0, 1):  # m1 = (1 - w) * a or a * (1 - w)
+                r = prog[i1][3][x]
+                u = one_minus(r[1]) if r[0] == "s" else None
+                if u is None:
+                    continue
+                w = u[1]
+                for y in (0, 1):  # m2 = w * b or b * w
+                    if prog[i2][3][y] == ("s", w):
+                        found = (u[0], x, y, w)
+                        break
+                if found:
+                    break
+            if not found:
+                continue
+            iu, x, y, w = found
+            a, b = prog[i1][3][1 - x], prog[i2][3][1 - y]
+            out = tr.shapes[s]
+            if any(meta(r) != out for r in (a, b, ("s", w), m1, m2)):
+                continue
+            n1, n2 = prog[i1][1] or (False, False), prog[i2][1] or (False, False)  # None: neither input needs one
+            lneeds = None if needs is None else (n1[1 - x], n2[1 - y], n2[y])
+            put[ia] = (ops.Lerp, lneeds, {}, (a, b, ("s", w)), s, None)
+            drop.update((iu, i1, i2))
+            break
+    if not put:
+        return prog
+    return [put.get(i, e) for i, e in enumerate(prog) if i not in drop]
+
+
 def _base(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
@@ -255,7 +323,7 @@ class _Recording:
     per output, a backward program generated at its first backward."""
 
     def __init__(self, tr: _Trace, n_inputs: int, spec, out_refs: list, out_grad: list):
-        self.program = tr.program
+        self.program = _lerp_fused(tr, out_refs)
         self.consts = tr.consts
         self.const_sig = [(c._data.shape, c._data.dtype, c.requires_grad) for c in tr.consts]
         self.nslots = tr.nslots
@@ -264,7 +332,7 @@ class _Recording:
         self.out_refs = out_refs
         self.out_grad = out_grad
         self.shapes = tr.shapes
-        self.producer = {e[4]: i for i, e in enumerate(tr.program)}
+        self.producer = {e[4]: i for i, e in enumerate(self.program)}
         self.reach = [self._reach(r[1]) if r[0] == "s" else None for r in out_refs]
         self.plan = _ForwardPlan(self)
         self.pool: list = []  # buffer sets; one is reused only when nothing outside points into it
@@ -391,7 +459,7 @@ class _ProgramNode(Function):
 # (`out=`), views cost nothing (made once per buffer set), and their backward lines write gradients into
 # preallocated buffers or straight into the slice of the buffer they belong to.
 _OPS = {c.__name__: c for c in (ops.Add, ops.Sub, ops.Mul, ops.Neg, ops.Tanh, ops.Sigmoid, ops.Relu, ops.GetItem,
-                                ops.Permute, ops.Reshape, ops.MatMul, ops.Linear, ops.Stack)}
+                                ops.Permute, ops.Reshape, ops.MatMul, ops.Linear, ops.Stack, ops.Lerp)}
 _EW = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Neg": "negative", "Tanh": "tanh", "Relu": None,
        "Sigmoid": None}
 
@@ -411,8 +479,8 @@ def _meta(rec, ref) -> tuple:
 
 
 def _emit_kind(rec, entry) -> str | None:
-    """How an op is replayed: "ew" elementwise, "mm" matmul, "lin" linear, "stack", "view", or None (its
-    own forward/backward on an op instance)."""
+    """How an op is replayed: "ew" elementwise, "lerp", "mm" matmul, "lin" linear, "stack", "view", or None
+    (its own forward/backward on an op instance)."""
     cls, needs, kw, refs, s, sl = entry
     name = cls.__name__
     if _OPS.get(name) is not cls:
@@ -427,6 +495,8 @@ def _emit_kind(rec, entry) -> str | None:
         return None
     if name in _EW:
         return "ew"
+    if name == "Lerp":  # a + w (b - a) without broadcasting
+        return "lerp" if all(sh == oshape for sh, _ in ins) else None
     if name == "MatMul":
         a, b = ins[0][0], ins[1][0]
         if len(a) >= 2 and (len(b) == 2 or (len(a) == len(b) and a[:-2] == b[:-2])):
@@ -460,7 +530,7 @@ class _ForwardPlan:
         for e in self.live:
             cls, needs, kw, refs, s, sl = prog[e]
             k = self.kind[e]
-            if k in ("ew", "mm", "lin", "stack"):
+            if k in ("ew", "lerp", "mm", "lin", "stack"):
                 self.fk[s] = "buf"
             elif k == "view" and refs[0][0] == "s" and refs[0][1] in self.fk and (
                     cls is not ops.Reshape or self.fk[refs[0][1]] == "buf"):  # a reshape of a contiguous buffer
@@ -725,6 +795,8 @@ def _shared_offsets(rec, vals: list, arena: np.ndarray, items: list) -> list:
             read(j, p)
         if kind is None:
             kept = slots + [s]
+        elif kind == "lerp":  # backward reads w, and b - a unless hoisted
+            kept = slots
         else:  # the generated backward reads what the op's own backward reads
             kept = [s if i == -1 else refs[i][1] for i in cls.saves
                     if i == -1 or (i < len(refs) and refs[i][0] == "s")]
@@ -1303,6 +1375,8 @@ def _gen_forward(rec: _Recording):
                     if type(n) is str:
                         a[i] = n
                 lines.append(f"    {_EW[name]}({', '.join(a)}, out={o})")
+        elif k == "lerp":  # as ops.Lerp: a + w (b - a)
+            lines.append(f"    o = {o}; subtract({a[1]}, {a[0]}, out=o); multiply({a[2]}, o, out=o); add({a[0]}, o, out=o)")
         elif k == "mm":
             lines.append(f"    matmul({a[0]}, {a[1]}, out={o})")
         elif k == "lin":  # as ops.Linear: one 2-D GEMM, then the bias added in place
@@ -1379,6 +1453,15 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict, factor: st
         return f"go * {other}", (lambda d: [f"multiply(go, {other}, out={d})"]) if same else None, same
     if name == "Neg":
         return "-go", lambda d: [f"negative(go, out={d})"], True
+    if k == "lerp":  # as ops.Lerp: da = g - g w, db = g w (gw: formed once before), dw = g (b - a)
+        if i == 0:
+            return "go - gw", lambda d: [f"subtract(go, gw, out={d})"], True
+        if i == 1:
+            return "gw", lambda d: [f"copyto({d}, gw)"], True
+        if factor is not None:
+            return f"go * {factor}", lambda d: [f"multiply(go, {factor}, out={d})"], True
+        return (f"go * ({a[1]} - {a[0]})", lambda d: [f"subtract({a[1]}, {a[0]}, out={d})", f"multiply(go, {d}, out={d})"],
+                True)
     if factor is not None:  # go * tanh'  or  σ' * go: the operand order of the writers below
         return (f"go * {factor}", lambda d: [f"multiply(go, {factor}, out={d})" if name == "Tanh" else
                                              f"multiply({factor}, go, out={d})"], True)
@@ -1514,6 +1597,8 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
         if k is None:
             lines.append(ind + f"r = ctxs[{e}].backward(go)")
             lines.append(ind + "if type(r) is not tuple: r = (r,)")
+        elif k == "lerp" and (needs[0] or needs[1]):  # as ops.Lerp: g w, for a (g - g w) and b
+            lines.append(ind + f"gw = go * {_arg(ns, e, 2, refs[2])}")
         for i, (r, nd) in enumerate(zip(refs, needs)):
             if not nd or r[0] == "a":
                 continue
@@ -1552,7 +1637,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 else:
                     lines.append(ind + f"acc_sl({lst}, {j}, {key}, go, SL{e}, {S}, {T}, own)")
                 continue
-            expr, writer, same = _contribution(rec, plan, e, i, shape, ns, hoisted.get(e))
+            expr, writer, same = _contribution(rec, plan, e, i, shape, ns, hoisted.get(e) if k != "lerp" or i == 2 else None)
             if not buffered and not _fresh(expr):
                 esc.append(None if "OuterSum(" in expr else held)  # kept lazily until the sweep forms it
             if not buffered and kind == "s":
@@ -1602,9 +1687,10 @@ _HOIST_MIN_STEPS = 4
 _HOIST_MAX_BYTES = 1 << 20
 
 
-def _factor_site(rec, plan, e: int):
-    """(key, the saved output read) of a σ / tanh op (or fused group of them) whose local derivative
-    σ(1 - σ), 1 - tanh², or a gates group's SA - SA tanh² depends on forward values only; else None."""
+def _factor_site(rec, plan, ns: dict, e: int):
+    """(key, the saved values read, a gates group's SA) of a σ / tanh op (or fused group of them) or a lerp,
+    whose local derivative σ(1 - σ), 1 - tanh², a gates group's SA - SA tanh², or a lerp's b - a depends on
+    forward values only; else None."""
     cls, needs, kw, refs, s, sl = rec.program[e]
     g = plan.blead.get(e)
     if g is not None:
@@ -1614,6 +1700,9 @@ def _factor_site(rec, plan, e: int):
         if cls in (ops.Sigmoid, ops.Tanh):
             return (cls.__name__, shape, dt), f"V[{g['out']}]", None
         return None
+    if rec.plan.kind[e] == "lerp" and needs[2]:  # dw = g (b - a)
+        shape, dt = rec.shapes[s]
+        return ("Lerp", tuple(shape), np.dtype(dt)), (_arg(ns, e, 1, refs[1]), _arg(ns, e, 0, refs[0])), None
     if e in plan.bskip or cls not in (ops.Sigmoid, ops.Tanh) or rec.plan.kind[e] is None:
         return None
     shape, dt = rec.shapes[s]
@@ -1629,7 +1718,7 @@ def _hoist_factors(rec, plan, ns: dict, lines: list) -> dict:
     same bits). Returns op index -> the expression of its factor; appends the lines that form them."""
     sites: dict = {}
     for e in plan.ops:
-        f = _factor_site(rec, plan, e)
+        f = _factor_site(rec, plan, ns, e)
         if f is not None and len(f[0][1]):
             sites.setdefault(f[0], []).append((e, f[1], f[2]))
     out: dict = {}
@@ -1641,6 +1730,13 @@ def _hoist_factors(rec, plan, ns: dict, lines: list) -> dict:
         n += 1
         F, one = f"HF{n}", _const(ns, 1.0, dt)
         ns[f"HSH{n}"] = (len(ss),) + shape
+        if kind == "Lerp":
+            for x, op in ((0, "F"), (1, "subtract")):
+                cat = f"concatenate(({', '.join(y[x] for _, y, _ in ss)},)).reshape(HSH{n})"
+                lines.append(f"    {F} = {cat}" if op == "F" else f"    subtract({F}, {cat}, out={F})")
+            for k, (e, _, _) in enumerate(ss):
+                out[e] = f"{F}[{k}]"
+            continue
         lines.append(f"    {F} = concatenate(({', '.join(y for _, y, _ in ss)},)).reshape(HSH{n})")
         if kind == "Tanh":
             lines.append(f"    multiply({F}, {F}, out={F}); subtract({one}, {F}, out={F})")
@@ -1665,7 +1761,7 @@ def _named(lines: list) -> list:
 
 def _fresh(expr: str) -> bool:
     """A contribution expression that makes a new array (never a view of `go`)."""
-    return expr == "-go" or " * " in expr or " @ " in expr or expr.endswith(".sum(0)")
+    return expr in ("-go", "gw", "go - gw") or " * " in expr or " @ " in expr or expr.endswith(".sum(0)")
 
 
 def _dense(gi, shape: tuple) -> np.ndarray:

@@ -260,6 +260,20 @@ class Where(Function):
         return (np.where(c, g, 0) if self.needs[0] else None), (np.where(c, 0, g) if self.needs[1] else None), None
 
 
+class Lerp(Function):
+    """z = a + w (b - a)  (torch.lerp(a, b, w), which takes b - (b - a)(1 - w) where |w| >= 0.5: equal up to
+    rounding);  da = g - g w,  db = g w,  dw = g (b - a).  tg.compile also records (1 - w) * a + w * b as this
+    op, a GRU's update: one op of three calls instead of four ops."""
+    saves = (2,)
+    def forward(self, a, b, w):
+        self.w = w
+        self.d = d = b - a
+        return a + w * d
+    def backward(self, g):
+        gw = g * self.w if self.needs[0] or self.needs[1] else None
+        return (g - gw if self.needs[0] else None), gw, (g * self.d if self.needs[2] else None)
+
+
 class MaskedFill(Function):
     """z = mask ? value : x  (mask a bool input without gradient, broadcasting with x; value a number or a
     0-d tensor input);  dx = g where not mask,  dvalue = Σ g where mask"""

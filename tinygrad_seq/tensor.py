@@ -509,6 +509,31 @@ class Tensor:
 
     clip = clamp
 
+    def lerp(self, end: "Tensor", weight) -> "Tensor":
+        """self + weight * (end - self), torch.lerp: end a tensor of self's float dtype, weight a number or a
+        tensor of that dtype (a 0-d one of any float dtype), all three broadcast together."""
+        dt = self._data.dtype
+        if not isinstance(end, Tensor):
+            raise TypeError(f"lerp(): argument 'end' must be Tensor, not {type(end).__name__}")
+        if dt.kind != "f":
+            raise NotImplementedError(f"lerp: not implemented for {dt} input (a float tensor is needed)")
+        if end._data.dtype != dt:
+            raise RuntimeError(f"lerp: expected dtype {dt} for `end` but got dtype {end._data.dtype}")
+        if isinstance(weight, Tensor):
+            if weight._data.dtype != dt and not (weight.ndim == 0 and weight._data.dtype.kind == "f"):
+                raise RuntimeError(f"lerp: expected dtype {dt} for `weight` but got dtype {weight._data.dtype}")
+            weight = weight._cast(dt)
+        elif isinstance(weight, (int, float, np.integer, np.floating)) and not isinstance(weight, (bool, np.bool_)):
+            weight = _scalar(float(weight), dt)
+        else:
+            raise TypeError(f"lerp(): argument 'weight' must be a number or Tensor, not {type(weight).__name__}")
+        try:
+            np.broadcast_shapes(self.shape, end.shape, weight.shape)
+        except ValueError:
+            raise RuntimeError(f"lerp: shapes {self.shape} (input), {end.shape} (end) and {weight.shape} (weight) "
+                               "do not broadcast") from None
+        return ops.Lerp.apply(self, end, weight)
+
     def maximum(self, o): return ops.Maximum.apply(*_pair(self, o))
     def minimum(self, o): return ops.Minimum.apply(*_pair(self, o))
 
@@ -1418,6 +1443,11 @@ def pad(x: Tensor, pad: Sequence[int], value: float = 0.0) -> Tensor:
 
 def maximum(x: Tensor, y) -> Tensor:
     return x.maximum(y) if isinstance(x, Tensor) else y.maximum(x)
+
+
+def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
+    """input + weight * (end - input), torch.lerp (see Tensor.lerp)"""
+    return input.lerp(end, weight)
 
 
 def minimum(x: Tensor, y) -> Tensor:
