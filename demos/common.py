@@ -25,8 +25,8 @@ cap_blas_threads(n) -> str
 add_compile_flag(parser) / compile_model(model, args, why_eager=None) -> model
     `--eager`; the model wrapped in `tg.compile` unless --eager (or `why_eager`, the reason a demo stays
     eager by default: then --compile turns it on); prints one line saying which and how to change it.
-positive_int, nonnegative_int, int_at_least(n), positive_float, nonnegative_float, csv_choices(choices),
-existing_path
+positive_int, nonnegative_int, int_at_least(n), positive_float, nonnegative_float, probability,
+csv_choices(choices), existing_path
     argparse `type=` validators: a bad value is a one-line usage error naming the flag and the value.
 deprecated(parser, old, new, **kw)
     `old` kept as an alias of the flag `new`: sets the same value and says on stderr that it is deprecated.
@@ -85,7 +85,7 @@ from tinygrad_seq.threads import blas_kernels
 
 __all__ = ["add_common_args", "resolve_args", "seed_everything", "RunDir", "plot_curves", "progress",
            "minibatches", "print_table", "positive_int", "nonnegative_int", "int_at_least", "positive_float",
-           "nonnegative_float", "csv_choices", "existing_path", "deprecated", "require", "read_results",
+           "nonnegative_float", "probability", "csv_choices", "existing_path", "deprecated", "require", "read_results",
            "write_results", "UsageError", "cap_blas_threads", "add_compile_flag", "compile_model",
            "DEMO_BLAS_THREADS"]
 
@@ -108,6 +108,7 @@ positive_int = _number(int, lambda v: v > 0, "a positive integer")
 nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: v > 0, "a positive number")
 nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
+probability = _number(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
 
 
 def int_at_least(n: int):

@@ -37,7 +37,7 @@ from tinygrad_seq.nn import functional as F
 from tinygrad_seq.nn.utils import clip_grad_norm_
 
 from .common import (RunDir, UsageError, add_common_args, add_compile_flag, compile_model, csv_choices, deprecated, existing_path, int_at_least, minibatches,
-                     nonnegative_float, nonnegative_int, plot_curves, positive_float, positive_int, print_table, progress,
+                     nonnegative_float, nonnegative_int, plot_curves, positive_float, probability, positive_int, print_table, progress,
                      read_results, require, resolve_args, seed_everything, write_results)
 from .data import (ADDING_BASELINE_MSE, UNK_CHAR, CharCorpus, adding_problem, bptt_streams, bptt_window,
                    load_digits_splits, read_corpus)
@@ -629,7 +629,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="characters to sample (default 400, --quick 80)")
     p.add_argument("--prompt", default=None, help="text the sample starts from (default 'def ')")
     p.add_argument("--sample-only", action="store_true", help="load the best checkpoint in --out and only sample")
-    p.add_argument("--dropout", type=nonnegative_float, default=None,
+    p.add_argument("--dropout", type=probability, default=None,
                    help="dropout on the embedding and the recurrent output (default 0, --full 0.25)")
     p.add_argument("--full", action="store_true", help="the char-rnn setting: 3-layer LSTM 512, dropout 0.25, "
                    "windows of 100, 100k steps (hours on a CPU; explicit flags still win)")

@@ -152,7 +152,7 @@ def build_model(kind: str, task: Task, args: argparse.Namespace) -> tg.nn.Module
         return S.CaptionModel(len(task.tgt_vocab), hidden=args.hidden, attention=args.attention)
     if kind == "rnn":
         return S.RNNSeq2Seq(len(task.src_vocab), len(task.tgt_vocab), emb_size=args.emb, hidden_size=args.hidden,
-                            attention=args.attention, pad_idx=D.PAD_IDX)
+                            attention=args.attention, dropout=args.rnn_dropout, pad_idx=D.PAD_IDX)
     if kind == "transformer":
         return S.Seq2SeqTransformer(args.layers, args.layers, args.d_model, args.heads, len(task.src_vocab),
                                     len(task.tgt_vocab), dim_feedforward=args.ff, dropout=args.dropout,
@@ -435,6 +435,7 @@ def _model_args(args: argparse.Namespace, kind: str) -> argparse.Namespace:
 # ----------------------------------------------------------------------------------------- CLI
 # Defaults per demo; `quick` entries are the --quick sizes (seconds, used by the tests).
 _SHARED = dict(batch_size=64, lr=2e-3, hidden=128, emb=32, d_model=64, heads=4, layers=2, ff=128, dropout=0.0,
+               rnn_dropout=0.0,
                attention="bahdanau", clip=1.0, warmup=200, log_every=25, eval_every=500, val_size=256,
                n_heatmaps=4)
 _QUICK_SHARED = dict(batch_size=32, lr=1e-2, hidden=32, emb=16, d_model=32, heads=2, layers=1, ff=64, warmup=20,
@@ -467,7 +468,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
                     quick=dict(iters=60)),
 }
 # flags of the RNN encoder-decoder / the Transformer only: the caption model has neither
-_SEQ2SEQ_ONLY = ("emb", "d_model", "heads", "layers", "ff", "dropout")
+_SEQ2SEQ_ONLY = ("emb", "d_model", "heads", "layers", "ff", "dropout", "rnn_dropout")
 _INT_FLAGS = {  # key -> (type, help)
     "emb": (common.positive_int, "RNN model: token embedding size"),
     "d_model": (common.positive_int, "Transformer: model width"),
@@ -577,9 +578,9 @@ def register(subparsers) -> None:
         if "beam" in defaults:
             p.add_argument("--beam", type=common.positive_int, default=None,
                            help=f"beam size of the final test decoding, 1 = greedy (default {defaults['beam']})")
-            p.add_argument("--label-smoothing", type=common.nonnegative_float, default=None,
+            p.add_argument("--label-smoothing", type=common.probability, default=None,
                            help=f"label smoothing of the training loss (default {defaults['label_smoothing']})")
-            p.add_argument("--transformer-label-smoothing", type=common.nonnegative_float, default=None,
+            p.add_argument("--transformer-label-smoothing", type=common.probability, default=None,
                            help="label smoothing of the transformer model (default "
                                 f"{defaults['transformer_label_smoothing']})")
             p.add_argument("--transformer-warmup", type=common.nonnegative_int, default=None,
@@ -589,8 +590,11 @@ def register(subparsers) -> None:
                            help="the longer, larger configuration near the published setting (hours on a CPU): "
                                 + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg["full"].items()))
         if "dropout" in defaults:
-            p.add_argument("--dropout", type=common.nonnegative_float, default=None,
+            p.add_argument("--dropout", type=common.probability, default=None,
                            help=f"Transformer: dropout probability (default {defaults['dropout']})")
+            p.add_argument("--rnn-dropout", type=common.probability, default=None,
+                           help="RNN model: dropout on the token embeddings and on the features the output layer "
+                                f"reads (default {defaults['rnn_dropout']})")
         p.add_argument("--clip", type=common.positive_float, default=None,
                        help=f"gradient-norm clipping (default {defaults['clip']})")
         common.add_common_args(p, defaults, quick, {"iters": "training iterations (batches)",

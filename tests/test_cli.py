@@ -51,6 +51,11 @@ def _snapshot(root: Path) -> dict:
     (["copy", "--models", "cnn"], "--models", "cnn"),
     (["translate", "--iters", "0"], "--iters", "0"),
     (["g2p", "--hidden", "x"], "--hidden", "x"),
+    (["charlm", "--dropout", "1.5"], "--dropout", "1.5"),
+    (["g2p", "--dropout", "2"], "--dropout", "2"),
+    (["g2p", "--rnn-dropout", "-0.1"], "--rnn-dropout", "-0.1"),
+    (["g2p", "--label-smoothing", "1.5"], "--label-smoothing", "1.5"),
+    (["g2p", "--transformer-label-smoothing", "3"], "--transformer-label-smoothing", "3"),
 ])
 def test_bad_values_are_one_line_usage_errors(tmp_path, capsys, argv, flag, value):
     out = tmp_path / "run"

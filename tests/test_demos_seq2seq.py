@@ -276,7 +276,7 @@ def test_g2p_evaluation_beam_one_is_greedy_and_selection_uses_validation(tmp_pat
     from tinygrad_seq.demos import seq2seq as S
     task = S.g2p_task(300, 40, 30, seed=0, max_len=6)
     assert not {w for w, _ in task.valid} & {w for w, _ in task.test}
-    args = argparse.Namespace(emb=8, hidden=16, attention="bahdanau", layers=1, d_model=16, heads=2, ff=32,
+    args = argparse.Namespace(emb=8, hidden=16, attention="bahdanau", rnn_dropout=0.0, layers=1, d_model=16, heads=2, ff=32,
                               dropout=0.0)
     for kind in ("rnn", "transformer"):
         model = S.build_model(kind, task, args)
@@ -365,3 +365,14 @@ def test_g2p_per_model_recipes():
                                                           "--transformer-iters", "7"]))
     tr = S._model_args(args, "transformer")
     assert (tr.label_smoothing, tr.iters) == (0.2, 7)
+
+
+def test_rnn_dropout_flag_reaches_the_rnn_model():
+    """--rnn-dropout sets the RNN encoder-decoder's dropout (its default 0 leaves the measured runs as they were)."""
+    import argparse
+    from tinygrad_seq.demos import seq2seq as demo
+    task = demo.translate_task(20, 5, 0)
+    for p in (0.0, 0.3):
+        args = argparse.Namespace(emb=8, hidden=16, attention="bahdanau", rnn_dropout=p, layers=1, d_model=16,
+                                  heads=2, ff=32, dropout=0.0)
+        assert demo.build_model("rnn", task, args).dropout.p == p
