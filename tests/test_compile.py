@@ -136,7 +136,12 @@ _UNARY = [lambda a: a.tanh(), lambda a: a.sigmoid(), lambda a: a.relu(), lambda 
           lambda a: a.mean(0), lambda a: a.reshape(-1), lambda a: tg.cat([a, a * 2], -1),
           lambda a: tg.stack([a, a.sigmoid()], 0), lambda a: a.max(-1).values, lambda a: a.abs()]
 _BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b, lambda a, b: a / (b * b + 1.0),
-           lambda a, b: a @ b.transpose(-1, -2)]
+           lambda a, b: a @ b.transpose(-1, -2), lambda a, b: _update(a, b, (a * b).sigmoid())]
+
+
+def _update(a, b, z):
+    """(1 - z) * a + z * b: compiled as one Lerp"""
+    return (1 - z) * a + z * b
 
 
 def _program(seed, w):
@@ -157,7 +162,7 @@ def _program(seed, w):
                 out = _UNARY[ui](a)
                 if out.shape == x.shape:
                     vals.append(out)
-        return sum(((v * v).sum() for v in vals[2:]), (x * w).sum())
+        return sum(((v * v).sum() for v in vals[2:]), (x * w).sum() + (y * w).sum())  # every input gets a gradient
     return fn
 
 
