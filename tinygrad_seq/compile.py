@@ -7,10 +7,11 @@ graph node per op): the common ops (elementwise, matmul/linear, stack, basic sli
 are dedicated lines writing into preallocated buffers (`out=`), views are made once per buffer set, stack
 rows are written in place, buffers whose values backward never reads share bytes once dead
 (`_shared_offsets`), and so do gradient buffers once read (`_shared_grad_offsets`), the same elementwise
-op on adjacent ranges of one buffer (an LSTM's gates) runs as one call; every other op runs its own
-class's forward on plain arrays. The outputs are Tensors fed by ONE graph node (`_ProgramNode`) whose
+op on adjacent ranges of one buffer (an LSTM's gates) runs as one call, `(1 - z) * a + z * b` (a GRU's
+update) is recorded as one Lerp (`_lerp_fused`); every other op runs its own class's forward on plain arrays. The outputs are Tensors fed by ONE graph node (`_ProgramNode`) whose
 backward is generated the same way (gradients written into buffers or straight into their slice of the
-source's gradient; a shared weight's gradient one GEMM over all steps), so `loss.backward()` and
+source's gradient; a shared weight's gradient one GEMM over all steps; the σ' / tanh' factors of every step
+formed at once, `_hoist_factors`), so `loss.backward()` and
 optimizers work unchanged and gradients are those of eager mode. A buffer set is reused only when nothing
 outside points into it (an output the caller keeps, a replay still waiting for its backward):
 `sys.getrefcount` of its arena.
