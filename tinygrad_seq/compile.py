@@ -1711,12 +1711,13 @@ def _factor_site(rec, plan, ns: dict, e: int):
 
 
 def _hoist_factors(rec, plan, ns: dict, lines: list) -> dict:
-    """The local derivatives of the σ / tanh ops repeated at every step, formed for all steps at once.
+    """The local derivatives repeated at every step, formed for all steps at once.
 
-    Each depends only on the op's saved output y (tanh' = 1 - y², σ' = (1 - y) y), so a recurrent layer's T
-    copies of it become one concatenate and two calls over all T outputs instead of two calls per step; each
-    step's backward then multiplies its gradient by its row (the same operations in the same order, so the
-    same bits). Returns op index -> the expression of its factor; appends the lines that form them."""
+    Each depends only on saved forward values (tanh' = 1 - y², σ' = (1 - y) y of the op's output y; a
+    lerp's b - a), so a recurrent layer's T copies of it become one concatenate and one or two calls over all
+    T steps instead of one or two calls per step; each step's backward then multiplies its gradient by its
+    row (the same operations in the same order, so the same bits). Returns op index -> the expression of
+    its factor; appends the lines that form them."""
     sites: dict = {}
     for e in plan.ops:
         f = _factor_site(rec, plan, ns, e)
@@ -1731,22 +1732,22 @@ def _hoist_factors(rec, plan, ns: dict, lines: list) -> dict:
         n += 1
         F, one = f"HF{n}", _const(ns, 1.0, dt)
         ns[f"HSH{n}"] = (len(ss),) + shape
-        if kind == "Lerp":
-            for x, op in ((0, "F"), (1, "subtract")):
-                cat = f"concatenate(({', '.join(y[x] for _, y, _ in ss)},)).reshape(HSH{n})"
-                lines.append(f"    {F} = {cat}" if op == "F" else f"    subtract({F}, {cat}, out={F})")
-            for k, (e, _, _) in enumerate(ss):
-                out[e] = f"{F}[{k}]"
-            continue
-        lines.append(f"    {F} = concatenate(({', '.join(y for _, y, _ in ss)},)).reshape(HSH{n})")
-        if kind == "Tanh":
-            lines.append(f"    multiply({F}, {F}, out={F}); subtract({one}, {F}, out={F})")
-        elif kind == "Sigmoid":
-            lines.append(f"    t = subtract({one}, {F}); multiply(t, {F}, out={F})")
+
+        def cat(ys: list) -> str:
+            return f"concatenate(({', '.join(ys)},)).reshape(HSH{n})"
+        if kind == "Lerp":  # b - a
+            lines.append(f"    {F} = {cat([y[0] for _, y, _ in ss])}")
+            lines.append(f"    subtract({F}, {cat([y[1] for _, y, _ in ss])}, out={F})")
         else:
-            ns[f"HSA{n}"] = ss[0][2]
-            lines.append(f"    multiply({F}, {F}, out={F}); multiply({F}, HSA{n}, out={F}); "
-                         f"subtract(HSA{n}, {F}, out={F})")
+            lines.append(f"    {F} = {cat([y for _, y, _ in ss])}")
+            if kind == "Tanh":
+                lines.append(f"    multiply({F}, {F}, out={F}); subtract({one}, {F}, out={F})")
+            elif kind == "Sigmoid":
+                lines.append(f"    t = subtract({one}, {F}); multiply(t, {F}, out={F})")
+            else:
+                ns[f"HSA{n}"] = ss[0][2]
+                lines.append(f"    multiply({F}, {F}, out={F}); multiply({F}, HSA{n}, out={F}); "
+                             f"subtract(HSA{n}, {F}, out={F})")
         for k, (e, _, _) in enumerate(ss):
             out[e] = f"{F}[{k}]"
     return out
