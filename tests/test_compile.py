@@ -984,3 +984,17 @@ def test_lerp_gradients_when_only_some_operands_need_them(grads):
     cf = _check_same(lambda a, b, z: ((1 - z) * a + z * b).tanh(), [],
                      lambda k: [_randn(3, 4, grad=bool(g), seed=10 * k + i) for i, g in enumerate(grads)])
     assert _kinds(cf) == ["Lerp", "Tanh"]
+
+
+@pytest.mark.parametrize("kw", [dict(bidirectional=True, num_layers=2), dict(variant="cho"), dict(bias=False)])
+def test_gru_variants_with_lengths_and_initial_state_match_eager(kw):
+    """Every GRU form (its update replayed as a lerp), with padded lengths and a given h_0, as eager."""
+    m = GRU(3, 4, **kw).double()
+    lengths = np.array([6, 3])
+    layers = m.num_layers * (2 if m.bidirectional else 1)
+
+    def fn(x, h0):
+        out, hn = m(x, h0, lengths=lengths)
+        return out.sum() + (hn * hn).sum()
+    cf = _check_same(fn, list(m.parameters()), lambda k: [_randn(6, 2, 3, seed=k), _randn(layers, 2, 4, seed=k + 9)])
+    assert "Lerp" in _kinds(cf)
