@@ -1,20 +1,20 @@
 """`tg.compile`: trace a function once, replay it as a flat list of NumPy calls.
 
-The first call with given input shapes/dtypes, grad mode, train/eval mode and parameters runs eagerly
-while every `Function.apply` is recorded (ops._REC, a module-level switch that costs one global read per
-op when off). Later matching calls replay the recording as generated straight-line code (no Tensor, no
-graph node per op): the common ops (elementwise, matmul/linear, stack, basic slices, permute, reshape)
-are dedicated lines writing into preallocated buffers (`out=`), views are made once per buffer set, stack
-rows are written in place, buffers whose values backward never reads share bytes once dead
-(`_shared_offsets`), and so do gradient buffers once read (`_shared_grad_offsets`), the same elementwise
-op on adjacent ranges of one buffer (an LSTM's gates) runs as one call, `(1 - z) * a + z * b` (a GRU's
-update) is recorded as one Lerp (`_lerp_fused`); every other op runs its own class's forward on plain arrays. The outputs are Tensors fed by ONE graph node (`_ProgramNode`) whose
-backward is generated the same way (gradients written into buffers or straight into their slice of the
-source's gradient; a shared weight's gradient one GEMM over all steps; the σ' / tanh' factors of every step
-formed at once, `_hoist_factors`), so `loss.backward()` and
-optimizers work unchanged and gradients are those of eager mode. A buffer set is reused only when nothing
-outside points into it (an output the caller keeps, a replay still waiting for its backward):
-`sys.getrefcount` of its arena.
+The first call with given input shapes/dtypes, grad mode, train/eval mode and parameters runs eagerly while
+every `Function.apply` is recorded (ops._REC, a module-level switch that costs one global read per op when
+off). Later matching calls replay the recording as generated straight-line code (no Tensor, no graph node
+per op): the common ops (elementwise, matmul/linear, stack, basic slices, permute, reshape) are dedicated
+lines writing into preallocated buffers (`out=`), views are made once per buffer set, stack rows are written
+in place, buffers whose values backward never reads share bytes once dead (`_shared_offsets`), and so do
+gradient buffers once read (`_shared_grad_offsets`), the same elementwise op on adjacent ranges of one
+buffer (an LSTM's gates) runs as one call, `(1 - z) * a + z * b` (a GRU's update) is recorded as one Lerp
+(`_lerp_fused`); every other op runs its own class's forward on plain arrays. The outputs are Tensors fed by
+ONE graph node (`_ProgramNode`) whose backward is generated the same way (gradients written into buffers or
+straight into their slice of the source's gradient; a shared weight's gradient one GEMM over all steps; the
+σ' / tanh' factors of every step formed at once, `_hoist_factors`), so `loss.backward()` and optimizers work
+unchanged and gradients are those of eager mode. A buffer set is reused only when nothing outside points
+into it (an output the caller keeps, a replay still waiting for its backward): `sys.getrefcount` of its
+arena.
 
 Safety rules (a wrong replay is never acceptable, a slow one is):
 - Parameters and other tensors made before the call are read live (their current `_data`) at every
