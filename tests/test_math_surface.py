@@ -532,6 +532,11 @@ def test_lerp_dtypes_errors_and_in_place_as_torch():
         tg.lerp(tg.arange(3), tg.arange(3), 0.5)
     with pytest.raises(TypeError, match="end"):
         tg.ones(3).lerp(2.0, 0.5)
+    for w in (True, 1, tg.tensor(1), tg.tensor(True)):  # a bool, an int, a 0-d int or bool tensor: numbers, as torch
+        np.testing.assert_array_equal(tg.lerp(tg.tensor(a32), tg.tensor(b32), w).numpy(), b32)
+    big = np.array([1e8, -3e7, 0.1], np.float32)  # at weight 1, end exactly (torch's second form)
+    np.testing.assert_array_equal(tg.tensor(big).lerp(tg.tensor(b32), 1.0).numpy(),
+                                  torch.lerp(torch.tensor(big), torch.tensor(b32), 1.0).numpy())
     x, xt = tg.tensor(np.arange(3.0)), torch.tensor(np.arange(3.0))
     x.lerp_(tg.ones(3, dtype=tg.float64), 0.5)
     xt.lerp_(torch.ones(3, dtype=torch.float64), 0.5)

@@ -190,6 +190,20 @@ class _Trace:
         self.brk(f"the function reads a tensor's value in Python ({what}) during the trace")
 
 
+class Lerp(ops.Lerp):
+    """What tg.compile records `(1 - w) * a + w * b` as: z = a + w (b - a) in one form (tg.lerp's ops.Lerp
+    takes torch's two; either equals the four ops up to rounding);  da = g - g w,  db = g w,  dw = g (b - a):
+    g w formed once for a and b. Replayed by its own lines (kind "lerp"); ops.Lerp by its own methods."""
+    def forward(self, a, b, w):
+        self.w = w
+        self.d = d = b - a
+        return a + w * d
+
+    def backward(self, g):
+        gw = g * self.w if self.needs[0] or self.needs[1] else None
+        return (g - gw if self.needs[0] else None), gw, (g * self.d if self.needs[2] else None)
+
+
 def _lerp_fused(tr: _Trace, out_refs: list) -> list:
     """The program with each `(1 - w) * a + w * b` (a GRU's update, four ops) recorded as one Lerp(a, b, w)
     = a + w (b - a): three calls forward instead of four, and backward shares g w between a and b. Only
@@ -250,7 +264,7 @@ def _lerp_fused(tr: _Trace, out_refs: list) -> list:
                 continue
             n1, n2 = prog[i1][1] or (False, False), prog[i2][1] or (False, False)  # None: neither input needs one
             lneeds = None if needs is None else (n1[1 - x], n2[1 - y], n2[y])
-            put[ia] = (ops.Lerp, lneeds, {}, (a, b, ("s", w)), s, None)
+            put[ia] = (Lerp, lneeds, {}, (a, b, ("s", w)), s, None)
             drop.update((iu, i1, i2))
             break
     if not put:
@@ -460,7 +474,7 @@ class _ProgramNode(Function):
 # (`out=`), views cost nothing (made once per buffer set), and their backward lines write gradients into
 # preallocated buffers or straight into the slice of the buffer they belong to.
 _OPS = {c.__name__: c for c in (ops.Add, ops.Sub, ops.Mul, ops.Neg, ops.Tanh, ops.Sigmoid, ops.Relu, ops.GetItem,
-                                ops.Permute, ops.Reshape, ops.MatMul, ops.Linear, ops.Stack, ops.Lerp)}
+                                ops.Permute, ops.Reshape, ops.MatMul, ops.Linear, ops.Stack, Lerp)}
 _EW = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Neg": "negative", "Tanh": "tanh", "Relu": None,
        "Sigmoid": None}
 
@@ -1376,7 +1390,7 @@ def _gen_forward(rec: _Recording):
                     if type(n) is str:
                         a[i] = n
                 lines.append(f"    {_EW[name]}({', '.join(a)}, out={o})")
-        elif k == "lerp":  # as ops.Lerp: a + w (b - a)
+        elif k == "lerp":  # as compile.Lerp: a + w (b - a)
             lines.append(f"    o = {o}; subtract({a[1]}, {a[0]}, out=o); multiply({a[2]}, o, out=o); add({a[0]}, o, out=o)")
         elif k == "mm":
             lines.append(f"    matmul({a[0]}, {a[1]}, out={o})")
@@ -1454,7 +1468,7 @@ def _contribution(rec, plan, e: int, i: int, tshape: tuple, ns: dict, factor: st
         return f"go * {other}", (lambda d: [f"multiply(go, {other}, out={d})"]) if same else None, same
     if name == "Neg":
         return "-go", lambda d: [f"negative(go, out={d})"], True
-    if k == "lerp":  # as ops.Lerp: da = g - g w, db = g w (gw: formed once before), dw = g (b - a)
+    if k == "lerp":  # as compile.Lerp: da = g - g w, db = g w (gw: formed once before), dw = g (b - a)
         if i == 0:
             return "go - gw", lambda d: [f"subtract(go, gw, out={d})"], True
         if i == 1:
@@ -1598,7 +1612,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
         if k is None:
             lines.append(ind + f"r = ctxs[{e}].backward(go)")
             lines.append(ind + "if type(r) is not tuple: r = (r,)")
-        elif k == "lerp" and (needs[0] or needs[1]):  # as ops.Lerp: g w, for a (g - g w) and b
+        elif k == "lerp" and (needs[0] or needs[1]):  # as compile.Lerp: g w, for a (g - g w) and b
             lines.append(ind + f"gw = go * {_arg(ns, e, 2, refs[2])}")
         for i, (r, nd) in enumerate(zip(refs, needs)):
             if not nd or r[0] == "a":
@@ -1638,7 +1652,7 @@ def _gen_backward(rec: _Recording, plan: _BackwardPlan, reach: tuple):
                 else:
                     lines.append(ind + f"acc_sl({lst}, {j}, {key}, go, SL{e}, {S}, {T}, own)")
                 continue
-            expr, writer, same = _contribution(rec, plan, e, i, shape, ns, hoisted.get(e) if k != "lerp" or i == 2 else None)
+            expr, writer, same = _contribution(rec, plan, e, i, shape, ns, hoisted.get(e))
             if not buffered and not _fresh(expr):
                 esc.append(None if "OuterSum(" in expr else held)  # kept lazily until the sweep forms it
             if not buffered and kind == "s":

@@ -261,17 +261,19 @@ class Where(Function):
 
 
 class Lerp(Function):
-    """z = a + w (b - a)  (torch.lerp(a, b, w), which takes b - (b - a)(1 - w) where |w| >= 0.5: equal up to
-    rounding);  da = g - g w,  db = g w,  dw = g (b - a).  tg.compile also records (1 - w) * a + w * b as this
-    op, a GRU's update: one op of three calls instead of four ops."""
+    """z = a + w (b - a) where |w| < 0.5, else b - (b - a)(1 - w): torch.lerp's two forms (exact at w = 0 and
+    w = 1);  da = g (1 - w),  db = g w,  dw = g (b - a)"""
     saves = (2,)
     def forward(self, a, b, w):
         self.w = w
         self.d = d = b - a
-        return a + w * d
+        if w.ndim == 0:
+            return a + w * d if abs(w) < 0.5 else b - d * (1 - w)
+        return np.where(np.abs(w) < 0.5, a + w * d, b - d * (1 - w))
     def backward(self, g):
-        gw = g * self.w if self.needs[0] or self.needs[1] else None
-        return (g - gw if self.needs[0] else None), gw, (g * self.d if self.needs[2] else None)
+        w = self.w
+        return (g * (1 - w) if self.needs[0] else None), (g * w if self.needs[1] else None), \
+            (g * self.d if self.needs[2] else None)
 
 
 class MaskedFill(Function):

@@ -511,7 +511,7 @@ class Tensor:
 
     def lerp(self, end: "Tensor", weight) -> "Tensor":
         """self + weight * (end - self), torch.lerp: end a tensor of self's float dtype, weight a number or a
-        tensor of that dtype (a 0-d one of any float dtype), all three broadcast together."""
+        tensor of that dtype (a 0-d one of any dtype, as a number), all three broadcast together."""
         dt = self._data.dtype
         if not isinstance(end, Tensor):
             raise TypeError(f"lerp(): argument 'end' must be Tensor, not {type(end).__name__}")
@@ -520,13 +520,11 @@ class Tensor:
         if end._data.dtype != dt:
             raise RuntimeError(f"lerp: expected dtype {dt} for `end` but got dtype {end._data.dtype}")
         if isinstance(weight, Tensor):
-            if weight._data.dtype != dt and not (weight.ndim == 0 and weight._data.dtype.kind == "f"):
+            if weight.ndim and weight._data.dtype != dt:
                 raise RuntimeError(f"lerp: expected dtype {dt} for `weight` but got dtype {weight._data.dtype}")
-            weight = weight._cast(dt)
-        elif isinstance(weight, (int, float, np.integer, np.floating)) and not isinstance(weight, (bool, np.bool_)):
-            weight = _scalar(float(weight), dt)
-        else:
+        elif not isinstance(weight, (numbers.Real, np.bool_)):
             raise TypeError(f"lerp(): argument 'weight' must be a number or Tensor, not {type(weight).__name__}")
+        _, weight = _pair(self, weight)  # a number or 0-d tensor as a 0-d operand of self's dtype
         try:
             np.broadcast_shapes(self.shape, end.shape, weight.shape)
         except ValueError:
