@@ -1738,6 +1738,7 @@ def _hoist_factors(rec, plan, ns: dict, lines: list) -> dict:
         if f is not None and len(f[0][1]):
             sites.setdefault(f[0], []).append((e, f[1], f[2]))
     out: dict = {}
+    cats: dict = {}
     n = -1
     for key, ss in sites.items():
         kind, shape, dt = key[:3]
@@ -1747,21 +1748,22 @@ def _hoist_factors(rec, plan, ns: dict, lines: list) -> dict:
         F, one = f"HF{n}", _const(ns, 1.0, dt)
         ns[f"HSH{n}"] = (len(ss),) + shape
 
-        def cat(ys: list) -> str:
-            return f"concatenate(({', '.join(ys)},)).reshape(HSH{n})"
+        def cat(ys: tuple) -> str:  # each list of saved values concatenated once (a GRU's n_t feed two factors)
+            if ys not in cats:
+                cats[ys] = c = f"HC{len(cats)}"
+                lines.append(f"    {c} = concatenate(({', '.join(ys)},)).reshape(HSH{n})")
+            return cats[ys]
         if kind == "Lerp":  # b - a
-            lines.append(f"    {F} = {cat([y[0] for _, y, _ in ss])}")
-            lines.append(f"    subtract({F}, {cat([y[1] for _, y, _ in ss])}, out={F})")
+            lines.append(f"    {F} = subtract({cat(tuple(y[0] for _, y, _ in ss))}, {cat(tuple(y[1] for _, y, _ in ss))})")
         else:
-            lines.append(f"    {F} = {cat([y for _, y, _ in ss])}")
+            Y = cat(tuple(y for _, y, _ in ss))
             if kind == "Tanh":
-                lines.append(f"    multiply({F}, {F}, out={F}); subtract({one}, {F}, out={F})")
+                lines.append(f"    {F} = multiply({Y}, {Y}); subtract({one}, {F}, out={F})")
             elif kind == "Sigmoid":
-                lines.append(f"    t = subtract({one}, {F}); multiply(t, {F}, out={F})")
+                lines.append(f"    {F} = subtract({one}, {Y}); multiply({F}, {Y}, out={F})")
             else:
                 ns[f"HSA{n}"] = ss[0][2]
-                lines.append(f"    multiply({F}, {F}, out={F}); multiply({F}, HSA{n}, out={F}); "
-                             f"subtract(HSA{n}, {F}, out={F})")
+                lines.append(f"    {F} = multiply({Y}, {Y}); multiply({F}, HSA{n}, out={F}); subtract(HSA{n}, {F}, out={F})")
         for k, (e, _, _) in enumerate(ss):
             out[e] = f"{F}[{k}]"
     return out
