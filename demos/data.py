@@ -102,9 +102,9 @@ def read_corpus(path: str | os.PathLike | None = None, max_bytes: int = 1_000_00
         elif p.is_file():
             files = [p]
         else:
-            raise ValueError(f"--corpus {path!r}: no such file or directory")
+            raise ValueError("no such file or directory")
         if not files:
-            raise ValueError(f"--corpus {path!r}: no .py/.txt/.md files in it")
+            raise ValueError("no .py/.txt/.md files in it")
     parts, total = [], 0
     for f in files:
         text = f.read_text(encoding="utf-8", errors="replace")

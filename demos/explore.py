@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import nonnegative_int, progress, require
+from .common import make_dir, nonnegative_int, output_dir, progress, require
 
 
 def _int_list(least: int):
     """`type=` for a comma-separated list of integers >= `least` ("10,25,50"); returns them sorted."""
     def check(text: str) -> tuple[int, ...]:
         try:
-            vals = sorted({int(v) for v in text.split(",") if v.strip()})
+            vals = sorted({int(v) for v in text.split(",")})  # an empty item ("1,,2") is a typo: refused
         except ValueError:
             vals = []
         if not vals or vals[0] < least:
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     d = Grid()
     p = subparsers.add_parser("explore", help="write explore.html: sliders over precomputed gradient-through-time curves",
                               description=run_explore.__doc__)
-    p.add_argument("--out", type=Path, default=Path("out/vanishing"),
+    p.add_argument("--out", type=output_dir, default=Path("out/vanishing"),
                    help="output directory (the main demo's, so its index.html links here)")
     p.add_argument("--seq-lens", type=_int_list(2), default=None, metavar="T,T",
                    help=f"sequence lengths T on the slider (default {','.join(map(str, d.seq_lens))})")
@@ -69,7 +69,7 @@ def run_explore(args: argparse.Namespace) -> int:
         result = precompute(grid, data, tick=lambda: bar.update(1))
     cmd = (f"tinygrad-seq explore --seq-lens {','.join(map(str, grid.seq_lens))} --hiddens "
            f"{','.join(map(str, grid.hiddens))} --train-steps {','.join(map(str, grid.train_steps))} --seed {grid.seed}")
-    path = write_explorer(args.out, result, cmd)
+    path = write_explorer(make_dir(args.out), result, cmd)
     n = len(result["runs"])
     print(f"measured {n} settings ({grid.size()} models), {len(result['graphs'])} graphs; "
           f"wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.1f} s")

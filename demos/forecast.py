@@ -37,7 +37,8 @@ from tinygrad_seq import optim
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.nn.utils import clip_grad_norm_
 
-from .common import RunDir, UsageError, csv_choices, add_common_args, minibatches, print_table, progress, resolve_args, seed_everything
+from .common import (add_common_args, csv_choices, existing_path, minibatches, positive_float, positive_int,
+                     print_table, progress, require, resolve_args, RunDir, seed_everything, UsageError)
 
 SERIES = ("elec_equip", "co2", "elnino")
 CELLS = ("lstm", "gru")
@@ -72,16 +73,21 @@ def load_series(name: str | None = None, csv: Path | None = None) -> tuple[np.nd
 
 
 def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
-    if not path.exists():
-        raise UsageError(f"--csv: no such file {path}")
+    if not path.is_file():
+        raise UsageError(f"--csv {path}: {'is a directory' if path.is_dir() else 'no such file'}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--csv {path}: cannot read it as text ({e})") from None
     rows = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         nums = []
         for cell in line.replace(";", ",").split(","):
             try:
                 nums.append(float(cell))
             except ValueError:
                 pass
+        nums = [v for v in nums if math.isfinite(v)]  # "nan"/"inf" cells are missing values, not numbers
         if nums:
             rows.append(nums[-1])
     if len(rows) < 4 * SEASON:
@@ -227,12 +233,9 @@ def plot_forecasts(path: Path, y: np.ndarray, n_train: int, origins: np.ndarray,
 
 def run_forecast(args: argparse.Namespace) -> int:
     args = resolve_args(args)
-    for n in ("epochs", "lr", "hidden", "batch_size", "window", "horizon", "test"):
-        if getattr(args, n) <= 0:
-            raise UsageError(f"--{n} must be positive, got {getattr(args, n)}")
-    bad = [c for c in args.cells if c not in CELLS]
-    if bad:
-        raise UsageError(f"--cells: unknown {bad}; choose from {CELLS}")
+    require("statsmodels", "matplotlib")
+    if args.csv is not None and "series" in args._explicit:
+        raise UsageError(f"give --series or --csv, not both (got --series {args.series} --csv {args.csv})")
     y, months, desc = load_series(args.series, args.csv)
     n_train = len(y) - args.test
     if args.test < args.horizon:
@@ -242,6 +245,8 @@ def run_forecast(args: argparse.Namespace) -> int:
                          f"{args.window}, --horizon {args.horizon}")
     origins = np.arange(n_train, len(y) - args.horizon + 1)
     scale = float(np.diff(y[:n_train]).std())  # fitted on the training part only
+    if not scale > 0:
+        raise UsageError(f"{desc}: the training part is constant, there is nothing to forecast")
     truth = y[origins[:, None] + np.arange(args.horizon)[None, :]]
     rows, preds = [], {}
     for cell in args.cells:
@@ -272,11 +277,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__.split("\n\n")[0])
     add_common_args(p, {**DEFAULTS, "csv": None}, QUICK)
     p.add_argument("--series", choices=SERIES, default=None, help="bundled series (default elec_equip)")
-    p.add_argument("--csv", type=Path, default=None, help="your own series: one value per row, last numeric column (default: none, the --series one)")
+    p.add_argument("--csv", type=existing_path, default=None, help="your own series: one value per row, last numeric column (default: none, the --series one)")
     p.add_argument("--cells", type=csv_choices(CELLS), default=list(CELLS), metavar="CELLS",
                    help=f"comma-separated recurrent forecasters, from {','.join(CELLS)} (default {','.join(CELLS)})")
     for flag, text in (("window", "input months"), ("horizon", "months forecast from each origin"),
                        ("test", "held-out months at the end")):
-        p.add_argument("--" + flag, type=int, default=None, help=f"{text} (default {DEFAULTS[flag]})")
-    p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping (default 1.0)")
+        p.add_argument("--" + flag, type=positive_int, default=None, help=f"{text} (default {DEFAULTS[flag]})")
+    p.add_argument("--clip", type=positive_float, default=None, help="gradient-norm clipping (default 1.0)")
     p.set_defaults(func=run_forecast)

@@ -27,7 +27,8 @@ import tinygrad_seq as tg
 from tinygrad_seq import optim
 from tinygrad_seq.nn import functional as F
 
-from .common import RunDir, UsageError, csv_choices, add_common_args, plot_curves, print_table, progress, resolve_args, seed_everything
+from .common import (add_common_args, csv_choices, int_at_least, nonnegative_float, plot_curves, positive_float,
+                     positive_int, print_table, progress, require, resolve_args, RunDir, seed_everything, UsageError)
 
 METHODS = ("soft", "gumbel", "reinforce", "reinforce-nobaseline")
 
@@ -174,12 +175,7 @@ def plot_attention(path, alphas: dict[str, np.ndarray], test, n: int = 8) -> Non
 
 def run_glimpse(args: argparse.Namespace) -> int:
     args = resolve_args(args)
-    for n in ("iters", "lr", "hidden", "batch_size", "positions", "items", "tau", "test_size", "draws"):
-        if getattr(args, n) <= 0:
-            raise UsageError(f"--{n.replace('_', '-')} must be positive, got {getattr(args, n)}")
-    bad = [m for m in args.methods if m not in METHODS]
-    if bad:
-        raise UsageError(f"--methods: unknown {bad}; choose from {METHODS}")
+    require("matplotlib")
     test = make_batch(args.test_size, args.positions, args.items, np.random.default_rng([args.seed, 2]))
     rows, alphas = [], {}
     for m in args.methods:
@@ -204,9 +200,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_args(p, DEFAULTS, QUICK)
     p.add_argument("--methods", type=csv_choices(METHODS), default=list(METHODS), metavar="METHODS",
                    help=f"comma-separated methods, from {','.join(METHODS)} (default {','.join(METHODS)})")
-    for flag, typ, text in (("positions", int, "positions per example"), ("items", int, "number of items (classes)"),
-                            ("tau", float, "Gumbel-softmax temperature"), ("entropy", float, "REINFORCE entropy bonus β"),
-                            ("test-size", int, "held-out examples"), ("eval-every", int, "steps between evaluations"),
-                            ("draws", int, "gradient draws for the variance")):
+    for flag, typ, text in (("positions", positive_int, "positions per example"),
+                            ("items", int_at_least(2), "number of items (classes)"),
+                            ("tau", positive_float, "Gumbel-softmax temperature"),
+                            ("entropy", nonnegative_float, "REINFORCE entropy bonus β"),
+                            ("test-size", positive_int, "held-out examples"),
+                            ("eval-every", positive_int, "steps between evaluations"),
+                            ("draws", int_at_least(2), "gradient draws for the variance")):
         p.add_argument("--" + flag, type=typ, default=None, help=f"{text} (default {DEFAULTS[flag.replace('-', '_')]})")
     p.set_defaults(func=run_glimpse)

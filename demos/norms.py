@@ -31,7 +31,8 @@ import tinygrad_seq as tg
 from tinygrad_seq import optim
 from tinygrad_seq.nn import functional as F
 
-from .common import RunDir, UsageError, csv_choices, add_common_args, plot_curves, print_table, progress, resolve_args, seed_everything
+from .common import (add_common_args, csv_choices, int_at_least, plot_curves, positive_int, print_table, progress,
+                     require, resolve_args, RunDir, seed_everything, UsageError)
 
 PAD, TOK_A, TOK_B = 0, 1, 2
 VARIANTS = ("layernorm", "batchnorm", "batchnorm-b2")
@@ -195,14 +196,11 @@ def plot_summary(rows: list[dict], args: argparse.Namespace) -> None:
 
 def run_norms(args: argparse.Namespace) -> int:
     args = resolve_args(args)
-    for n in ("iters", "lr", "hidden", "batch_size", "emb", "train_size", "test_size", "probes", "probe_batches"):
-        if getattr(args, n) <= 0:
-            raise UsageError(f"--{n.replace('_', '-')} must be positive, got {getattr(args, n)}")
+    require("matplotlib")
     if args.batch_size < 2:
         raise UsageError("--batch-size must be >= 2 (BatchNorm needs more than one sentence)")
-    bad = [v for v in args.variants if v not in VARIANTS]
-    if bad:
-        raise UsageError(f"--variants: unknown {bad}; choose from {VARIANTS}")
+    if args.batch_size > args.train_size:
+        raise UsageError(f"--batch-size {args.batch_size} is larger than --train-size {args.train_size}")
     drng = np.random.default_rng([args.seed, 2])
     tr_s, tr_y = make_sentences(args.train_size, args.max_len, args.vocab, drng)
     te_s, te_y = make_sentences(args.test_size, args.max_len, args.vocab, drng)
@@ -222,10 +220,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_args(p, DEFAULTS, QUICK, {"iters": "training steps at --batch-size (batch 2 gets as many sentences)"})
     p.add_argument("--variants", type=csv_choices(VARIANTS), default=list(VARIANTS), metavar="VARIANTS",
                    help=f"comma-separated models, from {','.join(VARIANTS)} (default {','.join(VARIANTS)})")
-    for flag, text in (("emb", "embedding size"), ("vocab", "vocabulary size incl. padding"),
-                       ("max-len", "longest sentence"), ("train-size", "training sentences"),
-                       ("test-size", "held-out sentences"), ("probes", "probe sentences for the sensitivity"),
-                       ("probe-batches", "random batches per probe"), ("eval-every", "steps between evaluations")):
-        p.add_argument("--" + flag, type=int, default=None,
+    for flag, typ, text in (("emb", positive_int, "embedding size"),
+                            ("vocab", int_at_least(3), "vocabulary size incl. padding"),
+                            ("max-len", int_at_least(3), "longest sentence"),
+                            ("train-size", positive_int, "training sentences"),
+                            ("test-size", positive_int, "held-out sentences"),
+                            ("probes", positive_int, "probe sentences for the sensitivity"),
+                            ("probe-batches", positive_int, "random batches per probe"),
+                            ("eval-every", positive_int, "steps between evaluations")):
+        p.add_argument("--" + flag, type=typ, default=None,
                        help=f"{text} (default {DEFAULTS[flag.replace('-', '_')]})")
     p.set_defaults(func=run_norms)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (DEMO_BLAS_THREADS, UsageError, cap_blas_threads, csv_choices, deprecated, int_at_least,
-                     nonnegative_int, positive_int, progress, read_results, require, write_results)
+from .common import (DEMO_BLAS_THREADS, UsageError, cap_blas_threads, csv_choices, deprecated, finite_float,
+                     int_at_least, make_dir, nonnegative_int, output_dir, positive_int, progress, read_results,
+                     require, write_results)
 from .drawables import DEFAULT_DEPTH, DRAWABLE, build_graph_model
 
 CELL_NAMES = ("rnn", "lstm", "gru")
@@ -32,10 +33,10 @@ def register(subparsers) -> None:
                    help="train N Adam iterations on the adding problem first and show before/after")
     p.add_argument("--batch-size", type=positive_int, default=8, help="sequences in the measured batch")
     deprecated(p, "--batch", "--batch-size", "batch_size", type=positive_int, metavar="N")
-    p.add_argument("--forget-bias", type=float, default=1.0, help="LSTM forget-gate bias at init")
+    p.add_argument("--forget-bias", type=finite_float, default=1.0, help="LSTM forget-gate bias at init")
     p.add_argument("--keep-steps", type=nonnegative_int, default=2,
                    help="time steps kept at each end of a folded run")
-    p.add_argument("--out", type=Path, default=Path("out/vanishing"), help="output directory")
+    p.add_argument("--out", type=output_dir, default=Path("out/vanishing"), help="output directory")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed")
     p.add_argument("--quick", action="store_true", help="short sequences and small sweeps (for tests)")
     p.set_defaults(func=run_vanishing)
@@ -50,7 +51,7 @@ def register(subparsers) -> None:
     g.add_argument("--no-fold", action="store_true", help="draw every time step")
     g.add_argument("--format", type=csv_choices(FORMATS), default=["svg", "png"], metavar="FORMATS",
                    help=f"comma-separated picture formats, from {','.join(FORMATS)} (default svg,png)")
-    g.add_argument("--out", type=Path, default=Path("out/graph"), help="output directory")
+    g.add_argument("--out", type=output_dir, default=Path("out/graph"), help="output directory")
     g.add_argument("--batched-heads", action="store_true",
                    help="attention/transformer: draw all heads as one batched computation instead of one "
                         "cluster per head")
@@ -113,7 +114,7 @@ def run_vanishing(args: argparse.Namespace) -> int:
     run = {"T": T, "H": H, "seed": args.seed, "batch_size": args.batch_size, "forget_bias": args.forget_bias,
            "train": args.train}
     earlier = _earlier_cells(out, run)  # a corrupt results.json stops here, before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     x, y = adding_problem(args.batch_size, T, np.random.default_rng(args.seed), dtype=np.float64)
     back = [k for k in (0, 10, 25, 50, T - 1) if k < T]
     header = ["cell"] + [f"t={T - 1 - k}" for k in back] + list(TABLE_THEORY_HEADER)
@@ -229,7 +230,7 @@ def run_graph(args: argparse.Namespace) -> int:
                        depth=depth, expand=args.expand)
     except ValueError as e:  # an --expand naming no module
         raise UsageError(str(e)) from None
-    out = Path(args.out)
+    out = make_dir(args.out)
     written = list(dict.fromkeys(render(g, out / f"{args.model}.{f}", quiet=True) for f in args.format))
     print(f"{title}: {g.stats['nodes']} nodes (depth={'all' if depth is None else depth}), built and rendered in "
           f"{time.perf_counter() - t0:.2f} s; wrote {', '.join(str(w) for w in written)}")

@@ -73,12 +73,17 @@ class LastStateModel(tg.nn.Module):
 
 
 def _train_step(model: tg.nn.Module, opt: optim.Optimizer, loss: tg.Tensor, clip: float) -> float:
+    value = loss.item()
+    if not math.isfinite(value):  # every later step would be NaN too: stop and say why
+        lr = opt.param_groups[0]["lr"]
+        raise UsageError(f"training diverged: the loss is {value} (learning rate {lr:g}); lower --lr or clip "
+                         "with --clip")
     opt.zero_grad()
     loss.backward()
     if clip > 0:
         clip_grad_norm_(model.parameters(), clip)
     opt.step()
-    return loss.item()
+    return value
 
 
 def _outputs(out: Path, files: list[str]) -> None:
@@ -308,6 +313,8 @@ def run_digits(args: argparse.Namespace) -> int:
     require("sklearn", "matplotlib")
     previous = _preflight(args, DIGITS_CONFIG)
     (x_tr, y_tr), valid, test = load_digits_splits()
+    if args.train_size > len(x_tr):
+        raise UsageError(f"--train-size {args.train_size}: the training split has {len(x_tr)} images (0 = all)")
     if args.train_size:
         x_tr, y_tr = x_tr[:args.train_size], y_tr[:args.train_size]
     rows = [train_digits(cell, seed, path, args, ((x_tr, y_tr), valid, test)) for cell, seed, path in _cell_runs(args)]
@@ -416,6 +423,9 @@ def sample(model: CharLM, corpus_itos: list[str], prompt: str, length: int, temp
         for _ in range(length):
             logits, hx = model(x, hx)
             z = logits.numpy()[0, -1].astype(np.float64) / temperature
+            if not np.isfinite(z).all():
+                raise UsageError("the model's next-character scores are not finite (NaN or inf): its weights "
+                                 "diverged in training; train again with a lower --lr")
             p = np.exp(z - z.max())
             nxt = int(rng.choice(len(p), p=p / p.sum()))
             out.append(nxt)
@@ -425,10 +435,21 @@ def sample(model: CharLM, corpus_itos: list[str], prompt: str, length: int, temp
 
 
 def _read_corpus(args: argparse.Namespace) -> CharCorpus:
+    """The corpus split, checked against the window sizes before anything is written."""
+    which = f"--corpus {args.corpus}" if args.corpus is not None else f"the default corpus (--max-bytes {args.max_bytes})"
     try:
-        return CharCorpus.from_text(read_corpus(args.corpus, args.max_bytes))
-    except ValueError as e:  # an empty or tiny --corpus
-        raise UsageError(f"--corpus {args.corpus}: {e}") from None
+        corpus = CharCorpus.from_text(read_corpus(args.corpus, args.max_bytes))
+    except (ValueError, OSError) as e:  # an empty, tiny or unreadable --corpus
+        raise UsageError(f"{which}: {e}") from None
+    per_stream = len(corpus.train) // args.batch_size
+    if per_stream < args.bptt + 1:
+        raise UsageError(f"{which}: {len(corpus.train)} training characters in --batch-size {args.batch_size} "
+                         f"streams are {per_stream} each, shorter than --bptt {args.bptt} + 1; use a smaller "
+                         "--batch-size or --bptt, or more text")
+    if min(len(corpus.valid), args.eval_chars, len(corpus.test)) < 2:
+        raise UsageError(f"{which}: {len(corpus.valid)} validation / {len(corpus.test)} test characters, "
+                         f"--eval-chars {args.eval_chars}: each needs at least 2 to score")
+    return corpus
 
 
 def run_charlm(args: argparse.Namespace) -> int:
@@ -623,7 +644,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=positive_int, default=None, help="iterations between held-out evaluations "
                                                                          "and checkpoints (default 250, --quick 50)")
     p.add_argument("--eval-chars", type=positive_int, default=None, help="held-out characters scored during "
-                   "training (default 40000, --quick 4000; the final score uses all)")
+                   "training (default 100000, --quick 4000; the final score uses all)")
     p.add_argument("--temperature", type=positive_float, default=None, help="sampling temperature (default 0.8)")
     p.add_argument("--sample-len", type=positive_int, default=None,
                    help="characters to sample (default 400, --quick 80)")

@@ -523,6 +523,13 @@ def _run_task(name: str, args: argparse.Namespace) -> int:
         raise common.UsageError(f"--max-len {args.max_len} is shorter than --min-len {args.min_len}")
     if getattr(args, "heads", None) and args.d_model % args.heads:
         raise common.UsageError(f"--heads {args.heads} does not divide --d-model {args.d_model}")
+    if name in ("copy", "reverse") and args.max_len - args.min_len + 1 > args.n_train:
+        raise common.UsageError(f"--min-len {args.min_len} --max-len {args.max_len} are "
+                                f"{args.max_len - args.min_len + 1} lengths, more than --n-train {args.n_train} "
+                                "sequences: some lengths would never be trained")
+    if name == "translate" and args.n_test >= D.n_open_dates():
+        raise common.UsageError(f"--n-test {args.n_test}: the years outside the held-out ones have only "
+                                f"{D.n_open_dates()} dates, and test dates are distinct and never trained")
     runs = _model_dirs(args)
     if name == "translate":
         task = translate_task(args.n_train, args.n_test, args.seed)

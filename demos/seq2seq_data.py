@@ -183,6 +183,11 @@ def date_pairs(dates: Sequence[_dt.date], n: int, rng: np.random.Generator,
 HELD_OUT_YEARS = (1975, 1986, 1997, 2008, 2019, 2030, 2041)
 
 
+def n_open_dates(years: Sequence[int] = HELD_OUT_YEARS) -> int:
+    """Dates in [DATE_MIN, DATE_MAX] outside `years`: what the train and test dates are drawn from."""
+    return sum(d.year not in set(years) for d in all_dates())
+
+
 def split_dates_by_year(n_test: int, seed: int = 0, years: Sequence[int] = HELD_OUT_YEARS
                         ) -> tuple[list[_dt.date], list[_dt.date], list[_dt.date]]:
     """(train, test, unseen-year) calendar dates, pairwise disjoint: every date of `years` is in the third
@@ -266,7 +271,7 @@ def token_task_splits(n_train: int, n_test: int, rng: np.random.Generator, n_tok
         want_test = n_test // len(lengths) + (i < n_test % len(lengths))
         want_train = n_train // len(lengths) + (i < n_train % len(lengths))
         space = n_tokens ** L
-        k_test = min(want_test, int(space * test_share))
+        k_test = min(want_test, int(min(space, 2 ** 53) * test_share))  # n_tokens ** L overflows a float
         k_train = min(want_train, space - k_test)
         seqs = distinct(L, k_test + k_train)
         test += [pair(q) for q in seqs[:k_test]]

@@ -56,6 +56,19 @@ def _snapshot(root: Path) -> dict:
     (["g2p", "--rnn-dropout", "-0.1"], "--rnn-dropout", "-0.1"),
     (["g2p", "--label-smoothing", "1.5"], "--label-smoothing", "1.5"),
     (["g2p", "--transformer-label-smoothing", "3"], "--transformer-label-smoothing", "3"),
+    (["charlm", "--corpus", ""], "--corpus", "empty path"),  # not the current directory
+    (["vanishing", "--forget-bias", "nan"], "--forget-bias", "nan"),
+    (["explore", "--hiddens", "1,,2"], "--hiddens", "1,,2"),
+    (["forecast", "--clip", "-1"], "--clip", "-1"),
+    (["forecast", "--clip", "inf"], "--clip", "inf"),
+    (["forecast", "--window", "0"], "--window", "0"),
+    (["classify", "--words", "0"], "--words", "0"),
+    (["norms", "--vocab", "2"], "--vocab", "2"),
+    (["norms", "--max-len", "1"], "--max-len", "1"),
+    (["norms", "--eval-every", "0"], "--eval-every", "0"),
+    (["glimpse", "--eval-every", "-1"], "--eval-every", "-1"),
+    (["glimpse", "--tau", "nan"], "--tau", "nan"),
+    (["glimpse", "--entropy", "-0.5"], "--entropy", "-0.5"),
 ])
 def test_bad_values_are_one_line_usage_errors(tmp_path, capsys, argv, flag, value):
     out = tmp_path / "run"
@@ -76,6 +89,102 @@ def test_inconsistent_or_inapplicable_flags(tmp_path, capsys, argv, words):
     line = _one_error_line(capsys, argv[0])
     assert all(w in line for w in words), line
     assert not out.exists()
+
+
+def _commands() -> list[str]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(sub.choices)
+
+
+@pytest.mark.parametrize("command", _commands())
+@pytest.mark.parametrize("where", ["a file", "under a file", "empty"])
+def test_out_that_cannot_be_a_directory_is_a_usage_error(tmp_path, capsys, command, where):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    out = {"a file": str(afile), "under a file": str(afile / "run"), "empty": ""}[where]
+    assert main([command, "--out", out]) == 2
+    line = _one_error_line(capsys, command)
+    assert "argument --out" in line and ("empty path" in line if where == "empty" else str(afile) in line), line
+    assert afile.read_text() == "mine" and sorted(tmp_path.iterdir()) == [afile]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("argv", [["graph", "--seq-len", "2", "--format", "svg"], ["adding", *TINY, "--cells", "gru"]])
+def test_out_the_system_refuses_is_a_usage_error(capsys, argv):
+    out = "/proc/tinygrad-seq-no-such-dir/run"  # looks creatable; mkdir fails
+    assert main(argv + ["--out", out]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert "--out" in line and "cannot make the directory" in line, line
+
+
+@pytest.mark.parametrize("argv, words, needs", [
+    (["norms", "--batch-size", "5000"], ["--batch-size 5000", "--train-size 1000"], ()),
+    (["charlm", "--bptt", "100000"], ["--bptt 100000", "--batch-size 16"], ()),
+    (["charlm", "--batch-size", "100000"], ["--batch-size 100000"], ()),
+    (["charlm", "--eval-chars", "1"], ["--eval-chars 1"], ()),
+    (["charlm", "--max-bytes", "50"], ["the default corpus (--max-bytes 50)", "corpus too small"], ()),
+    (["translate", "--n-test", "10000000"], ["--n-test 10000000", "26664 dates"], ()),
+    (["copy", "--max-len", "100000"], ["--max-len 100000", "--n-train 2000"], ()),
+    (["digits", "--train-size", "100000"], ["--train-size 100000", "1149 images"], ("sklearn",)),
+    (["classify", "--langs", "en,en"], ["--langs needs at least two languages"], ("wordfreq",)),
+    (["classify", "--words", "1"], ["--words 1", "too few"], ("wordfreq",)),
+    (["forecast", "--csv", "."], ["--csv .", "is a directory"], ("statsmodels",)),
+    (["forecast", "--series", "co2", "--csv", "."], ["--series or --csv, not both"], ("statsmodels",)),
+    (["copy", "--models", "transformer", "--model", "rnn"], ["--model and --models both given"], ()),
+])
+def test_sizes_that_do_not_fit_the_data_are_refused_before_anything_is_written(tmp_path, capsys, argv, words, needs):
+    for module in needs:
+        pytest.importorskip(module)
+    out = tmp_path / "run"
+    assert main(argv + ["--quick", "--out", str(out)]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert all(w in line for w in words), line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    (bytes(range(256)) * 4, ["cannot read it as text"]),
+    (b"nan\n" * 100, ["need at least 48 numeric rows, found 0"]),  # missing values are not numbers
+    (b"5\n" * 200, ["constant"]),
+])
+def test_forecast_csv_that_is_not_a_series_is_a_usage_error(tmp_path, capsys, content, words):
+    pytest.importorskip("statsmodels")
+    csv = tmp_path / "series.csv"
+    csv.write_bytes(content)
+    out = tmp_path / "run"
+    assert main(["forecast", "--quick", "--csv", str(csv), "--out", str(out)]) == 2
+    line = _one_error_line(capsys, "forecast")
+    assert all(w in line for w in words), line
+    assert not out.exists()
+
+
+def test_a_deprecated_alias_and_its_flag_together_are_refused_in_either_order(capsys):
+    for argv in (["vanishing", "--batch-size", "5", "--batch", "4"], ["vanishing", "--batch", "4", "--batch-size", "5"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("tinygrad-seq vanishing: error: --batch and --batch-size both given"), err
+    assert build_parser().parse_args(["translate", "--model", "rnn", "--models", "rnn"]).models == ["rnn"]
+
+
+def test_training_that_diverges_stops_with_one_line_and_keeps_the_weights():
+    from tinygrad_seq import optim
+    from tinygrad_seq.demos.recurrent import _train_step
+    lin = tg.nn.Linear(2, 1)
+    opt = optim.Adam(lin.parameters(), lr=1e30)
+    before = [p.numpy().copy() for p in lin.parameters()]
+    loss = (lin(tg.Tensor(np.array([[np.inf, 1.0]], np.float32))) ** 2).mean()
+    with pytest.raises(UsageError, match=r"training diverged: the loss is (nan|inf) \(learning rate 1e\+30\)"):
+        _train_step(lin, opt, loss, 1.0)
+    assert all(np.array_equal(b, p.numpy()) for b, p in zip(before, lin.parameters()))
+
+
+def test_sampling_from_diverged_weights_says_so():
+    from tinygrad_seq.demos.recurrent import CharLM, sample
+    model = CharLM(5, 4, 8, 1, "lstm")
+    for p in model.parameters():
+        p.data[...] = np.nan
+    with pytest.raises(UsageError, match="not finite"):
+        sample(model, list("abcd\n"), "ab", 5, 0.8, np.random.default_rng(0))
 
 
 def test_python_m_and_version_and_errors_in_a_subprocess(tmp_path):

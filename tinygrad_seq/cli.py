@@ -65,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(None if argv is None else [str(a) for a in argv])
+        sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None), parser)
         if extra:  # say it as the subcommand, whose --help lists what it offers
-            sub = parser._subparsers._group_actions[0].choices.get(getattr(args, "command", None), parser)
             sub.error(f"unrecognized arguments: {' '.join(extra)}")
+        for dest, (old, new, value) in getattr(args, "_deprecated_given", {}).items():
+            if getattr(args, dest) != value:  # a deprecated alias and its new flag, the new one given later
+                sub.error(f"{old} and {new} both given: {old} is the deprecated spelling of {new}, give only {new}")
     except SystemExit as e:  # --help, --version, or a usage error argparse already printed
         return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "func", None):
