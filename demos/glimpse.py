@@ -160,6 +160,7 @@ def plot_attention(path, alphas: dict[str, np.ndarray], test, n: int = 8) -> Non
     from matplotlib.figure import Figure
 
     f, _, pos = test
+    n = min(n, len(pos))  # a test set smaller than n rows draws what it has
     fig = Figure(figsize=(3.2 * len(alphas), 3.6), dpi=100)
     axes = np.atleast_1d(fig.subplots(1, len(alphas)))
     for ax, (name, a) in zip(axes, alphas.items()):

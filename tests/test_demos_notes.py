@@ -144,6 +144,15 @@ def test_glimpse_quick_learns_and_baseline_cuts_variance(tmp_path):
     assert _is_png(tmp_path / "attention.png") and _is_png(tmp_path / "accuracy.png")
 
 
+def test_glimpse_with_fewer_test_examples_than_heatmap_rows_draws_them(tmp_path):
+    # the heatmap shows up to 8 test rows; a one-example test set used to crash matplotlib's scatter
+    assert main(["glimpse", "--quick", "--methods", "soft", "--iters", "2", "--eval-every", "1",
+                 "--test-size", "1", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert rows[0]["test accuracy"] in (0.0, 1.0)  # one example: right or wrong
+    assert _is_png(tmp_path / "attention.png")
+
+
 @pytest.mark.slow
 def test_glimpse_resume_continues_identically(tmp_path):
     import tinygrad_seq as tg
