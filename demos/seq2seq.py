@@ -515,7 +515,23 @@ def _apply_full(args: argparse.Namespace, full: dict) -> argparse.Namespace:
     return args
 
 
+# flags that shape one model only: given while that model is not trained, they would be silently ignored
+_MODEL_FLAGS = {"rnn": ("hidden", "emb", "attention", "rnn_dropout", "rnn_lr", "rnn_iters"),
+                "transformer": ("d_model", "heads", "layers", "ff", "dropout", "transformer_lr",
+                                "transformer_iters", "transformer_label_smoothing", "transformer_warmup")}
+
+
+def _unused_model_flags(args: argparse.Namespace, models: list[str]) -> None:
+    for kind, keys in _MODEL_FLAGS.items():
+        given = ["--" + k.replace("_", "-") for k in keys if getattr(args, k, None) is not None]
+        if kind not in models and given:
+            raise common.UsageError(f"{' '.join(given)} shape{'s' if len(given) == 1 else ''} the {kind} model, "
+                                    f"which --models {','.join(models)} does not train: add {kind} to --models")
+
+
 def _run_task(name: str, args: argparse.Namespace) -> int:
+    if name != "caption":  # before --full fills flags the user did not give
+        _unused_model_flags(args, args.models or CONFIGS[name]["defaults"]["models"])
     _apply_full(args, CONFIGS[name].get("full", {}))
     common.resolve_args(args)
     common.require(*_NEEDS[name])

@@ -82,6 +82,11 @@ def test_bad_values_are_one_line_usage_errors(tmp_path, capsys, argv, flag, valu
     (["copy", "--min-len", "5", "--max-len", "3"], ["--max-len 3", "--min-len 5"]),
     (["translate", "--d-model", "30", "--heads", "4"], ["--heads 4", "--d-model 30"]),
     (["caption", "--heads", "2"], ["unrecognized arguments: --heads"]),  # not offered: no Transformer in it
+    # given for a model that is not trained they would be silently ignored (copy trains the Transformer)
+    (["copy", "--hidden", "256"], ["--hidden shapes the rnn model", "--models transformer", "add rnn"]),
+    (["translate", "--models", "rnn", "--d-model", "16", "--transformer-iters", "9"],
+     ["--d-model --transformer-iters shape the transformer model", "--models rnn"]),
+    (["g2p", "--full", "--models", "transformer", "--rnn-lr", "0.1"], ["--rnn-lr shapes the rnn model"]),
 ])
 def test_inconsistent_or_inapplicable_flags(tmp_path, capsys, argv, words):
     out = tmp_path / "run"
@@ -210,6 +215,26 @@ def test_bugs_keep_their_traceback(monkeypatch):
     monkeypatch.setattr(pictures, "run_graph", broken)
     with pytest.raises(ZeroDivisionError):
         main(["graph"])
+
+
+@pytest.mark.parametrize("argv", [["adding", "--quick", "--hidden", "99999999999"],
+                                  ["copy", "--quick", "--models", "rnn", "--hidden", "99999999999"]])
+def test_sizes_the_machine_cannot_hold_are_one_line_and_write_nothing(tmp_path, capsys, argv):
+    assert main(argv + ["--out", str(tmp_path / "run")]) == 2
+    line = _one_error_line(capsys, argv[0])
+    assert "Unable to allocate" in line and "choose smaller sizes" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    from tinygrad_seq.demos import pictures
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pictures, "run_graph", interrupted)
+    assert main(["graph"]) == 130
+    cap = capsys.readouterr()
+    assert cap.err.strip() == "tinygrad-seq graph: interrupted" and "Traceback" not in cap.err
 
 
 def test_every_flag_has_help_and_shows_its_default():

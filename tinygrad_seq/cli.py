@@ -81,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"tinygrad-seq {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except MemoryError as e:  # sizes given on the command line that this machine cannot hold
+        why = str(e) or "out of memory"
+        print(f"tinygrad-seq {args.command}: error: {why}; choose smaller sizes", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # checkpoints are written atomically: what was saved stays loadable
+        print(f"tinygrad-seq {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
