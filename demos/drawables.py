@@ -18,17 +18,21 @@ from tinygrad_seq.nn import functional as F
 DRAWABLE: dict[str, Callable] = {}
 # name -> the draw_graph depth its picture uses by default (None: every op)
 DEFAULT_DEPTH: dict[str, int | None] = {}
+# the examples with attention heads, the only ones `split_heads=False` (--batched-heads) changes
+HAS_HEADS: set[str] = set()
 
 
-def drawable(name: str, depth: int | None = None) -> Callable[[Callable], Callable]:
+def drawable(name: str, depth: int | None = None, heads: bool = False) -> Callable[[Callable], Callable]:
     """Register `fn(steps, hidden, seed, split_heads) -> (loss, model, title)` under `name`, drawn by
-    default with draw_graph(depth=depth) (None: every op). Options such as `train=N` or `layers=N`
-    are keyword arguments the example may accept."""
+    default with draw_graph(depth=depth) (None: every op); `heads`: it has attention heads. Options such
+    as `train=N` or `layers=N` are keyword arguments the example may accept."""
     def register(fn: Callable) -> Callable:
         if name in DRAWABLE:
             raise ValueError(f"drawable example {name!r} is registered twice")
         DRAWABLE[name] = fn
         DEFAULT_DEPTH[name] = depth
+        if heads:
+            HAS_HEADS.add(name)
         return fn
     return register
 
@@ -43,6 +47,8 @@ def build_graph_model(kind: str, steps: int, hidden: int, seed: int = 0, split_h
     params = inspect.signature(fn).parameters
     given = {k: v for k, v in options.items() if v}
     bad = [k for k in given if k not in params]
+    if not split_heads and kind not in HAS_HEADS:
+        bad.insert(0, "batched-heads")
     if bad:
         raise ValueError(f"--{bad[0]} does not apply to --model {kind}")
     tg.manual_seed(seed)
@@ -112,7 +118,7 @@ class SelfAttentionReverser(tg.nn.Module):
         return self.generator((x + self.self_attn(x, x, x, need_weights=False)[0]).named("residual")).named("logits")
 
 
-@drawable("attention")
+@drawable("attention", heads=True)
 def _attention(steps: int, hidden: int, seed: int, split_heads: bool, train: int = 0):
     """Self-attention (2 heads) + residual + linear head; cross-entropy of reversing a token batch."""
     d, S = _width(hidden), max(2, min(steps, 8))
@@ -131,7 +137,7 @@ def _attention(steps: int, hidden: int, seed: int, split_heads: bool, train: int
                          f"{when}, L = {float(loss.item()):.3f}")
 
 
-@drawable("transformer", depth=3)
+@drawable("transformer", depth=3, heads=True)
 def _transformer(steps: int, hidden: int, seed: int, split_heads: bool, train: int = 0, layers: int = 2):
     """A Transformer (`layers`+`layers`, 2 heads) with token embeddings and a generator; cross-entropy of
     copying a batch of token sequences (teacher forcing, causal target mask)."""

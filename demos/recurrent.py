@@ -228,6 +228,8 @@ def _merged_curves(args: argparse.Namespace, rows: list[dict], x: str, y: str, s
 
 def run_adding(args: argparse.Namespace) -> int:
     args = resolve_args(args)
+    if "lstm_init" in args._explicit and "lstm" not in args.cells:  # it would be silently ignored
+        raise UsageError(f"--lstm-init sets the LSTM's gate biases, and --cells {','.join(args.cells)} trains no LSTM")
     require("matplotlib")
     previous = _preflight(args, ADDING_CONFIG)
     rows = [train_adding(cell, seed, path, args) for cell, seed, path in _cell_runs(args)]

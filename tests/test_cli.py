@@ -87,12 +87,25 @@ def test_bad_values_are_one_line_usage_errors(tmp_path, capsys, argv, flag, valu
     (["translate", "--models", "rnn", "--d-model", "16", "--transformer-iters", "9"],
      ["--d-model --transformer-iters shape the transformer model", "--models rnn"]),
     (["g2p", "--full", "--models", "transformer", "--rnn-lr", "0.1"], ["--rnn-lr shapes the rnn model"]),
+    (["adding", "--cells", "gru,rnn", "--lstm-init", "forget1"], ["--lstm-init", "--cells gru,rnn", "no LSTM"]),
 ])
 def test_inconsistent_or_inapplicable_flags(tmp_path, capsys, argv, words):
     out = tmp_path / "run"
     assert main(argv + ["--quick", "--out", str(out)]) == 2
     line = _one_error_line(capsys, argv[0])
     assert all(w in line for w in words), line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--model", "lstm", "--layers", "3"], "--layers"),
+    (["--model", "rnn", "--train", "5"], "--train"),
+    (["--model", "gru", "--batched-heads"], "--batched-heads"),  # no heads to batch
+])
+def test_graph_options_of_other_models_are_refused(tmp_path, capsys, argv, flag):
+    out = tmp_path / "g"
+    assert main(["graph", *argv, "--out", str(out)]) == 2
+    assert _one_error_line(capsys, "graph").endswith(f"{flag} does not apply to --model {argv[1]}")
     assert not out.exists()
 
 
