@@ -90,6 +90,11 @@ def test_bad_values_are_one_line_usage_errors(tmp_path, capsys, argv, flag, valu
     (["adding", "--cells", "gru,rnn", "--lstm-init", "forget1"], ["--lstm-init", "--cells gru,rnn", "no LSTM"]),
 ])
 def test_inconsistent_or_inapplicable_flags(tmp_path, capsys, argv, words):
+    _refused_quick(tmp_path, capsys, argv, words)
+
+
+def _refused_quick(tmp_path, capsys, argv: list, words: list) -> None:
+    """`argv --quick` is one usage-error line holding every word, and writes no run directory."""
     out = tmp_path / "run"
     assert main(argv + ["--quick", "--out", str(out)]) == 2
     line = _one_error_line(capsys, argv[0])
@@ -153,11 +158,7 @@ def test_out_the_system_refuses_is_a_usage_error(capsys, argv):
 def test_sizes_that_do_not_fit_the_data_are_refused_before_anything_is_written(tmp_path, capsys, argv, words, needs):
     for module in needs:
         pytest.importorskip(module)
-    out = tmp_path / "run"
-    assert main(argv + ["--quick", "--out", str(out)]) == 2
-    line = _one_error_line(capsys, argv[0])
-    assert all(w in line for w in words), line
-    assert not out.exists()
+    _refused_quick(tmp_path, capsys, argv, words)
 
 
 @pytest.mark.parametrize("content, words", [
