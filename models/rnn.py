@@ -100,7 +100,7 @@ class _RNNBase(Module):
             p = p if isinstance(p, Tensor) else Tensor(np.asarray(p))
             want = (LD, size) if unbatched else (LD, B, size)
             if p.shape != want:
-                raise ValueError(f"{who}: expected {name} of shape {want}, got {tuple(p.shape)}")
+                raise tg.ShapeError(f"{who}: expected {name} of shape {want}, got {tuple(p.shape)}")
             if p.dtype != dtype:
                 raise TypeError(f"{who}: {name} dtype {p.dtype} differs from the parameters' dtype {dtype}")
             out.append(p.unsqueeze(1) if unbatched else p)

@@ -13,6 +13,7 @@ _warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tinygrad_se
 
 from .autograd import (detect_anomaly, enable_grad, is_grad_enabled, name_scope, no_grad,  # noqa: F401
                        set_grad_enabled, time_step)
+from .errors import DtypeError, OutOfRangeError, ShapeError  # noqa: F401
 from .gradcheck import gradcheck  # noqa: F401
 from .tensor import (Tensor, arange, cat, empty, eye, full, full_like, lerp, manual_seed, maximum, minimum,  # noqa: F401
                      ones, ones_like, rand, rand_like, randint, randn, randn_like, rng, stack, tensor, where,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .errors import DtypeError, OutOfRangeError, ShapeError
 from .tensor import Tensor
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -35,7 +36,7 @@ def _float_target(fn: str, target, x: Tensor) -> Tensor:
     if t.dtype.kind != "f":
         raise TypeError(f"{fn}: target must be floating point (like the input {x.dtype}), got dtype {t.dtype}")
     if t.shape != x.shape:
-        raise ValueError(f"{fn}: input shape {x.shape} and target shape {t.shape} differ "
+        raise ShapeError(f"{fn}: input shape {x.shape} and target shape {t.shape} differ "
                          "(losses never broadcast: reshape one of them)")
     if t.dtype != x.dtype:
         t = t.to(x.dtype) if t.requires_grad else Tensor._wrap(t.numpy().astype(x.dtype))
@@ -117,12 +118,12 @@ def _class_input(fn: str, input: Tensor, target, prob_ok: bool, index_dtypes: tu
     kind = t.dtype.kind
     if kind == "f" and prob_ok:
         if t.shape != x.shape:
-            raise ValueError(f"{fn}: probability target shape {t.shape} must equal input shape {x.shape}")
+            raise ShapeError(f"{fn}: probability target shape {t.shape} must equal input shape {x.shape}")
         is_prob = True
     elif kind in "iu":
         if t.dtype not in index_dtypes:  # as PyTorch: class indices are Long (or Byte, for nll/cross_entropy)
             names = " or ".join(np.dtype(d).name for d in index_dtypes)
-            raise TypeError(f"{fn}: class-index target must have dtype {names}, got dtype {t.dtype}")
+            raise DtypeError(f"{fn}: class-index target must have dtype {names}, got dtype {t.dtype}")
         want = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
         if t.shape != want:
             raise ValueError(f"{fn}: input shape {x.shape} needs class-index target shape {want} "
@@ -130,7 +131,7 @@ def _class_input(fn: str, input: Tensor, target, prob_ok: bool, index_dtypes: tu
         is_prob = False
     else:
         expected = "integer class indices or float probabilities" if prob_ok else "integer class indices"
-        raise TypeError(f"{fn}: target must hold {expected}, got dtype {t.dtype}")
+        raise DtypeError(f"{fn}: target must hold {expected}, got dtype {t.dtype}")
     unbatched = x.ndim == 1
     if unbatched:
         x = x.unsqueeze(0)
@@ -251,7 +252,7 @@ def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, we
     N, C = x.shape
     ti = t.numpy()
     if ti.size and (ti.min() < 0 or ti.max() >= C):
-        raise ValueError(f"{fn}: target out of bounds for {C} classes (min {ti.min()}, max {ti.max()})")
+        raise OutOfRangeError(f"{fn}: target out of bounds for {C} classes (min {ti.min()}, max {ti.max()})")
     w = _class_weight(fn, weight, C, x)
     xy = x.gather(1, ti[:, None])
     h = (x - xy + margin).relu()

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import STATE, OuterSum, _check_finite, _Released
+from .errors import DtypeError, OutOfRangeError, ShapeError
 
 
 class Function:
@@ -74,7 +75,8 @@ class Function:
                 needs = tuple([t.requires_grad for t in tensors]) if STATE.grad_enabled else _NO_GRAD
         except (ValueError, IndexError) as e:  # name the op and every input shape (NumPy's message names neither)
             shapes = ", ".join(str(tuple(t._data.shape)) for t in tensors)
-            kind = IndexError if isinstance(e, IndexError) else ValueError  # NumPy's AxisError is both
+            kind = (type(e) if isinstance(e, (ShapeError, DtypeError, OutOfRangeError)) else
+                    IndexError if isinstance(e, IndexError) else ShapeError)  # NumPy's AxisError is both
             raise kind(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         if type(data) is not np.ndarray:  # NumPy gives scalars for 0-d results; a Tensor always holds an array
             data = np.asarray(data)
@@ -1656,7 +1658,7 @@ def _class_targets(fn: str, target: np.ndarray, C: int, weight, ignore_index: in
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target >= C))
     if bad.any():
-        raise ValueError(f"{fn}: target {target[bad][0]} is out of bounds for {C} classes "
+        raise OutOfRangeError(f"{fn}: target {target[bad][0]} is out of bounds for {C} classes "
                          f"(ignore_index={ignore_index})")
     ts = np.where(valid, target, 0)
     wt = (weight[ts] * valid if weight is not None else valid).astype(dtype)

@@ -11,6 +11,7 @@ import numpy as np
 from . import autograd
 from . import dtypes
 from . import ops
+from .errors import ShapeError
 from .autograd import STATE, run_backward
 from .device import CPU as _CPU
 from .device import check as _check_device
@@ -202,7 +203,7 @@ class Tensor:
         if _TRACE is not None:  # tg.compile
             _TRACE.on_read(self, ".item()")
         if self._data.size != 1:
-            raise ValueError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
+            raise ShapeError(f"item(): only one-element tensors can be converted to a Python scalar, got shape {self.shape}")
         return self._data.item()
 
     def tolist(self):
@@ -545,7 +546,7 @@ class Tensor:
             try:
                 np.broadcast_shapes(m.shape, self.shape)
             except ValueError:
-                raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast with the tensor's "
+                raise ShapeError(f"masked_fill: mask of shape {m.shape} does not broadcast with the tensor's "
                                  f"shape {self.shape}") from None
         if isinstance(value, Tensor):
             if value.ndim != 0:
@@ -647,7 +648,7 @@ class Tensor:
         try:
             return ops.Reshape.apply(self, shape=shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {self.shape} into {shape}") from None
+            raise ShapeError(f"reshape: cannot reshape a tensor of shape {self.shape} into {shape}") from None
 
     view = reshape
 
@@ -662,7 +663,7 @@ class Tensor:
         order = _shape_arg(order)
         norm = tuple(ops._dim(o, self.ndim, "permute", self.shape) for o in order)
         if sorted(norm) != list(range(self.ndim)):
-            raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} dims of shape {self.shape}")
+            raise ShapeError(f"permute: {order} is not a permutation of the {self.ndim} dims of shape {self.shape}")
         return ops.Permute.apply(self, order=norm)
 
     def transpose(self, dim0: int = -2, dim1: int = -1):
@@ -700,7 +701,7 @@ class Tensor:
         # -1 keeps an existing dim; new leading dims need explicit sizes; a dim of size 1 may grow
         full = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
         if lead < 0 or any(s < 0 for s in full) or any(d != 1 and d != f for d, f in zip(self.shape, full[lead:])):
-            raise ValueError(f"expand: shape {self.shape} cannot be expanded to {shape}")
+            raise ShapeError(f"expand: shape {self.shape} cannot be expanded to {shape}")
         return ops.Expand.apply(self, shape=full)
 
     def broadcast_to(self, *shape):
@@ -748,7 +749,7 @@ class Tensor:
             if any(s < 0 for s in sizes):
                 raise RuntimeError(f"split: sections must be non-negative, got {sizes} (shape {self.shape})")
             if sum(sizes) != n:
-                raise ValueError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {self.shape})")
+                raise ShapeError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {self.shape})")
             bounds = [0, *itertools.accumulate(sizes)]
         pre = (slice(None),) * dim
         get = ops.GetItem.apply  # one slice node per piece (the backward pass adds each into one buffer)
@@ -1390,7 +1391,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     d = ops._dim(dim, ref.ndim, "cat", ref.shape)
     for t in tensors[1:]:
         if t.ndim != ref.ndim or t.shape[:d] + t.shape[d + 1:] != ref.shape[:d] + ref.shape[d + 1:]:
-            raise ValueError(f"cat: shapes {[tuple(x.shape) for x in tensors]} differ outside dim {dim}")
+            raise ShapeError(f"cat: shapes {[tuple(x.shape) for x in tensors]} differ outside dim {dim}")
     return ops.Cat.apply(*tensors, dim=d)
 
 
@@ -1400,7 +1401,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
     if any(t.shape != tensors[0].shape for t in tensors):
-        raise ValueError(f"stack: all tensors must have the same shape, got {[tuple(t.shape) for t in tensors]}")
+        raise ShapeError(f"stack: all tensors must have the same shape, got {[tuple(t.shape) for t in tensors]}")
     return ops.Stack.apply(*tensors, dim=dim)
 
 
@@ -1417,7 +1418,7 @@ def where(cond, x, y) -> Tensor:
     try:
         np.broadcast_shapes(c.shape, x.shape, y.shape)
     except ValueError:
-        raise ValueError(f"where: condition {c.shape}, x {x.shape} and y {y.shape} do not broadcast") from None
+        raise ShapeError(f"where: condition {c.shape}, x {x.shape} and y {y.shape} do not broadcast") from None
     return ops.Where.apply(x, y, cond)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import ops
 from ..autograd import bump_version
+from ..errors import DtypeError, ShapeError
 from ..tensor import Tensor, cat, rng, where
 from ..tensor import pad as _tensor_pad
 from ..losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
@@ -32,7 +33,7 @@ def _tuple(v, n: int, name: str, fn: str) -> tuple:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x Wᵀ + b  (weight: out_features × in_features, as PyTorch)"""
     if x.shape[-1] != weight.shape[-1]:
-        raise ValueError(f"linear: input shape {x.shape} does not match weight shape {weight.shape} "
+        raise ShapeError(f"linear: input shape {x.shape} does not match weight shape {weight.shape} "
                          f"(last dim {x.shape[-1]} vs in_features {weight.shape[-1]})")
     dt = x.dtype
     if weight.dtype != dt or (bias is not None and bias.dtype != dt):  # as torch: no promotion inside linear
@@ -54,7 +55,7 @@ def embedding(input, weight: Tensor, padding_idx: int | None = None, max_norm: f
     # with each call's indices (the range check runs in the op, at every call)
     idx = input if isinstance(input, Tensor) else Tensor(np.asarray(input))
     if idx.dtype.kind not in "iu":
-        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+        raise DtypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got {weight.shape}")
     if sparse:
@@ -106,10 +107,10 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     """y = (x - μ) / √(σ² + ε) * weight + bias, μ and (biased) σ² over the trailing `normalized_shape` dims."""
     ns = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     if input.shape[input.ndim - len(ns):] != ns or input.ndim < len(ns):
-        raise ValueError(f"layer_norm: input shape {input.shape} does not end with normalized_shape {ns}")
+        raise ShapeError(f"layer_norm: input shape {input.shape} does not end with normalized_shape {ns}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.shape != ns:
-            raise ValueError(f"layer_norm: {name} shape {t.shape} != normalized_shape {ns}")
+            raise ShapeError(f"layer_norm: {name} shape {t.shape} != normalized_shape {ns}")
     wb = [t for t in (weight, bias) if t is not None]
     return ops.LayerNorm.apply(input, *wb, ndim=len(ns), eps=eps, has_w=weight is not None, has_b=bias is not None)
 
@@ -130,7 +131,7 @@ def _conv(x: Tensor, weight: Tensor, bias, stride, padding, dilation, groups: in
         raise ValueError(f"{fn}: weight shape {weight.shape}: out_channels {weight.shape[0]} is not divisible by "
                          f"groups={groups}")
     if x.shape[1] != weight.shape[1] * groups:
-        raise ValueError(f"{fn}: input shape {x.shape} has {x.shape[1]} channels but weight shape "
+        raise ShapeError(f"{fn}: input shape {x.shape} has {x.shape[1]} channels but weight shape "
                          f"{weight.shape} with groups={groups} expects {weight.shape[1] * groups}")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"{fn}: bias shape {bias.shape} != (out_channels,) = ({weight.shape[0]},)")

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..device import check as check_device
 from ..dtypes import get_default_dtype, to_dtype
+from ..errors import DtypeError, OutOfRangeError, ShapeError
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -36,7 +37,8 @@ def _call(layer: Module, fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except ValueError as e:
-        raise ValueError(f"{type(layer).__name__}({layer.extra_repr()}): {e}") from None
+        kind = type(e) if isinstance(e, (ShapeError, DtypeError, OutOfRangeError)) else ValueError
+        raise kind(f"{type(layer).__name__}({layer.extra_repr()}): {e}") from None
 
 
 # ---------------------------------------------------------------- linear, embedding, normalisation
