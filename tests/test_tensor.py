@@ -206,3 +206,22 @@ def test_numpy_interop():
     assert np.array(t, copy=True) is not t.numpy()
     r = np.ones(3) * t          # ndarray on the left defers to the Tensor
     assert isinstance(r, tg.Tensor) and r.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_contiguous_copies_a_transposed_tensor_as_torch_and_passes_its_gradient():
+    """`.contiguous()` of a non-contiguous tensor is a copy: a write into it leaves the original alone (it
+    used to return the tensor itself, a view, so the write reached the original where torch's does not)."""
+    x = tg.arange(6.0).reshape(2, 3)
+    assert x.contiguous() is x and x.is_contiguous()
+    y = x.t().contiguous()
+    assert y.is_contiguous() and not x.t().is_contiguous()
+    y[0, 0] = 9.0
+    assert x[0, 0].item() == 0.0 and y[0, 0].item() == 9.0
+    w = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    (w.t().contiguous() * tg.tensor(np.arange(6.0).reshape(3, 2) + 1)).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), (np.arange(6.0).reshape(3, 2) + 1).T)
+    torch = pytest.importorskip("torch")
+    tx = torch.arange(6.0).reshape(2, 3)
+    ty = tx.t().contiguous()
+    ty[0, 0] = 9.0
+    assert tx[0, 0].item() == x[0, 0].item() and ty.is_contiguous() == y.is_contiguous()

@@ -392,8 +392,12 @@ class Tensor:
         return full(size, fill_value, dtype=self._data.dtype if dtype is None else dtype, device=device,
                     requires_grad=requires_grad)
 
-    def contiguous(self) -> "Tensor":
-        return self
+    def contiguous(self, memory_format=None) -> "Tensor":
+        """self if its storage is C-contiguous, else a C-contiguous copy (dx = g), as torch"""
+        return self if self._data.flags.c_contiguous else ops.Clone.apply(self)
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return bool(self._data.flags.c_contiguous)
 
     def clone(self, memory_format=None) -> "Tensor":
         return ops.Clone.apply(self)
@@ -650,6 +654,9 @@ class Tensor:
         except ValueError:
             raise ShapeError(f"reshape: cannot reshape a tensor of shape {self.shape} into {shape}") from None
 
+    # torch's view refuses strides it cannot keep; here it is reshape (a copy where NumPy needs one): NumPy
+    # lays out some results (softmax or a sum over a transposed tensor, a stack) otherwise than torch, so a
+    # strict view would refuse code torch runs
     view = reshape
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1):
