@@ -640,6 +640,8 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None,
 
 # ------------------------------------------------------------------------------------------ tables
 def _fmt(v: Any) -> str:
+    if v is None:  # a score that is undefined for this data (forecast's MAPE where a true value is 0)
+        return "n/a"
     if isinstance(v, (float, np.floating)):
         return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.4g}"
     return str(v)

@@ -156,10 +156,12 @@ def holt_winters(y: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray
     return np.array(out)
 
 
-def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
+    """MAE, RMSE and MAPE; MAPE is None (n/a in the table, null in results.json) where a true value is 0,
+    since |err / truth| is undefined there."""
     err = pred - truth
     return {"MAE": float(np.abs(err).mean()), "RMSE": float(np.sqrt((err ** 2).mean())),
-            "MAPE %": float(100 * np.abs(err / truth).mean()) if np.all(truth != 0) else float("nan")}
+            "MAPE %": float(100 * np.abs(err / truth).mean()) if np.all(truth != 0) else None}
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -264,6 +266,8 @@ def run_forecast(args: argparse.Namespace) -> int:
                    f"{args.csv.name if args.csv else args.series}: {args.horizon}-month forecasts on the held-out tail")
     print_table(rows, title=f"{desc}: {len(y)} months, last {args.test} held out, horizon {args.horizon}, "
                             f"{len(origins)} origins")
+    if any(r["MAPE %"] is None for r in rows):
+        print(f"MAPE n/a: {int((truth == 0).sum())} held-out true values are 0, where the percentage error is undefined")
     verdict = f"best by MAE: {best['model']}"
     if nets and classical["MAE"] <= min(r["MAE"] for r in nets):
         verdict += " -- the classical Holt-Winters baseline beats the recurrent forecasters here"

@@ -122,6 +122,31 @@ def test_forecast_csv_runs(tmp_path):
     assert rows["Holt-Winters"]["MAE"] < 0.5  # a noiseless trend + season: the classical model is exact
 
 
+def test_forecast_scores_mape_as_undefined_where_a_true_value_is_zero():
+    from tinygrad_seq.demos import forecast as FC
+    s = FC.scores(np.array([[1.0, 3.0]]), np.array([[0.0, 2.0]]))
+    assert s == {"MAE": 1.0, "RMSE": 1.0, "MAPE %": None}
+
+
+@pytest.mark.slow
+def test_forecast_with_zeros_in_the_truth_writes_valid_json_and_says_mape_is_na(tmp_path, capsys):
+    """A series that touches 0 in its held-out tail: MAPE is n/a in the table and null in results.json (it
+    was NaN, which strict JSON readers refuse), and one line says why."""
+    pytest.importorskip("statsmodels")
+    t = np.arange(120)
+    v = np.maximum(0, 2 + 12 * np.sin(2 * np.pi * t / 12))  # zero for a few months of every year
+    assert (v[-36:] == 0).any()
+    csv = tmp_path / "zeros.csv"
+    csv.write_text("\n".join(f"{x:.4f}" for x in v))
+    assert main(["forecast", "--csv", str(csv), "--quick", "--epochs", "2", "--cells", "gru", "--out",
+                 str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "MAPE n/a:" in out and "n/a" in out.split("MAPE n/a:")[0]
+    text = (tmp_path / "run" / "results.json").read_text()
+    rows = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))["rows"]
+    assert all(r["MAPE %"] is None for r in rows) and all(np.isfinite(r["MAE"]) for r in rows)
+
+
 # ============================================================================================ glimpse
 def test_glimpse_batch_answers_the_item_at_the_largest_value():
     from tinygrad_seq.demos import glimpse as G
