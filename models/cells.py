@@ -156,10 +156,10 @@ def validate_input(who: str, x, input_size: int, dtype, ndims: tuple) -> Tensor:
         raise ValueError(f"{who}: expected input of {' or '.join(map(str, ndims))} dims, got shape {x.shape}")
     if x.shape[-1] != input_size:
         raise tg.ShapeError(f"{who}: input.size(-1) must be equal to input_size: expected {input_size}, "
-                         f"got shape {x.shape}")
+                            f"got shape {x.shape}")
     if x.dtype != dtype:
         raise tg.DtypeError(f"{who}: input dtype {x.dtype} differs from the parameters' dtype {dtype} "
-                        "(convert one of them, e.g. x.double() or module.double())")
+                            "(convert one of them, e.g. x.double() or module.double())")
     return x
 
 

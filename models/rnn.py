@@ -102,7 +102,7 @@ class _RNNBase(Module):
             if p.shape != want:
                 raise tg.ShapeError(f"{who}: expected {name} of shape {want}, got {tuple(p.shape)}")
             if p.dtype != dtype:
-                raise TypeError(f"{who}: {name} dtype {p.dtype} differs from the parameters' dtype {dtype}")
+                raise tg.DtypeError(f"{who}: {name} dtype {p.dtype} differs from the parameters' dtype {dtype}")
             out.append(p.unsqueeze(1) if unbatched else p)
         return [tuple(p[k] for p in out) for k in range(LD)]
 

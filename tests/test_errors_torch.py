@@ -26,6 +26,10 @@ def _gru_h0(m):
     m.nn.GRU(4, 5)(m.ones(2, 3, 4), m.ones(1, 3, 6))
 
 
+def _gru_h0_dtype(m):
+    m.nn.GRU(4, 5)(m.ones(2, 3, 4), m.ones(1, 3, 5).double())
+
+
 def _linear_layer(m):
     m.nn.Linear(4, 5)(m.ones(2, 6))
 
@@ -53,6 +57,7 @@ CASES = {
     "LSTM input size": _lstm_input,
     "LSTM input dtype": _lstm_dtype,
     "GRU h_0 shape": _gru_h0,
+    "GRU h_0 dtype": _gru_h0_dtype,
     "embedding float indices": _embedding_float,
     "embedding index range": lambda m: m.nn.functional.embedding(m.tensor([5]), m.ones(3, 2)),
     "cross_entropy target range": lambda m: m.nn.functional.cross_entropy(m.ones(2, 3), m.tensor([0, 7])),

@@ -6,13 +6,17 @@ class index out of range; Python and NumPy code raises ValueError / TypeError. E
 the same error."""
 
 
-class ShapeError(ValueError, RuntimeError):
+class EngineError(Exception):
+    """The base of the classes below: a wrapper that adds context to a message keeps the class."""
+
+
+class ShapeError(EngineError, ValueError, RuntimeError):
     """Shapes that do not fit an op (PyTorch: RuntimeError)."""
 
 
-class DtypeError(TypeError, ValueError, RuntimeError):
+class DtypeError(EngineError, TypeError, ValueError, RuntimeError):
     """A dtype an op does not take (PyTorch: RuntimeError; ValueError for a recurrent layer's input)."""
 
 
-class OutOfRangeError(ValueError, IndexError):
+class OutOfRangeError(EngineError, ValueError, IndexError):
     """A value used as an index outside its range, e.g. a class target >= C (PyTorch: IndexError)."""

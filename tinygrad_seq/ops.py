@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import STATE, OuterSum, _check_finite, _Released
-from .errors import DtypeError, OutOfRangeError, ShapeError
+from .errors import EngineError, OutOfRangeError, ShapeError
 
 
 class Function:
@@ -75,7 +75,7 @@ class Function:
                 needs = tuple([t.requires_grad for t in tensors]) if STATE.grad_enabled else _NO_GRAD
         except (ValueError, IndexError) as e:  # name the op and every input shape (NumPy's message names neither)
             shapes = ", ".join(str(tuple(t._data.shape)) for t in tensors)
-            kind = (type(e) if isinstance(e, (ShapeError, DtypeError, OutOfRangeError)) else
+            kind = (type(e) if isinstance(e, EngineError) else
                     IndexError if isinstance(e, IndexError) else ShapeError)  # NumPy's AxisError is both
             raise kind(f"{cls.__name__}: {e} (input shapes {shapes})") from None
         if type(data) is not np.ndarray:  # NumPy gives scalars for 0-d results; a Tensor always holds an array
@@ -1659,7 +1659,7 @@ def _class_targets(fn: str, target: np.ndarray, C: int, weight, ignore_index: in
     bad = valid & ((target < 0) | (target >= C))
     if bad.any():
         raise OutOfRangeError(f"{fn}: target {target[bad][0]} is out of bounds for {C} classes "
-                         f"(ignore_index={ignore_index})")
+                              f"(ignore_index={ignore_index})")
     ts = np.where(valid, target, 0)
     wt = (weight[ts] * valid if weight is not None else valid).astype(dtype)
     return ts, valid, wt

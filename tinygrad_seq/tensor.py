@@ -397,7 +397,7 @@ class Tensor:
         return self if self._data.flags.c_contiguous else ops.Clone.apply(self)
 
     def is_contiguous(self, memory_format=None) -> bool:
-        return bool(self._data.flags.c_contiguous)
+        return self._data.flags.c_contiguous
 
     def clone(self, memory_format=None) -> "Tensor":
         return ops.Clone.apply(self)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..device import check as check_device
 from ..dtypes import get_default_dtype, to_dtype
-from ..errors import DtypeError, OutOfRangeError, ShapeError
+from ..errors import EngineError
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -37,7 +37,7 @@ def _call(layer: Module, fn: Callable, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except ValueError as e:
-        kind = type(e) if isinstance(e, (ShapeError, DtypeError, OutOfRangeError)) else ValueError
+        kind = type(e) if isinstance(e, EngineError) else ValueError
         raise kind(f"{type(layer).__name__}({layer.extra_repr()}): {e}") from None
 
 
