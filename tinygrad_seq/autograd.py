@@ -33,6 +33,9 @@ class _State:
     # Run once by the first BLAS op (matmul, linear, einsum, conv): the library's BLAS thread default
     # (threads.apply_default), installed by threads.py; None once applied or overridden.
     blas_hook = None
+    # Run once by the first backward pass: the library's heap-reuse default (heap.apply_default), installed
+    # by heap.py; None once applied or overridden.
+    heap_hook = None
 
 
 STATE = _State
@@ -313,6 +316,8 @@ def run_backward(roots, grads_in, retain_graph: bool, capture: dict | None = Non
     of in `.grad` (hooks still run): what `grad()` and the visualizer use. With `inputs`, only those
     tensors' `.grad` are accumulated (as torch's backward(inputs=...)).
     """
+    if STATE.heap_hook is not None:
+        STATE.heap_hook()
     if not isinstance(roots, (list, tuple)):
         roots, grads_in = [roots], [grads_in]
     clock = STATE.clock
