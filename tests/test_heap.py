@@ -111,3 +111,10 @@ def test_without_glibc_nothing_happens(monkeypatch):
     monkeypatch.setattr(heap, "_mallopt", lambda: None)
     monkeypatch.setattr(heap, "_active", False)
     assert tg.set_heap_reuse(True) is False and not tg.heap_reuse()
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_a_non_bool_setting_is_refused_before_anything_changes(recorded, bad):
+    with pytest.raises(TypeError, match="expects a bool"):
+        tg.set_heap_reuse(bad)
+    assert recorded.calls == [] and STATE.heap_hook is heap.apply_default

@@ -52,6 +52,8 @@ def set_heap_reuse(enabled: bool, /) -> bool:
     put its initial thresholds back). Either cancels the default at the first backward. Returns whether
     reuse is now on (never where glibc's mallopt is not available)."""
     global _active
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_heap_reuse expects a bool, got {type(enabled).__name__}")
     STATE.heap_hook = None
     if not enabled and not _active:
         return False
