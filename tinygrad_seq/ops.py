@@ -869,6 +869,16 @@ class Linear(Function):
             return gx, gw, ((g2.sum(0) if self.bias_vector else g) if self.needs[2] else None)
         return gx, gw
 
+    def take_bias(self, out, b):
+        """`out + b` where `out` is this bias-free node's output and nothing else holds it (`x_t + h @ W.T`):
+        b becomes the node's bias, z = x Wᵀ + b, one node instead of Linear then Add. The same two
+        floating-point steps as forward with b (GEMM, then += b), so the same bits; b broadcasts to z."""
+        np.add(out._data, b._data, out=out._data)
+        self.parents += (b,)
+        self.needs += (b.requires_grad,)
+        self.bias_vector = b._data.ndim == 1
+        return out
+
 
 # ---------------------------------------------------------------- special functions
 

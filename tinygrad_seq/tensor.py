@@ -34,10 +34,30 @@ class _RefProbe:
     def __matmul__(self, o):
         return _refs(o)
 
+    def __add__(self, o):
+        return _refs(self), _refs(o)
+
 
 # _refs of a right operand of `@` that nothing else holds (`x @ W.T`), as __matmul__ sees it: measured
-# once, since interpreters differ in how many references the call itself holds.
+# once, since interpreters differ in how many references the call itself holds. The same for either
+# operand of `+` (`x_t + h @ W.T`, `h @ W.T + b`).
 _TEMP_OPERAND_REFS = _RefProbe() @ object()
+_TEMP_LEFT_REFS, _TEMP_RIGHT_REFS = _RefProbe() + object()
+_LINEAR = ops.Linear
+
+
+def _bias_taker(y: "Tensor", b: "Tensor") -> bool:
+    """Whether `y + b` may fold b into y's node as its bias (ops.Linear.take_bias): y is the output of a
+    bias-free Linear node made since the last in-place write (so b is the value it would have read), with
+    no name, hook or retain_grad, nobody else holds it (the caller checked), b broadcasts to y's shape
+    without growing it, and neither tg.compile nor anomaly detection is watching the ops one by one."""
+    ctx = y._ctx
+    if len(ctx.parents) != 2 or ctx.clock != STATE.clock or _TRACE is not None or STATE.anomaly:
+        return False
+    if y.name is not None or y._hooks or y._retain:
+        return False
+    ys, bs = y._data.shape, b._data.shape
+    return bs == ys or (len(bs) == 1 and ys and bs[0] == ys[-1])
 
 
 def _reads_values(fn: Callable) -> Callable:
@@ -407,6 +427,11 @@ class Tensor:
     # Tensors of one dtype (`is`: NumPy's builtin dtypes are singletons; anything else takes _pair).
     def __add__(self, o):
         if type(o) is Tensor and o._data.dtype is self._data.dtype:
+            # x_t + h @ W.T and h @ W.T + b on a product nobody else holds: one Linear node with that bias
+            if type(o._ctx) is _LINEAR and _refs(o) <= _TEMP_RIGHT_REFS and _bias_taker(o, self):
+                return o._ctx.take_bias(o, self)
+            if type(self._ctx) is _LINEAR and _refs(self) <= _TEMP_LEFT_REFS and _bias_taker(self, o):
+                return self._ctx.take_bias(self, o)
             return ops.Add.apply(self, o)
         return ops.Add.apply(*_pair(self, o))
 
