@@ -426,7 +426,7 @@ class Tensor:
     # PyTorch's type promotion goes through _pair (dtypes.result_type). The fast path first: two
     # Tensors of one dtype (`is`: NumPy's builtin dtypes are singletons; anything else takes _pair).
     def __add__(self, o):
-        if type(o) is Tensor and o._data.dtype is self._data.dtype:
+        if isinstance(o, Tensor) and o._data.dtype is self._data.dtype:  # parameters too
             # x_t + h @ W.T and h @ W.T + b on a product nobody else holds: one Linear node with that bias
             if type(o._ctx) is _LINEAR and _refs(o) <= _TEMP_RIGHT_REFS and _bias_taker(o, self):
                 return o._ctx.take_bias(o, self)
