@@ -98,3 +98,13 @@ def test_no_fold_under_no_grad_or_compile():
         out = f(h)
         out.sum().backward()
     np.testing.assert_allclose(out.numpy(), b.numpy() + h.numpy() @ w.numpy().T)
+
+
+def test_a_parameter_bias_folds_too():
+    h, w, _ = _params()
+    b = tg.nn.Parameter(np.arange(5.0))
+    z = h @ w.T + b  # the GRU's h @ W_hh.T + b_hh
+    assert type(z._ctx).__name__ == "Linear" and len(z._ctx.parents) == 3
+    z.sum().backward()
+    np.testing.assert_allclose(z.numpy(), h.numpy() @ w.numpy().T + np.arange(5.0))
+    np.testing.assert_allclose(b.grad.numpy(), np.full(5, 3.0))
