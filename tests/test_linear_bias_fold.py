@@ -108,3 +108,26 @@ def test_a_parameter_bias_folds_too():
     z.sum().backward()
     np.testing.assert_allclose(z.numpy(), h.numpy() @ w.numpy().T + np.arange(5.0))
     np.testing.assert_allclose(b.grad.numpy(), np.full(5, 3.0))
+
+
+def test_two_products_summed_and_a_batched_product():
+    rng = np.random.default_rng(3)
+    a, b = (tg.tensor(rng.standard_normal(s), requires_grad=True) for s in ((3, 4), (3, 2)))
+    w, v = (tg.tensor(rng.standard_normal(s), requires_grad=True) for s in ((5, 4), (5, 2)))
+    x3 = tg.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    bias = tg.tensor(rng.standard_normal(5), requires_grad=True)
+    g = rng.standard_normal((2, 3, 5))
+
+    def both(fold: bool):
+        for t in (a, b, w, v, x3, bias):
+            t.grad = None
+        if fold:
+            z = (a @ w.T + b @ v.T) + tg.nn.functional.linear(x3, w) + bias
+        else:
+            p, q, r = a @ w.T, b @ v.T, tg.nn.functional.linear(x3, w)
+            z = ((p + q) + r) + bias
+        (z * tg.tensor(g)).sum().backward()
+        return [z.numpy().copy()] + [t.grad.numpy().copy() for t in (a, b, w, v, x3, bias)]
+
+    for got, want in zip(both(True), both(False)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
