@@ -4,15 +4,15 @@ An eager training step builds its graph (tens of MB of intermediates at B=32 T=6
 frees it at once. glibc's malloc then hands the freed top of its heap back to the OS (trim) and serves
 arrays of 128 KiB or more with mmap/munmap, so the next step touches fresh pages and the kernel zero-fills
 each one again: measured with benchmarks/bench_heap.py, an eager GRU step (B=32 T=64 D=128 H=256) took
-~11,000 minor page faults and about a quarter of its time that way; an LSTM step at the demos' size
-(B=64 T=30 H=64) about a sixth.
+~11,000 minor page faults and about 30% of its time that way; an LSTM step at the demos' size
+(B=64 T=30 H=64) about a third.
 
 The default, applied at the first backward pass: arrays up to 32 MiB come from the heap (glibc's own
 ceiling for its adaptive threshold) and up to 1 GiB of freed heap stays mapped for reuse
 (`mallopt(M_MMAP_THRESHOLD)`, `mallopt(M_TRIM_THRESHOLD)`). The process's resident memory then stays near
-its largest step's, as a caching allocator's does. Nothing is changed when glibc's malloc tunables are set
-in the environment (MALLOC_*_ variables or glibc.malloc in GLIBC_TUNABLES: you chose), on other C
-libraries, or after `set_heap_reuse(False)`: before the first backward that leaves glibc untouched; after
+its largest step's, as a caching allocator's does. The default changes nothing when glibc's malloc tunables
+are set in the environment (MALLOC_*_ variables or glibc.malloc in GLIBC_TUNABLES: you chose; an explicit
+`set_heap_reuse(True)` still applies), on other C libraries, or after `set_heap_reuse(False)`: before the first backward that leaves glibc untouched; after
 it, glibc's initial thresholds come back (its adaptive raising of them stays off once mallopt has set
 them: glibc's rule).
 """
