@@ -44,7 +44,7 @@ def child(reuse: bool, contender: str, kind: str, size: tuple, steps: int) -> tu
     """One process, one layer and size: (seconds, minor faults) per step (the setting made first)."""
     tg.set_heap_reuse(reuse)
     from tinygrad_seq import models
-    from bench_recurrent import gru_train_step, lstm_floor, ours_step, torch_gru_step, torch_lstm_step
+    from bench_recurrent import gru_train_step, lstm_floor, ours_step, torch_composed
     if contender == "torch":
         import torch
         torch.set_num_threads(1)
@@ -63,16 +63,7 @@ def child(reuse: bool, contender: str, kind: str, size: tuple, steps: int) -> tu
     elif contender == "floor":
         fn = lambda: floor(x.numpy(), *w)  # noqa: E731
     else:
-        tx = torch.tensor(x.numpy())
-        tw = [torch.tensor(a, requires_grad=True) for a in w]
-
-        def fn():
-            for p in tw:
-                p.grad = None
-            if kind == "LSTM":
-                torch_lstm_step(torch, tx, tw[0], tw[1], tw[2] + tw[3])
-            else:
-                torch_gru_step(torch, tx, *tw)
+        fn = torch_composed(torch, kind, x.numpy(), w)
     fn()
     f0, t0 = _faults(), time.process_time()
     for _ in range(steps):
