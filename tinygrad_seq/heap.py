@@ -12,9 +12,9 @@ ceiling for its adaptive threshold) and up to 1 GiB of freed heap stays mapped f
 (`mallopt(M_MMAP_THRESHOLD)`, `mallopt(M_TRIM_THRESHOLD)`). The process's resident memory then stays near
 its largest step's, as a caching allocator's does. The default changes nothing when glibc's malloc tunables
 are set in the environment (MALLOC_*_ variables or glibc.malloc in GLIBC_TUNABLES: you chose; an explicit
-`set_heap_reuse(True)` still applies), on other C libraries, or after `set_heap_reuse(False)`: before the first backward that leaves glibc untouched; after
-it, glibc's initial thresholds come back (its adaptive raising of them stays off once mallopt has set
-them: glibc's rule).
+`set_heap_reuse(True)` still applies), on other C libraries, or after `set_heap_reuse(False)`: before the
+first backward that leaves glibc untouched; after it, glibc's initial thresholds come back (its adaptive
+raising of them stays off once mallopt has set them: glibc's rule).
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def set_heap_reuse(enabled: bool, /) -> bool:
         return False
     for param, value in (REUSE if enabled else GLIBC_DEFAULTS).items():
         mallopt(param, value)
-    _active = bool(enabled)
+    _active = enabled
     return _active
 
 
