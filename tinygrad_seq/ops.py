@@ -113,6 +113,7 @@ class Function:
 REGISTRY: dict[str, type] = {}
 METHODS: dict[str, type] = {}  # method name -> op (Function.method)
 _NO_GRAD = (False,)
+_ONE_NEEDS = (True,)
 _REC = None  # tg.compile's recorder while it traces a call, else None (one global read per op)
 _new = object.__new__
 
@@ -709,6 +710,30 @@ class GetItem(Function):
         if type(out) is not np.ndarray:  # one element: a 0-d array (a view for basic indices), never a NumPy scalar
             out = x[(index if type(index) is tuple else (index,)) + (Ellipsis,)]
         return out
+    @classmethod
+    def pieces(cls, x, indices: list) -> list:
+        """[x[i] for i in indices] for basic indices that each select a view (split, chunk): the same
+        nodes as one `apply` each, built in one loop (a recurrent step's gate chunk(4): ~2x faster)."""
+        if STATE.anomaly or _REC is not None:  # the checks and the recorder see every op on the generic path
+            return [cls.apply(x, index=i) for i in indices]
+        data = x._data
+        grad = x.requires_grad and STATE.grad_enabled
+        clock, scope, shape, dtype, new_t = STATE.clock, STATE.scope, data.shape, data.dtype, x._result_type
+        outs = []
+        for index in indices:
+            ctx = _new(cls)
+            ctx.shape, ctx.dtype, ctx.index, ctx.slice_index, ctx.view, ctx.clock = shape, dtype, index, index, True, clock
+            out = _new(new_t)
+            out._data, out.grad, out._retain, out._hooks, out.name, out._history = data[index], None, False, None, None, None
+            out._view = (x, ctx)
+            if grad:
+                ctx.parents, ctx.needs, ctx.scope = (x,), _ONE_NEEDS, scope
+                out.requires_grad, out._ctx = True, ctx
+            else:
+                out.requires_grad, out._ctx = False, None
+            outs.append(out)
+        return outs
+
     def backward(self, g):
         full = np.zeros(self.shape, dtype=g.dtype)
         index = self.index

@@ -768,27 +768,18 @@ class Tensor:
         return ops.GetItem.apply(self, index=idx)
 
     def split(self, split_size_or_sections, dim: int = 0):
-        dim = ops._dim(dim, self._data.ndim, "split", self.shape)
-        n = self._data.shape[dim]
-        if isinstance(split_size_or_sections, int):  # (torch takes no NumPy integer here either)
-            size = split_size_or_sections
-            if size < 0 or (size == 0 and n):
-                raise RuntimeError(f"split: split_size must be positive (0 only for a dim of size 0), got {size} "
-                                   f"for dim {dim} of size {n} (shape {self.shape})")
-            bounds = list(range(0, n, size)) + [n] if n else [0, 0]  # an empty dim: one empty piece, as torch
-        else:
-            sizes = list(split_size_or_sections)
-            if any(s < 0 for s in sizes):
-                raise RuntimeError(f"split: sections must be non-negative, got {sizes} (shape {self.shape})")
-            if sum(sizes) != n:
-                raise ShapeError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {self.shape})")
-            bounds = [0, *itertools.accumulate(sizes)]
-        pre = (slice(None),) * dim
-        get = ops.GetItem.apply  # one slice node per piece (the backward pass adds each into one buffer)
-        return tuple([get(self, index=pre + (slice(a, b),)) for a, b in zip(bounds, bounds[1:])])
+        shape = self._data.shape
+        key = (shape, dim, split_size_or_sections) if type(split_size_or_sections) is int else None
+        index = _SPLITS.get(key) if key else None
+        if index is None:
+            index = _split_index(shape, split_size_or_sections, dim, self.shape)
+            if key and len(_SPLITS) < 256:  # a recurrent step splits the same shapes every step
+                _SPLITS[key] = index
+        # one slice node per piece (the backward pass adds each into one buffer)
+        return tuple(ops.GetItem.pieces(self, index))
 
     def chunk(self, chunks: int, dim: int = 0):
-        if not isinstance(chunks, numbers.Integral) or isinstance(chunks, bool):
+        if type(chunks) is not int and (not isinstance(chunks, numbers.Integral) or isinstance(chunks, bool)):
             raise TypeError(f"chunk(): argument 'chunks' must be int, not {type(chunks).__name__}")
         if chunks <= 0:
             raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
@@ -1231,6 +1222,31 @@ def _seq_as_tuple(index: list) -> bool:
     if len(index) >= 32:
         return False
     return any(isinstance(i, (Tensor, list, tuple, slice, np.ndarray)) or i is None or i is Ellipsis for i in index)
+
+
+
+_SPLITS: dict = {}  # (shape, dim, split size) -> the pieces' indices (split and chunk)
+
+
+def _split_index(shape: tuple, split_size_or_sections, dim: int, tshape) -> list:
+    """The basic index of every piece of split(split_size_or_sections, dim) on an array of `shape`."""
+    dim = ops._dim(dim, len(shape), "split", tshape)
+    n = shape[dim]
+    if isinstance(split_size_or_sections, int):  # (torch takes no NumPy integer here either)
+        size = split_size_or_sections
+        if size < 0 or (size == 0 and n):
+            raise RuntimeError(f"split: split_size must be positive (0 only for a dim of size 0), got {size} "
+                               f"for dim {dim} of size {n} (shape {tshape})")
+        bounds = list(range(0, n, size)) + [n] if n else [0, 0]  # an empty dim: one empty piece, as torch
+    else:
+        sizes = list(split_size_or_sections)
+        if any(s < 0 for s in sizes):
+            raise RuntimeError(f"split: sections must be non-negative, got {sizes} (shape {tshape})")
+        if sum(sizes) != n:
+            raise ShapeError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {tshape})")
+        bounds = [0, *itertools.accumulate(sizes)]
+    pre = (slice(None),) * dim
+    return [pre + (slice(a, b),) for a, b in zip(bounds, bounds[1:])]
 
 
 def _index_arg(index):
