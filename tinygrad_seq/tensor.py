@@ -772,7 +772,7 @@ class Tensor:
         key = (shape, dim, split_size_or_sections) if type(split_size_or_sections) is int else None
         index = _SPLITS.get(key) if key else None
         if index is None:
-            index = _split_index(shape, split_size_or_sections, dim, self.shape)
+            index = _split_index(self.shape, split_size_or_sections, dim)
             if key and len(_SPLITS) < 256:  # a recurrent step splits the same shapes every step
                 _SPLITS[key] = index
         # one slice node per piece (the backward pass adds each into one buffer)
@@ -1224,26 +1224,25 @@ def _seq_as_tuple(index: list) -> bool:
     return any(isinstance(i, (Tensor, list, tuple, slice, np.ndarray)) or i is None or i is Ellipsis for i in index)
 
 
-
 _SPLITS: dict = {}  # (shape, dim, split size) -> the pieces' indices (split and chunk)
 
 
-def _split_index(shape: tuple, split_size_or_sections, dim: int, tshape) -> list:
-    """The basic index of every piece of split(split_size_or_sections, dim) on an array of `shape`."""
-    dim = ops._dim(dim, len(shape), "split", tshape)
+def _split_index(shape: tuple, split_size_or_sections, dim: int) -> list:
+    """The basic index of every piece of split(split_size_or_sections, dim) on a tensor of `shape`."""
+    dim = ops._dim(dim, len(shape), "split", shape)
     n = shape[dim]
     if isinstance(split_size_or_sections, int):  # (torch takes no NumPy integer here either)
         size = split_size_or_sections
         if size < 0 or (size == 0 and n):
             raise RuntimeError(f"split: split_size must be positive (0 only for a dim of size 0), got {size} "
-                               f"for dim {dim} of size {n} (shape {tshape})")
+                               f"for dim {dim} of size {n} (shape {shape})")
         bounds = list(range(0, n, size)) + [n] if n else [0, 0]  # an empty dim: one empty piece, as torch
     else:
         sizes = list(split_size_or_sections)
         if any(s < 0 for s in sizes):
-            raise RuntimeError(f"split: sections must be non-negative, got {sizes} (shape {tshape})")
+            raise RuntimeError(f"split: sections must be non-negative, got {sizes} (shape {shape})")
         if sum(sizes) != n:
-            raise ShapeError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {tshape})")
+            raise ShapeError(f"split: sections {sizes} do not add up to size {n} of dim {dim} (shape {shape})")
         bounds = [0, *itertools.accumulate(sizes)]
     pre = (slice(None),) * dim
     return [pre + (slice(a, b),) for a, b in zip(bounds, bounds[1:])]
