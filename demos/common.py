@@ -417,10 +417,12 @@ class RunDir:
             raise UsageError(f"--resume: {self.config_path} is corrupt ({e}); drop --resume to start over") from None
         return cfg
 
-    def check_resume(self, args: argparse.Namespace, keys: Sequence[str], resume: bool) -> dict | None:
+    def check_resume(self, args: argparse.Namespace, keys: Sequence[str], resume: bool,
+                     absent: Mapping[str, object] = {}) -> dict | None:
         """Before anything is written, with `resume` and a checkpoint: every flag in `keys` given
         explicitly must equal the saved run config (the others are taken from it, so a resume needs no
-        flags repeated); the checkpoint and metrics.jsonl must read. Returns the saved config."""
+        flags repeated); the checkpoint and metrics.jsonl must read. `absent` gives the value of a flag
+        newer than the saved config. Returns the saved config."""
         if not (resume and self.has_checkpoint()):
             return None
         cfg = self.saved_config()
@@ -428,6 +430,7 @@ class RunDir:
             raise UsageError(f"--resume: {self.path} has a checkpoint but no {self.CONFIG} (the run config); "
                              "drop --resume to start over")
         explicit = getattr(args, "_explicit", set())
+        cfg = {**absent, **cfg}
         for k in keys:
             if k not in cfg:
                 raise UsageError(f"--resume: {self.config_path} does not record {_flag(k)}; drop --resume to start over")

@@ -75,12 +75,24 @@ def load_digits_splits(valid_fraction: float = 0.2, split_seed: int = 0, dtype=n
 
 
 # ------------------------------------------------------------------------------------------ characters
-def default_corpus_files(max_bytes: int = 1_000_000) -> list[Path]:
+# Not source a reader would write: generated codec tables, a dump of the docs' topics, test suites, and
+# third-party installs.
+_NOT_CORPUS = {"site-packages", "dist-packages", "encodings", "pydoc_data", "__pycache__", "__phello__",
+               "test", "tests", "idle_test"}
+
+
+def default_corpus_files(max_bytes: int = 1_000_000, packages: bool = False) -> list[Path]:
     """A deterministic set of Python standard-library sources: the top-level `*.py` files of
-    `sysconfig.get_paths()["stdlib"]` in name order, until `max_bytes` is reached."""
+    `sysconfig.get_paths()["stdlib"]` in name order, then (with `packages`) the `*.py` files of its
+    packages in path order, skipping test suites, site-packages and generated tables; until `max_bytes`."""
     root = Path(sysconfig.get_paths()["stdlib"])
+    candidates = sorted(root.glob("*.py"))
+    if packages:
+        candidates += sorted(p for p in root.glob("*/**/*.py")
+                             if not _NOT_CORPUS & set(p.relative_to(root).parts[:-1])
+                             and not p.relative_to(root).parts[0].startswith("config-"))
     files, total = [], 0
-    for p in sorted(root.glob("*.py")):
+    for p in candidates:
         if total >= max_bytes:
             break
         files.append(p)
@@ -90,11 +102,11 @@ def default_corpus_files(max_bytes: int = 1_000_000) -> list[Path]:
     return files
 
 
-def read_corpus(path: str | os.PathLike | None = None, max_bytes: int = 1_000_000) -> str:
+def read_corpus(path: str | os.PathLike | None = None, max_bytes: int = 1_000_000, packages: bool = False) -> str:
     """Text of `path` (a file, or every *.py/*.txt file under a directory, in name order), or of the
-    default standard-library set; truncated to `max_bytes` characters."""
+    default standard-library set (`default_corpus_files`); truncated to `max_bytes` characters."""
     if path is None:
-        files = default_corpus_files(max_bytes)
+        files = default_corpus_files(max_bytes, packages)
     else:
         p = Path(path)
         if p.is_dir():

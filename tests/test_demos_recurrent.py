@@ -118,6 +118,38 @@ def test_default_corpus_is_deterministic_stdlib_sources(tmp_path):
         D.read_corpus(tmp_path / "missing")
 
 
+def test_default_corpus_with_packages_extends_the_top_level_files():
+    import sysconfig
+    from pathlib import Path
+    root = Path(sysconfig.get_paths()["stdlib"])
+    top = D.default_corpus_files(10**9)
+    files = D.default_corpus_files(10**9, packages=True)
+    assert files == D.default_corpus_files(10**9, packages=True)
+    assert files[:len(top)] == top and len(files) > len(top) + 50   # the same start: the default is unchanged
+    rest = [f.relative_to(root).parts for f in files[len(top):]]
+    assert all(len(r) > 1 and r[-1].endswith(".py") for r in rest) and rest == sorted(rest)
+    skipped = {"test", "tests", "idle_test", "site-packages", "encodings", "pydoc_data"}
+    assert not any(skipped & set(r[:-1]) for r in rest)
+    assert ("json", "decoder.py") in rest
+    assert D.read_corpus(None, 50_000, packages=True) == D.read_corpus(None, 50_000)
+
+
+def test_charlm_stdlib_packages_flag(tmp_path, capsys):
+    assert main(["charlm", "--quick", "--stdlib-packages", "--corpus", str(tmp_path)]) == 2
+    assert "--stdlib-packages" in capsys.readouterr().err
+    out = tmp_path / "run"
+    common = ["charlm", "--quick", "--eager", "--eval-every", "2", "--out", str(out)]
+    assert main(common + ["--iters", "2", "--stdlib-packages"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["stdlib_packages"] is True and cfg["max_bytes"] == 40_000  # --quick keeps its small cap
+    # a run saved before the flag existed trained on the top-level files: it resumes as such
+    del cfg["stdlib_packages"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    assert main(common + ["--iters", "4", "--resume", "--stdlib-packages"]) == 2
+    assert "--stdlib-packages False" in capsys.readouterr().err
+    assert main(common + ["--iters", "4", "--resume"]) == 0
+
+
 def test_bptt_streams_and_windows_are_contiguous():
     ids = np.arange(103)
     s = D.bptt_streams(ids, 4)
