@@ -304,6 +304,30 @@ def test_tensor_infers_dtypes_like_torch():
         tg.tensor([1, 2], requires_grad=True)
 
 
+NUMPY_SCALAR_DATA = [np.float64(2.5), np.float16(1), np.float32(3), np.int32(4), np.bool_(True), [np.float64(1), 2.0],
+                     [[np.float64(1)], [2.0]], [np.float16(1), 2], [np.float16(1), np.float32(2)], [np.float32(1), 2.0],
+                     [1.0, np.float16(2)], [np.int8(1), np.uint8(2)], [True, np.float32(1)], [np.int32(1), 2],
+                     [np.array([1.0], np.float32)], ([1.5, 2.0], (3.0, 4.0))]
+
+
+@pytest.mark.parametrize("default", [tg.float32, tg.float64])
+@pytest.mark.parametrize("data", NUMPY_SCALAR_DATA, ids=[repr(d) for d in NUMPY_SCALAR_DATA])
+def test_tensor_of_numpy_scalars_keeps_their_dtype_like_torch(data, default):
+    # NumPy infers float64 for [np.float32(1), 2.0] and [np.float16(1), 2]; torch promotes the elements' own
+    # dtypes, a Python float counting as the default dtype: np.mean(...) results stay float64
+    import warnings
+    try:
+        tg.set_default_dtype(default)
+        torch.set_default_dtype(tdt(default))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch: a list of ndarrays is slow
+            expected = torch.tensor(data).dtype
+        assert tdt(tg.tensor(data).dtype) == expected, data
+    finally:
+        tg.set_default_dtype(tg.float32)
+        torch.set_default_dtype(torch.float32)
+
+
 FACTORIES = [
     ("zeros", lambda M, **k: M.zeros(2, 3, **k)),
     ("ones", lambda M, **k: M.ones((2, 3), **k)),

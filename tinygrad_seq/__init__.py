@@ -30,6 +30,7 @@ from .io import load, save  # noqa: F401,E402
 from .generator import Generator  # noqa: F401,E402
 from .threads import get_num_threads, set_num_threads  # noqa: F401,E402
 from .heap import heap_reuse, set_heap_reuse  # noqa: F401,E402
+from .printing import get_printoptions, printoptions, set_printoptions  # noqa: F401,E402
 from . import utils  # noqa: F401,E402
 
 # ---- dtypes (NumPy dtype objects: `t.dtype == tg.float32`), devices, promotion

@@ -12,6 +12,7 @@ from . import autograd
 from . import dtypes
 from . import ops
 from .errors import ShapeError
+from .printing import tensor_repr
 from .autograd import STATE, run_backward
 from .device import CPU as _CPU
 from .device import check as _check_device
@@ -89,15 +90,36 @@ def rng() -> np.random.Generator:
     return STATE.rng
 
 
+def _sequence_dtype(data) -> np.dtype:
+    """torch.tensor's dtype for (nested) lists of numbers: the promotion of its elements' dtypes, a Python
+    float counting as the default float dtype and a NumPy scalar, array or tensor as its own
+    ([np.float64(1.), 2.] is float64, [1., np.float16(2)] float32; NumPy says float64 for both)."""
+    if isinstance(data, Tensor):
+        return data._data.dtype
+    kinds, stack = set(), [data if type(data) is list or type(data) is tuple else [data]]
+    while stack:
+        for v in stack.pop():
+            t = type(v)
+            if t is list or t is tuple:
+                stack.append(v)
+            else:
+                kinds.add(t if t is float or t is int or t is bool else getattr(v, "dtype", None) or np.asarray(v).dtype)
+    out = None
+    for k in kinds:  # (by identity: a NumPy dtype compares equal to the Python type float)
+        d = dtypes.scalar_dtype(k()) if k is float or k is int or k is bool else k
+        out = d if out is None else dtypes.promote_types(out, d)
+    return dtypes.get_default_dtype() if out is None else out
+
+
 def _as_array(data: Any, dtype=None) -> np.ndarray:
     if isinstance(data, Tensor):
         arr = data._data
-    elif isinstance(data, np.ndarray):
-        arr = data
+    elif isinstance(data, (np.ndarray, np.generic)):  # a NumPy scalar keeps its dtype too (np.float64(1.5))
+        arr = np.asarray(data)
     else:
         arr = np.asarray(data)
-        if dtype is None and arr.dtype.kind == "f":  # Python floats -> the default dtype, as torch.tensor
-            arr = arr.astype(dtypes.get_default_dtype(), copy=False)
+        if dtype is None and arr.dtype.kind == "f":  # NumPy's float64 for Python floats is not torch's dtype
+            arr = arr.astype(_sequence_dtype(data), copy=False)
     if dtype is not None:
         arr = arr.astype(dtypes.to_dtype(dtype), copy=False)
     return arr
@@ -268,15 +290,13 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        extra = ""
-        if self._ctx is not None:
-            extra = f", grad_fn=<{type(self._ctx).__name__}>"
-        elif self.requires_grad:
-            extra = ", requires_grad=True"
-        d = self._data.dtype  # shown unless PyTorch hides it: the default float dtype, int64, bool
-        dt = "" if d == dtypes.get_default_dtype() or d == dtypes.int64 or d == dtypes.bool_ else f", dtype={d}"
-        body = np.array2string(self._data, separator=", ", precision=4, prefix="tensor(")
-        return f"tensor({body}{dt}{extra})"
+        return tensor_repr(self._data, None if self._ctx is None else type(self._ctx).__name__, self.requires_grad)
+
+    def __format__(self, spec: str) -> str:
+        """f"{loss:.4f}" of a 0-d tensor formats its value (as torch); other tensors take only an empty spec."""
+        if self._data.ndim == 0 and type(self) is Tensor:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
 
     # ------------------------------------------------------------ autograd API
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
