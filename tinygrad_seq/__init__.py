@@ -15,9 +15,9 @@ from .autograd import (detect_anomaly, enable_grad, is_grad_enabled, name_scope,
                        set_grad_enabled, time_step)
 from .errors import DtypeError, OutOfRangeError, ShapeError  # noqa: F401
 from .gradcheck import gradcheck  # noqa: F401
-from .tensor import (Tensor, arange, cat, empty, eye, full, full_like, lerp, manual_seed, maximum, minimum,  # noqa: F401
-                     ones, ones_like, rand, rand_like, randint, randn, randn_like, rng, stack, tensor, where,
-                     zeros, zeros_like)
+from .tensor import (Tensor, arange, as_tensor, cat, empty, eye, from_numpy, full, full_like, lerp,  # noqa: F401
+                     manual_seed, maximum, minimum, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+                     rng, stack, tensor, where, zeros, zeros_like)
 from .indexfns import (argwhere, bernoulli, flip, gather, index_add, index_select, masked_fill,  # noqa: F401,E402
                        masked_select, movedim, moveaxis, multinomial, narrow, nonzero, normal, randint_like,
                        randperm, repeat_interleave, roll, scatter, scatter_add, select, swapaxes, swapdims, t,

@@ -1566,6 +1566,36 @@ def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor
     return _new(np.array(_as_array(src, dtype), copy=True), device, requires_grad)
 
 
+def from_numpy(a: np.ndarray) -> Tensor:
+    """A tensor on `a`'s memory with its dtype (torch.from_numpy): a write into either shows in both."""
+    if not isinstance(a, np.ndarray):
+        if _TRACE is not None and isinstance(a, Tensor):  # tg.compile passes a NumPy argument as a tensor
+            _TRACE.on_read(a, "tg.from_numpy()")
+        what = type(a).__name__ if type(a).__module__ == "builtins" else f"{type(a).__module__}.{type(a).__name__}"
+        raise TypeError(f"expected np.ndarray (got {what})")
+    try:
+        dtypes.to_dtype(a.dtype)
+    except TypeError as e:
+        raise TypeError(f"can't convert np.ndarray of type {a.dtype}: {e}") from None
+    t = Tensor._wrap(a)
+    if _TRACE is not None:  # as Tensor(arr): data from outside the engine
+        _TRACE.on_made(t, "init")
+    return t
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """`data` as a tensor, without a copy where it can (torch.as_tensor): a tensor of that dtype is returned
+    itself (another dtype: `.to(dtype)`, still in the graph), an ndarray of that dtype is shared
+    (from_numpy); anything else is copied as by tg.tensor."""
+    _check_device(device)
+    want = None if dtype is None else dtypes.to_dtype(dtype)
+    if isinstance(data, Tensor):
+        return data if want is None or want == data._data.dtype else data.to(want)
+    if isinstance(data, np.ndarray) and (want is None or want == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=want, device=device)
+
+
 def zeros(*shape, size=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     return _new(np.zeros(_size(shape, size), _dt(dtype)), device, requires_grad)
 
