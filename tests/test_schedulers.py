@@ -29,6 +29,9 @@ CASES = [
     ("LinearLR", dict(start_factor=0.25, end_factor=0.5, total_iters=8)),
     ("LinearLR", dict(start_factor=1.0, end_factor=0.0, total_iters=10)),
     ("StepLR", dict(step_size=4, gamma=0.3)),
+    ("StepLR", dict(step_size=1.0, gamma=0.95)),  # the Transformer tutorial's float step size
+    ("StepLR", dict(step_size=2.5, gamma=0.5)),   # torch decays where epoch % 2.5 == 0: every 5
+    ("StepLR", dict(step_size=0.75, gamma=0.9)),
     ("CosineAnnealingLR", dict(T_max=10, eta_min=0.001)),
     ("OneCycleLR", dict(max_lr=[0.5, 0.1], total_steps=30)),
     ("OneCycleLR", dict(max_lr=0.3, epochs=3, steps_per_epoch=10, anneal_strategy="linear", pct_start=0.4)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from fractions import Fraction
 from typing import Any, Callable, Sequence
 
 from .optimizer import Optimizer
@@ -65,15 +66,17 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """lr = base_lr * gamma ** (last_epoch // step_size)."""
+    """lr = base_lr * gamma ** (last_epoch // step_size). A float step_size is allowed, as torch allows it
+    (its tutorials pass 1.0): the lr decays at each epoch k with k % step_size == 0, so 2.5 decays every 5."""
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
-        _positive("step_size", step_size, integer=True)
+    def __init__(self, optimizer: Optimizer, step_size: int | float, gamma: float = 0.1, last_epoch: int = -1):
+        _positive("step_size", step_size)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
     def _lr(self, base_lr: float, epoch: int) -> float:
-        return base_lr * self.gamma ** (epoch // self.step_size)
+        every = Fraction(self.step_size).numerator  # the integers k with k % (p/q) == 0 are the multiples of p
+        return base_lr * self.gamma ** (epoch // every)
 
 
 class CosineAnnealingLR(LRScheduler):
