@@ -88,9 +88,10 @@ def default_corpus_files(max_bytes: int = 1_000_000, packages: bool = False) -> 
     root = Path(sysconfig.get_paths()["stdlib"])
     candidates = sorted(root.glob("*.py"))
     if packages:
-        candidates += sorted(p for p in root.glob("*/**/*.py")
-                             if not _NOT_CORPUS & set(p.relative_to(root).parts[:-1])
-                             and not p.relative_to(root).parts[0].startswith("config-"))
+        for p in sorted(root.glob("*/**/*.py")):
+            folders = p.relative_to(root).parts[:-1]
+            if not _NOT_CORPUS.intersection(folders) and not folders[0].startswith("config-"):
+                candidates.append(p)
     files, total = [], 0
     for p in candidates:
         if total >= max_bytes:

@@ -58,3 +58,11 @@ def test_as_tensor_copies_only_when_it_must():
     assert t.tolist() == [1.0, 2.0]
     with pytest.raises(Exception, match="cuda"):
         tg.as_tensor(a, device="cuda")
+
+
+@pytest.mark.parametrize("dt", [np.complex64, np.uint16, np.uint64, np.str_, object])
+def test_dtypes_the_engine_lacks_are_refused_not_carried(dt):
+    a = np.array([1, 2]).astype(dt)
+    for make in (tg.tensor, tg.Tensor, tg.as_tensor, tg.from_numpy):
+        with pytest.raises(TypeError, match="dtype"):
+            make(a)

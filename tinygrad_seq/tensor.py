@@ -96,17 +96,17 @@ def _sequence_dtype(data) -> np.dtype:
     ([np.float64(1.), 2.] is float64, [1., np.float16(2)] float32; NumPy says float64 for both)."""
     if isinstance(data, Tensor):
         return data._data.dtype
-    kinds, stack = set(), [data if type(data) is list or type(data) is tuple else [data]]
+    python = {float: dtypes.get_default_dtype(), int: dtypes.int64, bool: dtypes.bool_}
+    found, stack = set(), [data if type(data) is list or type(data) is tuple else [data]]
     while stack:
         for v in stack.pop():
             t = type(v)
             if t is list or t is tuple:
                 stack.append(v)
-            else:
-                kinds.add(t if t is float or t is int or t is bool else getattr(v, "dtype", None) or np.asarray(v).dtype)
+            else:  # (keyed by type: a NumPy dtype compares equal to the Python type float)
+                found.add(python[t] if t in python else v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype)
     out = None
-    for k in kinds:  # (by identity: a NumPy dtype compares equal to the Python type float)
-        d = dtypes.scalar_dtype(k()) if k is float or k is int or k is bool else k
+    for d in found:
         out = d if out is None else dtypes.promote_types(out, d)
     return dtypes.get_default_dtype() if out is None else out
 
@@ -122,6 +122,8 @@ def _as_array(data: Any, dtype=None) -> np.ndarray:
             arr = arr.astype(_sequence_dtype(data), copy=False)
     if dtype is not None:
         arr = arr.astype(dtypes.to_dtype(dtype), copy=False)
+    elif arr.dtype.kind in "cuSUOVM" and arr.dtype != dtypes.uint8:  # complex, uint16+, text, objects: refused
+        dtypes.to_dtype(arr.dtype)
     return arr
 
 
